@@ -1,0 +1,14 @@
+// Registration of the wfm_bench subcommands (one file each).
+#ifndef WFM_BENCH_SUBCOMMANDS_H_
+#define WFM_BENCH_SUBCOMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+namespace wfm::bench {
+
+// sinkhorn: B random pairs of N-point clouds, K log-domain iterations.
+void AddSinkhornCommand(CLI::App& app);
+
+}  // namespace wfm::bench
+
+#endif  // WFM_BENCH_SUBCOMMANDS_H_

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that wfm's build, tests, benchmarks and
+# demo need. Idempotent and non-interactive: packages already present are not
+# touched, and apt runs only when something is missing.
+#
+#   deploy/setup.sh            # as root, or as a user with sudo
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # model/: LibTorch with a fast BLAS (without OpenBLAS, LibTorch falls back
+  # to the reference BLAS, ~25x slower on matrix products)
+  libtorch-dev libopenblas0-pthread libgloo-dev
+  libabsl-dev liblemon-dev libnanoflann-dev nlohmann-json3-dev
+  libhdf5-dev libzip-dev
+  # server/ and client/
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  prometheus-cpp-dev libcli11-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-numpy python3-scipy python3-pot python3-torch python3-h5py
+  python3-anndata python3-grpcio python3-grpc-tools python3-protobuf
+  openssl curl prometheus yamllint
+  # sanitizer and fuzzing builds
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
