@@ -13,7 +13,7 @@ PACKAGES=(
   # to the reference BLAS, ~25x slower on matrix products)
   libtorch-dev libopenblas0-pthread libgloo-dev
   libabsl-dev liblemon-dev libnanoflann-dev nlohmann-json3-dev
-  libhdf5-dev libzip-dev
+  libhdf5-dev libzip-dev zipcmp ziptool zipmerge
   # server/ and client/
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libcli11-dev
