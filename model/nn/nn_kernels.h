@@ -1,0 +1,155 @@
+// Float kernels of the velocity networks: the attention softmax (forward and
+// backward, with key masking and a dropout scale), the feed-forward activation
+// (dropout, then leaky ReLU), a fused shift-and-LayerNorm (forward and
+// backward), and the batch-in-lanes dense layer and LayerNorm of the Gaussian
+// network's inference path.
+//
+// No torch here: raw float buffers, compiled once per instruction set (generic
+// x86-64, AVX2+FMA, AVX-512F) and chosen at run time, like model/ot's
+// log-sum-exp kernels. Buffers need no particular alignment.
+#ifndef WFM_MODEL_NN_NN_KERNELS_H_
+#define WFM_MODEL_NN_NN_KERNELS_H_
+
+#include <cstdint>
+
+namespace wfm::model::nn::kernel {
+
+// Negative slope of the feed-forward leaky ReLU (flax's default 0.01).
+inline constexpr float kLeakySlope = 0.01f;
+
+// A counter-based dropout mask: element `index` of a masked array is kept when
+// DropoutHash(index, seed) >> 8 (a uniform 24-bit integer) is below
+// `threshold` = round(keep_probability · 2^24); kept elements are multiplied
+// by `scale` = 1 / keep_probability, dropped ones become 0. The seed comes
+// from the caller's generator, so a generator state reproduces the mask, and
+// any slice of the array can be masked (or its gradient unmasked) on its own.
+// Indices are 32-bit: arrays up to 2^32 elements.
+struct DropoutStream {
+  std::uint32_t seed_lo = 0;
+  std::uint32_t seed_hi = 0;
+  std::uint32_t threshold = 1u << 24;
+  float scale = 1.0f;
+};
+
+// Builds the stream for drop probability `rate` in [0, 1) and a 64-bit seed.
+DropoutStream MakeDropoutStream(double rate, std::uint64_t seed);
+
+// Two rounds of a 32-bit avalanche mixer (Wellons' lowbias32), keyed by the
+// seed: the scalar definition every kernel reproduces.
+inline std::uint32_t DropoutHash(std::uint32_t index, std::uint32_t seed_lo,
+                                 std::uint32_t seed_hi) {
+  std::uint32_t h = index * 0x9E3779B9u + seed_lo;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  h ^= seed_hi;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  return h;
+}
+
+inline bool DropoutKeep(const DropoutStream& s, std::uint32_t index) {
+  return (DropoutHash(index, s.seed_lo, s.seed_hi) >> 8) < s.threshold;
+}
+
+// Row-wise softmax, in place, of a rows × cols block of `s` (row stride ld):
+//   s_ij ← exp(s_ij + bias_j − max_k(s_ik + bias_k)) / sum_k(...)
+// `key_bias` (cols entries, 0 for a real key and −inf for a masked one) may be
+// null (no masking). A row whose every key is masked becomes uniform, 1/cols,
+// as a softmax over logits all filled with the lowest float would.
+// When `drop` (rows × cols, row stride ld: dropout factors) is non-null, the
+// same pass also writes weights_ij = s_ij · drop_ij (same layout).
+using SoftmaxRows = void (*)(float* s, int rows, int cols, int ld, const float* key_bias,
+                             const float* drop, float* weights);
+
+// Softmax backward, in place on the gradient g (rows × cols, row stride ld):
+//   e_ij = g_ij · d_ij,  g_ij ← p_ij (e_ij − sum_k e_ik p_ik) · [bias_j == 0]
+// where p is the softmax output, d (same layout) the dropout scale applied
+// after the softmax (null: 1) and key_bias as above (null: no masking; masked
+// logits are constants, so their gradient is 0).
+using SoftmaxBackwardRows = void (*)(const float* p, float* g, const float* d, int rows, int cols,
+                                     int ld, const float* key_bias);
+
+// y_i = leaky_relu(m_i · f_i) for i < n, with m_i the dropout factor of element
+// first + i of `stream` (0 or stream.scale). y may alias f.
+using DropoutLeakyRelu = void (*)(const float* f, float* y, std::int64_t n, std::int64_t first,
+                                  DropoutStream stream);
+
+// Its gradient: df_i = dy_i · m_i · (y_i > 0 ? 1 : kLeakySlope), from the
+// forward output y (y_i > 0 exactly when m_i f_i > 0). df may alias dy.
+using DropoutLeakyReluBackward = void (*)(const float* dy, const float* y, float* df,
+                                          std::int64_t n, std::int64_t first, DropoutStream stream);
+
+// Layer normalisation of `rows` contiguous rows of `cols` floats, after
+// adding `shift` (cols entries, the same for every row; null: none):
+//   u = x_i + shift,  mean_i = avg(u),  rstd_i = 1/sqrt(var(u) + eps)
+//   y_i = (u - mean_i) · rstd_i · gamma + beta
+// (biased variance, two passes over the row). mean and rstd (rows entries)
+// may be null. y may alias x.
+using LayerNormRows = void (*)(const float* x, const float* shift, int rows, int cols,
+                               const float* gamma, const float* beta, float eps, float* y,
+                               float* mean, float* rstd);
+
+// Its backward for the same rows, from the upstream gradient dy, the input
+// (x, shift) and the saved mean and rstd: with xhat = (u - mean) · rstd and
+// g = dy · gamma,
+//   dx = rstd · (g − avg(g) − xhat · avg(g · xhat))
+// written to dx (may alias dy), and accumulated into dgamma += Σ_rows dy·xhat
+// and dbeta += Σ_rows dy (cols entries each).
+using LayerNormBackwardRows = void (*)(const float* dy, const float* x, const float* shift,
+                                       int rows, int cols, const float* gamma, const float* mean,
+                                       const float* rstd, float* dx, float* dgamma, float* dbeta);
+
+// Feature-major ("panel") dense layer for small batches. A batch of B vectors
+// of F features is stored as ceil(B / panel) panels of F rows × `panel` lanes
+// (lane l of panel p is batch element p·panel + l; unused lanes hold any
+// finite value). For every panel p and output row n < out:
+//   y[p][n][:] = act(sum_k w[n·in + k] · x[p][k][:] + bias[n] (+ residual[p][n][:]))
+// with act the identity (silu = false) or silu(z) = z / (1 + exp(-z)).
+// w is row-major [out, in] (PyTorch's Linear layout); x, y and residual are
+// addressed with their own panel strides (floats between panels), so a layer
+// can read or write a row range of a wider buffer. residual may be null; y
+// may alias residual (same stride), not x.
+using PanelDense = void (*)(const float* w, const float* bias, const float* x, int x_stride, int in,
+                            int out, int panels, bool silu, const float* residual,
+                            int residual_stride, float* y, int y_stride);
+
+// Layer normalisation over the F rows of every lane of every panel (layout as
+// PanelDense, contiguous panels of F·panel floats), in place:
+//   x[p][n][l] = (x[p][n][l] - mean_pl) · rstd_pl · gamma[n] + beta[n].
+using PanelLayerNorm = void (*)(float* x, int features, int panels, const float* gamma,
+                                const float* beta, float eps);
+
+struct FloatKernels {
+  const char* isa;  // "avx512f", "avx2", "generic"
+  int panel;        // lanes per panel of PanelDense / PanelLayerNorm: 16, 8 or 4
+  SoftmaxRows softmax_rows;
+  SoftmaxBackwardRows softmax_backward_rows;
+  DropoutLeakyRelu dropout_leaky_relu;
+  DropoutLeakyReluBackward dropout_leaky_relu_backward;
+  LayerNormRows layer_norm_rows;
+  LayerNormBackwardRows layer_norm_backward_rows;
+  PanelDense panel_dense;
+  PanelLayerNorm panel_layer_norm;
+};
+
+// The fastest kernels this CPU supports (chosen once, thread-safe). The
+// environment variable WFM_SIMD=generic|avx2|avx512f caps the choice.
+const FloatKernels& BestFloatKernels();
+// Kernels for an ISA by name, or nullptr when the CPU lacks it.
+const FloatKernels* FloatKernelsFor(const char* isa);
+
+namespace internal {
+extern const FloatKernels kGenericKernels;
+extern const FloatKernels kAvx2Kernels;
+extern const FloatKernels kAvx512Kernels;
+}  // namespace internal
+
+}  // namespace wfm::model::nn::kernel
+
+#endif  // WFM_MODEL_NN_NN_KERNELS_H_
