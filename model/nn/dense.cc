@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <vector>
+
 #include <ATen/ATen.h>
 
 namespace wfm::model::nn {
@@ -40,6 +42,30 @@ void DenseImpl::Initialize(at::Generator& generator) {
   bias.zero_();
 }
 
-at::Tensor DenseImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+at::Tensor DenseImpl::forward(const at::Tensor& x) {
+  if (at::GradMode::is_enabled() || x.numel() == 0) return at::linear(x, weight, bias);
+  // Inference: fixed blocks of kInferenceRows rows (the last one zero-padded).
+  // The BLAS picks its kernels by the row count, so one row's result could
+  // otherwise change with the batch it is computed in; with every product
+  // kInferenceRows rows tall, a row's result depends on that row alone.
+  const at::Tensor rows = x.reshape({-1, in_features_}).contiguous();
+  const int64_t m = rows.size(0);
+  at::Tensor out = at::empty({m, out_features_}, rows.options());
+  const at::Tensor wt = weight.t();
+  int64_t start = 0;
+  for (; start + kInferenceRows <= m; start += kInferenceRows) {
+    at::Tensor block_out = out.narrow(0, start, kInferenceRows);
+    at::addmm_out(block_out, bias, rows.narrow(0, start, kInferenceRows), wt);
+  }
+  if (start < m) {
+    const int64_t tail = m - start;
+    at::Tensor padded = at::zeros({kInferenceRows, in_features_}, rows.options());
+    padded.narrow(0, 0, tail).copy_(rows.narrow(0, start, tail));
+    out.narrow(0, start, tail).copy_(at::addmm(bias, padded, wt).narrow(0, 0, tail));
+  }
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out_features_;
+  return out.view(shape);
+}
 
 }  // namespace wfm::model::nn

@@ -41,8 +41,14 @@ class DenseImpl : public torch::nn::Cloneable<DenseImpl> {
   // Draws the weight (see above) and zeroes the bias.
   void Initialize(at::Generator& generator);
 
-  // x [..., in_features] -> [..., out_features].
+  // x [..., in_features] -> [..., out_features]. Without autograd (grad
+  // mode off, e.g. under c10::InferenceMode) the rows are multiplied in fixed
+  // blocks of kInferenceRows, so each row's result is bitwise the same
+  // whatever batch it belongs to (sampling requests merged by the server give
+  // the results of lone requests).
   at::Tensor forward(const at::Tensor& x);
+
+  static constexpr int64_t kInferenceRows = 64;
 
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }

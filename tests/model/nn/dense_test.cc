@@ -80,5 +80,27 @@ TEST(DenseTest, CloneIsADeepCopy) {
   EXPECT_TRUE(copy->named_parameters().contains("bias"));
 }
 
+// Without autograd each row's output is bitwise independent of the batch it
+// is computed with (the BLAS would otherwise pick kernels by the row count),
+// and equal to the autograd path up to rounding.
+TEST(DenseTest, InferenceRowsDoNotDependOnTheBatch) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  Dense dense(48, 96);
+  dense->Initialize(gen);
+  const at::Tensor x = at::randn({300, 48}, gen);
+  const at::Tensor with_grad = dense->forward(x);
+  at::NoGradGuard no_grad;
+  const at::Tensor all = dense->forward(x);
+  for (int64_t m : {1, 3, 20, 63, 64, 65, 100, 160}) {
+    for (int64_t start : {int64_t{0}, int64_t{7}, 300 - m}) {
+      EXPECT_TRUE(at::equal(dense->forward(x.narrow(0, start, m)), all.narrow(0, start, m)))
+          << m << " rows from " << start;
+    }
+  }
+  EXPECT_TRUE(at::allclose(all, with_grad.detach(), 1e-5, 1e-5));
+  // Leading dimensions are kept.
+  EXPECT_EQ(dense->forward(x.view({3, 100, 48})).sizes(), (at::IntArrayRef{3, 100, 96}));
+}
+
 }  // namespace
 }  // namespace wfm::model::nn
