@@ -1,0 +1,151 @@
+// A trained Gaussian (Bures–Wasserstein) WFM model, immutable once built, and
+// its sampler: Euler integration of the learned velocity from source
+// Gaussians at t = 1 to generated Gaussians at t = 0 (DESIGN.md, Gaussians
+// step 5).
+//
+// The network predicts (u [d], W [d,d] symmetric) trained so that −u ≈ dm/ds
+// and −W ≈ V (Riemannian: dS/ds = V S + S V) or −W ≈ dS/ds (Euclidean), with
+// s = 1 − t. One Euler step of size dt = 1/steps from t to t − dt:
+//   m ← m − dt·u
+//   Riemannian: S ← U S Uᵀ,  U = I − dt·W  (= I + dt·V, the SPD-preserving
+//               update; the reference's sampler uses U = I + dt·W, a sign bug,
+//               see anchors/README.md "Deviations" 1 — reproducible with
+//               GaussianSampleRequest::reference_cov_sign for comparisons)
+//   Euclidean:  S ← ProjectSpd(S − dt·W)  (eigenvalues floored at
+//               1e-4 · mean |λ|, as the reference's project_to_psd)
+// The state is integrated in float64; the network sees float32 inputs.
+// Every returned covariance is exactly symmetric and positive definite: a
+// final covariance whose Cholesky factorisation fails or whose smallest pivot
+// is below 1e-12 of its largest diagonal entry (possible only when a trained
+// network drives U singular, or in float64 underflow) is projected with
+// ProjectSpd, eigenvalues floored at max(1e-4 · mean |λ|, 1e-8 · the data's
+// mean covariance diagonal). Non-finite network outputs fail the request
+// with FAILED_PRECONDITION.
+//
+// Readers share one model through std::shared_ptr<const GaussianModel>;
+// Sample() is const and thread-safe (the network runs in eval mode under
+// c10::InferenceMode).
+#ifndef WFM_MODEL_SAMPLE_GAUSSIAN_MODEL_H_
+#define WFM_MODEL_SAMPLE_GAUSSIAN_MODEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/nn/gaussian_net.h"
+#include "model/noise/gaussian_noise.h"
+#include "model/sample/sample_limits.h"
+#include "model/train/config.h"
+#include "model/train/metadata.h"
+
+namespace wfm::model {
+
+// The checkpoint metadata "format" of Gaussian models and its version.
+inline constexpr char kGaussianModelFormat[] = "wfm.gaussian_model";
+inline constexpr int kGaussianModelVersion = 1;
+
+// One request for generated Gaussians.
+struct GaussianSampleRequest {
+  int64_t num_samples = 1;
+  // Discrete models: a label name; empty = a label drawn uniformly per sample
+  // from the model's labels. Unconditional models: must be empty.
+  std::string label;
+  int64_t steps = 100;  // Euler steps (one network evaluation each)
+  uint64_t seed = 0;
+  bool trajectory = false;
+  // Reproduces the reference's covariance update sign (U = I + dt·W), which
+  // moves covariances away from the data. For tests and benchmarks only.
+  bool reference_cov_sign = false;
+};
+
+// The Gaussians of one request.
+struct GeneratedGaussians {
+  int64_t dim = 0;
+  std::vector<double> means;        // [num_samples, dim] row-major
+  std::vector<double> covs;         // [num_samples, dim, dim] row-major, SPD
+  std::vector<std::string> labels;  // discrete: the label of each sample
+  // When requested: [steps + 1, num_samples, dim] and
+  // [steps + 1, num_samples, dim, dim]; frame 0 = the source Gaussians. The
+  // last frame is the integrator's state before the final SPD safeguard
+  // (identical to `covs` unless the safeguard had to act).
+  std::vector<double> trajectory_means;
+  std::vector<double> trajectory_covs;
+};
+
+// The network configuration of a model: the training config's sizes and
+// architecture, the data's dimension and the number of discrete labels.
+// INVALID_ARGUMENT for an unknown architecture name.
+absl::StatusOr<nn::GaussianNetConfig> GaussianNetConfigFor(const GaussianTrainConfig& config,
+                                                           const LabelSpace& labels, int64_t dim);
+
+class GaussianModel {
+ public:
+  // A model from a checkpoint written by GaussianTrainer (optimizer state, if
+  // any, is ignored). INVALID_ARGUMENT / DATA_LOSS for a checkpoint of
+  // another family or with inconsistent content.
+  static absl::StatusOr<std::shared_ptr<const GaussianModel>> FromCheckpoint(
+      const checkpoint::Checkpoint& ckpt);
+  // Read + FromCheckpoint.
+  static absl::StatusOr<std::shared_ptr<const GaussianModel>> Load(const std::string& path);
+
+  int64_t dim() const { return stats_.dim; }
+  const LabelSpace& labels() const { return labels_; }
+  const GaussianTrainConfig& config() const { return config_; }
+  const TrainingSummary& summary() const { return summary_; }
+  const noise::GaussianStats& data_stats() const { return stats_; }
+  // The checkpoint metadata this model was built from.
+  const nlohmann::json& metadata() const { return metadata_; }
+  int64_t parameter_count() const;
+
+  // Field-named INVALID_ARGUMENT (bad values, unknown label, a label for an
+  // unconditional model) or RESOURCE_EXHAUSTED (over `limits`; max_points is
+  // not used).
+  absl::Status ValidateRequest(const GaussianSampleRequest& request,
+                               const SampleLimits& limits = {}) const;
+
+  // Generates every request's Gaussians. Samples of equal step count and
+  // update rule are integrated together in one batch, whatever request they
+  // belong to; each request draws its labels and source Gaussians from its
+  // own seed, and every per-sample computation is independent of the other
+  // rows of the batch, so a request's result is bit-identical whatever it is
+  // batched with. `cancelled`, when set, is polled every integration step
+  // (CANCELLED once it returns true).
+  absl::StatusOr<std::vector<GeneratedGaussians>> Sample(
+      const std::vector<GaussianSampleRequest>& requests,
+      const std::function<bool()>& cancelled = nullptr) const;
+
+ private:
+  GaussianModel() = default;
+
+  // The source Gaussians and label codes of one request.
+  absl::Status PrepareRequest(const GaussianSampleRequest& request, std::vector<double>* means,
+                              std::vector<double>* covs, std::vector<int64_t>* codes,
+                              GeneratedGaussians* out) const;
+
+  nlohmann::json metadata_;
+  GaussianTrainConfig config_;
+  LabelSpace labels_;
+  TrainingSummary summary_;
+  noise::GaussianStats stats_;
+  noise::WishartSource wishart_;
+  bool riemannian_ = true;
+  // User-given source Gaussians (means [S,d], covs [S,d,d]) when the model
+  // was trained from them; sampling draws from them uniformly.
+  std::vector<double> source_means_;
+  std::vector<double> source_covs_;
+  // The network is stateless in eval mode; forward() is not const in
+  // LibTorch, hence mutable.
+  mutable nn::GaussianVelocityNet net_{nullptr};
+};
+
+}  // namespace wfm::model
+
+#endif  // WFM_MODEL_SAMPLE_GAUSSIAN_MODEL_H_

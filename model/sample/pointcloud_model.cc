@@ -1,0 +1,375 @@
+#include "model/sample/pointcloud_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include "absl/strings/str_cat.h"
+#include "model/checkpoint/module_state.h"
+#include "model/common/status.h"
+#include "model/common/torch_status.h"
+#include "model/sample/model_files.h"
+
+namespace wfm::model {
+
+// How a cloud's velocity is evaluated.
+enum class VelocityMode {
+  kPlain,   // unconditional model
+  kNull,    // conditional model, γ = 0: the null condition only
+  kCond,    // γ = 1: the condition only
+  kGuided,  // v_u + γ (v_c − v_u)
+};
+
+struct PointCloudModel::CloudJob {
+  size_t request = 0;
+  int64_t sample = 0;
+  int64_t points = 0;
+  int64_t steps = 0;
+  VelocityMode mode = VelocityMode::kPlain;
+  double gamma = 1.0;
+  int64_t code = -1;     // discrete label code
+  at::Tensor condition;  // continuous: float32 [cond_dim]
+  at::Tensor x0;         // float32 [points, dim]: the source cloud
+  bool trajectory = false;
+};
+
+namespace {
+
+int64_t Draw(at::Generator& gen, int64_t n) {
+  return at::randint(n, {1}, gen, at::kLong).item<int64_t>();
+}
+
+}  // namespace
+
+nn::PointCloudNetConfig PointCloudNetConfigFor(const PointCloudTrainConfig& config,
+                                               const LabelSpace& labels, int64_t dim) {
+  nn::PointCloudNetConfig c;
+  c.space_dim = dim;
+  c.width = config.network.width;
+  c.heads = config.network.heads;
+  c.layers = config.network.layers;
+  c.mlp_hidden = config.network.mlp_hidden;
+  c.dropout = config.network.dropout;
+  switch (labels.kind) {
+    case LabelSpace::Kind::kNone: c.condition = nn::ConditionKind::kNone; break;
+    case LabelSpace::Kind::kDiscrete:
+      c.condition = nn::ConditionKind::kDiscrete;
+      c.num_classes = static_cast<int64_t>(labels.names.size());
+      break;
+    case LabelSpace::Kind::kContinuous:
+      c.condition = nn::ConditionKind::kContinuous;
+      c.cond_dim = labels.cond_dim;
+      break;
+  }
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<const PointCloudModel>> PointCloudModel::Load(const std::string& path) {
+  WFM_ASSIGN_OR_RETURN(checkpoint::Checkpoint ckpt, checkpoint::Read(path));
+  return FromCheckpoint(ckpt);
+}
+
+absl::StatusOr<std::shared_ptr<const PointCloudModel>> PointCloudModel::FromCheckpoint(
+    const checkpoint::Checkpoint& ckpt) {
+  std::shared_ptr<PointCloudModel> m(new PointCloudModel());
+  const nlohmann::json& meta = ckpt.metadata;
+  WFM_RETURN_IF_ERROR(CheckModelFormat(meta, kPointCloudModelFormat, kPointCloudModelVersion));
+  m->metadata_ = meta;
+  try {
+    WFM_ASSIGN_OR_RETURN(m->config_, PointCloudTrainConfigFromJson(meta.at("config")));
+    WFM_ASSIGN_OR_RETURN(m->labels_, LabelSpace::FromJson(meta.at("labels")));
+    WFM_ASSIGN_OR_RETURN(m->stats_, noise::PointCloudStats::FromJson(meta.at("data_stats")));
+    m->summary_ = TrainingSummary::FromJson(meta.value("summary", nlohmann::json::object()));
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint metadata: ", e.what()));
+  }
+  WFM_ASSIGN_OR_RETURN(m->sizes_, TensorToInt64(ckpt, "data.sizes"));
+  if (m->sizes_.empty() ||
+      std::any_of(m->sizes_.begin(), m->sizes_.end(), [](int64_t n) { return n < 1; })) {
+    return absl::DataLossError("checkpoint: data.sizes must hold one positive size per cloud");
+  }
+  if (m->labels_.kind == LabelSpace::Kind::kDiscrete) {
+    WFM_ASSIGN_OR_RETURN(std::vector<int64_t> codes, TensorToInt64(ckpt, "data.label_codes"));
+    const int64_t k = static_cast<int64_t>(m->labels_.names.size());
+    if (codes.size() != m->sizes_.size()) {
+      return absl::DataLossError("checkpoint: data.label_codes and data.sizes differ in length");
+    }
+    m->sizes_by_label_.assign(k, {});
+    for (size_t i = 0; i < codes.size(); ++i) {
+      if (codes[i] < 0 || codes[i] >= k) {
+        return absl::DataLossError(absl::StrCat("checkpoint: data.label_codes[", i, "] out of range"));
+      }
+      m->sizes_by_label_[codes[i]].push_back(m->sizes_[i]);
+    }
+  } else if (m->labels_.kind == LabelSpace::Kind::kContinuous) {
+    WFM_ASSIGN_OR_RETURN(m->train_conditions_, TensorToFloat(ckpt, "data.conditions"));
+    if (m->train_conditions_.size() != m->sizes_.size() * m->labels_.cond_dim) {
+      return absl::DataLossError("checkpoint: data.conditions does not hold one vector per cloud");
+    }
+  }
+  if (m->config_.source == PointCloudSource::kGivenRandom ||
+      m->config_.source == PointCloudSource::kGivenMatched) {
+    WFM_ASSIGN_OR_RETURN(m->source_points_, TensorToFloat(ckpt, "source.points"));
+    WFM_ASSIGN_OR_RETURN(m->source_offsets_, TensorToInt64(ckpt, "source.offsets"));
+    WFM_RETURN_IF_ERROR(CheckOffsets(m->source_offsets_, m->source_points_.size(), m->dim(),
+                                     "source.offsets"));
+  }
+  const nn::PointCloudNetConfig net_config = PointCloudNetConfigFor(m->config_, m->labels_, m->dim());
+  WFM_RETURN_IF_ERROR(GuardTorch("PointCloudModel", [&]() -> absl::Status {
+    at::Generator init = at::make_generator<at::CPUGeneratorImpl>(0);
+    WFM_ASSIGN_OR_RETURN(m->net_, nn::MakePointCloudVelocityNet(net_config, init));
+    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors));
+    m->net_->eval();
+    return absl::OkStatus();
+  }));
+  return std::shared_ptr<const PointCloudModel>(std::move(m));
+}
+
+double PointCloudModel::default_guidance() const {
+  return config_.guidance > 1.0 ? config_.guidance : 1.0;
+}
+
+int64_t PointCloudModel::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : net_->parameters()) n += p.numel();
+  return n;
+}
+
+absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
+                                              const SampleLimits& limits) const {
+  if (r.num_samples < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_samples: must be >= 1, got ", r.num_samples));
+  }
+  if (r.num_samples > limits.max_samples) {
+    return absl::ResourceExhaustedError(absl::StrCat("num_samples: ", r.num_samples,
+                                                     " exceeds the limit of ", limits.max_samples));
+  }
+  if (r.points < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("points: must be >= 0 (0 = training sizes), got ", r.points));
+  }
+  if (r.points > limits.max_points) {
+    return absl::ResourceExhaustedError(absl::StrCat("points: ", r.points, " per sample exceeds the limit of ",
+                                                     limits.max_points));
+  }
+  if (r.points > 0 && !source_offsets_.empty()) {
+    return absl::InvalidArgumentError(
+        "points: this model starts from user-given source clouds, whose sizes set the sizes of "
+        "the generated clouds; leave points at 0");
+  }
+  if (r.steps < 1) return absl::InvalidArgumentError(absl::StrCat("steps: must be >= 1, got ", r.steps));
+  if (r.steps > limits.max_steps) {
+    return absl::ResourceExhaustedError(absl::StrCat("steps: ", r.steps, " exceeds the limit of ",
+                                                     limits.max_steps));
+  }
+  if (r.guidance.has_value() && !(std::isfinite(*r.guidance) && *r.guidance >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("guidance: must be a finite number >= 0, got ", *r.guidance));
+  }
+  if (!r.label.empty()) {
+    if (labels_.kind != LabelSpace::Kind::kDiscrete) {
+      return absl::InvalidArgumentError("label: this model is not conditioned on discrete labels");
+    }
+    WFM_RETURN_IF_ERROR(labels_.Code(r.label).status());
+  }
+  if (!r.condition.empty()) {
+    if (labels_.kind != LabelSpace::Kind::kContinuous) {
+      return absl::InvalidArgumentError("condition: this model is not conditioned on condition vectors");
+    }
+    if (static_cast<int64_t>(r.condition.size()) != labels_.cond_dim) {
+      return absl::InvalidArgumentError(absl::StrCat("condition: must have ", labels_.cond_dim,
+                                                     " values, got ", r.condition.size()));
+    }
+    for (float v : r.condition) {
+      if (!std::isfinite(v)) return absl::InvalidArgumentError("condition: values must be finite");
+    }
+  }
+  if (r.trajectory) {
+    int64_t largest = r.points;
+    if (largest == 0) {
+      largest = *std::max_element(sizes_.begin(), sizes_.end());
+      for (size_t s = 0; s + 1 < source_offsets_.size(); ++s) {
+        largest = std::max(largest, source_offsets_[s + 1] - source_offsets_[s]);
+      }
+    }
+    const double values = static_cast<double>(r.steps + 1) * r.num_samples * largest * dim();
+    if (values > static_cast<double>(limits.max_trajectory_values)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "trajectory: ", r.steps + 1, " frames of ", r.num_samples, " clouds exceed the limit of ",
+          limits.max_trajectory_values, " values; ask for fewer steps or samples"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PointCloudModel::PrepareJobs(const CloudSampleRequest& r, size_t index,
+                                          std::vector<CloudJob>* jobs, GeneratedClouds* out) const {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
+  const int64_t d = dim();
+  const int64_t num = r.num_samples;
+  out->dim = d;
+  // Labels or conditions first, then sizes, then source clouds: a request's
+  // draws depend on nothing but the request.
+  std::vector<int64_t> codes(num, -1);
+  std::vector<at::Tensor> conditions(num);
+  if (labels_.kind == LabelSpace::Kind::kDiscrete) {
+    const int64_t k = static_cast<int64_t>(labels_.names.size());
+    for (int64_t s = 0; s < num; ++s) {
+      if (!r.label.empty()) {
+        WFM_ASSIGN_OR_RETURN(codes[s], labels_.Code(r.label));
+      } else {
+        codes[s] = Draw(gen, k);
+      }
+      out->labels.push_back(labels_.names[codes[s]]);
+    }
+  } else if (labels_.kind == LabelSpace::Kind::kContinuous) {
+    const int64_t c = labels_.cond_dim;
+    const int64_t pool = static_cast<int64_t>(train_conditions_.size()) / c;
+    for (int64_t s = 0; s < num; ++s) {
+      const float* v = r.condition.empty() ? train_conditions_.data() + Draw(gen, pool) * c
+                                           : r.condition.data();
+      conditions[s] = at::from_blob(const_cast<float*>(v), {c}, at::kFloat).clone();
+      out->conditions.insert(out->conditions.end(), v, v + c);
+    }
+  }
+  std::vector<int64_t> sizes(num, r.points);
+  std::vector<int64_t> source_index(num, -1);
+  for (int64_t s = 0; s < num; ++s) {
+    if (!source_offsets_.empty()) {
+      source_index[s] = Draw(gen, static_cast<int64_t>(source_offsets_.size()) - 1);
+      sizes[s] = source_offsets_[source_index[s] + 1] - source_offsets_[source_index[s]];
+    } else if (r.points == 0) {
+      const std::vector<int64_t>& pool =
+          labels_.kind == LabelSpace::Kind::kDiscrete && !sizes_by_label_[codes[s]].empty()
+              ? sizes_by_label_[codes[s]]
+              : sizes_;
+      sizes[s] = pool[Draw(gen, static_cast<int64_t>(pool.size()))];
+    }
+  }
+  const double gamma = r.guidance.value_or(default_guidance());
+  VelocityMode mode = VelocityMode::kPlain;
+  if (labels_.conditional()) {
+    mode = gamma == 0.0 ? VelocityMode::kNull : gamma == 1.0 ? VelocityMode::kCond : VelocityMode::kGuided;
+  }
+  out->offsets.assign(1, 0);
+  for (int64_t s = 0; s < num; ++s) {
+    CloudJob job;
+    job.request = index;
+    job.sample = s;
+    job.points = sizes[s];
+    job.steps = r.steps;
+    job.mode = mode;
+    job.gamma = gamma;
+    job.code = codes[s];
+    job.condition = conditions[s];
+    job.trajectory = r.trajectory;
+    if (source_index[s] >= 0) {
+      const int64_t begin = source_offsets_[source_index[s]];
+      job.x0 = at::from_blob(const_cast<float*>(source_points_.data()) + begin * d, {sizes[s], d},
+                             at::kFloat)
+                   .clone();
+    } else {
+      WFM_ASSIGN_OR_RETURN(at::Tensor x,
+                           noise::SamplePointCloudSource(config_.source, stats_, config_.noise_df_scale,
+                                                         1, sizes[s], gen));
+      job.x0 = x[0];
+    }
+    out->offsets.push_back(out->offsets.back() + sizes[s]);
+    jobs->push_back(std::move(job));
+  }
+  out->points.assign(out->offsets.back() * d, 0.0f);
+  if (r.trajectory) out->trajectory.assign((r.steps + 1) * out->offsets.back() * d, 0.0f);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
+    const std::vector<CloudSampleRequest>& requests, const std::function<bool()>& cancelled) const {
+  for (const auto& r : requests) WFM_RETURN_IF_ERROR(ValidateRequest(r));
+  return GuardTorch("Sample", [&]() -> absl::StatusOr<std::vector<GeneratedClouds>> {
+    c10::InferenceMode inference;
+    std::vector<GeneratedClouds> outs(requests.size());
+    std::vector<CloudJob> jobs;
+    for (size_t r = 0; r < requests.size(); ++r) {
+      WFM_RETURN_IF_ERROR(PrepareJobs(requests[r], r, &jobs, &outs[r]));
+    }
+    // Clouds of one size, step count and velocity mode integrate together.
+    std::map<std::tuple<int64_t, int64_t, int>, std::vector<const CloudJob*>> groups;
+    for (const CloudJob& job : jobs) {
+      groups[{job.points, job.steps, static_cast<int>(job.mode)}].push_back(&job);
+    }
+    const int64_t d = dim();
+    for (const auto& [key, members] : groups) {
+      const int64_t n = std::get<0>(key), steps = std::get<1>(key);
+      const auto mode = static_cast<VelocityMode>(std::get<2>(key));
+      const int64_t g = static_cast<int64_t>(members.size());
+      std::vector<at::Tensor> x0s, conds;
+      std::vector<double> gammas;
+      for (const CloudJob* job : members) {
+        x0s.push_back(job->x0);
+        gammas.push_back(job->gamma);
+        if (labels_.kind == LabelSpace::Kind::kDiscrete) {
+          conds.push_back(at::full({1}, job->code, at::kLong));
+        } else if (labels_.kind == LabelSpace::Kind::kContinuous) {
+          conds.push_back(job->condition.unsqueeze(0));
+        }
+      }
+      at::Tensor x = at::stack(x0s);
+      at::Tensor cond = conds.empty() ? at::Tensor() : at::cat(conds);
+      at::Tensor null = labels_.conditional() ? net_->NullCondition(g) : at::Tensor();
+      const at::Tensor gamma = at::tensor(gammas, at::kFloat).view({g, 1, 1});
+      // For guidance the conditional and null batches go through one forward.
+      at::Tensor cond2 = mode == VelocityMode::kGuided ? at::cat({cond, null}) : at::Tensor();
+      auto velocity = [&](const at::Tensor& pts, double t) {
+        switch (mode) {
+          case VelocityMode::kPlain:
+            return net_->forward(pts, {}, at::full({g}, t, at::kFloat));
+          case VelocityMode::kNull:
+            return net_->forward(pts, {}, at::full({g}, t, at::kFloat), null);
+          case VelocityMode::kCond:
+            return net_->forward(pts, {}, at::full({g}, t, at::kFloat), cond);
+          case VelocityMode::kGuided: {
+            const at::Tensor both = net_->forward(at::cat({pts, pts}), {},
+                                                  at::full({2 * g}, t, at::kFloat), cond2);
+            const at::Tensor vc = both.narrow(0, 0, g), vu = both.narrow(0, g, g);
+            return vu + gamma * (vc - vu);
+          }
+        }
+        return at::Tensor();
+      };
+      auto record = [&](int64_t frame, const at::Tensor& pts) {
+        for (int64_t k = 0; k < g; ++k) {
+          const CloudJob* job = members[k];
+          if (!job->trajectory) continue;
+          GeneratedClouds& out = outs[job->request];
+          const int64_t total = out.offsets.back();
+          float* dst = out.trajectory.data() + (frame * total + out.offsets[job->sample]) * d;
+          const at::Tensor src = pts[k].contiguous();
+          std::copy(src.data_ptr<float>(), src.data_ptr<float>() + n * d, dst);
+        }
+      };
+      record(0, x);
+      const double dt = 1.0 / static_cast<double>(steps);
+      for (int64_t step = 0; step < steps; ++step) {
+        if (cancelled && cancelled()) return absl::CancelledError("sampling cancelled");
+        const double t = 1.0 - static_cast<double>(step) * dt;
+        const at::Tensor v = velocity(x, t);
+        const at::Tensor mid = x - (0.5 * dt) * v;
+        x = x - dt * velocity(mid, t - 0.5 * dt);
+        record(step + 1, x);
+      }
+      x = x.contiguous();
+      for (int64_t k = 0; k < g; ++k) {
+        const CloudJob* job = members[k];
+        GeneratedClouds& out = outs[job->request];
+        const float* src = x.data_ptr<float>() + k * n * d;
+        std::copy(src, src + n * d, out.points.data() + out.offsets[job->sample] * d);
+      }
+    }
+    return outs;
+  });
+}
+
+}  // namespace wfm::model

@@ -1,0 +1,357 @@
+#include "model/sample/gaussian_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "model/checkpoint/checkpoint.h"
+#include "model/gaussian/spd.h"
+#include "model/train/gaussian_trainer.h"
+#include "tests/model/train/gaussian_family.h"
+
+namespace wfm::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+GaussianTrainConfig Small(int64_t steps, const std::string& velocity = "riemannian") {
+  GaussianTrainConfig c;
+  c.network.width = 16;
+  c.network.layers = 1;
+  c.network.mlp_hidden = 32;
+  c.optimizer.steps = steps;
+  c.optimizer.batch_size = 8;
+  c.optimizer.learning_rate = 1e-2;
+  c.velocity = velocity;
+  return c;
+}
+
+std::unique_ptr<GaussianTrainer> Trainer(int64_t d, int64_t steps, bool labelled = false,
+                                         const std::string& velocity = "riemannian") {
+  const io::GaussianSet data = testing::CircleFamily(24, d, 21, 0, 2 * M_PI, labelled);
+  auto t = GaussianTrainer::Create(data, Small(steps, velocity), "circle");
+  EXPECT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE((*t)->Train().ok());
+  return std::move(*t);
+}
+
+std::shared_ptr<const GaussianModel> Model(int64_t d, int64_t steps, bool labelled = false,
+                                           const std::string& velocity = "riemannian") {
+  auto m = Trainer(d, steps, labelled, velocity)->MakeModel();
+  EXPECT_TRUE(m.ok()) << m.status();
+  return *m;
+}
+
+GaussianSampleRequest Request(uint64_t seed, int64_t num = 3, int64_t steps = 6) {
+  GaussianSampleRequest r;
+  r.num_samples = num;
+  r.steps = steps;
+  r.seed = seed;
+  return r;
+}
+
+// Every covariance exactly symmetric, finite, with a positive smallest
+// eigenvalue (computed independently, by LAPACK).
+void ExpectSpd(const GeneratedGaussians& g, int64_t n) {
+  const int64_t d = g.dim;
+  ASSERT_EQ(static_cast<int64_t>(g.means.size()), n * d);
+  ASSERT_EQ(static_cast<int64_t>(g.covs.size()), n * d * d);
+  const at::Tensor s = at::tensor(g.covs, at::kDouble).view({n, d, d});
+  EXPECT_TRUE(at::equal(s, s.transpose(1, 2)));
+  EXPECT_TRUE(at::isfinite(s).all().item<bool>());
+  EXPECT_GT(at::linalg_eigvalsh(s).min().item<double>(), 0.0);
+  for (double v : g.means) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(GaussianModelTest, EveryCovarianceIsSpdEvenWithFewLargeSteps) {
+  for (const char* velocity : {"riemannian", "euclidean"}) {
+    for (int64_t d : {2, 5}) {
+      // Untrained, and trained a little at a high learning rate.
+      for (int64_t train_steps : {1, 60}) {
+        auto m = Model(d, train_steps, false, velocity);
+        for (int64_t steps : {1, 2, 3, 100}) {
+          for (bool reference : {false, true}) {
+            GaussianSampleRequest r = Request(5, 16, steps);
+            r.reference_cov_sign = reference;
+            auto out = m->Sample({r});
+            ASSERT_TRUE(out.ok()) << out.status();
+            ExpectSpd((*out)[0], 16);
+          }
+        }
+      }
+    }
+  }
+}
+
+// One Euler step (dt = 1) against the update written out from the network's
+// own output at the source: m1 = m0 − u, and with W = L + Lᵀ
+//   corrected (default):  S1 = (I − W) S0 (I − W)    (= (I + V) S0 (I + V))
+//   reference sign:       S1 = (I + W) S0 (I + W)
+//   Euclidean velocity:   S1 = ProjectSpd(S0 − W).
+TEST(GaussianModelTest, OneEulerStepMatchesTheUpdateRule) {
+  for (const char* velocity : {"riemannian", "euclidean"}) {
+    const int64_t d = 3;
+    auto trainer = Trainer(d, 30, false, velocity);
+    auto model = trainer->MakeModel();
+    ASSERT_TRUE(model.ok());
+    for (bool reference : {false, true}) {
+      GaussianSampleRequest r = Request(9, 4, 1);
+      r.trajectory = true;
+      r.reference_cov_sign = reference;
+      auto out = (*model)->Sample({r});
+      ASSERT_TRUE(out.ok()) << out.status();
+      const GeneratedGaussians& g = (*out)[0];
+      ASSERT_EQ(g.trajectory_means.size(), 2u * 4 * d);
+      const at::Tensor m0 = at::tensor(std::vector<double>(g.trajectory_means.begin(),
+                                                           g.trajectory_means.begin() + 4 * d),
+                                       at::kDouble)
+                                .view({4, d});
+      const at::Tensor s0 = at::tensor(std::vector<double>(g.trajectory_covs.begin(),
+                                                           g.trajectory_covs.begin() + 4 * d * d),
+                                       at::kDouble)
+                                .view({4, d, d});
+      nn::GaussianVelocity v;
+      {
+        at::NoGradGuard no_grad;
+        const at::Tensor rows = at::tensor(std::vector<int64_t>{0, 1, 1, 2, 2, 2}, at::kLong);
+        const at::Tensor cols = at::tensor(std::vector<int64_t>{0, 0, 1, 0, 1, 2}, at::kLong);
+        const at::Tensor tril = s0.to(at::kFloat).index({at::indexing::Slice(), rows, cols});
+        v = trainer->network()->forward(m0.to(at::kFloat), tril, at::ones({4}, at::kFloat));
+      }
+      const at::Tensor u = v.mean.to(at::kDouble);
+      at::Tensor l = at::zeros({4, d, d}, at::kDouble);
+      const at::Tensor c = v.cov_tril.to(at::kDouble);
+      for (int64_t a = 0, p = 0; a < d; ++a) {
+        for (int64_t b = 0; b <= a; ++b, ++p) l.select(1, a).select(1, b).copy_(c.select(1, p));
+      }
+      const at::Tensor w = l + l.transpose(1, 2);
+      // The step must be large enough to tell the two signs apart.
+      ASSERT_GT(w.abs().max().item<double>(), 1e-3);
+      const at::Tensor eye = at::eye(d, at::kDouble).expand({4, d, d});
+      at::Tensor expected;
+      if (std::string(velocity) == "riemannian") {
+        const at::Tensor up = reference ? eye + w : eye - w;
+        expected = at::matmul(at::matmul(up, s0), up.transpose(1, 2));
+      } else {
+        auto projected = gaussian::ProjectSpd(reference ? s0 + w : s0 - w);
+        ASSERT_TRUE(projected.ok());
+        expected = *projected;
+      }
+      const at::Tensor m1 = at::tensor(g.means, at::kDouble).view({4, d});
+      const at::Tensor s1 = at::tensor(g.covs, at::kDouble).view({4, d, d});
+      EXPECT_TRUE(at::allclose(m1, m0 - u, 1e-12, 1e-12)) << velocity << reference;
+      EXPECT_TRUE(at::allclose(s1, expected, 1e-10, 1e-12)) << velocity << reference;
+      // And not the other sign's update.
+      const at::Tensor other = reference ? eye - w : eye + w;
+      if (std::string(velocity) == "riemannian") {
+        EXPECT_FALSE(at::allclose(s1, at::matmul(at::matmul(other, s0), other), 1e-6, 1e-8));
+      }
+    }
+  }
+}
+
+TEST(GaussianModelTest, ReproducibleBySeedAndIndependentOfBatching) {
+  auto m = Model(3, 3, /*labelled=*/true);
+  GaussianSampleRequest a = Request(1, 5, 7);
+  auto alone = m->Sample({a});
+  auto again = m->Sample({a});
+  ASSERT_TRUE(alone.ok() && again.ok());
+  EXPECT_EQ((*alone)[0].means, (*again)[0].means);
+  EXPECT_EQ((*alone)[0].covs, (*again)[0].covs);
+  EXPECT_EQ((*alone)[0].labels, (*again)[0].labels);
+  GaussianSampleRequest other = a;
+  other.seed = 2;
+  auto different = m->Sample({other});
+  ASSERT_TRUE(different.ok());
+  EXPECT_NE((*alone)[0].means, (*different)[0].means);
+  // Batched with requests of other sizes, labels and step counts.
+  GaussianSampleRequest b = Request(3, 11, 7);
+  b.label = "right";
+  GaussianSampleRequest c = Request(4, 2, 4);
+  GaussianSampleRequest e = Request(5, 1, 7);
+  e.trajectory = true;
+  auto merged = m->Sample({b, a, c, e});
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  ASSERT_EQ(merged->size(), 4u);
+  EXPECT_EQ((*merged)[1].means, (*alone)[0].means);
+  EXPECT_EQ((*merged)[1].covs, (*alone)[0].covs);
+  EXPECT_EQ((*merged)[1].labels, (*alone)[0].labels);
+  auto b_alone = m->Sample({b});
+  auto e_alone = m->Sample({e});
+  ASSERT_TRUE(b_alone.ok() && e_alone.ok());
+  EXPECT_EQ((*merged)[0].covs, (*b_alone)[0].covs);
+  EXPECT_EQ((*merged)[0].labels, std::vector<std::string>(11, "right"));
+  EXPECT_EQ((*merged)[3].trajectory_covs, (*e_alone)[0].trajectory_covs);
+  for (size_t r = 0; r < 4; ++r) {
+    ExpectSpd((*merged)[r], std::vector<int64_t>{11, 5, 2, 1}[r]);
+  }
+}
+
+TEST(GaussianModelTest, LabelsAreDrawnWhenNotGiven) {
+  auto m = Model(2, 2, /*labelled=*/true);
+  auto out = m->Sample({Request(8, 400, 2)});
+  ASSERT_TRUE(out.ok());
+  int64_t left = 0;
+  for (const std::string& l : (*out)[0].labels) left += l == "left";
+  EXPECT_EQ((*out)[0].labels.size(), 400u);
+  EXPECT_GT(left, 150);
+  EXPECT_LT(left, 250);
+  // An unconditional model returns no labels.
+  auto u = Model(2, 2)->Sample({Request(8, 4, 2)});
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE((*u)[0].labels.empty());
+}
+
+TEST(GaussianModelTest, TrajectoryFrames) {
+  auto m = Model(2, 5);
+  GaussianSampleRequest r = Request(3, 4, 6);
+  r.trajectory = true;
+  auto out = m->Sample({r});
+  ASSERT_TRUE(out.ok());
+  const GeneratedGaussians& g = (*out)[0];
+  ASSERT_EQ(g.trajectory_means.size(), 7u * 4 * 2);
+  ASSERT_EQ(g.trajectory_covs.size(), 7u * 4 * 4);
+  // The last frame is the result; frame 0 is the Wishart source (SPD).
+  EXPECT_EQ(std::vector<double>(g.trajectory_means.end() - 8, g.trajectory_means.end()), g.means);
+  EXPECT_EQ(std::vector<double>(g.trajectory_covs.end() - 16, g.trajectory_covs.end()), g.covs);
+  GeneratedGaussians first;
+  first.dim = 2;
+  first.means.assign(g.trajectory_means.begin(), g.trajectory_means.begin() + 8);
+  first.covs.assign(g.trajectory_covs.begin(), g.trajectory_covs.begin() + 16);
+  ExpectSpd(first, 4);
+  // Without a trajectory nothing is recorded.
+  r.trajectory = false;
+  auto plain = m->Sample({r});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE((*plain)[0].trajectory_means.empty());
+  EXPECT_EQ((*plain)[0].covs, g.covs);
+}
+
+// A network whose covariance head outputs W = I drives U = I − dt·W to zero
+// in one step (dt = 1), so the integrator's covariance collapses to 0; the
+// safeguard still returns symmetric positive definite covariances. A
+// network with a NaN parameter fails the request instead.
+TEST(GaussianModelTest, SafeguardAndNonFiniteNetworks) {
+  auto trainer = Trainer(2, 1);
+  auto ckpt = trainer->MakeCheckpoint(false);
+  ASSERT_TRUE(ckpt.ok());
+  checkpoint::Checkpoint collapse = *ckpt;
+  for (auto& [name, tensor] : collapse.tensors) {
+    if (name == "model.cov_head.weight") tensor = at::zeros_like(tensor);
+    // Triangle [S00, S10, S11]: 0.5 on the diagonal gives W = L + Lᵀ = I.
+    if (name == "model.cov_head.bias") {
+      tensor = at::tensor(std::vector<float>{0.5f, 0.0f, 0.5f}, at::kFloat);
+    }
+  }
+  auto m = GaussianModel::FromCheckpoint(collapse);
+  ASSERT_TRUE(m.ok()) << m.status();
+  GaussianSampleRequest r = Request(4, 6, 1);
+  r.trajectory = true;
+  auto out = (*m)->Sample({r});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectSpd((*out)[0], 6);
+  const std::vector<double> last((*out)[0].trajectory_covs.begin() + 6 * 4,
+                                 (*out)[0].trajectory_covs.end());
+  EXPECT_EQ(last, std::vector<double>(6 * 4, 0.0));  // the collapsed state
+
+  checkpoint::Checkpoint broken = *ckpt;
+  for (auto& [name, tensor] : broken.tensors) {
+    if (name == "model.mean_head.bias") tensor = at::full_like(tensor, NAN);
+  }
+  auto nan_model = GaussianModel::FromCheckpoint(broken);
+  ASSERT_TRUE(nan_model.ok());
+  auto failed = (*nan_model)->Sample({Request(4, 2, 3)});
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("non-finite"));
+}
+
+TEST(GaussianModelTest, CancellationAndValidation) {
+  auto m = Model(2, 2, /*labelled=*/true);
+  int calls = 0;
+  auto cancelled = m->Sample({Request(1, 3, 50)}, [&] { return ++calls > 3; });
+  EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, 4);
+
+  auto code = [&](const GaussianSampleRequest& r, const SampleLimits& limits = {}) {
+    return m->ValidateRequest(r, limits).code();
+  };
+  auto message = [&](const GaussianSampleRequest& r) {
+    return std::string(m->ValidateRequest(r).message());
+  };
+  GaussianSampleRequest r = Request(1);
+  EXPECT_EQ(code(r), absl::StatusCode::kOk);
+  r.num_samples = 0;
+  EXPECT_THAT(message(r), HasSubstr("num_samples"));
+  r = Request(1);
+  r.steps = 0;
+  EXPECT_THAT(message(r), HasSubstr("steps"));
+  r = Request(1);
+  r.label = "middle";
+  EXPECT_THAT(message(r), HasSubstr("unknown 'middle'"));
+  SampleLimits limits;
+  limits.max_samples = 10;
+  limits.max_steps = 20;
+  limits.max_trajectory_values = 1000;
+  r = Request(1, 11);
+  EXPECT_EQ(code(r, limits), absl::StatusCode::kResourceExhausted);
+  r = Request(1, 2, 21);
+  EXPECT_EQ(code(r, limits), absl::StatusCode::kResourceExhausted);
+  r = Request(1, 10, 20);
+  r.trajectory = true;  // 21 frames × 10 × (2 + 4) values > 1000
+  EXPECT_EQ(code(r, limits), absl::StatusCode::kResourceExhausted);
+  r.trajectory = false;
+  EXPECT_EQ(code(r, limits), absl::StatusCode::kOk);
+  // Sample validates too, before any work.
+  EXPECT_EQ(m->Sample({Request(1), Request(1, 0)}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A label for an unconditional model.
+  auto u = Model(2, 1);
+  r = Request(1);
+  r.label = "left";
+  EXPECT_THAT(std::string(u->ValidateRequest(r).message()), HasSubstr("not conditioned"));
+}
+
+TEST(GaussianModelTest, RejectsForeignAndInconsistentCheckpoints) {
+  auto trainer = Trainer(2, 1);
+  auto ckpt = trainer->MakeCheckpoint(false);
+  ASSERT_TRUE(ckpt.ok());
+  checkpoint::Checkpoint foreign = *ckpt;
+  foreign.metadata["format"] = "wfm.pointcloud_model";
+  EXPECT_EQ(GaussianModel::FromCheckpoint(foreign).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  checkpoint::Checkpoint newer = *ckpt;
+  newer.metadata["version"] = kGaussianModelVersion + 1;
+  EXPECT_EQ(GaussianModel::FromCheckpoint(newer).status().code(), absl::StatusCode::kUnimplemented);
+  checkpoint::Checkpoint no_stats = *ckpt;
+  no_stats.metadata.erase("data_stats");
+  EXPECT_EQ(GaussianModel::FromCheckpoint(no_stats).status().code(), absl::StatusCode::kDataLoss);
+  checkpoint::Checkpoint no_weights = *ckpt;
+  no_weights.tensors.pop_back();
+  EXPECT_FALSE(GaussianModel::FromCheckpoint(no_weights).ok());
+  // A given-source model needs its source Gaussians.
+  const io::GaussianSet data = testing::CircleFamily(10, 2, 22);
+  const io::GaussianSet source = testing::CircleFamily(7, 2, 23);
+  GaussianTrainConfig c = Small(1);
+  c.source = GaussianSource::kGivenRandom;
+  auto t = GaussianTrainer::Create(data, c, "d", &source);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto given = (*t)->MakeCheckpoint(false);
+  ASSERT_TRUE(given.ok());
+  EXPECT_TRUE(GaussianModel::FromCheckpoint(*given).ok());
+  checkpoint::Checkpoint missing = *given;
+  missing.tensors.erase(std::remove_if(missing.tensors.begin(), missing.tensors.end(),
+                                       [](const auto& e) { return e.first == "source.covs"; }),
+                        missing.tensors.end());
+  auto status = GaussianModel::FromCheckpoint(missing).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("source.covs"));
+}
+
+}  // namespace
+}  // namespace wfm::model

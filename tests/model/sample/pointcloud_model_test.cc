@@ -1,0 +1,225 @@
+#include "model/sample/pointcloud_model.h"
+
+#include <set>
+
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "model/train/pointcloud_trainer.h"
+#include "tests/model/train/train_test_util.h"
+
+namespace wfm::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::shared_ptr<const PointCloudModel> TrainedModel(bool labelled, int64_t steps = 3,
+                                                    double guidance = 1.5) {
+  const io::PointCloudSet data = testing::Ellipses(20, 9, labelled);
+  PointCloudTrainConfig c;
+  c.network.width = 16;
+  c.network.heads = 2;
+  c.network.layers = 1;
+  c.network.mlp_hidden = 32;
+  c.optimizer.steps = steps;
+  c.optimizer.batch_size = 8;
+  c.sinkhorn_iterations = 30;
+  c.guidance = guidance;
+  auto t = PointCloudTrainer::Create(data, c, "ellipses");
+  EXPECT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE((*t)->Train().ok());
+  auto m = (*t)->MakeModel();
+  EXPECT_TRUE(m.ok()) << m.status();
+  return *m;
+}
+
+CloudSampleRequest Request(uint64_t seed, int64_t num = 3, int64_t points = 0) {
+  CloudSampleRequest r;
+  r.num_samples = num;
+  r.points = points;
+  r.steps = 6;
+  r.seed = seed;
+  return r;
+}
+
+TEST(PointCloudModelTest, SizesComeFromTheTrainingClouds) {
+  auto m = TrainedModel(false);
+  const io::PointCloudSet data = testing::Ellipses(20, 9);
+  std::set<int64_t> train_sizes;
+  for (int64_t k = 0; k < data.num_clouds(); ++k) train_sizes.insert(data.cloud_size(k));
+  auto out = m->Sample({Request(1, 30)});
+  ASSERT_TRUE(out.ok()) << out.status();
+  const GeneratedClouds& g = (*out)[0];
+  ASSERT_EQ(g.offsets.size(), 31u);
+  for (int64_t s = 0; s < 30; ++s) EXPECT_TRUE(train_sizes.count(g.offsets[s + 1] - g.offsets[s]));
+  EXPECT_EQ(static_cast<int64_t>(g.points.size()), g.offsets.back() * 2);
+  for (float v : g.points) EXPECT_TRUE(std::isfinite(v));
+  // Fixed sizes.
+  auto fixed = m->Sample({Request(1, 4, 17)});
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ((*fixed)[0].offsets, (std::vector<int64_t>{0, 17, 34, 51, 68}));
+}
+
+// A request's clouds depend only on the request: merged with others (and
+// integrated in shared batches) they equal the clouds of the request alone.
+TEST(PointCloudModelTest, MergedRequestsEqualLoneRequests) {
+  for (bool labelled : {false, true}) {
+    auto m = TrainedModel(labelled);
+    std::vector<CloudSampleRequest> reqs = {Request(1, 3, 20), Request(2, 2, 20), Request(3, 4),
+                                            Request(1, 3, 20)};
+    if (labelled) {
+      reqs[1].label = "1";
+      reqs[2].guidance = 1.0;
+      reqs[3].guidance = 0.0;
+    }
+    auto merged = m->Sample(reqs);
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    for (size_t r = 0; r < reqs.size(); ++r) {
+      auto lone = m->Sample({reqs[r]});
+      ASSERT_TRUE(lone.ok());
+      EXPECT_EQ((*merged)[r].points, (*lone)[0].points) << "request " << r;
+      EXPECT_EQ((*merged)[r].offsets, (*lone)[0].offsets);
+      EXPECT_EQ((*merged)[r].labels, (*lone)[0].labels);
+    }
+    // Different seeds differ.
+    EXPECT_NE((*merged)[0].points, (*merged)[1].points);
+  }
+}
+
+TEST(PointCloudModelTest, TrajectoryFramesAndLabels) {
+  auto m = TrainedModel(true);
+  CloudSampleRequest r = Request(5, 2, 10);
+  r.trajectory = true;
+  r.label = "0";
+  auto out = m->Sample({r});
+  ASSERT_TRUE(out.ok());
+  const GeneratedClouds& g = (*out)[0];
+  ASSERT_EQ(g.trajectory.size(), static_cast<size_t>((r.steps + 1) * 20 * 2));
+  // The last frame is the result; the first differs from it.
+  const std::vector<float> last(g.trajectory.end() - 40, g.trajectory.end());
+  EXPECT_EQ(last, g.points);
+  EXPECT_NE(std::vector<float>(g.trajectory.begin(), g.trajectory.begin() + 40), g.points);
+  EXPECT_EQ(g.labels, (std::vector<std::string>{"0", "0"}));
+  // Random labels when none is asked for.
+  auto random = m->Sample({Request(6, 40)});
+  ASSERT_TRUE(random.ok());
+  std::set<std::string> seen((*random)[0].labels.begin(), (*random)[0].labels.end());
+  EXPECT_EQ(seen, (std::set<std::string>{"0", "1"}));
+}
+
+// Guidance is v_u + γ (v_c − v_u): with one Euler-like step the result is
+// affine in γ, so γ = 2 lies on the line through γ = 0 and γ = 1.
+TEST(PointCloudModelTest, GuidanceMixesConditionalAndUnconditional) {
+  auto m = TrainedModel(true, 5);
+  CloudSampleRequest r = Request(8, 2, 12);
+  r.steps = 1;
+  r.label = "1";
+  std::vector<std::vector<float>> out;
+  for (double g : {0.0, 1.0, 2.0}) {
+    r.guidance = g;
+    auto s = m->Sample({r});
+    ASSERT_TRUE(s.ok());
+    out.push_back((*s)[0].points);
+  }
+  // One midpoint step is not affine in γ (the midpoint velocity depends on
+  // the first one), so compare the first-order part: x2 - x1 ≈ x1 - x0 up to
+  // the second-order term, much smaller than the difference itself.
+  double diff = 0, curvature = 0;
+  for (size_t k = 0; k < out[0].size(); ++k) {
+    diff += std::abs(out[1][k] - out[0][k]);
+    curvature += std::abs((out[2][k] - out[1][k]) - (out[1][k] - out[0][k]));
+  }
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT(curvature, 0.1 * diff);
+  // γ = 0 is the unconditional velocity: the label no longer matters; γ = 1
+  // is the conditional one: it does.
+  for (double g : {0.0, 1.0}) {
+    r.guidance = g;
+    r.label = "0";
+    auto zero = m->Sample({r});
+    r.label = "1";
+    auto one = m->Sample({r});
+    ASSERT_TRUE(zero.ok() && one.ok());
+    if (g == 0.0) {
+      EXPECT_EQ((*zero)[0].points, (*one)[0].points);
+    } else {
+      EXPECT_NE((*zero)[0].points, (*one)[0].points);
+    }
+  }
+}
+
+TEST(PointCloudModelTest, CancellationAndValidation) {
+  auto m = TrainedModel(true);
+  int polls = 0;
+  auto cancelled = m->Sample({Request(1)}, [&] { return ++polls > 2; });
+  EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(polls, 3);
+
+  SampleLimits limits;
+  limits.max_samples = 10;
+  limits.max_points = 100;
+  CloudSampleRequest r = Request(1);
+  r.num_samples = 11;
+  EXPECT_EQ(m->ValidateRequest(r, limits).code(), absl::StatusCode::kResourceExhausted);
+  r = Request(1, 1, 101);
+  EXPECT_EQ(m->ValidateRequest(r, limits).code(), absl::StatusCode::kResourceExhausted);
+  r = Request(1, 0);
+  EXPECT_THAT(std::string(m->ValidateRequest(r).message()), HasSubstr("num_samples"));
+  r = Request(1);
+  r.steps = 0;
+  EXPECT_THAT(std::string(m->ValidateRequest(r).message()), HasSubstr("steps"));
+  r = Request(1);
+  r.label = "7";
+  EXPECT_THAT(std::string(m->ValidateRequest(r).message()), HasSubstr("unknown '7'"));
+  r = Request(1);
+  r.guidance = -1;
+  EXPECT_THAT(std::string(m->ValidateRequest(r).message()), HasSubstr("guidance"));
+  r = Request(1);
+  r.condition = {1.0f};
+  EXPECT_THAT(std::string(m->ValidateRequest(r).message()), HasSubstr("condition"));
+  r = Request(1, 5, 100);
+  r.trajectory = true;
+  r.steps = 10000;
+  limits.max_trajectory_values = 1000;
+  EXPECT_EQ(m->ValidateRequest(r, limits).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(PointCloudModelTest, ContinuousConditions) {
+  io::PointCloudSet data = testing::Ellipses(20, 10);
+  std::vector<float> cond;
+  for (int64_t k = 0; k < 20; ++k) cond.insert(cond.end(), {float(k % 3), float(k) / 20});
+  data.labels = io::Labels::FromContinuous(cond, 2);
+  PointCloudTrainConfig c;
+  c.network.width = 16;
+  c.network.heads = 2;
+  c.network.layers = 1;
+  c.network.mlp_hidden = 32;
+  c.optimizer.steps = 2;
+  c.optimizer.batch_size = 4;
+  auto t = PointCloudTrainer::Create(data, c, "d");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE((*t)->Train().ok());
+  auto m = (*t)->MakeModel();
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)->labels().kind, LabelSpace::Kind::kContinuous);
+  CloudSampleRequest r = Request(2, 3, 8);
+  r.condition = {1.0f, 0.5f};
+  auto out = (*m)->Sample({r});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0].conditions, (std::vector<float>{1, 0.5, 1, 0.5, 1, 0.5}));
+  r.condition.clear();  // drawn from the training conditions
+  out = (*m)->Sample({r});
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ((*out)[0].conditions.size(), 6u);
+  for (size_t k = 0; k < 6; k += 2) {
+    bool found = false;
+    for (size_t q = 0; q < cond.size(); q += 2) {
+      found |= cond[q] == (*out)[0].conditions[k] && cond[q + 1] == (*out)[0].conditions[k + 1];
+    }
+    EXPECT_TRUE(found);
+  }
+}
+
+}  // namespace
+}  // namespace wfm::model

@@ -1,0 +1,349 @@
+#include "model/train/pointcloud_trainer.h"
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "model/checkpoint/checkpoint.h"
+#include "model/eval/metrics.h"
+#include "model/sample/pointcloud_model.h"
+#include "tests/model/train/train_test_util.h"
+
+namespace wfm::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A small, fast configuration.
+PointCloudTrainConfig Tiny(int64_t steps = 6) {
+  PointCloudTrainConfig c;
+  c.network.width = 16;
+  c.network.heads = 2;
+  c.network.layers = 1;
+  c.network.mlp_hidden = 32;
+  c.optimizer.steps = steps;
+  c.optimizer.batch_size = 8;
+  c.optimizer.learning_rate = 1e-3;
+  c.sinkhorn_iterations = 50;
+  return c;
+}
+
+at::Tensor Parameters(PointCloudTrainer& t) {
+  std::vector<at::Tensor> flat;
+  for (const auto& p : t.network()->parameters()) flat.push_back(p.detach().reshape({-1}));
+  return at::cat(flat);
+}
+
+std::string TempPath(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("wfm_trainer_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+io::PointCloudSet ToSet(const GeneratedClouds& g) {
+  io::PointCloudSet s;
+  s.dim = g.dim;
+  s.points = g.points;
+  s.offsets = g.offsets;
+  return s;
+}
+
+TEST(PointCloudTrainerTest, EveryMongeMapCostAndSourceTrains) {
+  const io::PointCloudSet data = testing::Ellipses(24, 1);
+  for (const char* map : {"entropic", "argmax", "rounded_matching", "sample", "euclidean"}) {
+    for (const char* cost : {"chamfer", "entropic", "euclidean", "frechet"}) {
+      PointCloudTrainConfig c = Tiny(2);
+      c.monge_map = map;
+      c.minibatch_cost = cost;
+      auto t = PointCloudTrainer::Create(data, c, "ellipses");
+      ASSERT_TRUE(t.ok()) << t.status();
+      ASSERT_TRUE((*t)->Train().ok()) << map << " " << cost;
+      EXPECT_TRUE(std::isfinite((*t)->Summary().final_loss));
+      EXPECT_EQ((*t)->step(), 2);
+    }
+  }
+  for (auto source : {PointCloudSource::kUniform, PointCloudSource::kNormal,
+                      PointCloudSource::kCholNormal, PointCloudSource::kMetaNormal}) {
+    PointCloudTrainConfig c = Tiny(2);
+    c.source = source;
+    auto t = PointCloudTrainer::Create(data, c, "ellipses");
+    ASSERT_TRUE(t.ok());
+    EXPECT_TRUE((*t)->Train().ok()) << PointCloudSourceName(source);
+  }
+  // Tolerance-mode Sinkhorn and subsampled clouds.
+  PointCloudTrainConfig c = Tiny(2);
+  c.sinkhorn_iterations = 0;
+  c.subsample_points = 20;
+  auto t = PointCloudTrainer::Create(data, c, "ellipses");
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE((*t)->Train().ok());
+}
+
+TEST(PointCloudTrainerTest, UserGivenSources) {
+  const io::PointCloudSet data = testing::Ellipses(16, 2);
+  const io::PointCloudSet source = testing::Ellipses(16, 3);
+  for (auto kind : {PointCloudSource::kGivenRandom, PointCloudSource::kGivenMatched}) {
+    PointCloudTrainConfig c = Tiny(3);
+    c.source = kind;
+    auto t = PointCloudTrainer::Create(data, c, "ellipses", &source);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_TRUE((*t)->Train().ok());
+    // Sampling starts from the given clouds, which set the sizes.
+    auto model = (*t)->MakeModel();
+    ASSERT_TRUE(model.ok()) << model.status();
+    CloudSampleRequest r;
+    r.num_samples = 5;
+    r.steps = 3;
+    auto out = (*model)->Sample({r});
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (int64_t s = 0; s < 5; ++s) {
+      const int64_t n = (*out)[0].offsets[s + 1] - (*out)[0].offsets[s];
+      bool found = false;
+      for (int64_t k = 0; k < source.num_clouds(); ++k) found |= source.cloud_size(k) == n;
+      EXPECT_TRUE(found);
+    }
+    r.points = 10;
+    EXPECT_EQ((*model)->Sample({r}).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  // Matched sources need one cloud per data cloud; given kinds need clouds.
+  PointCloudTrainConfig c = Tiny();
+  c.source = PointCloudSource::kGivenMatched;
+  const io::PointCloudSet fewer = testing::Ellipses(5, 3);
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d", &fewer).status().message()),
+              HasSubstr("one source cloud per data cloud"));
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d").status().message()),
+              HasSubstr("needs the source clouds"));
+}
+
+TEST(PointCloudTrainerTest, SameSeedSameRunOtherSeedOtherRun) {
+  const io::PointCloudSet data = testing::Ellipses(20, 4);
+  PointCloudTrainConfig c = Tiny(5);
+  c.monge_map = "sample";  // also exercises the seeded plan sampling
+  auto a = PointCloudTrainer::Create(data, c, "d");
+  auto b = PointCloudTrainer::Create(data, c, "d");
+  c.optimizer.seed = 1;
+  auto other = PointCloudTrainer::Create(data, c, "d");
+  ASSERT_TRUE(a.ok() && b.ok() && other.ok());
+  ASSERT_TRUE((*a)->Train().ok() && (*b)->Train().ok() && (*other)->Train().ok());
+  EXPECT_TRUE(at::equal(Parameters(**a), Parameters(**b)));
+  EXPECT_FALSE(at::equal(Parameters(**a), Parameters(**other)));
+  EXPECT_EQ((*a)->Summary().final_loss, (*b)->Summary().final_loss);
+}
+
+TEST(PointCloudTrainerTest, ResumeContinuesTheSameRun) {
+  const io::PointCloudSet data = testing::Ellipses(20, 5, /*labelled=*/true);
+  PointCloudTrainConfig c = Tiny(10);
+  auto straight = PointCloudTrainer::Create(data, c, "d");
+  ASSERT_TRUE(straight.ok());
+  ASSERT_TRUE((*straight)->Train().ok());
+
+  auto first = PointCloudTrainer::Create(data, c, "d");
+  ASSERT_TRUE(first.ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE((*first)->Step().ok());
+  auto ckpt = (*first)->MakeCheckpoint(/*with_optimizer=*/true);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const std::string path = TempPath("resume.wfm");
+  ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
+  auto read = checkpoint::Read(path);
+  ASSERT_TRUE(read.ok());
+  auto resumed = PointCloudTrainer::Resume(data, *read);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ((*resumed)->step(), 4);
+  ASSERT_TRUE((*resumed)->Train().ok());
+  EXPECT_EQ((*resumed)->step(), 10);
+  EXPECT_TRUE(at::equal(Parameters(**straight), Parameters(**resumed)));
+  // A serving-only checkpoint cannot resume.
+  auto serving = (*first)->MakeCheckpoint(false);
+  EXPECT_EQ(PointCloudTrainer::Resume(data, *serving).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(PointCloudTrainerTest, CheckpointRoundTripSamplesIdentically) {
+  const io::PointCloudSet data = testing::Ellipses(20, 6, /*labelled=*/true);
+  auto t = PointCloudTrainer::Create(data, Tiny(4), "d");
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->Train().ok());
+  auto live = (*t)->MakeModel();
+  ASSERT_TRUE(live.ok());
+  auto ckpt = (*t)->MakeCheckpoint(false);
+  const std::string path = TempPath("model.wfm");
+  ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
+  auto loaded = PointCloudModel::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  CloudSampleRequest r;
+  r.num_samples = 4;
+  r.steps = 5;
+  r.seed = 42;
+  r.label = "1";
+  r.trajectory = true;
+  auto a = (*live)->Sample({r});
+  auto b = (*loaded)->Sample({r});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)[0].points, (*b)[0].points);
+  EXPECT_EQ((*a)[0].trajectory, (*b)[0].trajectory);
+  EXPECT_EQ((*loaded)->labels().names, (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ((*loaded)->summary().steps, 4);
+  EXPECT_EQ((*loaded)->config().network.width, 16);
+  // A truncated file is refused with a clear status.
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  auto truncated = PointCloudModel::Load(path);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_THAT(std::string(truncated.status().message()), HasSubstr("truncated"));
+}
+
+TEST(PointCloudTrainerTest, CancelAndProgress) {
+  const io::PointCloudSet data = testing::Ellipses(12, 7);
+  auto t = PointCloudTrainer::Create(data, Tiny(50), "d");
+  ASSERT_TRUE(t.ok());
+  std::atomic<bool> cancel{false};
+  int64_t last_step = 0, checkpoints = 0;
+  TrainHooks hooks;
+  hooks.cancel = &cancel;
+  hooks.on_progress = [&](const TrainProgress& p) {
+    EXPECT_EQ(p.step, last_step + 1);
+    EXPECT_EQ(p.total_steps, 50);
+    EXPECT_TRUE(std::isfinite(p.loss));
+    last_step = p.step;
+    if (p.step == 7) cancel = true;
+  };
+  auto status = (*t)->Train(hooks);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ((*t)->step(), 7);  // stopped before the next step
+  // Periodic checkpoints.
+  PointCloudTrainConfig c = Tiny(9);
+  c.checkpoint_every = 4;
+  auto u = PointCloudTrainer::Create(data, c, "d");
+  TrainHooks h2;
+  h2.on_checkpoint = [&](int64_t step) {
+    EXPECT_EQ(step % 4, 0);
+    ++checkpoints;
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE((*u)->Train(h2).ok());
+  EXPECT_EQ(checkpoints, 2);  // steps 4 and 8, not the last
+}
+
+TEST(PointCloudTrainerTest, RejectsBadConfigAndData) {
+  const io::PointCloudSet data = testing::Ellipses(8, 8);
+  PointCloudTrainConfig c = Tiny();
+  c.network.width = 18;
+  c.network.heads = 4;
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d").status().message()),
+              HasSubstr("divisible by heads"));
+  c = Tiny();
+  c.optimizer.learning_rate = -1;
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d").status().message()),
+              HasSubstr("learning_rate"));
+  c = Tiny();
+  c.epsilon = 0;
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d").status().message()),
+              HasSubstr("epsilon"));
+  c = Tiny();
+  c.monge_map = "nearest";
+  EXPECT_THAT(std::string(PointCloudTrainer::Create(data, c, "d").status().message()),
+              HasSubstr("monge_map"));
+  io::PointCloudSet bad = data;
+  bad.points[3] = std::nanf("");
+  EXPECT_EQ(PointCloudTrainer::Create(bad, Tiny(), "d").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The learning check of the issue: on ellipses with random axes and rotation
+// (24-48 points), a small model trained a few hundred steps generates clouds
+// whose 1-NNA (Chamfer) against held-aside ellipses is clearly below the
+// untrained model's. Measured with this configuration over training seeds
+// 0-4 (data seeds 100-104, held-aside seeds 200-204): untrained 0.96-0.98,
+// trained 0.61-0.80; the test runs seed 0 (0.63) and asserts <= 0.85 and a
+// gap of at least 0.12.
+TEST(PointCloudLearningTest, TrainedModelBeatsUntrained) {
+  const uint64_t seed = 0;
+  const io::PointCloudSet data = testing::Ellipses(256, 100 + seed);
+  const io::PointCloudSet held = testing::Ellipses(64, 200 + seed);
+  PointCloudTrainConfig c;
+  c.network.width = 64;
+  c.network.heads = 4;
+  c.network.layers = 2;
+  c.network.mlp_hidden = 128;
+  c.optimizer.steps = 800;
+  c.optimizer.batch_size = 32;
+  c.optimizer.learning_rate = 2e-3;
+  c.optimizer.seed = seed;
+  auto t = PointCloudTrainer::Create(data, c, "ellipses");
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto nna = [&](const PointCloudModel& m) {
+    CloudSampleRequest r;
+    r.num_samples = 64;
+    r.steps = 50;
+    r.seed = 7;
+    auto s = m.Sample({r});
+    EXPECT_TRUE(s.ok()) << s.status();
+    auto e = eval::EvaluatePointClouds(ToSet((*s)[0]), held, /*with_emd=*/false);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e->chamfer.one_nna;
+  };
+  const double before = nna(**(*t)->MakeModel());
+  ASSERT_TRUE((*t)->Train().ok());
+  const double after = nna(**(*t)->MakeModel());
+  std::printf("1-NNA(CD) untrained %.3f, trained %.3f\n", before, after);
+  EXPECT_GE(before, 0.93);
+  EXPECT_LE(after, 0.85);
+  EXPECT_GE(before - after, 0.12);
+}
+
+// Two labelled sub-families (wide flat ellipses, small circles): samples for
+// each label are nearer (Chamfer) to their own sub-family.
+TEST(PointCloudLearningTest, ConditionalSamplesFollowTheLabel) {
+  const io::PointCloudSet data = testing::Ellipses(256, 300, /*labelled=*/true);
+  PointCloudTrainConfig c;
+  c.network.width = 64;
+  c.network.heads = 4;
+  c.network.layers = 2;
+  c.network.mlp_hidden = 128;
+  c.optimizer.steps = 400;
+  c.optimizer.batch_size = 32;
+  c.optimizer.learning_rate = 2e-3;
+  auto t = PointCloudTrainer::Create(data, c, "ellipses");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE((*t)->Train().ok());
+  auto model = (*t)->MakeModel();
+  ASSERT_TRUE(model.ok());
+  // Reference sub-families.
+  std::vector<int64_t> idx[2];
+  for (int64_t k = 0; k < data.num_clouds(); ++k) idx[data.labels.integers[k]].push_back(k);
+  io::PointCloudSet family[2];
+  for (int l = 0; l < 2; ++l) {
+    family[l].dim = 2;
+    family[l].offsets = {0};
+    for (int64_t k : idx[l]) {
+      family[l].points.insert(family[l].points.end(), data.points.begin() + data.offsets[k] * 2,
+                              data.points.begin() + data.offsets[k + 1] * 2);
+      family[l].offsets.push_back(family[l].offsets.back() + data.cloud_size(k));
+    }
+  }
+  for (int l = 0; l < 2; ++l) {
+    CloudSampleRequest r;
+    r.num_samples = 32;
+    r.steps = 40;
+    r.seed = 11;
+    r.label = std::to_string(l);
+    auto s = (*model)->Sample({r});
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)[0].labels, std::vector<std::string>(32, r.label));
+    const io::PointCloudSet gen = ToSet((*s)[0]);
+    auto own = eval::PairwiseChamfer(gen, family[l]);
+    auto other = eval::PairwiseChamfer(gen, family[1 - l]);
+    ASSERT_TRUE(own.ok() && other.ok());
+    const at::Tensor d_own = std::get<0>(own->min(1)), d_other = std::get<0>(other->min(1));
+    // Nearly every sample is closer to its own family.
+    EXPECT_GE((d_own < d_other).to(at::kDouble).mean().item<double>(), 0.9) << "label " << l;
+  }
+}
+
+}  // namespace
+}  // namespace wfm::model
