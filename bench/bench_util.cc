@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "model/nn/cpu_runtime.h"
 #include "model/ot/lse_kernel.h"
 
 namespace wfm::bench {
@@ -39,7 +40,11 @@ void Emit(nlohmann::json record, int threads) {
 }
 
 void SetThreads(int threads) {
-  at::set_num_threads(std::max(1, threads));
+  model::nn::CpuRuntimeOptions options;
+  options.threads = std::max(1, threads);
+  if (absl::Status s = model::nn::ConfigureCpuRuntime(options); !s.ok()) {
+    std::cerr << "wfm_bench: " << s << "\n";
+  }
   at::set_num_interop_threads(1);
 }
 

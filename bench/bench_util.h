@@ -20,7 +20,8 @@ double MedianSeconds(const std::function<void()>& fn, int repeats, int warmup = 
 // version) and prints the record as one JSON line on stdout.
 void Emit(nlohmann::json record, int threads);
 
-// Sets LibTorch's intra-op threads (and one inter-op thread).
+// Sets LibTorch's and OpenBLAS's threads (one inter-op thread) and the
+// process's CPU runtime settings (model/nn/cpu_runtime.h).
 void SetThreads(int threads);
 
 }  // namespace wfm::bench

@@ -8,6 +8,11 @@ namespace wfm::bench {
 
 // sinkhorn: B random pairs of N-point clouds, K log-domain iterations.
 void AddSinkhornCommand(CLI::App& app);
+// train / sample: point-cloud (or --gaussian) training and sampling speed.
+void AddTrainCommand(CLI::App& app);
+void AddSampleCommand(CLI::App& app);
+// serve: sampling over gRPC against an in-process wfm-server (serve_bench.cc).
+void AddServeCommand(CLI::App& app);
 
 }  // namespace wfm::bench
 

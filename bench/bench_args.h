@@ -1,0 +1,58 @@
+// Flags of the wfm_bench train and sample subcommands (the same spellings and
+// defaults as ../shared/anchors/bench_anchor.py train / sample), shared by the
+// point-cloud and Gaussian implementations.
+#ifndef WFM_BENCH_BENCH_ARGS_H_
+#define WFM_BENCH_BENCH_ARGS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace wfm::bench {
+
+struct TrainBenchArgs {
+  int64_t clouds = 256;   // training-set size C
+  int64_t points = 128;   // points per cloud N
+  int64_t dim = 3;        // D
+  int64_t batch = 16;
+  int64_t emb = 128;
+  int64_t layers = 3;
+  int64_t heads = 4;
+  int64_t mlp = 256;
+  int64_t iters = 200;    // Sinkhorn iterations
+  double eps = 0.002;
+  int64_t steps = 10;     // timed steps (after 2 warm-up steps)
+  double lr = 2e-4;
+  std::string monge_map = "rounded_matching";
+  std::string minibatch = "chamfer";
+  std::string noise = "chol_normal";
+  int threads = 1;
+  uint64_t seed = 0;
+  bool gaussian = false;
+  int64_t world_size = 1;  // > 1: data-parallel over that many local processes
+};
+
+struct SampleBenchArgs {
+  int64_t clouds = 256;   // training-set size (for the data statistics)
+  int64_t points = 128;
+  int64_t dim = 3;
+  int64_t num = 16;       // samples generated
+  int64_t steps = 100;    // integration steps
+  int64_t emb = 128;
+  int64_t layers = 3;
+  int64_t heads = 4;
+  int64_t mlp = 256;
+  int repeats = 1;
+  int threads = 1;
+  uint64_t seed = 0;
+  bool gaussian = false;
+  bool reference_cov_sign = false;  // Gaussian sampler: the reference's sign
+};
+
+// Gaussian implementations (bench/gaussian_bench.cc): print one JSON line,
+// return the process exit code.
+int RunGaussianTrain(const TrainBenchArgs& args);
+int RunGaussianSample(const SampleBenchArgs& args);
+
+}  // namespace wfm::bench
+
+#endif  // WFM_BENCH_BENCH_ARGS_H_
