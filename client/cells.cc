@@ -1,0 +1,138 @@
+#include "client/cells.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+#include "model/io/array.h"
+#include "model/io/h5ad.h"
+
+namespace wfm::client {
+namespace {
+
+namespace io = ::wfm::model::io;
+
+absl::Status Invalid(absl::string_view source, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+}
+
+// Prefixes an error that does not name the file yet.
+absl::Status WithSource(const absl::Status& status, absl::string_view source) {
+  if (status.ok() || absl::StartsWith(status.message(), source)) return status;
+  return absl::Status(status.code(), absl::StrCat(source, ": ", status.message()));
+}
+
+// One text per cell from an obs column used as labels or sample ids.
+absl::StatusOr<std::vector<std::string>> ColumnTexts(const io::H5adFile& file,
+                                                     const std::string& key,
+                                                     absl::string_view flag) {
+  absl::StatusOr<io::ObsColumn> column = file.ReadObsColumn(key);
+  if (!column.ok()) return WithSource(column.status(), file.path());
+  if (column->kind == io::ObsColumn::Kind::kFloat) {
+    return Invalid(file.path(),
+                   absl::StrCat("obs/", key, " (", flag,
+                                "): a float column; needs categorical, string, integer or "
+                                "bool values"));
+  }
+  std::vector<std::string> texts = column->ToStrings();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (texts[i].empty()) {
+      return Invalid(file.path(), absl::StrCat("obs/", key, "[", i, "] (", flag,
+                                               "): missing or empty value; every cell needs one"));
+    }
+  }
+  return texts;
+}
+
+}  // namespace
+
+absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view source) {
+  if (cells.dim < 1) {
+    return Invalid(source, absl::StrCat("features: dimension ", cells.dim, "; must be >= 1"));
+  }
+  if (cells.coords.size() % 2 != 0) {
+    return Invalid(source, "coords: needs [n, 2] values");
+  }
+  const int64_t n = cells.num_cells();
+  if (n < 1) return Invalid(source, "no cells; a data set needs at least one");
+  if (static_cast<int64_t>(cells.features.size()) != n * cells.dim) {
+    return Invalid(source, absl::StrCat("features: ", cells.features.size(), " values for ", n,
+                                        " cells of dimension ", cells.dim, "; needs ",
+                                        n * cells.dim));
+  }
+  for (size_t i = 0; i < cells.features.size(); ++i) {
+    if (!std::isfinite(cells.features[i])) {
+      return Invalid(source, absl::StrCat("features[", i / cells.dim, ", ", i % cells.dim,
+                                          "] = ", io::FormatDouble(cells.features[i]),
+                                          ": values must be finite"));
+    }
+  }
+  for (size_t i = 0; i < cells.coords.size(); ++i) {
+    if (!std::isfinite(cells.coords[i])) {
+      return Invalid(source, absl::StrCat("coords[", i / 2, ", ", i % 2, "] = ",
+                                          io::FormatDouble(cells.coords[i]),
+                                          ": coordinates must be finite"));
+    }
+  }
+  for (const auto& [name, values] :
+       {std::make_pair("sample_ids", &cells.sample_ids), std::make_pair("labels", &cells.labels)}) {
+    if (values->empty()) continue;
+    if (static_cast<int64_t>(values->size()) != n) {
+      return Invalid(source, absl::StrCat(name, ": ", values->size(), " entries for ", n,
+                                          " cells; needs one per cell"));
+    }
+    for (size_t i = 0; i < values->size(); ++i) {
+      if ((*values)[i].empty()) {
+        return Invalid(source, absl::StrCat(name, "[", i, "]: empty; every cell needs one"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
+                                              const CellReadOptions& options) {
+  WFM_ASSIGN_OR_RETURN(io::H5adFile file, io::H5adFile::Open(path));
+  SpatialCells cells;
+
+  absl::StatusOr<io::DenseMatrix> features = file.ReadFeatures(options.features);
+  if (!features.ok()) return WithSource(features.status(), path);
+  cells.dim = features->cols;
+  cells.features = std::move(features->values);
+
+  absl::StatusOr<io::DenseMatrix> spatial = file.ReadObsm(options.spatial_key);
+  if (!spatial.ok()) return WithSource(spatial.status(), path);
+  const std::string where = absl::StrCat("obsm/", options.spatial_key, " (--spatial-key)");
+  if (spatial->cols < 2) {
+    return Invalid(path, absl::StrCat(where, ": ", spatial->cols,
+                                      " column(s); spatial coordinates need 2 columns"));
+  }
+  const int64_t n = spatial->rows, cols = spatial->cols;
+  for (int64_t j = 2; j < cols; ++j) {
+    for (int64_t i = 1; i < n; ++i) {
+      const float v = spatial->values[i * cols + j], first = spatial->values[j];
+      if (v != first) {
+        return Invalid(path, absl::StrCat(where, ": ", cols, " columns and column ", j,
+                                          " varies; spatial coordinates must be 2-D"));
+      }
+    }
+  }
+  cells.coords.resize(n * 2);
+  for (int64_t i = 0; i < n; ++i) {
+    cells.coords[2 * i] = spatial->values[i * cols];
+    cells.coords[2 * i + 1] = spatial->values[i * cols + 1];
+  }
+
+  if (!options.label_key.empty()) {
+    WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, options.label_key, "--label-key"));
+  }
+  if (!options.sample_key.empty()) {
+    WFM_ASSIGN_OR_RETURN(cells.sample_ids, ColumnTexts(file, options.sample_key, "--sample-key"));
+  }
+  WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, path));
+  return cells;
+}
+
+}  // namespace wfm::client

@@ -1,0 +1,53 @@
+// Spatial cells (the SPATIAL_CELLS data sets of the API): per-cell feature
+// vectors, 2D spatial coordinates, optional sample ids and labels, read from
+// an AnnData .h5ad file. The server builds the niches from them.
+#ifndef WFM_CLIENT_CELLS_H_
+#define WFM_CLIENT_CELLS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace wfm::client {
+
+struct SpatialCells {
+  int64_t dim = 0;                      // features per cell, >= 1
+  std::vector<float> features;          // [n, dim] row-major, finite
+  std::vector<float> coords;            // [n, 2] row-major, finite
+  std::vector<std::string> sample_ids;  // [n], or empty (one sample)
+  std::vector<std::string> labels;      // [n] (e.g. cell type), or empty
+
+  int64_t num_cells() const { return static_cast<int64_t>(coords.size()) / 2; }
+};
+
+// Checks: at least one cell; dim >= 1; features n*dim and coords n*2 values,
+// all finite; sample_ids and labels empty or n entries, none empty.
+// InvalidArgument prefixed with `source`, naming the field and the cell.
+absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view source);
+
+// Where the parts of the data set are in the .h5ad file (the command-line
+// tool's --features, --spatial-key, --label-key, --sample-key).
+struct CellReadOptions {
+  std::string features = "X";         // "X" or "obsm:KEY"
+  std::string spatial_key = "spatial";  // obsm/<key>, [n_obs, 2]
+  std::string label_key;              // obs column; empty = no labels
+  std::string sample_key;             // obs column; empty = one sample
+};
+
+// Reads and validates. Spatial arrays with more than 2 columns are accepted
+// when every extra column is constant (a z = 0 plane); otherwise they are
+// InvalidArgument. Labels come from categorical, string, integer or bool
+// columns (continuous columns are InvalidArgument, as are missing values).
+// Errors: NotFound for a missing file, InvalidArgument naming the file, the
+// element and the rule (an unknown obsm key or obs column lists the
+// available ones).
+absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
+                                              const CellReadOptions& options);
+
+}  // namespace wfm::client
+
+#endif  // WFM_CLIENT_CELLS_H_

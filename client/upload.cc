@@ -1,0 +1,190 @@
+#include "client/upload.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+
+namespace wfm::client {
+namespace {
+
+namespace io = ::wfm::model::io;
+
+// Encoded size of a string in a repeated field: tag, length, bytes.
+int64_t StringBytes(const std::string& s) { return static_cast<int64_t>(s.size()) + 4; }
+
+void FillCommon(const UploadInfo& info, v1::DatasetHeader* header) {
+  header->set_name(info.name);
+  header->set_description(info.description);
+  header->set_overwrite(info.overwrite);
+}
+
+}  // namespace
+
+std::vector<std::string> LabelStrings(const io::Labels& labels) {
+  std::vector<std::string> out;
+  switch (labels.kind) {
+    case io::Labels::Kind::kInteger:
+      out.reserve(labels.integers.size());
+      for (int64_t v : labels.integers) out.push_back(absl::StrCat(v));
+      break;
+    case io::Labels::Kind::kString:
+      out = labels.strings;
+      break;
+    case io::Labels::Kind::kNone:
+    case io::Labels::Kind::kContinuous:
+      break;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::DatasetHeader> PointCloudHeader(const UploadInfo& info,
+                                                   const io::PointCloudSet& clouds) {
+  WFM_RETURN_IF_ERROR(io::ValidatePointCloudSet(clouds, info.name));
+  v1::DatasetHeader header;
+  FillCommon(info, &header);
+  header.set_kind(v1::POINT_CLOUDS);
+  header.set_dim(clouds.dim);
+  switch (clouds.labels.kind) {
+    case io::Labels::Kind::kNone:
+      header.set_label_type(v1::LABEL_TYPE_NONE);
+      break;
+    case io::Labels::Kind::kInteger:
+    case io::Labels::Kind::kString:
+      header.set_label_type(v1::LABEL_TYPE_DISCRETE);
+      break;
+    case io::Labels::Kind::kContinuous:
+      header.set_label_type(v1::LABEL_TYPE_CONTINUOUS);
+      header.set_condition_dim(clouds.labels.width);
+      break;
+  }
+  return header;
+}
+
+absl::StatusOr<v1::DatasetHeader> GaussianHeader(const UploadInfo& info,
+                                                 const io::GaussianSet& gaussians) {
+  WFM_RETURN_IF_ERROR(io::ValidateGaussianSet(gaussians, info.name));
+  if (gaussians.labels.kind == io::Labels::Kind::kContinuous) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(info.name,
+                     ": labels: float (continuous) labels on Gaussians; Gaussian data sets "
+                     "take discrete labels (integers or strings) only"));
+  }
+  v1::DatasetHeader header;
+  FillCommon(info, &header);
+  header.set_kind(v1::GAUSSIANS);
+  header.set_dim(gaussians.dim);
+  header.set_label_type(gaussians.labels.empty() ? v1::LABEL_TYPE_NONE : v1::LABEL_TYPE_DISCRETE);
+  return header;
+}
+
+absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const SpatialCells& cells) {
+  WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, info.name));
+  v1::DatasetHeader header;
+  FillCommon(info, &header);
+  header.set_kind(v1::SPATIAL_CELLS);
+  header.set_dim(cells.dim);
+  header.set_label_type(cells.labels.empty() ? v1::LABEL_TYPE_NONE : v1::LABEL_TYPE_DISCRETE);
+  return header;
+}
+
+// ------------------------------------------------------------------ clouds
+
+PointCloudChunker::PointCloudChunker(const io::PointCloudSet& clouds, int64_t max_chunk_bytes)
+    : clouds_(clouds), max_chunk_bytes_(max_chunk_bytes), labels_(LabelStrings(clouds.labels)) {}
+
+bool PointCloudChunker::Next(v1::UploadDatasetRequest* request) {
+  request->Clear();
+  const int64_t c = clouds_.num_clouds();
+  if (next_ >= c) return false;
+  const bool continuous = clouds_.labels.kind == io::Labels::Kind::kContinuous;
+  const int64_t width = continuous ? clouds_.labels.width : 0;
+  // Clouds [next_, end) fit the budget (at least one cloud per chunk).
+  int64_t end = next_, bytes = 0;
+  while (end < c) {
+    int64_t item = clouds_.cloud_size(end) * clouds_.dim * 4 + 10 + width * 4;
+    if (!labels_.empty()) item += StringBytes(labels_[end]);
+    if (end > next_ && bytes + item > max_chunk_bytes_) break;
+    bytes += item;
+    ++end;
+  }
+  v1::PointCloudChunk* chunk = request->mutable_clouds();
+  const float* points = clouds_.points.data();
+  chunk->mutable_points()->Add(points + clouds_.offsets[next_] * clouds_.dim,
+                               points + clouds_.offsets[end] * clouds_.dim);
+  for (int64_t i = next_; i < end; ++i) {
+    chunk->add_sizes(clouds_.cloud_size(i));
+    if (!labels_.empty()) chunk->add_labels(labels_[i]);
+  }
+  if (continuous) {
+    chunk->mutable_conditions()->Add(clouds_.labels.values.begin() + next_ * width,
+                                     clouds_.labels.values.begin() + end * width);
+  }
+  next_ = end;
+  return true;
+}
+
+// --------------------------------------------------------------- Gaussians
+
+GaussianChunker::GaussianChunker(const io::GaussianSet& gaussians, int64_t max_chunk_bytes)
+    : gaussians_(gaussians),
+      max_chunk_bytes_(max_chunk_bytes),
+      labels_(LabelStrings(gaussians.labels)) {}
+
+bool GaussianChunker::Next(v1::UploadDatasetRequest* request) {
+  request->Clear();
+  const int64_t c = gaussians_.num_gaussians(), d = gaussians_.dim;
+  if (next_ >= c) return false;
+  int64_t end = next_, bytes = 0;
+  while (end < c) {
+    int64_t item = (d + d * d) * 8;
+    if (!labels_.empty()) item += StringBytes(labels_[end]);
+    if (end > next_ && bytes + item > max_chunk_bytes_) break;
+    bytes += item;
+    ++end;
+  }
+  v1::GaussianChunk* chunk = request->mutable_gaussians();
+  chunk->mutable_means()->Add(gaussians_.means.begin() + next_ * d,
+                              gaussians_.means.begin() + end * d);
+  chunk->mutable_covs()->Add(gaussians_.covs.begin() + next_ * d * d,
+                             gaussians_.covs.begin() + end * d * d);
+  if (!labels_.empty()) {
+    for (int64_t i = next_; i < end; ++i) chunk->add_labels(labels_[i]);
+  }
+  next_ = end;
+  return true;
+}
+
+// ------------------------------------------------------------------- cells
+
+CellChunker::CellChunker(const SpatialCells& cells, int64_t max_chunk_bytes)
+    : cells_(cells), max_chunk_bytes_(max_chunk_bytes) {}
+
+bool CellChunker::Next(v1::UploadDatasetRequest* request) {
+  request->Clear();
+  const int64_t n = cells_.num_cells(), d = cells_.dim;
+  if (next_ >= n) return false;
+  const bool samples = !cells_.sample_ids.empty(), labels = !cells_.labels.empty();
+  int64_t end = next_, bytes = 0;
+  while (end < n) {
+    int64_t item = (d + 2) * 4;
+    if (samples) item += StringBytes(cells_.sample_ids[end]);
+    if (labels) item += StringBytes(cells_.labels[end]);
+    if (end > next_ && bytes + item > max_chunk_bytes_) break;
+    bytes += item;
+    ++end;
+  }
+  v1::CellChunk* chunk = request->mutable_cells();
+  chunk->mutable_features()->Add(cells_.features.begin() + next_ * d,
+                                 cells_.features.begin() + end * d);
+  chunk->mutable_coords()->Add(cells_.coords.begin() + next_ * 2, cells_.coords.begin() + end * 2);
+  for (int64_t i = next_; i < end; ++i) {
+    if (samples) chunk->add_sample_ids(cells_.sample_ids[i]);
+    if (labels) chunk->add_labels(cells_.labels[i]);
+  }
+  next_ = end;
+  return true;
+}
+
+}  // namespace wfm::client

@@ -1,0 +1,463 @@
+"""A small Python client of the wfm service (Wasserstein Flow Matching).
+
+Wraps the stubs generated from proto/wfm/v1 at build time (the build writes
+them to <build>/python/wfm/v1/*_pb2*.py; put that folder and this one on
+PYTHONPATH). Needs grpcio, protobuf and numpy (Debian: python3-grpcio,
+python3-protobuf, python3-numpy).
+
+    from wfm_client import Client
+    with Client("localhost:50051") as wfm:
+        wfm.upload_point_clouds("shapes", clouds, labels=labels)
+        job = wfm.train("shapes", "shapes-wfm", steps=300, watch=True,
+                        on_update=lambda j: print(j.step, j.loss))
+        samples = wfm.sample("shapes-wfm", num=16, label="ring")
+        samples.clouds[0]          # numpy [n, d]
+
+Errors the server returns are raised as WfmError (code name, message and
+method); bad local input as ValueError / TypeError before anything is sent.
+"""
+
+import collections
+
+import grpc
+import numpy as np
+
+from wfm.v1 import types_pb2, wfm_service_pb2, wfm_service_pb2_grpc
+
+__all__ = ["Client", "WfmError", "Samples", "GaussianSamples"]
+
+SERVICE_NAME = "wfm.v1.WfmService"
+CHUNK_BYTES = 2_000_000  # payload per upload message (~2 MB)
+
+_UNARY_TIMEOUT = 30.0
+_LONG_TIMEOUT = 1800.0
+
+
+class WfmError(Exception):
+    """An error the server returned: `code` is the gRPC code name
+    ("INVALID_ARGUMENT", "NOT_FOUND", ...), `method` the RPC."""
+
+    def __init__(self, code, message, method):
+        super().__init__(f"{message} ({code} from {method})")
+        self.code = code
+        self.message = message
+        self.method = method
+
+
+# Generated point clouds: points [P, d] float32, offsets [C+1] int64, labels
+# (list of C strings, a [C, k] float32 array, or None), clouds (list of C
+# [n_c, d] views into points), trajectory ([frames, P, d] or None).
+Samples = collections.namedtuple("Samples", "points offsets labels clouds trajectory")
+# Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels or None.
+GaussianSamples = collections.namedtuple("GaussianSamples", "means covs labels")
+
+# train(**options) keyword -> (config section, field). Sections: optimizer,
+# network, pointcloud, gaussian, config (the TrainingConfig itself).
+_TRAIN_OPTIONS = {
+    "steps": ("optimizer", "steps"),
+    "batch": ("optimizer", "batch_size"),
+    "lr": ("optimizer", "learning_rate"),
+    "decay_steps": ("optimizer", "decay_steps"),
+    "decay_rate": ("optimizer", "decay_rate"),
+    "grad_clip": ("optimizer", "grad_clip_norm"),
+    "seed": ("optimizer", "seed"),
+    "emb": ("network", "width"),
+    "heads": ("network", "heads"),
+    "layers": ("network", "layers"),
+    "mlp": ("network", "mlp_hidden"),
+    "dropout": ("network", "dropout"),
+    "architecture": ("network", "architecture"),
+    "k": ("config", "niche_size"),
+    "checkpoint_every": ("config", "checkpoint_every"),
+    "holdout": ("config", "holdout_fraction"),
+    "monge_map": ("pointcloud", "monge_map"),
+    "eps": ("pointcloud", "epsilon"),
+    "sinkhorn_iters": ("pointcloud", "sinkhorn_iterations"),
+    "sinkhorn_tol": ("pointcloud", "sinkhorn_tolerance"),
+    "minibatch_cost": ("pointcloud", "minibatch_cost"),
+    "guidance": ("pointcloud", "guidance"),
+    "p_uncond": ("pointcloud", "p_uncond"),
+    "subsample_points": ("pointcloud", "subsample_points"),
+    "velocity": ("gaussian", "velocity"),
+    "loss": ("gaussian", "loss"),
+    "mean_scale": ("gaussian", "mean_scale_factor"),
+    "cov_scale": ("gaussian", "cov_scale_factor"),
+}
+# Options whose field depends on the family.
+_SHARED_OPTIONS = {
+    "noise": {"pointcloud": "noise", "gaussian": "noise"},
+    "minibatch_ot": {"pointcloud": "minibatch_ot", "gaussian": "minibatch_ot"},
+    "minibatch_eps": {"pointcloud": "minibatch_epsilon", "gaussian": "minibatch_epsilon"},
+    "df_scale": {"pointcloud": "noise_df_scale", "gaussian": "degrees_of_freedom_scale"},
+    "source_dataset": {"pointcloud": "source_dataset", "gaussian": "source_dataset"},
+}
+
+_TERMINAL = (types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED)
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _labels_to_strings(labels, count, what):
+    if labels is None:
+        return None
+    labels = list(labels)
+    if len(labels) != count:
+        raise ValueError(f"labels: {len(labels)} labels for {count} {what}; needs one per item")
+    out = []
+    for value in labels:
+        if isinstance(value, (bytes, np.bytes_)):
+            value = value.decode()
+        if isinstance(value, (float, np.floating)):
+            raise TypeError("labels: discrete labels are strings or integers; "
+                            "pass float condition vectors as conditions=")
+        out.append(str(int(value)) if isinstance(value, (int, np.integer)) else str(value))
+    return out
+
+
+def _finite(name, array):
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{name}{list(bad)} is not finite; values must be finite")
+
+
+class Client:
+    """A connection to one wfm server. Thread-safe; close() (or `with`) ends it."""
+
+    def __init__(self, server="localhost:50051", token=None, tls_ca=None, tls=False,
+                 timeout=_UNARY_TIMEOUT, max_receive_bytes=256 << 20):
+        options = [("grpc.max_receive_message_length", max_receive_bytes),
+                   ("grpc.max_send_message_length", -1)]
+        if tls or tls_ca:
+            root = None
+            if tls_ca:
+                with open(tls_ca, "rb") as f:
+                    root = f.read()
+            self._channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root), options)
+        else:
+            self._channel = grpc.insecure_channel(server, options)
+        self._stub = wfm_service_pb2_grpc.WfmServiceStub(self._channel)
+        self._metadata = [("authorization", f"Bearer {token}")] if token else []
+        self._timeout = timeout
+        self.server = server
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _call(self, method, request, timeout=None):
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout or self._timeout,
+                                               metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise WfmError(e.code().name, e.details(), method) from None
+
+    def health(self, service=SERVICE_NAME):
+        """The grpc.health.v1 status: "SERVING", "NOT_SERVING", "UNKNOWN" or
+        "SERVICE_UNKNOWN"."""
+        check = self._channel.unary_unary("/grpc.health.v1.Health/Check",
+                                          request_serializer=lambda b: b,
+                                          response_deserializer=lambda b: b)
+        request = b"" if not service else b"\x0a" + _varint(len(service)) + service.encode()
+        try:
+            response = check(request, timeout=5.0, metadata=self._metadata)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return "SERVICE_UNKNOWN"
+            raise WfmError(e.code().name, e.details(), "Health.Check") from None
+        status = response[1] if len(response) >= 2 and response[0] == 0x08 else 0
+        return {1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}.get(status, "UNKNOWN")
+
+    # ----------------------------------------------------------- data sets
+
+    def _upload(self, header, chunks):
+        def requests():
+            yield wfm_service_pb2.UploadDatasetRequest(header=header)
+            yield from chunks
+        try:
+            return self._stub.UploadDataset(requests(), timeout=_LONG_TIMEOUT,
+                                            metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise WfmError(e.code().name, e.details(), "UploadDataset") from None
+
+    def upload_point_clouds(self, name, clouds=None, *, points=None, offsets=None, labels=None,
+                            conditions=None, description="", overwrite=False,
+                            chunk_bytes=CHUNK_BYTES):
+        """Uploads point clouds: either `clouds`, a list of [n_c, d] arrays, or
+        `points` [P, d] with `offsets` [C+1]. `labels`: C strings/integers
+        (discrete); `conditions`: [C, k] floats (continuous)."""
+        if clouds is not None:
+            if points is not None or offsets is not None:
+                raise TypeError("pass clouds or points + offsets, not both")
+            clouds = [np.asarray(c, dtype=np.float32) for c in clouds]
+            if not clouds or any(c.ndim != 2 for c in clouds):
+                raise ValueError("clouds: needs a non-empty list of [n, d] arrays")
+            points = np.concatenate(clouds)
+            offsets = np.concatenate([[0], np.cumsum([len(c) for c in clouds])])
+        if points is None or offsets is None:
+            raise TypeError("pass clouds, or points and offsets")
+        points = np.ascontiguousarray(points, dtype=np.float32)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if points.ndim != 2 or points.shape[1] < 1:
+            raise ValueError(f"points: shape {points.shape}; needs [P, d]")
+        sizes = np.diff(offsets)
+        if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != len(points) \
+                or np.any(sizes < 1):
+            raise ValueError("offsets: needs [C+1] increasing values from 0 to P, no empty cloud")
+        _finite("points", points)
+        count, dim = len(sizes), points.shape[1]
+        names = _labels_to_strings(labels, count, "clouds")
+        header = wfm_service_pb2.DatasetHeader(
+            name=name, kind=types_pb2.POINT_CLOUDS, dim=dim, description=description,
+            overwrite=overwrite, label_type=types_pb2.LABEL_TYPE_NONE)
+        cond = None
+        if names is not None and conditions is not None:
+            raise TypeError("pass labels or conditions, not both")
+        if names is not None:
+            header.label_type = types_pb2.LABEL_TYPE_DISCRETE
+        if conditions is not None:
+            cond = np.asarray(conditions, dtype=np.float32)
+            cond = cond.reshape(len(cond), -1) if cond.ndim == 1 else cond
+            if cond.shape[0] != count:
+                raise ValueError(f"conditions: {cond.shape[0]} rows for {count} clouds")
+            _finite("conditions", cond)
+            header.label_type = types_pb2.LABEL_TYPE_CONTINUOUS
+            header.condition_dim = cond.shape[1]
+
+        def chunks():
+            start = 0
+            while start < count:
+                end, size = start, 0
+                while end < count and (end == start or size + sizes[end] * dim * 4 <= chunk_bytes):
+                    size += sizes[end] * dim * 4
+                    end += 1
+                chunk = wfm_service_pb2.PointCloudChunk(
+                    sizes=sizes[start:end].tolist(),
+                    points=points[offsets[start]:offsets[end]].ravel().tolist())
+                if names is not None:
+                    chunk.labels.extend(names[start:end])
+                if cond is not None:
+                    chunk.conditions.extend(cond[start:end].ravel().tolist())
+                yield wfm_service_pb2.UploadDatasetRequest(clouds=chunk)
+                start = end
+        return self._upload(header, chunks())
+
+    def upload_gaussians(self, name, means, covs, labels=None, description="", overwrite=False,
+                         chunk_bytes=CHUNK_BYTES):
+        """Uploads Gaussians: means [C, d], covs [C, d, d] symmetric positive
+        definite, optional C discrete labels."""
+        means = np.ascontiguousarray(means, dtype=np.float64)
+        covs = np.ascontiguousarray(covs, dtype=np.float64)
+        if means.ndim != 2 or covs.shape != (means.shape[0], means.shape[1], means.shape[1]):
+            raise ValueError(f"means {means.shape} and covs {covs.shape}: need [C, d] and [C, d, d]")
+        _finite("means", means)
+        _finite("covs", covs)
+        try:
+            np.linalg.cholesky(covs)
+        except np.linalg.LinAlgError:
+            raise ValueError("covs: not all positive definite") from None
+        count, dim = means.shape
+        names = _labels_to_strings(labels, count, "Gaussians")
+        header = wfm_service_pb2.DatasetHeader(
+            name=name, kind=types_pb2.GAUSSIANS, dim=dim, description=description,
+            overwrite=overwrite,
+            label_type=types_pb2.LABEL_TYPE_DISCRETE if names else types_pb2.LABEL_TYPE_NONE)
+        per = max(1, chunk_bytes // ((dim + dim * dim) * 8))
+
+        def chunks():
+            for start in range(0, count, per):
+                end = min(count, start + per)
+                chunk = wfm_service_pb2.GaussianChunk(means=means[start:end].ravel().tolist(),
+                                                      covs=covs[start:end].ravel().tolist())
+                if names is not None:
+                    chunk.labels.extend(names[start:end])
+                yield wfm_service_pb2.UploadDatasetRequest(gaussians=chunk)
+        return self._upload(header, chunks())
+
+    def upload_cells(self, name, features, coords, sample_ids=None, labels=None, description="",
+                     overwrite=False, chunk_bytes=CHUNK_BYTES):
+        """Uploads spatial cells: features [n, f], coords [n, 2], optional
+        sample ids and labels (one per cell). The server builds the niches."""
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        coords = np.ascontiguousarray(coords, dtype=np.float32)
+        if features.ndim != 2 or coords.shape != (features.shape[0], 2):
+            raise ValueError(f"features {features.shape} and coords {coords.shape}: "
+                             "need [n, f] and [n, 2]")
+        _finite("features", features)
+        _finite("coords", coords)
+        n, dim = features.shape
+        samples = _labels_to_strings(sample_ids, n, "cells")
+        names = _labels_to_strings(labels, n, "cells")
+        header = wfm_service_pb2.DatasetHeader(
+            name=name, kind=types_pb2.SPATIAL_CELLS, dim=dim, description=description,
+            overwrite=overwrite,
+            label_type=types_pb2.LABEL_TYPE_DISCRETE if names else types_pb2.LABEL_TYPE_NONE)
+        per = max(1, chunk_bytes // ((dim + 2) * 4 + 32))
+
+        def chunks():
+            for start in range(0, n, per):
+                end = min(n, start + per)
+                chunk = wfm_service_pb2.CellChunk(features=features[start:end].ravel().tolist(),
+                                                  coords=coords[start:end].ravel().tolist())
+                if samples is not None:
+                    chunk.sample_ids.extend(samples[start:end])
+                if names is not None:
+                    chunk.labels.extend(names[start:end])
+                yield wfm_service_pb2.UploadDatasetRequest(cells=chunk)
+        return self._upload(header, chunks())
+
+    def datasets(self):
+        return list(self._call("ListDatasets", wfm_service_pb2.ListDatasetsRequest()).datasets)
+
+    def dataset(self, name):
+        return self._call("GetDataset", wfm_service_pb2.GetDatasetRequest(name=name))
+
+    def delete_dataset(self, name):
+        self._call("DeleteDataset", wfm_service_pb2.DeleteDatasetRequest(name=name))
+
+    # ------------------------------------------------------------ training
+
+    def train(self, dataset, model, family=None, watch=False, on_update=None, overwrite=False,
+              **options):
+        """Starts a training job; options are the `wfm train` flags with
+        underscores (steps=, batch=, lr=, emb=, layers=, monge_map=, ...).
+        Unset options take the server's defaults. family: "pointcloud" or
+        "gaussian" (default: from the data set's kind). With watch=True,
+        follows the job (calling on_update(job) on every update) and returns
+        its final state; raises WfmError unless it SUCCEEDED."""
+        if family is None:
+            family = "gaussian" if self.dataset(dataset).kind == types_pb2.GAUSSIANS else "pointcloud"
+        if family not in ("pointcloud", "gaussian"):
+            raise ValueError(f"family {family!r}: choose 'pointcloud' or 'gaussian'")
+        config = types_pb2.TrainingConfig(
+            family=types_pb2.FAMILY_POINTCLOUD if family == "pointcloud" else types_pb2.FAMILY_GAUSSIAN)
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key in _SHARED_OPTIONS:
+                section, field = family, _SHARED_OPTIONS[key][family]
+            elif key in _TRAIN_OPTIONS:
+                section, field = _TRAIN_OPTIONS[key]
+                if section in ("pointcloud", "gaussian") and section != family:
+                    raise ValueError(f"{key} does not apply to family {family!r}")
+            else:
+                raise TypeError(f"train() got an unknown option {key!r}")
+            target = config if section == "config" else getattr(config, section)
+            setattr(target, field, value)
+        job = self._call("StartTraining", wfm_service_pb2.StartTrainingRequest(
+            dataset=dataset, model=model, config=config, overwrite=overwrite))
+        if not watch:
+            return job
+        final = self.watch(job.id, on_update)
+        if final.state != types_pb2.SUCCEEDED:
+            raise WfmError(types_pb2.JobState.Name(final.state),
+                           f"training job {final.id} ended {types_pb2.JobState.Name(final.state)}: "
+                           f"{final.error}", "WatchTrainingJob")
+        return final
+
+    def watch(self, job_id, on_update=None):
+        """Follows a job until it ends; returns its final TrainingJob."""
+        last = None
+        try:
+            for job in self._stub.WatchTrainingJob(
+                    wfm_service_pb2.WatchTrainingJobRequest(id=job_id), metadata=self._metadata):
+                last = job
+                if on_update is not None:
+                    on_update(job)
+        except grpc.RpcError as e:
+            raise WfmError(e.code().name, e.details(), "WatchTrainingJob") from None
+        if last is None or last.state not in _TERMINAL:
+            last = self.job(job_id)
+        return last
+
+    def job(self, job_id):
+        return self._call("GetTrainingJob", wfm_service_pb2.GetTrainingJobRequest(id=job_id))
+
+    def jobs(self):
+        return list(self._call("ListTrainingJobs", wfm_service_pb2.ListTrainingJobsRequest()).jobs)
+
+    def cancel(self, job_id):
+        return self._call("CancelTrainingJob", wfm_service_pb2.CancelTrainingJobRequest(id=job_id))
+
+    # -------------------------------------------------------------- models
+
+    def models(self):
+        return list(self._call("ListModels", wfm_service_pb2.ListModelsRequest()).models)
+
+    def model(self, name):
+        return self._call("GetModel", wfm_service_pb2.GetModelRequest(name=name))
+
+    def delete_model(self, name):
+        self._call("DeleteModel", wfm_service_pb2.DeleteModelRequest(name=name))
+
+    # ------------------------------------------------------------ sampling
+
+    def sample(self, model, num, points=0, label="", condition=None, guidance=None, steps=0,
+               seed=0, trajectory=False):
+        """Generates `num` point clouds; returns Samples (numpy arrays)."""
+        request = wfm_service_pb2.SampleNichesRequest(
+            model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
+            seed=seed, trajectory=trajectory)
+        if condition is not None:
+            request.condition.extend(np.asarray(condition, dtype=np.float32).ravel().tolist())
+        if guidance is not None:
+            request.guidance = guidance
+        point_parts, sizes, labels, conditions, frames_parts = [], [], [], [], []
+        dim, frames = 0, 0
+        try:
+            for chunk in self._stub.SampleNiches(request, timeout=_LONG_TIMEOUT,
+                                                 metadata=self._metadata):
+                if chunk.first_sample != len(sizes):
+                    raise WfmError("INTERNAL", f"chunk starts at {chunk.first_sample} after "
+                                   f"{len(sizes)} samples", "SampleNiches")
+                dim, frames = chunk.dim, chunk.frames
+                p = int(sum(chunk.sizes))
+                point_parts.append(np.asarray(chunk.points, dtype=np.float32).reshape(p, dim))
+                sizes.extend(chunk.sizes)
+                labels.extend(chunk.labels)
+                conditions.extend(chunk.conditions)
+                if frames:
+                    frames_parts.append(
+                        np.asarray(chunk.trajectory, dtype=np.float32).reshape(frames, p, dim))
+        except grpc.RpcError as e:
+            raise WfmError(e.code().name, e.details(), "SampleNiches") from None
+        all_points = np.concatenate(point_parts) if point_parts else np.zeros((0, dim), np.float32)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        out_labels = None
+        if labels:
+            out_labels = list(labels)
+        elif conditions and sizes:
+            out_labels = np.asarray(conditions, dtype=np.float32).reshape(len(sizes), -1)
+        clouds = [all_points[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
+        traj = np.concatenate(frames_parts, axis=1) if frames_parts else None
+        return Samples(all_points, offsets, out_labels, clouds, traj)
+
+    def sample_gaussians(self, model, num, label="", steps=0, seed=0):
+        """Generates `num` Gaussians; returns GaussianSamples."""
+        r = self._call("SampleGaussians", wfm_service_pb2.SampleGaussiansRequest(
+            model=model, num_samples=num, label=label, steps=steps, seed=seed), _LONG_TIMEOUT)
+        d = r.dim
+        means = np.asarray(r.means, dtype=np.float64).reshape(-1, d)
+        covs = np.asarray(r.covs, dtype=np.float64).reshape(-1, d, d)
+        return GaussianSamples(means, covs, list(r.labels) or None)
+
+    def evaluate(self, model, dataset, num=0, split="all", emd=True, steps=0, seed=0,
+                 max_reference=0):
+        """Samples the model and compares with a data set (1-NNA, MMD, COV)."""
+        request = wfm_service_pb2.EvaluateRequest(
+            model=model, dataset=dataset, split=split, num_samples=num, steps=steps, seed=seed,
+            max_reference=max_reference, emd=emd)
+        return self._call("Evaluate", request, _LONG_TIMEOUT)

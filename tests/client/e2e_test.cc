@@ -1,0 +1,369 @@
+// End to end: the `wfm` binary and the Python client against a real
+// wfm-server started by each test on 127.0.0.1:0 with a temporary data
+// folder. Models are tiny (width 16, 1 layer, a few dozen steps) so each
+// test takes seconds on two cores.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "client/local_server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/io/h5ad.h"
+#include "model/io/npz.h"
+#include "model/io/point_sets.h"
+#include "tests/client/run_process.h"
+
+namespace wfm::client {
+namespace {
+
+namespace io = ::wfm::model::io;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::ProcessResult;
+using testing::RunProcess;
+
+const std::string kWfm = WFM_CLI_PATH;
+const std::string kServer = WFM_SERVER_PATH;
+const std::string kCells = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/client/cells.h5ad";
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("wfm-e2e-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (server_ != nullptr) {
+      const absl::Status stopped = server_->Stop(60);
+      EXPECT_TRUE(stopped.ok()) << stopped << "\n" << server_->RecentOutput();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartServer(std::vector<std::string> extra = {}) {
+    LocalServerOptions options;
+    options.binary = kServer;
+    options.data_dir = Path("data");
+    options.extra_args = {"--threads", "1"};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    absl::StatusOr<std::unique_ptr<LocalServer>> server = LocalServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  // wfm --server <the test's server> ARGS...
+  ProcessResult Wfm(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    args.insert(args.begin(), {kWfm, "--server", server_->grpc_address()});
+    return RunProcess(args, env, {"WFM_SERVER", "WFM_TOKEN"});
+  }
+  // Runs and expects success; returns stdout.
+  std::string Ok(const std::vector<std::string>& args) {
+    const ProcessResult r = Wfm(args);
+    EXPECT_EQ(r.exit_code, 0) << "wfm " << ::testing::PrintToString(args) << "\nstdout: " << r.out
+                              << "\nstderr: " << r.err;
+    return r.out;
+  }
+  nlohmann::json Json(const std::vector<std::string>& args) {
+    const std::string out = Ok(args);
+    nlohmann::json json = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(json.is_discarded()) << out;
+    return json;
+  }
+  // One "wfm: error:" line on stderr and the exit status.
+  void ExpectError(const std::vector<std::string>& args, int exit_code,
+                   const std::vector<std::string>& fragments) {
+    const ProcessResult r = Wfm(args);
+    EXPECT_EQ(r.exit_code, exit_code) << ::testing::PrintToString(args) << "\n" << r.err;
+    const std::vector<std::string> lines = r.ErrLines();
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_THAT(lines[0], StartsWith("wfm: error: "));
+    for (const std::string& f : fragments) EXPECT_THAT(lines[0], HasSubstr(f));
+  }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<LocalServer> server_;
+};
+
+// Python's XML parser: the number of <g class="sample"> groups.
+std::string SvgSamples(const std::string& path) {
+  const ProcessResult r = RunProcess(
+      {"/usr/bin/python3", "-c",
+       "import sys, xml.etree.ElementTree as E\n"
+       "r = E.parse(sys.argv[1]).getroot()\n"
+       "print(sum(1 for g in r.iter('{http://www.w3.org/2000/svg}g') "
+       "if g.get('class') in ('sample', 'gaussian')))",
+       path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+TEST_F(E2eTest, UploadH5adTrainSampleEvaluate) {
+  StartServer();
+  EXPECT_THAT(Ok({"health"}), HasSubstr("SERVING"));
+
+  // upload (.h5ad written by anndata), then the listing as JSON.
+  EXPECT_THAT(Ok({"upload", kCells, "--name", "cells", "--features", "X", "--spatial-key",
+                  "spatial", "--label-key", "cell_type", "--sample-key", "sample"}),
+              HasSubstr("uploaded 'cells': SPATIAL_CELLS, 120 cells with 6 features in 2 samples"));
+  nlohmann::json datasets = Json({"datasets", "--json"});
+  ASSERT_EQ(datasets["datasets"].size(), 1u);
+  const nlohmann::json& d = datasets["datasets"][0];
+  EXPECT_EQ(d["name"], "cells");
+  EXPECT_EQ(d["kind"], "SPATIAL_CELLS");
+  EXPECT_EQ(d["items"], 120);
+  EXPECT_EQ(d["dim"], 6);
+  EXPECT_EQ(d["samples"], 2);
+  EXPECT_EQ(d["label_names"], nlohmann::json::array({"B cell", "T cell", "tumour"}));
+  EXPECT_THAT(Ok({"datasets"}), HasSubstr("SPATIAL_CELLS"));
+  // Features from obsm, without labels.
+  EXPECT_EQ(Json({"upload", kCells, "--name", "cells-pca", "--features", "obsm:X_pca", "--json"})["dim"], 3);
+
+  // train --watch: progress on stderr, the outcome on stdout.
+  const ProcessResult train =
+      Wfm({"train", "--dataset", "cells", "--model", "niche", "--family", "pointcloud", "--k", "6",
+           "--emb", "16", "--layers", "1", "--heads", "2", "--mlp", "32", "--steps", "30",
+           "--batch", "8", "--seed", "3", "--watch"});
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  EXPECT_THAT(train.out, HasSubstr("SUCCEEDED: 30/30 steps"));
+  EXPECT_THAT(train.err, HasSubstr("30/30"));
+  EXPECT_THAT(train.err, HasSubstr("loss"));
+
+  nlohmann::json jobs = Json({"jobs", "--json"});
+  ASSERT_EQ(jobs["jobs"].size(), 1u);
+  EXPECT_EQ(jobs["jobs"][0]["state"], "SUCCEEDED");
+  EXPECT_EQ(jobs["jobs"][0]["step"], 30);
+  nlohmann::json models = Json({"models", "--json"});
+  ASSERT_EQ(models["models"].size(), 1u);
+  const nlohmann::json& m = models["models"][0];
+  EXPECT_EQ(m["name"], "niche");
+  EXPECT_EQ(m["family"], "FAMILY_POINTCLOUD");
+  EXPECT_EQ(m["dim"], 6);
+  EXPECT_EQ(m["labels"].size(), 3u);
+  EXPECT_THAT(Ok({"models"}), HasSubstr("niche"));
+
+  // sample -> .npz
+  EXPECT_THAT(Ok({"sample", "--model", "niche", "--num", "4", "--out", Path("s.npz"), "--steps",
+                  "5", "--seed", "1", "--label", "T cell"}),
+              HasSubstr("samples/s"));
+  absl::StatusOr<io::PointCloudSet> clouds = io::ReadPointCloudsNpz(Path("s.npz"));
+  ASSERT_TRUE(clouds.ok()) << clouds.status();
+  EXPECT_EQ(clouds->num_clouds(), 4);
+  EXPECT_EQ(clouds->dim, 6);
+  ASSERT_EQ(clouds->labels.kind, io::Labels::Kind::kString);
+  for (const std::string& l : clouds->labels.strings) EXPECT_EQ(l, "T cell");
+  // Same seed, same samples.
+  Ok({"sample", "--model", "niche", "--num", "4", "--out", Path("again.npz"), "--steps", "5",
+      "--seed", "1", "--label", "T cell"});
+  EXPECT_EQ(io::ReadPointCloudsNpz(Path("again.npz"))->points, clouds->points);
+
+  // .npz with the trajectory: [steps + 1, P, d].
+  Ok({"sample", "--model", "niche", "--num", "2", "--points", "5", "--out", Path("t.npz"),
+      "--steps", "3", "--trajectory"});
+  absl::StatusOr<io::NpzArrays> arrays = io::ReadNpz(Path("t.npz"));
+  ASSERT_TRUE(arrays.ok()) << arrays.status();
+  EXPECT_EQ(arrays->at("trajectory").shape(), (std::vector<int64_t>{4, 10, 6}));
+
+  // .h5ad, opened by anndata.
+  Ok({"sample", "--model", "niche", "--num", "3", "--points", "6", "--out", Path("s.h5ad"),
+      "--steps", "5"});
+  const ProcessResult anndata = RunProcess(
+      {"/usr/bin/python3", "-c",
+       "import sys, anndata\na = anndata.read_h5ad(sys.argv[1])\n"
+       "print(a.shape, sorted(set(a.obs['sample'])), sorted(a.obs['condition'].cat.categories))",
+       Path("s.h5ad")});
+  ASSERT_EQ(anndata.exit_code, 0) << anndata.err;
+  EXPECT_THAT(anndata.out, HasSubstr("(18, 6) [0, 1, 2]"));
+
+  // .svg: 6-D niches through principal components, own or of the data set.
+  Ok({"sample", "--model", "niche", "--num", "5", "--out", Path("s.svg"), "--steps", "5"});
+  EXPECT_EQ(SvgSamples(Path("s.svg")), "5\n");
+  EXPECT_THAT(testing::ReadFileText(Path("s.svg")), HasSubstr("principal components"));
+  Ok({"sample", "--model", "niche", "--num", "2", "--out", Path("p.svg"), "--steps", "5",
+      "--pca-from", kCells});
+  EXPECT_EQ(SvgSamples(Path("p.svg")), "2\n");
+
+  // evaluate, as JSON and as text.
+  nlohmann::json eval = Json({"evaluate", "--model", "niche", "--dataset", "cells", "--num", "8",
+                              "--steps", "5", "--no-emd", "--json"});
+  EXPECT_EQ(eval["family"], "FAMILY_POINTCLOUD");
+  EXPECT_EQ(eval["generated"], 8);
+  const double nna = eval["chamfer"]["one_nna"].get<double>();
+  EXPECT_GE(nna, 0.0);
+  EXPECT_LE(nna, 1.0);
+  EXPECT_THAT(Ok({"evaluate", "--model", "niche", "--dataset", "cells", "--num", "8", "--steps",
+                  "5", "--no-emd"}),
+              HasSubstr("1-NNA"));
+
+  // Gaussian cell states from the same cells.
+  const ProcessResult gtrain =
+      Wfm({"train", "--dataset", "cells", "--model", "states", "--family", "gaussian", "--k", "10",
+           "--emb", "16", "--layers", "1", "--steps", "20", "--batch", "8", "--watch"});
+  ASSERT_EQ(gtrain.exit_code, 0) << gtrain.out << gtrain.err;
+  Ok({"sample", "--model", "states", "--num", "5", "--out", Path("g.npz"), "--steps", "5",
+      "--label", "tumour"});
+  absl::StatusOr<io::GaussianSet> g = io::ReadGaussiansNpz(Path("g.npz"));  // validates SPD
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->num_gaussians(), 5);
+  EXPECT_EQ(g->dim, 6);
+  Ok({"sample", "--model", "states", "--num", "5", "--out", Path("g.svg"), "--steps", "5"});
+  EXPECT_EQ(SvgSamples(Path("g.svg")), "5\n");
+
+  // Bad input: one error line, a distinct status, and the server keeps serving.
+  ExpectError({"sample", "--model", "ghost", "--num", "1", "--out", Path("x.npz")}, 15,
+              {"ghost", "NOT_FOUND"});
+  ExpectError({"sample", "--model", "niche", "--out", Path("x.npz"), "--label", "neuron"}, 1,
+              {"neuron", "B cell, T cell, tumour"});
+  ExpectError({"sample", "--model", "states", "--out", Path("x.h5ad")}, 1, {".h5ad"});
+  ExpectError({"train", "--dataset", "ghost", "--model", "m", "--family", "pointcloud"}, 15,
+              {"ghost"});
+  ExpectError({"train", "--dataset", "cells", "--model", "bad", "--family", "pointcloud",
+               "--emb", "10", "--heads", "3"},
+              13, {"INVALID_ARGUMENT"});
+  ExpectError({"upload", kCells, "--name", "bad name!"}, 13, {"name", "INVALID_ARGUMENT"});
+  ExpectError({"upload", kCells, "--name", "cells"}, 16, {"already exists", "ALREADY_EXISTS"});
+  ExpectError({"upload", std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/bad_covs_not_spd.npz",
+               "--name", "spd"},
+              1, {"not positive definite"});
+  ExpectError({"evaluate", "--model", "niche", "--dataset", "ghost"}, 15, {"ghost"});
+  ExpectError({"watch", "no-such-job"}, 15, {"no-such-job"});
+  EXPECT_THAT(Ok({"health"}), HasSubstr("SERVING"));
+  EXPECT_EQ(Json({"datasets", "--json"})["datasets"].size(), 2u);  // nothing half-stored
+
+  // delete
+  Ok({"delete-model", "states"});
+  Ok({"delete-dataset", "cells-pca"});
+  EXPECT_EQ(Json({"models", "--json"})["models"].size(), 1u);
+}
+
+TEST_F(E2eTest, NpzCloudsCancelAndWatch) {
+  StartServer();
+  // A labelled .npz written by numpy (model/io fixtures).
+  const std::string npz = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/clouds_str_labels.npz";
+  const nlohmann::json stored = Json({"upload", npz, "--name", "clouds", "--json"});
+  EXPECT_EQ(stored["kind"], "POINT_CLOUDS");
+  EXPECT_EQ(stored["label_type"], "LABEL_TYPE_DISCRETE");
+  // Started without --watch: the job id comes back at once.
+  const nlohmann::json job = Json({"train", "--dataset", "clouds", "--model", "long", "--emb",
+                                   "16", "--layers", "1", "--heads", "2", "--steps", "1000000",
+                                   "--json"});
+  const std::string id = job["id"];
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(job["config"]["family"], "FAMILY_POINTCLOUD");  // inferred from the data set
+  EXPECT_THAT(Ok({"cancel", id}), HasSubstr(id));
+  // Watching a cancelled job ends with status 3 and one error line.
+  const ProcessResult watched = Wfm({"watch", id});
+  EXPECT_EQ(watched.exit_code, 3) << watched.err;
+  std::vector<std::string> errors;
+  for (const std::string& line : watched.ErrLines()) {
+    if (line.rfind("wfm: error: ", 0) == 0) errors.push_back(line);
+  }
+  ASSERT_EQ(errors.size(), 1u) << watched.err;
+  EXPECT_THAT(errors[0], HasSubstr("CANCELLED"));
+  EXPECT_EQ(Json({"jobs", id, "--json"})["state"], "CANCELLED");
+  EXPECT_THAT(Ok({"health"}), HasSubstr("SERVING"));
+}
+
+TEST_F(E2eTest, BearerToken) {
+  std::ofstream(Path("token")) << "open-sesame\n";
+  StartServer({"--auth-token-file", Path("token")});
+  ExpectError({"datasets"}, 26, {"UNAUTHENTICATED", "--token"});
+  ExpectError({"--token", "wrong", "datasets"}, 26, {"UNAUTHENTICATED"});
+  EXPECT_THAT(Ok({"--token", "open-sesame", "datasets"}), HasSubstr("no data sets"));
+  EXPECT_THAT(Ok({"--token-file", Path("token"), "datasets"}), HasSubstr("no data sets"));
+  const ProcessResult env = Wfm({"datasets"}, {{"WFM_TOKEN", "open-sesame"}});
+  EXPECT_EQ(env.exit_code, 0) << env.err;
+}
+
+TEST_F(E2eTest, Tls) {
+  const ProcessResult cert = RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+       Path("key.pem"), "-out", Path("cert.pem")});
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  StartServer({"--tls-cert", Path("cert.pem"), "--tls-key", Path("key.pem")});
+  EXPECT_THAT(Ok({"--tls-ca", Path("cert.pem"), "health"}), HasSubstr("SERVING"));
+  EXPECT_THAT(Ok({"--tls-ca", Path("cert.pem"), "datasets", "--json"}), HasSubstr("datasets"));
+  // Plaintext to a TLS server does not connect; neither does TLS with a CA
+  // that did not sign the server's certificate (and gRPC's own log line about
+  // the handshake stays out of stderr).
+  ExpectError({"datasets"}, 24, {"UNAVAILABLE"});
+  const ProcessResult other = RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=other", "-keyout", Path("other-key.pem"), "-out", Path("other.pem")});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  ExpectError({"--tls-ca", Path("other.pem"), "datasets"}, 24, {"UNAVAILABLE", "handshake"});
+}
+
+TEST_F(E2eTest, MutualTls) {
+  // A self-signed certificate serves as the server's, the client's, and the
+  // CA that signed both.
+  const ProcessResult cert = RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+       Path("key.pem"), "-out", Path("cert.pem")});
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  StartServer({"--tls-cert", Path("cert.pem"), "--tls-key", Path("key.pem"), "--tls-client-ca",
+               Path("cert.pem")});
+  EXPECT_THAT(Ok({"--tls-ca", Path("cert.pem"), "--tls-cert", Path("cert.pem"), "--tls-key",
+                  Path("key.pem"), "datasets", "--json"}),
+              HasSubstr("datasets"));
+  // Without a client certificate the handshake fails.
+  ExpectError({"--tls-ca", Path("cert.pem"), "datasets"}, 24, {"UNAVAILABLE"});
+}
+
+TEST_F(E2eTest, PythonClientExample) {
+  StartServer();
+  const ProcessResult r = RunProcess(
+      {"/usr/bin/python3", std::string(WFM_SOURCE_DIR) + "/python/examples/example.py",
+       "--server", server_->grpc_address(), "--steps", "20", "--gaussian-steps", "20"},
+      {{"PYTHONPATH",
+        std::string(WFM_SOURCE_DIR) + "/python:" + std::string(WFM_BINARY_DIR) + "/python"},
+       {"PYTHONDONTWRITEBYTECODE", "1"}});
+  EXPECT_EQ(r.exit_code, 0) << "stdout:\n" << r.out << "\nstderr:\n" << r.err;
+  EXPECT_THAT(r.out, HasSubstr("example: OK"));
+  EXPECT_THAT(r.out, HasSubstr("health: SERVING"));
+  // What the example stored is visible to the command-line tool.
+  EXPECT_THAT(Ok({"models"}), HasSubstr("py-ellipses-wfm"));
+}
+
+// `wfm demo` with a short schedule: starts and stops its own server.
+TEST(DemoTest, RunsEndToEnd) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("wfm-demo-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string svg = (dir / "demo.svg").string();
+  const ProcessResult r =
+      RunProcess({kWfm, "demo", "--server-bin", kServer, "--out", svg, "--clouds", "60",
+                  "--steps", "20", "--emb", "16", "--layers", "1", "--num", "9", "--sample-steps",
+                  "5"},
+                 {{"TMPDIR", dir.string()}});
+  EXPECT_EQ(r.exit_code, 0) << "stdout:\n" << r.out << "\nstderr:\n" << r.err;
+  EXPECT_THAT(r.out, HasSubstr("server ready"));
+  EXPECT_THAT(r.out, HasSubstr("samples/s"));
+  EXPECT_THAT(r.out, HasSubstr("points/s"));
+  EXPECT_THAT(r.out, HasSubstr("wrote " + svg));
+  EXPECT_THAT(r.out, HasSubstr("stopping the server"));
+  EXPECT_EQ(SvgSamples(svg), "9\n");
+  // The temporary data folder is gone; only the picture remains.
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    left.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"demo.svg"});
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace wfm::client
