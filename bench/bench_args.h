@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "model/train/config.h"
+
 namespace wfm::bench {
 
 struct TrainBenchArgs {
@@ -30,6 +32,13 @@ struct TrainBenchArgs {
   bool gaussian = false;
   int64_t world_size = 1;  // > 1: data-parallel over that many local processes
 };
+
+// The trainers' configurations for these flags (train_bench.cc, with
+// `steps` timed steps after 2 warm-up steps; gaussian_bench.cc).
+model::PointCloudTrainConfig PointCloudBenchConfig(const TrainBenchArgs& a);
+model::GaussianTrainConfig GaussianBenchConfig(int64_t emb, int64_t layers, int64_t mlp,
+                                               int64_t batch, double lr, int64_t total_steps,
+                                               uint64_t seed);
 
 struct SampleBenchArgs {
   int64_t clouds = 256;   // training-set size (for the data statistics)

@@ -27,6 +27,20 @@
 #include "model/train/gaussian_trainer.h"
 
 namespace wfm::bench {
+
+model::GaussianTrainConfig GaussianBenchConfig(int64_t emb, int64_t layers, int64_t mlp, int64_t batch,
+                                       double lr, int64_t total_steps, uint64_t seed) {
+  model::GaussianTrainConfig c;
+  c.network.width = emb;
+  c.network.layers = layers;
+  c.network.mlp_hidden = mlp;
+  c.optimizer.batch_size = batch;
+  c.optimizer.learning_rate = lr;
+  c.optimizer.steps = total_steps;
+  c.optimizer.seed = seed;
+  return c;
+}
+
 namespace {
 
 // As the anchor's synthetic_gaussians (same distributions; another random
@@ -66,19 +80,6 @@ model::io::GaussianSet SyntheticGaussians(int64_t count, int64_t d, uint64_t see
   return set;
 }
 
-model::GaussianTrainConfig BenchConfig(int64_t emb, int64_t layers, int64_t mlp, int64_t batch,
-                                       double lr, int64_t total_steps, uint64_t seed) {
-  model::GaussianTrainConfig c;
-  c.network.width = emb;
-  c.network.layers = layers;
-  c.network.mlp_hidden = mlp;
-  c.optimizer.batch_size = batch;
-  c.optimizer.learning_rate = lr;
-  c.optimizer.steps = total_steps;
-  c.optimizer.seed = seed;
-  return c;
-}
-
 int Fail(const absl::Status& s) {
   std::cerr << "wfm_bench: " << s << "\n";
   return 1;
@@ -98,7 +99,7 @@ int RunGaussianTrain(const TrainBenchArgs& a) {
   if (a.steps < 1) return Fail(absl::InvalidArgumentError("--steps: must be >= 1"));
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
   auto trainer = model::GaussianTrainer::Create(
-      data, BenchConfig(a.emb, a.layers, a.mlp, a.batch, a.lr, a.steps + 2, a.seed), "synthetic");
+      data, GaussianBenchConfig(a.emb, a.layers, a.mlp, a.batch, a.lr, a.steps + 2, a.seed), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
   for (int i = 0; i < 2; ++i) {
     if (auto s = (*trainer)->Step(); !s.ok()) return Fail(s.status());
@@ -138,7 +139,7 @@ int RunGaussianSample(const SampleBenchArgs& a) {
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
   // A randomly initialised network, as the anchor's sample benchmark.
   auto trainer = model::GaussianTrainer::Create(
-      data, BenchConfig(a.emb, a.layers, a.mlp, 16, 2e-4, 1, a.seed), "synthetic");
+      data, GaussianBenchConfig(a.emb, a.layers, a.mlp, 16, 2e-4, 1, a.seed), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
   auto model = (*trainer)->MakeModel();
   if (!model.ok()) return Fail(model.status());

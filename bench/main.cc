@@ -7,6 +7,8 @@
 //                       --mlp M --threads T]
 //   wfm_bench serve    [--points N --dim D --num NS --steps T --clients C --rounds R
 //                       --max-queue-delay-ms MS --threads T]
+//   wfm_bench load     [--clients 1,8,64 --seconds S --num NS --steps T --max-queue Q
+//                       --max-batch-samples B --retry-delay-ms MS --threads T]
 #include <CLI/CLI.hpp>
 
 #include "bench/subcommands.h"
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
   wfm::bench::AddTrainCommand(app);
   wfm::bench::AddSampleCommand(app);
   wfm::bench::AddServeCommand(app);
+  wfm::bench::AddLoadCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -30,6 +30,7 @@
 #include "model/sample/pointcloud_model.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
+#include "bench/bench_server.h"
 #include "server/server_app.h"
 #include "wfm/v1/wfm_service.grpc.pb.h"
 
@@ -60,13 +61,6 @@ struct ServeArgs {
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(std::ceil(q * v.size())) - 1);
-  return v[i];
 }
 
 // A metric's value in the text exposition (the first sample of that name).
@@ -164,35 +158,22 @@ double SampleOnce(pb::WfmService::Stub& stub, int64_t num, const ServeArgs& a, u
   return t;
 }
 
-std::unique_ptr<pb::WfmService::Stub> NewStub(const std::string& address, int id) {
-  grpc::ChannelArguments args;
-  args.SetInt("wfm.bench.client", id);  // a separate connection per client
-  return pb::WfmService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-}
-
 int RunServe(const ServeArgs& a) {
   SetThreads(a.threads);
-  const std::string dir =
-      (std::filesystem::temp_directory_path() / ("wfm-serve-bench-" + std::to_string(::getpid())))
-          .string();
   server::ServerOptions options;
-  options.listen = "127.0.0.1:0";
-  options.metrics_listen = "";
-  options.data_dir = dir;
   options.threads = a.threads;
   options.max_queue_delay_ms = a.queue_delay_ms;
-  options.log_level = "warning";
-  auto app = server::ServerApp::Start(options);
-  if (!app.ok()) {
-    std::cerr << "wfm_bench serve: " << app.status() << "\n";
+  absl::StatusOr<std::unique_ptr<BenchServer>> bench_server = BenchServer::Start("serve", options);
+  if (!bench_server.ok()) {
+    std::cerr << "wfm_bench serve: " << bench_server.status() << "\n";
     return 1;
   }
-  const std::string address = (*app)->grpc_address();
-  auto stub = NewStub(address, 0);
+  server::ServerApp* const app = &(*bench_server)->app();
+  const std::string address = (*bench_server)->address();
+  auto stub = NewBenchStub(address, 0);
   if (!Upload(*stub, a) || !Train(*stub, a)) return 1;
   const std::shared_ptr<const model::PointCloudModel> model =
-      (*(*app)->models().Get("bench"))->pointcloud;
+      (*app->models().Get("bench"))->pointcloud;
 
   // (a) one client vs the in-process sampler, interleaved.
   auto inproc = [&](uint64_t seed) {
@@ -233,7 +214,7 @@ int RunServe(const ServeArgs& a) {
   std::vector<double> concurrent_latency;
   auto concurrent = [&] {
     std::vector<std::unique_ptr<pb::WfmService::Stub>> stubs;
-    for (int c = 0; c < a.clients; ++c) stubs.push_back(NewStub(address, c + 1));
+    for (int c = 0; c < a.clients; ++c) stubs.push_back(NewBenchStub(address, c + 1));
     std::vector<std::vector<double>> latencies(a.clients);
     std::atomic<bool> failed{false};
     std::atomic<int> ready{0};
@@ -256,7 +237,7 @@ int RunServe(const ServeArgs& a) {
     return failed ? -1.0 : seconds;
   };
   sequential();  // warm-up of the one-sample path
-  const std::string before = (*app)->metrics().Text();
+  const std::string before = app->metrics().Text();
   double t_seq = 1e300, t_conc = 1e300;
   for (int rep = 0; rep < 2; ++rep) {
     t_seq = std::min(t_seq, sequential());
@@ -264,7 +245,7 @@ int RunServe(const ServeArgs& a) {
     t_conc = std::min(t_conc, concurrent());
   }
   if (t_seq < 0 || t_conc < 0) return 1;
-  const std::string after = (*app)->metrics().Text();
+  const std::string after = app->metrics().Text();
   const double calls = MetricSum(after, "wfm_sampling_batch_size_count") -
                        MetricSum(before, "wfm_sampling_batch_size_count");
   const double merged = MetricSum(after, "wfm_sampling_batch_size_sum") -
@@ -290,10 +271,6 @@ int RunServe(const ServeArgs& a) {
       {"concurrent_p50_seconds", Percentile(concurrent_latency, 0.5)},
       {"concurrent_p99_seconds", Percentile(concurrent_latency, 0.99)},
       {"max_queue_delay_ms", a.queue_delay_ms}};
-  (*app)->Shutdown(absl::Seconds(10));
-  app->reset();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   Emit(record, a.threads);
   return 0;
 }

@@ -13,6 +13,9 @@ void AddTrainCommand(CLI::App& app);
 void AddSampleCommand(CLI::App& app);
 // serve: sampling over gRPC against an in-process wfm-server (serve_bench.cc).
 void AddServeCommand(CLI::App& app);
+// load: 1 / 8 / 64 concurrent sampling clients against an in-process
+// wfm-server: throughput, latency, rejection rate, memory (load_bench.cc).
+void AddLoadCommand(CLI::App& app);
 
 }  // namespace wfm::bench
 

@@ -17,6 +17,7 @@
 
 #include "bench/bench_args.h"
 #include "bench/bench_util.h"
+#include "bench/distributed_bench.h"
 #include "bench/subcommands.h"
 #include "model/sample/pointcloud_model.h"
 #include "model/train/pointcloud_trainer.h"
@@ -61,9 +62,7 @@ model::io::PointCloudSet SyntheticClouds(int64_t count, int64_t n, int64_t d, ui
   return set;
 }
 
-namespace {
-
-model::PointCloudTrainConfig BenchConfig(const TrainBenchArgs& a) {
+model::PointCloudTrainConfig PointCloudBenchConfig(const TrainBenchArgs& a) {
   model::PointCloudTrainConfig c;
   c.network.width = a.emb;
   c.network.heads = a.heads;
@@ -81,6 +80,8 @@ model::PointCloudTrainConfig BenchConfig(const TrainBenchArgs& a) {
   return c;
 }
 
+namespace {
+
 int Fail(const absl::Status& s) {
   std::cerr << "wfm_bench: " << s << "\n";
   return 1;
@@ -88,10 +89,11 @@ int Fail(const absl::Status& s) {
 
 int RunTrain(const TrainBenchArgs& a) {
   if (a.gaussian) return RunGaussianTrain(a);
+  if (a.world_size > 1) return RunDistributedTrain(a);
   SetThreads(a.threads);
   if (!model::ParsePointCloudSource(a.noise).ok()) return Fail(model::ParsePointCloudSource(a.noise).status());
   const auto data = SyntheticClouds(a.clouds, a.points, a.dim, a.seed);
-  auto trainer = model::PointCloudTrainer::Create(data, BenchConfig(a), "synthetic");
+  auto trainer = model::PointCloudTrainer::Create(data, PointCloudBenchConfig(a), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
   for (int i = 0; i < 2; ++i) {
     if (auto s = (*trainer)->Step(); !s.ok()) return Fail(s.status());
@@ -136,7 +138,7 @@ int RunSample(const SampleBenchArgs& a) {
   t.seed = a.seed;
   t.steps = 1;
   // A randomly initialised network, as the anchor's sample benchmark.
-  auto trainer = model::PointCloudTrainer::Create(data, BenchConfig(t), "synthetic");
+  auto trainer = model::PointCloudTrainer::Create(data, PointCloudBenchConfig(t), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
   auto model = (*trainer)->MakeModel();
   if (!model.ok()) return Fail(model.status());
@@ -187,6 +189,10 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--noise", a->noise)->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads")->capture_default_str();
   cmd->add_option("--seed", a->seed)->capture_default_str();
+  cmd->add_option("--world-size", a->world_size,
+                  "> 1: the same global batch over that many data-parallel processes on "
+                  "loopback, against one process")
+      ->capture_default_str();
   cmd->add_flag("--gaussian", a->gaussian, "Bures-Wasserstein family instead of point clouds");
   cmd->callback([a] {
     if (const int rc = RunTrain(*a); rc != 0) std::exit(rc);

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "model/io/npz.h"
 #include "tests/client/run_process.h"
+#include "tests/testing/free_port.h"
 
 namespace wfm::client {
 namespace {
@@ -29,20 +30,6 @@ using testing::RunProcess;
 const std::string kWfm = WFM_CLI_PATH;
 const std::string kIo = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/";
 
-// A port nothing listens on (bound, then closed).
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -50,7 +37,7 @@ class CliTest : public ::testing::Test {
            ("wfm-cli-test-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
-    server_ = "127.0.0.1:" + std::to_string(ClosedPort());
+    server_ = "127.0.0.1:" + std::to_string(wfm::testing::FreePort());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

@@ -257,7 +257,7 @@ TEST_F(E2eTest, NpzCloudsCancelAndWatch) {
   // Started without --watch: the job id comes back at once.
   const nlohmann::json job = Json({"train", "--dataset", "clouds", "--model", "long", "--emb",
                                    "16", "--layers", "1", "--heads", "2", "--steps", "1000000",
-                                   "--json"});
+                                   "--batch", "2", "--json"});
   const std::string id = job["id"];
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(job["config"]["family"], "FAMILY_POINTCLOUD");  // inferred from the data set

@@ -1,0 +1,228 @@
+// The data set store: data sets uploaded by clients, validated, persisted
+// under <data-dir>/datasets/<name>/ and reloaded at start-up.
+//
+// On disk, one folder per data set:
+//   <data-dir>/datasets/<name>/data.npz      the data (model/io layouts, below)
+//   <data-dir>/datasets/<name>/dataset.json  the record: kind, dim, label type,
+//                                            counts, created time, description
+// A new data set is written into a staging folder (files fsynced) and renamed
+// into place, so a reader or a restarted server sees a data set completely or
+// not at all. A folder whose record is unreadable or does not match its data
+// file is logged and skipped at start-up; it never stops the server.
+//
+// data.npz layouts:
+//   POINT_CLOUDS   points float32 [P, dim], offsets int64 [C+1], labels
+//                  (discrete: strings [C]; continuous: float32 [C, cond_dim])
+//   GAUSSIANS      means float64 [C, dim], covs float64 [C, dim, dim], labels
+//                  (discrete: strings [C])
+//   SPATIAL_CELLS  features float32 [n, dim], coords float32 [n, 2],
+//                  sample_ids strings [n] (absent: one sample), labels strings
+//                  [n] (discrete only)
+//
+// No gRPC here: the service converts its messages into the plain views below.
+#ifndef WFM_SERVER_DATASET_STORE_H_
+#define WFM_SERVER_DATASET_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "model/io/point_sets.h"
+
+namespace wfm::server {
+
+class Metrics;
+
+enum class DatasetKind { kPointClouds, kGaussians, kSpatialCells };
+enum class LabelType { kNone, kDiscrete, kContinuous };
+
+// "POINT_CLOUDS" | "GAUSSIANS" | "SPATIAL_CELLS" (the API's enum names).
+std::string DatasetKindName(DatasetKind kind);
+absl::StatusOr<DatasetKind> ParseDatasetKind(absl::string_view name);
+// "none" | "discrete" | "continuous".
+std::string LabelTypeName(LabelType type);
+absl::StatusOr<LabelType> ParseLabelType(absl::string_view name);
+
+// The first message of an upload.
+struct DatasetHeader {
+  std::string name;
+  DatasetKind kind = DatasetKind::kPointClouds;
+  int64_t dim = 0;                 // point / Gaussian / feature dimension, >= 1
+  LabelType label_type = LabelType::kNone;
+  int64_t condition_dim = 0;       // kContinuous (point clouds only), >= 1
+  std::string description;         // at most 4096 bytes
+  bool overwrite = false;
+};
+
+// What the store knows about a data set (the API's Dataset message).
+struct DatasetInfo {
+  std::string name;
+  DatasetKind kind = DatasetKind::kPointClouds;
+  int64_t dim = 0;
+  LabelType label_type = LabelType::kNone;
+  int64_t condition_dim = 0;
+  int64_t items = 0;     // clouds, Gaussians or cells
+  int64_t points = 0;    // POINT_CLOUDS: total points
+  int64_t min_size = 0;  // POINT_CLOUDS: smallest cloud
+  int64_t max_size = 0;  // POINT_CLOUDS: largest cloud
+  int64_t samples = 0;   // SPATIAL_CELLS: distinct sample ids (1 without ids)
+  std::vector<std::string> label_names;  // discrete: distinct labels, sorted
+  int64_t size_bytes = 0;                // of data.npz
+  int64_t created_unix_ms = 0;
+  std::string description;
+};
+
+// Cells of a spatial transcriptomics data set.
+struct CellSet {
+  int64_t dim = 0;                      // features per cell
+  std::vector<float> features;          // [n, dim] row-major
+  std::vector<float> coords;            // [n, 2] row-major
+  std::vector<std::string> sample_ids;  // [n], or empty: one sample
+  model::io::Labels labels;             // none, or strings [n]
+
+  int64_t num_cells() const { return dim > 0 ? static_cast<int64_t>(features.size()) / dim : 0; }
+};
+
+// A loaded data set: its record and its data (the alternative matching
+// info.kind).
+struct DatasetData {
+  DatasetInfo info;
+  std::variant<model::io::PointCloudSet, model::io::GaussianSet, CellSet> data;
+
+  const model::io::PointCloudSet& clouds() const {
+    return std::get<model::io::PointCloudSet>(data);
+  }
+  const model::io::GaussianSet& gaussians() const { return std::get<model::io::GaussianSet>(data); }
+  const CellSet& cells() const { return std::get<CellSet>(data); }
+};
+
+// Upload chunks as views of the received arrays (row-major).
+struct CloudChunkView {
+  absl::Span<const int64_t> sizes;       // points of each cloud
+  absl::Span<const float> points;        // [sum(sizes), dim]
+  std::vector<std::string> labels;       // discrete: one per cloud
+  absl::Span<const float> conditions;    // continuous: [clouds, condition_dim]
+};
+struct GaussianChunkView {
+  absl::Span<const double> means;        // [n, dim]
+  absl::Span<const double> covs;         // [n, dim, dim]
+  std::vector<std::string> labels;       // discrete: one per Gaussian
+};
+struct CellChunkView {
+  absl::Span<const float> features;      // [n, dim]
+  absl::Span<const float> coords;        // [n, 2]
+  std::vector<std::string> sample_ids;   // one per cell, or empty (one sample)
+  std::vector<std::string> labels;       // discrete: one per cell
+};
+
+struct DatasetStoreOptions {
+  std::string root;                         // <data-dir>/datasets
+  int64_t max_upload_bytes = int64_t{1} << 30;  // payload bytes of one upload
+};
+
+class DatasetStore;
+
+// One upload in progress: chunks are validated as they arrive (messages name
+// the item across chunks, "clouds[12].points: NaN at point 3"); Finish()
+// writes and publishes. Dropping an unfinished upload discards it.
+class DatasetUpload {
+ public:
+  ~DatasetUpload();
+  DatasetUpload(const DatasetUpload&) = delete;
+  DatasetUpload& operator=(const DatasetUpload&) = delete;
+
+  // INVALID_ARGUMENT for a chunk of another kind or with bad content;
+  // RESOURCE_EXHAUSTED beyond max_upload_bytes. After an error the upload is
+  // unusable (every later call fails the same way).
+  absl::Status AddClouds(const CloudChunkView& chunk);
+  absl::Status AddGaussians(const GaussianChunkView& chunk);
+  absl::Status AddCells(const CellChunkView& chunk);
+
+  // Payload bytes received so far.
+  int64_t bytes() const { return bytes_; }
+
+  // Checks the whole data set (at least one item, ...), writes it and
+  // publishes it. ALREADY_EXISTS when the name was taken meanwhile (without
+  // overwrite).
+  absl::StatusOr<DatasetInfo> Finish();
+
+ private:
+  friend class DatasetStore;
+  DatasetUpload(DatasetStore* store, DatasetHeader header);
+  absl::Status AddBytes(int64_t bytes);
+  absl::Status Fail(absl::Status status);
+
+  DatasetStore* store_;
+  DatasetHeader header_;
+  absl::Status error_;
+  int64_t bytes_ = 0;
+  int64_t chunks_ = 0;
+  bool finished_ = false;
+  model::io::PointCloudSet clouds_;
+  std::vector<std::string> cloud_labels_;
+  std::vector<float> cloud_conditions_;
+  model::io::GaussianSet gaussians_;
+  std::vector<std::string> gaussian_labels_;
+  CellSet cells_;
+  std::vector<std::string> cell_labels_;
+  bool cells_have_sample_ids_ = false;
+};
+
+class DatasetStore {
+ public:
+  // Creates options.root when missing and loads every data set folder in it
+  // (bad folders are logged and skipped). `metrics` may be null.
+  static absl::StatusOr<std::unique_ptr<DatasetStore>> Open(const DatasetStoreOptions& options,
+                                                            Metrics* metrics = nullptr);
+
+  // Validates the header (name, kind, dim, label type) and starts an upload.
+  // ALREADY_EXISTS when the name is taken and !header.overwrite.
+  absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(const DatasetHeader& header);
+
+  // Records sorted by name.
+  std::vector<DatasetInfo> List() const;
+  absl::StatusOr<DatasetInfo> Get(const std::string& name) const;
+  // The data, read from disk (or shared with another reader that still holds
+  // it). NOT_FOUND for an unknown name; DATA_LOSS when the file no longer
+  // holds what the record says.
+  absl::StatusOr<std::shared_ptr<const DatasetData>> Load(const std::string& name) const;
+  absl::Status Delete(const std::string& name);
+  int64_t size() const;
+
+  const DatasetStoreOptions& options() const { return options_; }
+
+ private:
+  friend class DatasetUpload;
+  DatasetStore(DatasetStoreOptions options, Metrics* metrics)
+      : options_(std::move(options)), metrics_(metrics) {}
+  void LoadAll();
+  absl::StatusOr<DatasetInfo> Publish(const std::string& staging, DatasetInfo info,
+                                      bool overwrite);
+  void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const DatasetStoreOptions options_;
+  Metrics* const metrics_;
+  mutable std::mutex mu_;
+  std::map<std::string, DatasetInfo> datasets_ ABSL_GUARDED_BY(mu_);
+  // Loaded data still held by a reader, reused by the next Load of the same
+  // version (keyed by name, checked against created_unix_ms).
+  mutable std::map<std::string, std::weak_ptr<const DatasetData>> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+// Reads the data of `info` from `folder` (data.npz) and checks it against
+// the record. Exposed for tests.
+absl::StatusOr<std::shared_ptr<const DatasetData>> ReadDatasetFolder(const std::string& folder,
+                                                                     const DatasetInfo& info);
+
+}  // namespace wfm::server
+
+#endif  // WFM_SERVER_DATASET_STORE_H_

@@ -1,0 +1,487 @@
+#include "server/distributed/train_run.h"
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/common/status.h"
+#include "model/common/torch_status.h"
+#include "model/io/npz.h"
+#include "model/io/point_sets.h"
+#include "model/train/gaussian_trainer.h"
+#include "model/train/pointcloud_trainer.h"
+#include "server/dataset_store.h"
+#include "server/fs_util.h"
+#include "server/logging.h"
+#include "server/model_registry.h"
+#include "server/names.h"
+#include "server/training_data.h"
+
+namespace wfm::server::distributed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using model::Family;
+using model::io::GaussianSet;
+using model::io::PointCloudSet;
+
+constexpr char kModelFile[] = "model.wfm";
+constexpr size_t kRecentLosses = 100;  // as the trainers' summary
+
+// One data source (training data or user-given sources), as loaded.
+struct Loaded {
+  DatasetKind kind = DatasetKind::kPointClouds;
+  std::string name;            // data set name, or the file's path
+  int64_t items = 0;
+  int64_t created_unix_ms = 0;
+  std::shared_ptr<const DatasetData> data;
+};
+
+// The record of a repository data set (dataset.json, written by the server's
+// DatasetStore); only the fields ReadDatasetFolder checks the data against.
+absl::StatusOr<DatasetInfo> ReadRecord(const std::string& folder, const std::string& name) {
+  const std::string path = absl::StrCat(folder, "/dataset.json");
+  WFM_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::DataLossError(absl::StrCat(path, ": not a JSON object"));
+  try {
+    DatasetInfo info;
+    info.name = name;
+    WFM_ASSIGN_OR_RETURN(info.kind, ParseDatasetKind(j.at("kind").get<std::string>()));
+    info.dim = j.at("dim").get<int64_t>();
+    WFM_ASSIGN_OR_RETURN(info.label_type, ParseLabelType(j.at("label_type").get<std::string>()));
+    info.condition_dim = j.value("condition_dim", int64_t{0});
+    info.items = j.at("items").get<int64_t>();
+    info.created_unix_ms = j.value("created_unix_ms", int64_t{0});
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(path, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<Loaded> LoadDataset(const std::string& data_dir, const std::string& name) {
+  WFM_RETURN_IF_ERROR(ValidateName("dataset", name));
+  const std::string folder = absl::StrCat(data_dir, "/datasets/", name);
+  if (!Exists(folder)) {
+    return absl::NotFoundError(absl::StrCat("data set '", name, "' not found in ", data_dir));
+  }
+  WFM_ASSIGN_OR_RETURN(const DatasetInfo info, ReadRecord(folder, name));
+  Loaded out;
+  out.kind = info.kind;
+  out.name = name;
+  out.items = info.items;
+  out.created_unix_ms = info.created_unix_ms;
+  WFM_ASSIGN_OR_RETURN(out.data, ReadDatasetFolder(folder, info));
+  return out;
+}
+
+absl::StatusOr<Loaded> LoadFile(const std::string& path) {
+  WFM_ASSIGN_OR_RETURN(model::io::NpzArrays arrays, model::io::ReadNpz(path));
+  WFM_ASSIGN_OR_RETURN(const model::io::NpzKind kind, model::io::DetectNpzKind(arrays, path));
+  auto data = std::make_shared<DatasetData>();
+  Loaded out;
+  out.name = path;
+  if (kind == model::io::NpzKind::kPointClouds) {
+    WFM_ASSIGN_OR_RETURN(PointCloudSet set, model::io::PointCloudsFromArrays(std::move(arrays), path));
+    out.kind = DatasetKind::kPointClouds;
+    out.items = set.num_clouds();
+    data->data = std::move(set);
+  } else {
+    WFM_ASSIGN_OR_RETURN(GaussianSet set, model::io::GaussiansFromArrays(std::move(arrays), path));
+    out.kind = DatasetKind::kGaussians;
+    out.items = set.num_gaussians();
+    data->data = std::move(set);
+  }
+  data->info.kind = out.kind;
+  data->info.name = path;
+  data->info.items = out.items;
+  out.data = std::move(data);
+  return out;
+}
+
+bool GivenSource(const TrainRunOptions& o, Family family) {
+  if (family == Family::kPointCloud) {
+    return o.pointcloud.source == model::PointCloudSource::kGivenRandom ||
+           o.pointcloud.source == model::PointCloudSource::kGivenMatched;
+  }
+  return o.gaussian.source == model::GaussianSource::kGivenRandom ||
+         o.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+bool MatchedSource(const TrainRunOptions& o, Family family) {
+  return family == Family::kPointCloud
+             ? o.pointcloud.source == model::PointCloudSource::kGivenMatched
+             : o.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+// Everything a rank trains on.
+struct Prepared {
+  Family family = Family::kPointCloud;
+  PointCloudSet clouds;
+  GaussianSet gaussians;
+  std::optional<PointCloudSet> source_clouds;
+  std::optional<GaussianSet> source_gaussians;
+  std::string dataset;  // as the model's summary names it
+  TrainingOrigin origin;
+  std::string output;   // checkpoint path
+  // Publishing into a repository: <models_root>/<model>/model.wfm.
+  std::string models_root;
+  bool resume_from_output = false;
+};
+
+absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
+  Prepared p;
+  WFM_ASSIGN_OR_RETURN(const Loaded data, o.data_file.empty() ? LoadDataset(o.data_dir, o.dataset)
+                                                              : LoadFile(o.data_file));
+  const bool cells = data.kind == DatasetKind::kSpatialCells;
+  p.family = o.family.value_or(data.kind == DatasetKind::kGaussians ? Family::kGaussian
+                                                                     : Family::kPointCloud);
+  const bool fits = cells || (p.family == Family::kPointCloud
+                                  ? data.kind == DatasetKind::kPointClouds
+                                  : data.kind == DatasetKind::kGaussians);
+  if (!fits) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--family ", model::FamilyName(p.family), ": ", data.name, " holds ",
+        DatasetKindName(data.kind), "; ", model::FamilyName(p.family), " models train on ",
+        p.family == Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
+        " or SPATIAL_CELLS data"));
+  }
+  const uint64_t seed = p.family == Family::kPointCloud ? o.pointcloud.optimizer.seed
+                                                        : o.gaussian.optimizer.seed;
+  p.dataset = o.data_file.empty() ? o.dataset : o.data_file;
+  p.origin.dataset = p.dataset;
+  p.origin.dataset_kind = DatasetKindName(data.kind);
+  p.origin.dataset_created_unix_ms = data.created_unix_ms;
+  p.origin.dataset_items = data.items;
+  p.origin.niche_size = cells ? o.niche_size : 0;
+  p.origin.holdout_fraction = o.holdout_fraction;
+  p.origin.heldout = HoldoutIndices(data.items, o.holdout_fraction, seed);
+  const std::vector<int64_t> train_ids = Complement(data.items, p.origin.heldout);
+  if (train_ids.empty()) {
+    return absl::InvalidArgumentError("--holdout: leaves nothing to train on");
+  }
+  const bool all = p.origin.heldout.empty();
+  if (p.family == Family::kPointCloud) {
+    if (cells) {
+      WFM_ASSIGN_OR_RETURN(p.clouds, NicheClouds(data.data->cells(), o.niche_size, train_ids));
+    } else {
+      p.clouds = all ? data.data->clouds() : TakeClouds(data.data->clouds(), train_ids);
+    }
+  } else if (cells) {
+    WFM_ASSIGN_OR_RETURN(p.gaussians, NicheGaussians(data.data->cells(), o.niche_size, train_ids));
+  } else {
+    p.gaussians = all ? data.data->gaussians() : TakeGaussians(data.data->gaussians(), train_ids);
+  }
+
+  const bool has_source = !o.source_file.empty() || !o.source_dataset.empty();
+  if (GivenSource(o, p.family) != has_source) {
+    return absl::InvalidArgumentError(
+        has_source ? "--source-data / --source-dataset: only with --noise given_random or given_matched"
+                   : "--noise given_random / given_matched: needs --source-data or --source-dataset");
+  }
+  if (has_source) {
+    WFM_ASSIGN_OR_RETURN(const Loaded source, o.source_file.empty()
+                                                  ? LoadDataset(o.data_dir, o.source_dataset)
+                                                  : LoadFile(o.source_file));
+    const DatasetKind want =
+        p.family == Family::kPointCloud ? DatasetKind::kPointClouds : DatasetKind::kGaussians;
+    if (source.kind != want) {
+      return absl::InvalidArgumentError(absl::StrCat("source ", source.name, ": holds ",
+                                                     DatasetKindName(source.kind), ", needs ",
+                                                     DatasetKindName(want)));
+    }
+    // Matched sources follow the data set's items through the holdout.
+    const bool follow = MatchedSource(o, p.family) && !all && source.items == data.items;
+    if (p.family == Family::kPointCloud) {
+      p.source_clouds = follow ? TakeClouds(source.data->clouds(), train_ids) : source.data->clouds();
+    } else {
+      p.source_gaussians =
+          follow ? TakeGaussians(source.data->gaussians(), train_ids) : source.data->gaussians();
+    }
+  }
+
+  if (!o.out.empty()) {
+    p.output = o.out;
+  } else {
+    WFM_RETURN_IF_ERROR(ValidateName("model", o.model));
+    p.models_root = absl::StrCat(o.data_dir, "/models");
+    p.output = absl::StrCat(p.models_root, "/", o.model, "/", kModelFile);
+  }
+  const bool exists = Exists(p.output);
+  p.resume_from_output = o.resume && exists;
+  if (rank == 0 && exists && !o.resume && !o.overwrite) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        p.output, " already exists (pass --overwrite to replace it or --resume to continue it)"));
+  }
+  if (o.resume && !exists) {
+    LogInfo(absl::StrCat("rank ", rank, ": nothing to resume at ", p.output, "; starting afresh"));
+  }
+  return p;
+}
+
+// Writes `ckpt` to p.output atomically; into a repository, a new model folder
+// is staged and renamed into place so a scanning server never sees it half
+// made.
+absl::Status WriteCheckpoint(const Prepared& p, const TrainRunOptions& o,
+                             const model::checkpoint::Checkpoint& ckpt) {
+  if (p.models_root.empty() || Exists(absl::StrCat(p.models_root, "/", o.model))) {
+    return model::checkpoint::Write(p.output, ckpt);
+  }
+  WFM_RETURN_IF_ERROR(MakeDirs(p.models_root));
+  WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(p.models_root, o.model));
+  absl::Status written = model::checkpoint::Write(absl::StrCat(staging, "/", kModelFile), ckpt);
+  if (written.ok()) written = FsyncDir(staging);
+  if (written.ok()) written = PublishDir(staging, p.models_root, o.model, /*overwrite=*/false);
+  if (!written.ok()) {
+    (void)RemoveTree(staging);
+    // Published by someone else meanwhile: replace the file instead.
+    if (absl::IsAlreadyExists(written)) return model::checkpoint::Write(p.output, ckpt);
+  }
+  return written;
+}
+
+std::string Hex(uint64_t v) { return absl::StrFormat("%016x", v); }
+
+// The ranks' shared training loop, for either trainer.
+template <typename Trainer>
+absl::StatusOr<TrainRunResult> Drive(Trainer& trainer, const TrainRunOptions& o,
+                                     const Prepared& p, DataParallel& dp) {
+  const int64_t rank = dp.rank();
+  std::vector<at::Tensor> params = trainer.network()->parameters();
+  std::vector<at::Tensor> state = params;
+  for (const at::Tensor& b : trainer.network()->buffers()) state.push_back(b);
+
+  // The same starting point everywhere.
+  WFM_ASSIGN_OR_RETURN(const std::vector<int64_t> starts,
+                       dp.AllGather(trainer.step(), "the starting step"));
+  for (int64_t r = 1; r < dp.world_size(); ++r) {
+    if (starts[r] != starts[0]) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rank ", r, " starts at step ", starts[r], " but rank 0 at step ", starts[0],
+          ": the ranks resumed from different checkpoints"));
+    }
+  }
+  WFM_RETURN_IF_ERROR(dp.Broadcast(state));
+
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace(nullptr, &std::fclose);
+  if (!o.trace_file.empty()) {
+    trace.reset(std::fopen(o.trace_file.c_str(), "w"));
+    if (trace == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("--trace ", o.trace_file, ": cannot be created"));
+    }
+  }
+
+  std::deque<double> recent;
+  double last_loss = 0.0;
+  absl::Status hook_error;
+  std::atomic<bool> stop{false};
+  auto last_time = Clock::now();
+  double last_reduce = dp.gradient_stats().seconds;
+  const auto start = Clock::now();
+
+  model::TrainHooks hooks;
+  hooks.cancel = &stop;
+  hooks.reduce_gradients = dp.GradientReducer(params);
+  hooks.on_progress = [&](const model::TrainProgress& progress) {
+    if (!hook_error.ok()) return;
+    absl::Status s = [&]() -> absl::Status {
+      const auto now = Clock::now();
+      const double step_seconds = std::chrono::duration<double>(now - last_time).count();
+      const double reduce_seconds = dp.gradient_stats().seconds - last_reduce;
+      last_time = now;
+      last_reduce = dp.gradient_stats().seconds;
+      WFM_ASSIGN_OR_RETURN(last_loss, dp.Mean(progress.loss, "the loss"));
+      recent.push_back(last_loss);
+      if (recent.size() > kRecentLosses) recent.pop_front();
+      const bool last = progress.step == progress.total_steps;
+      const bool check = o.check_sync_every > 0 &&
+                         (progress.step % o.check_sync_every == 0 || last);
+      uint64_t digest = 0;
+      if (check || trace != nullptr) digest = TensorDigest(params);
+      if (check) {
+        WFM_ASSIGN_OR_RETURN(const std::vector<int64_t> digests,
+                             dp.AllGather(static_cast<int64_t>(digest), "the parameter digests"));
+        for (int64_t r = 1; r < dp.world_size(); ++r) {
+          if (digests[r] != digests[0]) {
+            return absl::InternalError(absl::StrCat(
+                "the parameters of rank ", r, " differ from rank 0's after step ", progress.step,
+                " (digest ", Hex(static_cast<uint64_t>(digests[r])), " vs ",
+                Hex(static_cast<uint64_t>(digests[0])), ")"));
+          }
+        }
+      }
+      if (trace != nullptr) {
+        double param_sum = 0.0;
+        for (const at::Tensor& t : params) param_sum += t.detach().sum().item<double>();
+        const nlohmann::json line = {{"rank", rank},
+                                     {"step", progress.step},
+                                     {"loss", last_loss},
+                                     {"local_loss", progress.loss},
+                                     {"digest", Hex(digest)},
+                                     {"param_sum", param_sum},
+                                     {"step_seconds", step_seconds},
+                                     {"reduce_seconds", reduce_seconds}};
+        const std::string text = line.dump() + "\n";
+        if (std::fwrite(text.data(), 1, text.size(), trace.get()) != text.size() ||
+            std::fflush(trace.get()) != 0) {
+          return absl::InternalError(absl::StrCat("--trace ", o.trace_file, ": write failed"));
+        }
+      }
+      if (rank == 0 && o.log_every > 0 && (progress.step % o.log_every == 0 || last)) {
+        const CommStats& g = dp.gradient_stats();
+        const double share = progress.elapsed_seconds > 0 ? g.seconds / progress.elapsed_seconds : 0;
+        LogInfo(absl::StrFormat(
+            "step %d/%d loss %.6g, %.2f steps/s, gradient all-reduce %.1f%% of the time",
+            progress.step, progress.total_steps, last_loss, progress.steps_per_second,
+            100.0 * share));
+      }
+      return absl::OkStatus();
+    }();
+    if (!s.ok()) {
+      hook_error = std::move(s);
+      stop.store(true);
+    }
+  };
+
+  auto make_checkpoint = [&]() -> absl::StatusOr<model::checkpoint::Checkpoint> {
+    WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint ckpt, trainer.MakeCheckpoint(true));
+    ckpt.metadata["server"] = p.origin.ToJson();
+    // The summary's losses are rank 0's share; report the global ones.
+    if (ckpt.metadata.contains("summary") && ckpt.metadata["summary"].is_object() &&
+        !recent.empty()) {
+      ckpt.metadata["summary"]["final_loss"] = last_loss;
+      ckpt.metadata["summary"]["recent_loss"] =
+          std::accumulate(recent.begin(), recent.end(), 0.0) / static_cast<double>(recent.size());
+    }
+    return ckpt;
+  };
+  auto save = [&](absl::string_view what) -> absl::Status {
+    absl::Status written;
+    if (rank == 0) {
+      written = [&]() -> absl::Status {
+        WFM_ASSIGN_OR_RETURN(const model::checkpoint::Checkpoint ckpt, make_checkpoint());
+        return WriteCheckpoint(p, o, ckpt);
+      }();
+    }
+    return dp.Agree(written, what);
+  };
+  hooks.on_checkpoint = [&](int64_t step) -> absl::Status {
+    WFM_RETURN_IF_ERROR(save(absl::StrCat("the checkpoint at step ", step)));
+    if (rank == 0) LogInfo(absl::StrCat("checkpoint at step ", step, " written to ", p.output));
+    return absl::OkStatus();
+  };
+
+  const absl::Status trained = trainer.Train(hooks);
+  if (!hook_error.ok()) return hook_error;
+  WFM_RETURN_IF_ERROR(trained);
+  TrainRunResult result;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  WFM_RETURN_IF_ERROR(save("the final checkpoint"));
+  result.steps = trainer.step();
+  result.final_loss = last_loss;
+  result.checkpoint = p.output;
+  result.gradients = dp.gradient_stats();
+  return result;
+}
+
+}  // namespace
+
+absl::Status ValidateTrainRunOptions(const TrainRunOptions& o, int64_t world_size) {
+  if (o.data_file.empty() == o.dataset.empty()) {
+    return absl::InvalidArgumentError("--data / --dataset: give exactly one of them");
+  }
+  if (!o.dataset.empty() && o.data_dir.empty()) {
+    return absl::InvalidArgumentError("--dataset: needs --data-dir (the repository holding it)");
+  }
+  if (!o.source_dataset.empty() && o.data_dir.empty()) {
+    return absl::InvalidArgumentError("--source-dataset: needs --data-dir");
+  }
+  if (!o.source_dataset.empty() && !o.source_file.empty()) {
+    return absl::InvalidArgumentError("--source-data / --source-dataset: give at most one");
+  }
+  if (o.out.empty() && (o.data_dir.empty() || o.model.empty())) {
+    return absl::InvalidArgumentError("--model with --data-dir, or --out: where to write the model");
+  }
+  if (o.overwrite && o.resume) {
+    return absl::InvalidArgumentError("--overwrite / --resume: give at most one");
+  }
+  if (o.check_sync_every < 0) {
+    return absl::InvalidArgumentError("--check-sync-every: must be >= 0");
+  }
+  if (o.log_every < 0) return absl::InvalidArgumentError("--log-every: must be >= 0");
+  if (o.niche_size < 1) return absl::InvalidArgumentError("--k: must be >= 1");
+  if (!(o.holdout_fraction >= 0.0 && o.holdout_fraction < 1.0)) {
+    return absl::InvalidArgumentError("--holdout: must be in [0, 1)");
+  }
+  const bool gaussian = o.family.has_value() && *o.family == Family::kGaussian;
+  const int64_t batch =
+      gaussian ? o.gaussian.optimizer.batch_size : o.pointcloud.optimizer.batch_size;
+  if (batch < 1 || batch % world_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch ", batch,
+                                                   ": the global batch must split evenly over ",
+                                                   world_size, " ranks"));
+  }
+  return gaussian ? model::ValidateGaussianTrainConfig(o.gaussian)
+                  : model::ValidatePointCloudTrainConfig(o.pointcloud);
+}
+
+absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParallel& dp) {
+  const int64_t rank = dp.rank();
+  const model::DistributedRole role{rank, dp.world_size()};
+
+  // Each rank prepares on its own, then they agree, so a rank that cannot
+  // read its data stops all of them with its message.
+  absl::StatusOr<Prepared> prepared = Prepare(o, rank);
+  WFM_RETURN_IF_ERROR(dp.Agree(prepared.status(), "preparing the data"));
+  Prepared& p = *prepared;
+
+  absl::StatusOr<model::checkpoint::Checkpoint> resume_from;
+  if (p.resume_from_output) resume_from = model::checkpoint::Read(p.output);
+
+  if (p.family == Family::kPointCloud) {
+    const PointCloudSet* source = p.source_clouds ? &*p.source_clouds : nullptr;
+    absl::StatusOr<std::unique_ptr<model::PointCloudTrainer>> trainer =
+        p.resume_from_output
+            ? (resume_from.ok() ? model::PointCloudTrainer::Resume(
+                                      p.clouds, *resume_from, source,
+                                      o.pointcloud.optimizer.steps, role)
+                                : resume_from.status())
+            : model::PointCloudTrainer::Create(p.clouds, o.pointcloud, p.dataset, source, role);
+    WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
+    if (rank == 0) {
+      LogInfo(absl::StrCat("training pointcloud model on ", p.clouds.num_clouds(), " clouds, ",
+                           dp.world_size(), " rank(s), global batch ",
+                           (*trainer)->config().optimizer.batch_size, ", from step ",
+                           (*trainer)->step(), " to ", (*trainer)->total_steps()));
+    }
+    return Drive(**trainer, o, p, dp);
+  }
+  const GaussianSet* source = p.source_gaussians ? &*p.source_gaussians : nullptr;
+  absl::StatusOr<std::unique_ptr<model::GaussianTrainer>> trainer =
+      p.resume_from_output
+          ? (resume_from.ok() ? model::GaussianTrainer::Resume(p.gaussians, *resume_from, source,
+                                                               o.gaussian.optimizer.steps, role)
+                              : resume_from.status())
+          : model::GaussianTrainer::Create(p.gaussians, o.gaussian, p.dataset, source, role);
+  WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
+  if (rank == 0) {
+    LogInfo(absl::StrCat("training gaussian model on ", p.gaussians.num_gaussians(),
+                         " Gaussians, ", dp.world_size(), " rank(s), global batch ",
+                         (*trainer)->config().optimizer.batch_size, ", from step ",
+                         (*trainer)->step(), " to ", (*trainer)->total_steps()));
+  }
+  return Drive(**trainer, o, p, dp);
+}
+
+}  // namespace wfm::server::distributed

@@ -1,0 +1,87 @@
+// One rank of a data-parallel training run (what wfm-train does): the data
+// from an .npz file or from a data set of a server's repository, the model
+// trained with DistributedRole{rank, world_size} and the hooks of
+// DataParallel, and rank 0 writing the checkpoint into the repository,
+//   <data-dir>/models/<model>/model.wfm
+// (a new folder is staged and renamed into place, an existing file is
+// replaced atomically), every checkpoint_every steps and at the end, where a
+// server watching that repository picks it up. Checkpoints hold the
+// optimizer state, so --resume continues an interrupted run (every rank
+// reads the same file; the ranks check that they resumed at the same step).
+//
+// The data take the server's path (server/training_data.h): the same
+// held-out split for a holdout fraction and seed, SPATIAL_CELLS niches of
+// niche_size cells, and the same "server" metadata (TrainingOrigin), so
+// Evaluate's "heldout" split works on the published model.
+//
+// Failures are collective where they can be: a rank that cannot read its
+// data or finds the model name taken stops every rank with its message
+// ("rank 1: ..."); a rank that dies or stalls makes the others fail at their
+// next collective (see data_parallel.h).
+#ifndef WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_
+#define WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/train/config.h"
+#include "server/distributed/data_parallel.h"
+
+namespace wfm::server::distributed {
+
+struct TrainRunOptions {
+  // The data: an .npz file (point clouds or Gaussians, model/io layouts) or
+  // the data set `dataset` of the repository `data_dir`.
+  std::string data_file;
+  std::string dataset;
+  std::string data_dir;
+  // User-given source clouds / Gaussians (--noise given_random |
+  // given_matched): an .npz file or a data set of the repository.
+  std::string source_file;
+  std::string source_dataset;
+
+  // The output: <data_dir>/models/<model>/model.wfm, or `out` when set.
+  std::string model;
+  std::string out;
+  bool overwrite = false;  // replace an existing model
+  bool resume = false;     // continue from the existing checkpoint, if any
+
+  // Unset: gaussian for Gaussian data, pointcloud otherwise.
+  std::optional<model::Family> family;
+  model::PointCloudTrainConfig pointcloud;  // optimizer.batch_size is global
+  model::GaussianTrainConfig gaussian;
+  int64_t niche_size = 8;          // SPATIAL_CELLS data sets
+  double holdout_fraction = 0.0;   // items held out (server's split)
+
+  // Per-step JSON lines of this rank: step, loss (mean over ranks),
+  // local_loss, digest (hex, of the parameters), param_sum, step_seconds,
+  // reduce_seconds. Empty: none.
+  std::string trace_file;
+  // Every this many steps (and after the last) the ranks compare their
+  // parameter digests and stop with INTERNAL when they differ. 0: never.
+  int64_t check_sync_every = 100;
+  // Rank 0 logs progress every this many steps (0: never).
+  int64_t log_every = 50;
+};
+
+struct TrainRunResult {
+  int64_t steps = 0;          // steps done (in total, with a resumed run's)
+  double final_loss = 0.0;    // last step's loss, mean over the ranks
+  double seconds = 0.0;       // wall time of the training loop
+  std::string checkpoint;     // the path rank 0 wrote
+  CommStats gradients;        // this rank's gradient all-reduces
+};
+
+// Range checks of the options that do not need the data; messages name the
+// flag ("--batch: ...").
+absl::Status ValidateTrainRunOptions(const TrainRunOptions& options, int64_t world_size);
+
+// Runs this rank's part of the training; every rank of `dp` must call it
+// with the same options.
+absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& options, DataParallel& dp);
+
+}  // namespace wfm::server::distributed
+
+#endif  // WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_

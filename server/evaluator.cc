@@ -1,0 +1,161 @@
+#include "server/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+#include "model/sample/gaussian_model.h"
+#include "server/training_data.h"
+
+namespace wfm::server {
+namespace {
+
+bool KindFits(model::Family family, DatasetKind kind) {
+  if (kind == DatasetKind::kSpatialCells) return true;
+  return family == model::Family::kPointCloud ? kind == DatasetKind::kPointClouds
+                                              : kind == DatasetKind::kGaussians;
+}
+
+// The reference items: all of the data set's items or the held-out ones,
+// at most max_reference of them drawn with the seed.
+absl::StatusOr<std::vector<int64_t>> ReferenceItems(const Servable& servable,
+                                                    const DatasetInfo& info,
+                                                    const EvaluateOptions& options) {
+  std::vector<int64_t> items;
+  if (options.split == "all" || options.split.empty()) {
+    items.resize(info.items);
+    std::iota(items.begin(), items.end(), 0);
+  } else if (options.split == "heldout") {
+    const TrainingOrigin& origin = servable.info.origin;
+    if (origin.dataset != info.name) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "split: 'heldout' needs the data set the model was trained on ('",
+          origin.dataset.empty() ? "unknown" : origin.dataset, "'), not '", info.name, "'"));
+    }
+    if (origin.heldout.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "split: model '", servable.info.name,
+          "' held nothing out (train with holdout_fraction > 0)"));
+    }
+    if (origin.dataset_created_unix_ms != info.created_unix_ms ||
+        origin.dataset_items != info.items) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "split: data set '", info.name,
+          "' was replaced after the model was trained; its held-out items are gone"));
+    }
+    items = origin.heldout;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("split: must be 'all' or 'heldout', got '", options.split, "'"));
+  }
+  const int64_t max_reference =
+      options.max_reference > 0 ? options.max_reference : kDefaultEvaluateItems;
+  return DrawSubset(items, max_reference, options.seed ^ 0xE7A1ULL);
+}
+
+int64_t NicheSize(const Servable& servable) {
+  return servable.info.origin.niche_size > 0 ? servable.info.origin.niche_size
+                                             : kDefaultNicheSize;
+}
+
+}  // namespace
+
+absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const DatasetData& data,
+                                               const EvaluateOptions& options,
+                                               const model::SampleLimits& limits,
+                                               const std::function<bool()>& cancelled) {
+  const auto start = std::chrono::steady_clock::now();
+  const ModelInfo& mi = servable.info;
+  const DatasetInfo& info = data.info;
+  if (!KindFits(mi.family, info.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset: '", info.name, "' holds ", DatasetKindName(info.kind), ", which a ",
+        model::FamilyName(mi.family), " model cannot be compared with"));
+  }
+  if (info.dim != mi.dim) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset: '", info.name, "' has dim ",
+                                                   info.dim, ", model '", mi.name, "' has dim ",
+                                                   mi.dim));
+  }
+  if (options.num_samples < 0 || options.max_reference < 0) {
+    return absl::InvalidArgumentError("num_samples and max_reference: must be >= 0");
+  }
+  if (options.num_samples > kMaxEvaluateItems || options.max_reference > kMaxEvaluateItems) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "num_samples / max_reference: at most ", kMaxEvaluateItems, " items per evaluation"));
+  }
+  WFM_ASSIGN_OR_RETURN(const std::vector<int64_t> items, ReferenceItems(servable, info, options));
+
+  EvaluationResult result;
+  result.family = mi.family;
+  if (mi.family == model::Family::kPointCloud) {
+    model::io::PointCloudSet reference;
+    if (info.kind == DatasetKind::kPointClouds) {
+      reference = TakeClouds(data.clouds(), items);
+    } else {
+      WFM_ASSIGN_OR_RETURN(reference, NicheClouds(data.cells(), NicheSize(servable), items));
+    }
+    model::CloudSampleRequest request;
+    request.num_samples = options.num_samples > 0
+                              ? options.num_samples
+                              : std::min<int64_t>(reference.num_clouds(), kDefaultEvaluateItems);
+    request.steps = options.steps;
+    request.seed = options.seed;
+    if (reference.num_clouds() + request.num_samples < 3) {
+      return absl::InvalidArgumentError(
+          "num_samples: 1-NNA needs at least 3 items in all (generated + reference)");
+    }
+    WFM_RETURN_IF_ERROR(servable.pointcloud->ValidateRequest(request, limits));
+    WFM_ASSIGN_OR_RETURN(std::vector<model::GeneratedClouds> generated,
+                         servable.pointcloud->Sample({request}, cancelled));
+    model::io::PointCloudSet samples;
+    samples.dim = generated[0].dim;
+    samples.points = std::move(generated[0].points);
+    samples.offsets = std::move(generated[0].offsets);
+    WFM_ASSIGN_OR_RETURN(const model::eval::PointCloudEvaluation e,
+                         model::eval::EvaluatePointClouds(samples, reference, options.emd));
+    result.generated = e.generated;
+    result.reference = e.reference;
+    result.chamfer = e.chamfer;
+    result.emd = e.emd;
+    result.has_emd = e.has_emd;
+  } else {
+    model::io::GaussianSet reference;
+    if (info.kind == DatasetKind::kGaussians) {
+      reference = TakeGaussians(data.gaussians(), items);
+    } else {
+      WFM_ASSIGN_OR_RETURN(reference, NicheGaussians(data.cells(), NicheSize(servable), items));
+    }
+    model::GaussianSampleRequest request;
+    request.num_samples = options.num_samples > 0 ? options.num_samples
+                                                  : std::min<int64_t>(reference.num_gaussians(),
+                                                                      kDefaultEvaluateItems);
+    request.steps = options.steps;
+    request.seed = options.seed;
+    if (reference.num_gaussians() + request.num_samples < 3) {
+      return absl::InvalidArgumentError(
+          "num_samples: 1-NNA needs at least 3 items in all (generated + reference)");
+    }
+    WFM_RETURN_IF_ERROR(servable.gaussian->ValidateRequest(request, limits));
+    WFM_ASSIGN_OR_RETURN(std::vector<model::GeneratedGaussians> generated,
+                         servable.gaussian->Sample({request}, cancelled));
+    model::io::GaussianSet samples;
+    samples.dim = generated[0].dim;
+    samples.means = std::move(generated[0].means);
+    samples.covs = std::move(generated[0].covs);
+    WFM_ASSIGN_OR_RETURN(const model::eval::GaussianEvaluation e,
+                         model::eval::EvaluateGaussians(samples, reference));
+    result.generated = e.generated;
+    result.reference = e.reference;
+    result.bures = e.bures;
+    result.mean_error = e.mean_error;
+    result.covariance_error = e.covariance_error;
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace wfm::server

@@ -1,0 +1,745 @@
+#include "server/job_manager.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/common/status.h"
+#include "model/io/atomic_file.h"
+#include "model/train/gaussian_trainer.h"
+#include "model/train/pointcloud_trainer.h"
+#include "model/train/train_hooks.h"
+#include "server/fs_util.h"
+#include "server/logging.h"
+#include "server/metrics.h"
+#include "server/names.h"
+#include "server/training_data.h"
+
+namespace wfm::server {
+namespace {
+
+constexpr char kJobPrefix[] = "job-";
+constexpr char kRecordFormat[] = "wfm.job";
+constexpr int kRecordVersion = 1;
+constexpr int64_t kMaxNicheSize = 1024;
+// Readers are woken at most this often by progress (state changes always).
+constexpr absl::Duration kNotifyInterval = absl::Milliseconds(250);
+// A running job's record is rewritten at most this often.
+constexpr absl::Duration kPersistInterval = absl::Seconds(5);
+
+int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
+
+bool KindFits(model::Family family, DatasetKind kind) {
+  if (kind == DatasetKind::kSpatialCells) return true;
+  return family == model::Family::kPointCloud ? kind == DatasetKind::kPointClouds
+                                              : kind == DatasetKind::kGaussians;
+}
+
+bool GivenSource(const TrainingRequest& r) {
+  if (r.family == model::Family::kPointCloud) {
+    return r.pointcloud.source == model::PointCloudSource::kGivenRandom ||
+           r.pointcloud.source == model::PointCloudSource::kGivenMatched;
+  }
+  return r.gaussian.source == model::GaussianSource::kGivenRandom ||
+         r.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+bool MatchedSource(const TrainingRequest& r) {
+  return r.family == model::Family::kPointCloud
+             ? r.pointcloud.source == model::PointCloudSource::kGivenMatched
+             : r.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+nlohmann::json RequestToJson(const TrainingRequest& r) {
+  nlohmann::json j = {{"dataset", r.dataset},
+                      {"model", r.model},
+                      {"family", model::FamilyName(r.family)},
+                      {"source_dataset", r.source_dataset},
+                      {"niche_size", r.niche_size},
+                      {"holdout_fraction", r.holdout_fraction},
+                      {"overwrite", r.overwrite}};
+  j["config"] = r.family == model::Family::kPointCloud ? model::ToJson(r.pointcloud)
+                                                       : model::ToJson(r.gaussian);
+  return j;
+}
+
+absl::StatusOr<TrainingRequest> RequestFromJson(const nlohmann::json& j) {
+  TrainingRequest r;
+  r.dataset = j.at("dataset").get<std::string>();
+  r.model = j.at("model").get<std::string>();
+  WFM_ASSIGN_OR_RETURN(r.family, model::ParseFamily(j.at("family").get<std::string>()));
+  r.source_dataset = j.value("source_dataset", "");
+  r.niche_size = j.value("niche_size", kDefaultNicheSize);
+  r.holdout_fraction = j.value("holdout_fraction", 0.0);
+  r.overwrite = j.value("overwrite", false);
+  if (r.family == model::Family::kPointCloud) {
+    WFM_ASSIGN_OR_RETURN(r.pointcloud, model::PointCloudTrainConfigFromJson(j.at("config")));
+  } else {
+    WFM_ASSIGN_OR_RETURN(r.gaussian, model::GaussianTrainConfigFromJson(j.at("config")));
+  }
+  return r;
+}
+
+nlohmann::json StatusToJson(const JobStatus& s) {
+  return {{"format", kRecordFormat},
+          {"version", kRecordVersion},
+          {"id", s.id},
+          {"request", RequestToJson(s.request)},
+          {"state", JobStateName(s.state)},
+          {"step", s.step},
+          {"total_steps", s.total_steps},
+          {"loss", s.loss},
+          {"steps_per_second", s.steps_per_second},
+          {"eta_seconds", s.eta_seconds},
+          {"error", s.error},
+          {"created_unix_ms", s.created_unix_ms},
+          {"started_unix_ms", s.started_unix_ms},
+          {"finished_unix_ms", s.finished_unix_ms},
+          {"checkpoint_step", s.checkpoint_step}};
+}
+
+absl::StatusOr<JobStatus> StatusFromJson(const nlohmann::json& j) {
+  try {
+    if (j.at("format").get<std::string>() != kRecordFormat) {
+      return absl::DataLossError("not a wfm job record");
+    }
+    JobStatus s;
+    s.id = j.at("id").get<std::string>();
+    WFM_ASSIGN_OR_RETURN(s.request, RequestFromJson(j.at("request")));
+    WFM_ASSIGN_OR_RETURN(s.state, ParseJobState(j.at("state").get<std::string>()));
+    s.step = j.value("step", int64_t{0});
+    s.total_steps = j.value("total_steps", int64_t{0});
+    // Non-finite numbers are stored as null.
+    auto number = [&](const char* key) {
+      return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+    };
+    s.loss = number("loss");
+    s.steps_per_second = number("steps_per_second");
+    s.eta_seconds = number("eta_seconds");
+    s.error = j.value("error", "");
+    s.created_unix_ms = j.value("created_unix_ms", int64_t{0});
+    s.started_unix_ms = j.value("started_unix_ms", int64_t{0});
+    s.finished_unix_ms = j.value("finished_unix_ms", int64_t{0});
+    s.checkpoint_step = j.value("checkpoint_step", int64_t{0});
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("job record: ", e.what()));
+  }
+}
+
+// The number in "job-<n>", or 0.
+int64_t JobNumber(absl::string_view id) {
+  int64_t n = 0;
+  if (!absl::ConsumePrefix(&id, kJobPrefix) || !absl::SimpleAtoi(id, &n)) return 0;
+  return n;
+}
+
+std::string CodeText(const absl::Status& s) {
+  return absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message());
+}
+
+// A file an atomic write leaves behind when the process dies between creating
+// its temporary file and renaming it (model/io/atomic_file.cc names them
+// ".<file>.tmp-<pid>-<n>-<hex>").
+bool IsLeftoverTemp(absl::string_view entry) {
+  return absl::StartsWith(entry, ".") && absl::StrContains(entry, ".tmp-");
+}
+
+// Removes the leftover temporary files of `folder` and of its job folders
+// (jobs/<id>/, which hold the periodic checkpoints). Logs what it removes.
+void RemoveLeftoverTemps(const std::string& folder, bool recurse) {
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(folder);
+  if (!entries.ok()) return;
+  bool removed = false;
+  for (const std::string& entry : *entries) {
+    const std::string path = absl::StrCat(folder, "/", entry);
+    if (IsLeftoverTemp(entry)) {
+      LogWarning(absl::StrCat("removing the leftover temporary file ", path));
+      if (absl::Status s = RemoveTree(path); !s.ok()) LogWarning(std::string(s.message()));
+      removed = true;
+    } else if (recurse && absl::StartsWith(entry, kJobPrefix) && !absl::EndsWith(entry, ".json")) {
+      RemoveLeftoverTemps(path, /*recurse=*/false);
+    }
+  }
+  if (removed) (void)FsyncDir(folder);
+}
+
+}  // namespace
+
+std::string JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return "QUEUED";
+    case JobState::kRunning: return "RUNNING";
+    case JobState::kSucceeded: return "SUCCEEDED";
+    case JobState::kFailed: return "FAILED";
+    case JobState::kCancelled: return "CANCELLED";
+  }
+  return "?";
+}
+
+absl::StatusOr<JobState> ParseJobState(absl::string_view name) {
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                     JobState::kCancelled}) {
+    if (name == JobStateName(s)) return s;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown job state '", name, "'"));
+}
+
+int64_t TrainingRequest::steps() const {
+  return family == model::Family::kPointCloud ? pointcloud.optimizer.steps
+                                              : gaussian.optimizer.steps;
+}
+int64_t TrainingRequest::checkpoint_every() const {
+  return family == model::Family::kPointCloud ? pointcloud.checkpoint_every
+                                              : gaussian.checkpoint_every;
+}
+uint64_t TrainingRequest::seed() const {
+  return family == model::Family::kPointCloud ? pointcloud.optimizer.seed
+                                              : gaussian.optimizer.seed;
+}
+
+struct JobManager::Job {
+  JobStatus status;
+  std::atomic<bool> cancel{false};
+  std::string cancel_reason;  // guarded by the manager's mu_
+  absl::Time last_notify = absl::InfinitePast();
+  absl::Time last_persist = absl::InfinitePast();
+  std::mutex persist_mu;      // one record write at a time, newest last
+};
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Open(const JobManagerOptions& options,
+                                                              DatasetStore* datasets,
+                                                              ModelRegistry* models,
+                                                              Metrics* metrics) {
+  if (options.root.empty()) return absl::InvalidArgumentError("job manager: root is empty");
+  if (options.max_jobs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-jobs: must be >= 1, got ", options.max_jobs));
+  }
+  WFM_RETURN_IF_ERROR(MakeDirs(options.root));
+  std::unique_ptr<JobManager> manager(new JobManager(options, datasets, models, metrics));
+  WFM_RETURN_IF_ERROR(manager->LoadAll());
+  for (int i = 0; i < options.max_jobs; ++i) {
+    manager->workers_.emplace_back([m = manager.get()] { m->WorkerLoop(); });
+  }
+  return manager;
+}
+
+JobManager::~JobManager() { Shutdown(absl::InfiniteFuture()); }
+
+absl::Status JobManager::LoadAll() {
+  // A crash in the middle of a record or checkpoint write leaves its
+  // temporary file; the previous complete version is still in place.
+  RemoveLeftoverTemps(options_.root, /*recurse=*/true);
+  WFM_ASSIGN_OR_RETURN(const std::vector<std::string> entries, ListDir(options_.root));
+  std::vector<std::shared_ptr<Job>> interrupted;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& entry : entries) {
+    if (!absl::StartsWith(entry, kJobPrefix) || !absl::EndsWith(entry, ".json")) continue;
+    const std::string path = absl::StrCat(options_.root, "/", entry);
+    absl::StatusOr<JobStatus> status = [&]() -> absl::StatusOr<JobStatus> {
+      WFM_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+      const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+      if (j.is_discarded()) return absl::DataLossError("not valid JSON");
+      return StatusFromJson(j);
+    }();
+    if (!status.ok() || absl::StrCat(status->id, ".json") != entry) {
+      LogWarning(absl::StrCat("skipping job record ", path, ": ",
+                              status.ok() ? "the id does not match the file name"
+                                          : status.status().message()));
+      continue;
+    }
+    auto job = std::make_shared<Job>();
+    job->status = *std::move(status);
+    if (!IsTerminal(job->status.state)) {
+      job->status.state = JobState::kFailed;
+      job->status.error =
+          absl::StrCat("interrupted by a server restart at step ", job->status.step);
+      job->status.finished_unix_ms = NowUnixMs();
+      job->status.steps_per_second = 0;
+      job->status.eta_seconds = 0;
+      interrupted.push_back(job);
+    }
+    next_id_ = std::max(next_id_, JobNumber(job->status.id) + 1);
+    jobs_[job->status.id] = job;
+  }
+  UpdateStateMetrics();
+  for (const auto& job : interrupted) {
+    LogWarning(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model,
+                            "'): ", job->status.error));
+    // Persist takes mu_ itself: write directly here (still single-threaded).
+    absl::Status s = model::io::WriteFileAtomically(
+        absl::StrCat(options_.root, "/", job->status.id, ".json"),
+        StatusToJson(job->status).dump(2) + "\n");
+    if (!s.ok()) LogError(absl::StrCat("cannot record job ", job->status.id, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+void JobManager::UpdateStateMetrics() {
+  if (metrics_ == nullptr) return;
+  std::map<JobState, int64_t> counts;
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                     JobState::kCancelled}) {
+    counts[s] = 0;
+  }
+  for (const auto& [id, job] : jobs_) ++counts[job->status.state];
+  for (const auto& [state, count] : counts) metrics_->SetTrainingJobs(JobStateName(state), count);
+}
+
+void JobManager::Announce(Job& job, bool persisted) {
+  ++job.status.version;
+  job.last_notify = absl::Now();
+  if (persisted) job.last_persist = job.last_notify;
+  changed_.notify_all();
+}
+
+absl::Status JobManager::WriteRecord(Job& job) {
+  std::lock_guard<std::mutex> persist(job.persist_mu);
+  JobStatus snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot = job.status;
+  }
+  return WriteRecordLocked(snapshot);
+}
+
+absl::Status JobManager::WriteStatus(Job& job, const JobStatus& status) {
+  std::lock_guard<std::mutex> persist(job.persist_mu);
+  return WriteRecordLocked(status);
+}
+
+absl::Status JobManager::WriteRecordLocked(const JobStatus& snapshot) {
+  absl::Status s = model::io::WriteFileAtomically(
+      absl::StrCat(options_.root, "/", snapshot.id, ".json"), StatusToJson(snapshot).dump(2) + "\n");
+  if (!s.ok()) LogError(absl::StrCat("cannot record job ", snapshot.id, ": ", s.message()));
+  return s;
+}
+
+absl::Status JobManager::ValidateRequest(const TrainingRequest& r) const {
+  WFM_RETURN_IF_ERROR(ValidateName("dataset", r.dataset));
+  WFM_RETURN_IF_ERROR(ValidateName("model", r.model));
+  WFM_ASSIGN_OR_RETURN(const DatasetInfo data, datasets_->Get(r.dataset));
+  if (!KindFits(r.family, data.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.family: ", model::FamilyName(r.family), " models train on ",
+        r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
+        " or SPATIAL_CELLS data sets; '", r.dataset, "' holds ", DatasetKindName(data.kind)));
+  }
+  if (r.family == model::Family::kPointCloud) {
+    WFM_RETURN_IF_ERROR(model::ValidatePointCloudTrainConfig(r.pointcloud));
+  } else {
+    WFM_RETURN_IF_ERROR(model::ValidateGaussianTrainConfig(r.gaussian));
+  }
+  if (data.kind == DatasetKind::kSpatialCells &&
+      (r.niche_size < 1 || r.niche_size > kMaxNicheSize)) {
+    return absl::InvalidArgumentError(absl::StrCat("config.niche_size: must be in [1, ",
+                                                   kMaxNicheSize, "], got ", r.niche_size));
+  }
+  if (!(r.holdout_fraction >= 0.0 && r.holdout_fraction < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.holdout_fraction: must be in [0, 1), got ", r.holdout_fraction));
+  }
+  if (static_cast<int64_t>(HoldoutIndices(data.items, r.holdout_fraction, r.seed()).size()) >=
+      data.items) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.holdout_fraction: ", r.holdout_fraction, " of ", data.items,
+        " items leaves nothing to train on"));
+  }
+  const int64_t training_items =
+      data.items -
+      static_cast<int64_t>(HoldoutIndices(data.items, r.holdout_fraction, r.seed()).size());
+  const int64_t batch = r.family == model::Family::kPointCloud ? r.pointcloud.optimizer.batch_size
+                                                               : r.gaussian.optimizer.batch_size;
+  if (batch > training_items) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.optimizer.batch_size: ", batch, " is larger than the ", training_items,
+        " training items of '", r.dataset, "'"));
+  }
+  const char* source_field = r.family == model::Family::kPointCloud
+                                 ? "config.pointcloud.source_dataset"
+                                 : "config.gaussian.source_dataset";
+  if (GivenSource(r)) {
+    if (r.source_dataset.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_field, ": noise given_random / given_matched needs a data set of source items"));
+    }
+    WFM_RETURN_IF_ERROR(ValidateName(source_field, r.source_dataset));
+    WFM_ASSIGN_OR_RETURN(const DatasetInfo source, datasets_->Get(r.source_dataset));
+    const DatasetKind want = r.family == model::Family::kPointCloud ? DatasetKind::kPointClouds
+                                                                    : DatasetKind::kGaussians;
+    if (source.kind != want) {
+      return absl::InvalidArgumentError(absl::StrCat(source_field, ": '", r.source_dataset,
+                                                     "' holds ", DatasetKindName(source.kind),
+                                                     ", sources must be ", DatasetKindName(want)));
+    }
+    if (source.dim != data.dim) {
+      return absl::InvalidArgumentError(absl::StrCat(source_field, ": '", r.source_dataset,
+                                                     "' has dim ", source.dim, ", the data set ",
+                                                     data.dim));
+    }
+  } else if (!r.source_dataset.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_field, ": only used with noise given_random or given_matched"));
+  }
+  if (!r.overwrite && models_->Contains(r.model)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("model: '", r.model, "' already exists (set overwrite to replace it)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
+  WFM_RETURN_IF_ERROR(ValidateRequest(request));
+  auto job = std::make_shared<Job>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down");
+    if (static_cast<int64_t>(queue_.size()) >= options_.max_queued) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "training queue is full (", queue_.size(), " jobs waiting); try again later"));
+    }
+    for (const auto& [id, other] : jobs_) {
+      if (!IsTerminal(other->status.state) && other->status.request.model == request.model) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "model: '", request.model, "' is being trained by ", id, " (",
+            JobStateName(other->status.state), "); cancel it or wait for it to end"));
+      }
+    }
+    JobStatus& s = job->status;
+    s.id = absl::StrCat(kJobPrefix, next_id_++);
+    s.request = request;
+    s.state = JobState::kQueued;
+    s.total_steps = request.steps();
+    s.created_unix_ms = NowUnixMs();
+    s.version = 1;
+    jobs_[s.id] = job;
+    UpdateStateMetrics();
+  }
+  // The QUEUED record is on disk before a worker can take the job.
+  if (absl::Status s = WriteRecord(*job); !s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.erase(job->status.id);
+    UpdateStateMetrics();
+    return s;
+  }
+  JobStatus snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(job);
+    snapshot = job->status;
+    changed_.notify_all();
+  }
+  LogInfo(absl::StrCat("job ", snapshot.id, " queued: train ", model::FamilyName(request.family),
+                       " model '", request.model, "' on '", request.dataset, "' for ",
+                       request.steps(), " steps"));
+  return snapshot;
+}
+
+absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+  return it->second->status;
+}
+
+std::vector<JobStatus> JobManager::List() const {
+  std::vector<JobStatus> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, job] : jobs_) out.push_back(job->status);
+  }
+  std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) {
+    return JobNumber(a.id) != JobNumber(b.id) ? JobNumber(a.id) < JobNumber(b.id) : a.id < b.id;
+  });
+  return out;
+}
+
+absl::StatusOr<JobStatus> JobManager::WaitForUpdate(const std::string& id, int64_t after_version,
+                                                    absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+  std::shared_ptr<Job> job = it->second;
+  changed_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout),
+                      [&] { return job->status.version > after_version; });
+  return job->status;
+}
+
+absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Duration wait) {
+  std::shared_ptr<Job> job;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+    job = it->second;
+    JobStatus& s = job->status;
+    if (IsTerminal(s.state)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " has already ended (", JobStateName(s.state), ")"));
+    }
+    if (s.state == JobState::kRunning) {
+      if (job->cancel_reason.empty()) job->cancel_reason = "by request";
+      job->cancel.store(true);
+      changed_.wait_until(lock, absl::ToChronoTime(absl::Now() + wait),
+                          [&] { return IsTerminal(job->status.state); });
+      return job->status;
+    }
+    // Queued: it never starts.
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+    s.state = JobState::kCancelled;
+    s.error = "cancelled by request before it started";
+    s.finished_unix_ms = NowUnixMs();
+    Announce(*job, true);
+    UpdateStateMetrics();
+  }
+  (void)WriteRecord(*job);
+  LogInfo(absl::StrCat("job ", id, " cancelled before it started"));
+  std::lock_guard<std::mutex> lock(mu_);
+  return job->status;
+}
+
+bool JobManager::Shutdown(absl::Time deadline) {
+  std::vector<std::shared_ptr<Job>> cancelled;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      for (const auto& job : queue_) {
+        job->status.state = JobState::kCancelled;
+        job->status.error = "cancelled by server shutdown before it started";
+        job->status.finished_unix_ms = NowUnixMs();
+        Announce(*job, true);
+        cancelled.push_back(job);
+      }
+      queue_.clear();
+      for (const auto& [id, job] : jobs_) {
+        if (job->status.state == JobState::kRunning) {
+          if (job->cancel_reason.empty()) job->cancel_reason = "by server shutdown";
+          job->cancel.store(true);
+        }
+      }
+      UpdateStateMetrics();
+      changed_.notify_all();
+    }
+  }
+  for (const auto& job : cancelled) (void)WriteRecord(*job);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool idle = changed_.wait_until(lock, absl::ToChronoTime(deadline),
+                                          [&] { return running_ == 0; });
+    if (!idle) {
+      LogWarning("shutdown: a training job did not stop within the grace period");
+      return false;
+    }
+  }
+  if (!joined_) {
+    for (auto& worker : workers_) worker.join();
+    joined_ = true;
+  }
+  return true;
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = queue_.front();
+      queue_.pop_front();
+      job->status.state = JobState::kRunning;
+      job->status.started_unix_ms = NowUnixMs();
+      ++running_;
+      Announce(*job, true);
+      UpdateStateMetrics();
+    }
+    Run(job);
+  }
+}
+
+void JobManager::Run(const std::shared_ptr<Job>& job) {
+  (void)WriteRecord(*job);
+  LogInfo(absl::StrCat("job ", job->status.id, " running"));
+  const absl::Status result = Train(job);
+  // The final state reaches the disk (and the checkpoint folder of a
+  // successful job is gone) before any reader can see it.
+  JobStatus final;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    final = job->status;
+  }
+  final.finished_unix_ms = NowUnixMs();
+  final.eta_seconds = 0;
+  if (result.ok()) {
+    final.state = JobState::kSucceeded;
+  } else if (absl::IsCancelled(result) && job->cancel.load()) {
+    final.state = JobState::kCancelled;
+    std::lock_guard<std::mutex> lock(mu_);
+    final.error = absl::StrCat("cancelled ", job->cancel_reason, " at step ", final.step);
+  } else {
+    final.state = JobState::kFailed;
+    final.error = CodeText(result);
+  }
+  (void)WriteStatus(*job, final);
+  if (final.state == JobState::kSucceeded) {
+    (void)RemoveTree(absl::StrCat(options_.root, "/", final.id));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    final.version = job->status.version;
+    job->status = final;
+    --running_;
+    Announce(*job, true);
+    UpdateStateMetrics();
+  }
+  const std::string& model_name = final.request.model;
+  if (metrics_ != nullptr) metrics_->AddTrainingSteps(model_name, 0, final.loss, 0.0);
+  const JobStatus& s = final;
+  if (s.state == JobState::kSucceeded) {
+    LogInfo(absl::StrCat("job ", s.id, " succeeded: model '", model_name, "' after ", s.step,
+                         " steps, loss ", s.loss));
+  } else {
+    LogWarning(absl::StrCat("job ", s.id, " ", JobStateName(s.state), ": ", s.error));
+  }
+}
+
+template <typename Trainer>
+absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
+    Trainer& trainer, const std::shared_ptr<Job>& job, const TrainingOrigin& origin,
+    model::TrainHooks hooks) {
+  const std::string checkpoint_dir = absl::StrCat(options_.root, "/", job->status.id);
+  hooks.on_checkpoint = [&](int64_t step) -> absl::Status {
+    WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint ckpt, trainer.MakeCheckpoint(true));
+    ckpt.metadata["server"] = origin.ToJson();
+    WFM_RETURN_IF_ERROR(MakeDirs(checkpoint_dir));
+    WFM_RETURN_IF_ERROR(
+        model::checkpoint::Write(absl::StrCat(checkpoint_dir, "/checkpoint.wfm"), ckpt));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job->status.checkpoint_step = step;
+    }
+    // The record then names a step a restart could resume from.
+    (void)WriteRecord(*job);
+    return absl::OkStatus();
+  };
+  WFM_RETURN_IF_ERROR(trainer.Train(hooks));
+  return trainer.MakeCheckpoint(false);
+}
+
+absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
+  TrainingRequest req;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    req = job->status.request;
+  }
+  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data, datasets_->Load(req.dataset));
+  const DatasetInfo& info = data->info;
+  if (!KindFits(req.family, info.kind)) {
+    return absl::FailedPreconditionError(absl::StrCat("data set '", req.dataset,
+                                                      "' was replaced by one of kind ",
+                                                      DatasetKindName(info.kind)));
+  }
+  TrainingOrigin origin;
+  origin.dataset = req.dataset;
+  origin.dataset_kind = DatasetKindName(info.kind);
+  origin.dataset_created_unix_ms = info.created_unix_ms;
+  origin.dataset_items = info.items;
+  origin.niche_size = info.kind == DatasetKind::kSpatialCells ? req.niche_size : 0;
+  origin.holdout_fraction = req.holdout_fraction;
+  origin.heldout = HoldoutIndices(info.items, req.holdout_fraction, req.seed());
+  const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
+  if (train_ids.empty()) {
+    return absl::InvalidArgumentError("holdout_fraction leaves nothing to train on");
+  }
+
+  std::shared_ptr<const DatasetData> source;
+  if (GivenSource(req)) {
+    WFM_ASSIGN_OR_RETURN(source, datasets_->Load(req.source_dataset));
+  }
+
+  int64_t last_step = 0;
+  model::TrainHooks hooks;
+  hooks.cancel = &job->cancel;
+  hooks.on_progress = [&](const model::TrainProgress& p) {
+    if (metrics_ != nullptr) {
+      metrics_->AddTrainingSteps(req.model, p.step - last_step, p.loss, p.steps_per_second);
+    }
+    last_step = p.step;
+    bool persist_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      JobStatus& s = job->status;
+      s.step = p.step;
+      s.total_steps = p.total_steps;
+      s.loss = p.loss;
+      s.steps_per_second = p.steps_per_second;
+      s.eta_seconds = p.eta_seconds;
+      const absl::Time now = absl::Now();
+      persist_now = now - job->last_persist >= kPersistInterval;
+      if (now - job->last_notify >= kNotifyInterval || p.step == p.total_steps || persist_now) {
+        Announce(*job, persist_now);
+      }
+    }
+    if (persist_now) (void)WriteRecord(*job);
+  };
+
+  // Family-specific data; the training itself is the same for both.
+  model::checkpoint::Checkpoint final_ckpt;
+  if (req.family == model::Family::kPointCloud) {
+    model::io::PointCloudSet clouds;
+    if (info.kind == DatasetKind::kPointClouds) {
+      clouds = origin.heldout.empty() ? data->clouds() : TakeClouds(data->clouds(), train_ids);
+    } else {
+      WFM_ASSIGN_OR_RETURN(clouds, NicheClouds(data->cells(), req.niche_size, train_ids));
+    }
+    model::io::PointCloudSet sources;
+    if (source != nullptr) {
+      sources = source->clouds();
+      // Matched sources follow the data set's items through the holdout.
+      if (MatchedSource(req) && !origin.heldout.empty() && sources.num_clouds() == info.items) {
+        sources = TakeClouds(sources, train_ids);
+      }
+    }
+    WFM_ASSIGN_OR_RETURN(
+        std::unique_ptr<model::PointCloudTrainer> trainer,
+        model::PointCloudTrainer::Create(clouds, req.pointcloud, req.dataset,
+                                         source != nullptr ? &sources : nullptr));
+    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
+  } else {
+    model::io::GaussianSet gaussians;
+    if (info.kind == DatasetKind::kGaussians) {
+      gaussians =
+          origin.heldout.empty() ? data->gaussians() : TakeGaussians(data->gaussians(), train_ids);
+    } else {
+      WFM_ASSIGN_OR_RETURN(gaussians, NicheGaussians(data->cells(), req.niche_size, train_ids));
+    }
+    model::io::GaussianSet sources;
+    if (source != nullptr) {
+      sources = source->gaussians();
+      if (MatchedSource(req) && !origin.heldout.empty() &&
+          sources.num_gaussians() == info.items) {
+        sources = TakeGaussians(sources, train_ids);
+      }
+    }
+    WFM_ASSIGN_OR_RETURN(
+        std::unique_ptr<model::GaussianTrainer> trainer,
+        model::GaussianTrainer::Create(gaussians, req.gaussian, req.dataset,
+                                       source != nullptr ? &sources : nullptr));
+    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
+  }
+  final_ckpt.metadata["server"] = origin.ToJson();
+  if (job->cancel.load()) return absl::CancelledError("cancelled before publishing");
+  WFM_RETURN_IF_ERROR(models_->Publish(req.model, final_ckpt, req.overwrite).status());
+  return absl::OkStatus();
+}
+
+}  // namespace wfm::server

@@ -1,0 +1,177 @@
+// Training jobs: StartTraining returns at once with a QUEUED job; a bounded
+// pool of --max-jobs worker threads runs them in order. A running job
+// reports progress after every step (readers are woken at most every 250 ms
+// and Watch sends at least one update per second), checks its cancel flag
+// before every step, writes a resumable checkpoint every checkpoint_every
+// steps to <data-dir>/jobs/<id>/checkpoint.wfm, and on success publishes the
+// model to the registry (atomically) and removes that folder.
+//
+// Job records are persisted as <data-dir>/jobs/<id>.json (atomic writes) at
+// every state change, at checkpoints and every few seconds while running.
+// After a restart, jobs that were QUEUED or RUNNING are reported FAILED with
+// the error "interrupted by a server restart at step N" (N = the last
+// recorded step); their checkpoint folder, if any, is kept. Temporary files
+// of record or checkpoint writes a crash interrupted are removed then.
+//
+// No gRPC here.
+#ifndef WFM_SERVER_JOB_MANAGER_H_
+#define WFM_SERVER_JOB_MANAGER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/train/config.h"
+#include "model/train/train_hooks.h"
+#include "server/dataset_store.h"
+#include "server/model_registry.h"
+
+namespace wfm::server {
+
+class Metrics;
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+// "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED".
+std::string JobStateName(JobState state);
+absl::StatusOr<JobState> ParseJobState(absl::string_view name);
+inline bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+// What a training run asks for, with every default filled in.
+struct TrainingRequest {
+  std::string dataset;
+  std::string model;
+  model::Family family = model::Family::kPointCloud;
+  model::PointCloudTrainConfig pointcloud;  // family kPointCloud
+  model::GaussianTrainConfig gaussian;      // family kGaussian
+  std::string source_dataset;  // given_random / given_matched sources
+  int64_t niche_size = 8;      // SPATIAL_CELLS
+  double holdout_fraction = 0.0;
+  bool overwrite = false;
+
+  int64_t steps() const;
+  int64_t checkpoint_every() const;
+  uint64_t seed() const;
+};
+
+// A snapshot of a job.
+struct JobStatus {
+  std::string id;
+  TrainingRequest request;
+  JobState state = JobState::kQueued;
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  double loss = 0.0;
+  double steps_per_second = 0.0;
+  double eta_seconds = 0.0;
+  std::string error;  // FAILED / CANCELLED: why
+  int64_t created_unix_ms = 0;
+  int64_t started_unix_ms = 0;
+  int64_t finished_unix_ms = 0;
+  int64_t checkpoint_step = 0;  // last periodic checkpoint (0 = none)
+  // Increases with every published update (Watch waits for a newer one).
+  int64_t version = 0;
+};
+
+struct JobManagerOptions {
+  std::string root;           // <data-dir>/jobs
+  int max_jobs = 1;           // worker threads, >= 1
+  int64_t max_queued = 1000;  // queued jobs beyond which StartTraining is RESOURCE_EXHAUSTED
+};
+
+class JobManager {
+ public:
+  // Loads the job records under options.root (interrupted jobs become
+  // FAILED) and starts the workers. `metrics` may be null.
+  static absl::StatusOr<std::unique_ptr<JobManager>> Open(const JobManagerOptions& options,
+                                                          DatasetStore* datasets,
+                                                          ModelRegistry* models,
+                                                          Metrics* metrics = nullptr);
+  // Shutdown(infinite future).
+  ~JobManager();
+
+  // Validates the request against the stores (NOT_FOUND: data set;
+  // INVALID_ARGUMENT: config or data set kind; ALREADY_EXISTS: model exists
+  // without overwrite; FAILED_PRECONDITION: another job is training that
+  // model; UNAVAILABLE: shutting down) and queues the job.
+  absl::StatusOr<JobStatus> Start(const TrainingRequest& request);
+  absl::StatusOr<JobStatus> Get(const std::string& id) const;
+  // By creation, oldest first.
+  std::vector<JobStatus> List() const;
+  // QUEUED: cancelled at once. RUNNING: the cancel flag is set and the call
+  // waits up to `wait` for the job to stop (within one step). Ended jobs:
+  // FAILED_PRECONDITION.
+  absl::StatusOr<JobStatus> Cancel(const std::string& id, absl::Duration wait = absl::Seconds(10));
+  // The job once its version exceeds `after_version`, or at `timeout`,
+  // whichever comes first (a heartbeat: the same version again).
+  absl::StatusOr<JobStatus> WaitForUpdate(const std::string& id, int64_t after_version,
+                                          absl::Duration timeout) const;
+
+  // Stops accepting jobs, cancels queued and running ones (recorded as
+  // CANCELLED, "cancelled by server shutdown at step N") and waits for the
+  // workers until `deadline`. false when a job was still running then (it
+  // stays RUNNING on disk and is reported as interrupted after a restart).
+  bool Shutdown(absl::Time deadline);
+
+ private:
+  struct Job;
+  JobManager(JobManagerOptions options, DatasetStore* datasets, ModelRegistry* models,
+             Metrics* metrics)
+      : options_(std::move(options)), datasets_(datasets), models_(models), metrics_(metrics) {}
+  absl::Status LoadAll();
+  void WorkerLoop();
+  void Run(const std::shared_ptr<Job>& job);
+  absl::Status Train(const std::shared_ptr<Job>& job);
+  // Trains with `hooks` plus periodic checkpoints into jobs/<id>/; returns
+  // the final (serving) checkpoint.
+  template <typename Trainer>
+  absl::StatusOr<model::checkpoint::Checkpoint> RunTrainer(Trainer& trainer,
+                                                           const std::shared_ptr<Job>& job,
+                                                           const TrainingOrigin& origin,
+                                                           model::TrainHooks hooks);
+  // Writes the job's current state to its record file (atomic write; one
+  // writer per job at a time, so the newest state is written last); logs
+  // errors.
+  absl::Status WriteRecord(Job& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes `status` as the job's record (a state not yet published).
+  absl::Status WriteStatus(Job& job, const JobStatus& status) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status WriteRecordLocked(const JobStatus& snapshot);
+  // Bumps the job's version and wakes its watchers (`persisted`: its record
+  // is being written now, which restarts the periodic-write clock).
+  void Announce(Job& job, bool persisted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateStateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ValidateRequest(const TrainingRequest& request) const;
+
+  const JobManagerOptions options_;
+  DatasetStore* const datasets_;
+  ModelRegistry* const models_;
+  Metrics* const metrics_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;  // any job's version changed; queue changes
+  std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+  bool joined_ = false;
+};
+
+}  // namespace wfm::server
+
+#endif  // WFM_SERVER_JOB_MANAGER_H_

@@ -1,0 +1,300 @@
+#include "server/model_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+#include "server/fs_util.h"
+#include "server/logging.h"
+#include "server/metrics.h"
+#include "server/names.h"
+
+namespace wfm::server {
+namespace {
+
+constexpr char kModelFile[] = "model.wfm";
+
+}  // namespace
+
+nlohmann::json TrainingOrigin::ToJson() const {
+  return {{"dataset", dataset},
+          {"dataset_kind", dataset_kind},
+          {"dataset_created_unix_ms", dataset_created_unix_ms},
+          {"dataset_items", dataset_items},
+          {"niche_size", niche_size},
+          {"holdout_fraction", holdout_fraction},
+          {"heldout", heldout}};
+}
+
+absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
+  try {
+    TrainingOrigin o;
+    o.dataset = j.value("dataset", "");
+    o.dataset_kind = j.value("dataset_kind", "");
+    o.dataset_created_unix_ms = j.value("dataset_created_unix_ms", int64_t{0});
+    o.dataset_items = j.value("dataset_items", int64_t{0});
+    o.niche_size = j.value("niche_size", int64_t{0});
+    o.holdout_fraction = j.value("holdout_fraction", 0.0);
+    o.heldout = j.value("heldout", std::vector<int64_t>{});
+    for (size_t i = 0; i < o.heldout.size(); ++i) {
+      if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||
+          (i > 0 && o.heldout[i] <= o.heldout[i - 1])) {
+        return absl::DataLossError("server.heldout: indices must be sorted, unique, in range");
+      }
+    }
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint metadata 'server': ", e.what()));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
+    const std::string& name, const model::checkpoint::Checkpoint& ckpt, int64_t size_bytes) {
+  auto s = std::make_shared<Servable>();
+  ModelInfo& info = s->info;
+  info.name = name;
+  info.size_bytes = size_bytes;
+  const nlohmann::json& meta = ckpt.metadata;
+  if (!meta.is_object() || !meta.contains("family") || !meta["family"].is_string()) {
+    return absl::InvalidArgumentError("checkpoint: metadata names no model family");
+  }
+  WFM_ASSIGN_OR_RETURN(info.family, model::ParseFamily(meta["family"].get<std::string>()));
+  if (meta.contains("server")) {
+    WFM_ASSIGN_OR_RETURN(info.origin, TrainingOrigin::FromJson(meta["server"]));
+  }
+  info.created_unix_ms = meta.value("created_unix_ms", int64_t{0});
+  switch (info.family) {
+    case model::Family::kPointCloud: {
+      WFM_ASSIGN_OR_RETURN(s->pointcloud, model::PointCloudModel::FromCheckpoint(ckpt));
+      const model::PointCloudModel& m = *s->pointcloud;
+      info.dim = m.dim();
+      info.labels = m.labels();
+      info.pointcloud_config = m.config();
+      info.config_json = model::ToJson(m.config());
+      info.summary = m.summary();
+      info.parameters = m.parameter_count();
+      info.default_guidance = m.default_guidance();
+      break;
+    }
+    case model::Family::kGaussian: {
+      WFM_ASSIGN_OR_RETURN(s->gaussian, model::GaussianModel::FromCheckpoint(ckpt));
+      const model::GaussianModel& m = *s->gaussian;
+      info.dim = m.dim();
+      info.labels = m.labels();
+      info.gaussian_config = m.config();
+      info.config_json = model::ToJson(m.config());
+      info.summary = m.summary();
+      info.parameters = m.parameter_count();
+      info.default_guidance = 1.0;  // Gaussian models have no guidance
+      break;
+    }
+  }
+  return std::shared_ptr<const Servable>(std::move(s));
+}
+
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::string& root,
+                                                                    Metrics* metrics) {
+  if (root.empty()) return absl::InvalidArgumentError("model registry: root is empty");
+  WFM_RETURN_IF_ERROR(MakeDirs(root));
+  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(root, metrics));
+  registry->LoadAll();
+  return registry;
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadFolder(
+    const std::string& entry, FileStamp* stamp) const {
+  const std::string path = absl::StrCat(root_, "/", entry, "/", kModelFile);
+  WFM_RETURN_IF_ERROR(ValidateName("folder", entry));
+  WFM_ASSIGN_OR_RETURN(*stamp, StatFile(path));
+  WFM_ASSIGN_OR_RETURN(const model::checkpoint::Checkpoint ckpt, model::checkpoint::Read(path));
+  return MakeServable(entry, ckpt, stamp->size);
+}
+
+void ModelRegistry::LoadAll() {
+  RecoverDirs(root_);
+  Rescan();
+}
+
+ModelRegistry::RescanResult ModelRegistry::Rescan() {
+  RescanResult result;
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(root_);
+  if (!entries.ok()) {
+    LogError(absl::StrCat("cannot list models: ", entries.status().message()));
+    return result;
+  }
+  std::map<std::string, std::shared_ptr<const Servable>> changed;
+  std::map<std::string, FileStamp> stamps;
+  for (const std::string& entry : *entries) {
+    // ".~" entries are staging and trash folders of a publish in progress
+    // (no valid name holds '~'); other names starting with '.' are models.
+    if (absl::StartsWith(entry, ".~")) continue;
+    absl::StatusOr<FileStamp> current =
+        StatFile(absl::StrCat(root_, "/", entry, "/", kModelFile));
+    if (current.ok()) {
+      auto known = loaded_stamps_.find(entry);
+      if (known != loaded_stamps_.end() && known->second == *current) {
+        stamps.emplace(entry, *current);
+        continue;
+      }
+      auto failed = failed_stamps_.find(entry);
+      if (failed != failed_stamps_.end() && failed->second == *current) continue;
+    }
+    FileStamp stamp;
+    absl::StatusOr<std::shared_ptr<const Servable>> servable = LoadFolder(entry, &stamp);
+    if (!servable.ok()) {
+      LogWarning(absl::StrCat("skipping model folder ", root_, "/", entry, ": ",
+                              servable.status().message()));
+      if (current.ok()) failed_stamps_[entry] = *current;
+      continue;
+    }
+    failed_stamps_.erase(entry);
+    stamps.emplace(entry, stamp);
+    changed.emplace(entry, *std::move(servable));
+  }
+  std::vector<std::string> removed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = models_.begin(); it != models_.end();) {
+      if (stamps.count(it->first) == 0) {
+        removed.push_back(it->first);
+        it = models_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [name, servable] : changed) {
+      auto [it, inserted] = models_.insert_or_assign(name, std::move(servable));
+      ++(inserted ? result.added : result.replaced);
+    }
+    UpdateMetrics();
+  }
+  loaded_stamps_ = std::move(stamps);
+  result.removed = static_cast<int>(removed.size());
+  for (const auto& [name, stamp] : loaded_stamps_) {
+    if (changed.count(name) > 0) LogInfo(absl::StrCat("loaded model '", name, "' from ", root_));
+  }
+  for (const std::string& name : removed) {
+    LogInfo(absl::StrCat("model '", name, "' disappeared from ", root_, "; unloaded"));
+  }
+  return result;
+}
+
+void ModelRegistry::StartRescanning(absl::Duration interval) {
+  if (rescanner_.joinable() || interval <= absl::ZeroDuration()) return;
+  rescanner_ = std::thread([this, interval] {
+    std::unique_lock<std::mutex> lock(rescan_mu_);
+    while (!rescan_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
+                                [this] { return stop_rescanning_; })) {
+      lock.unlock();
+      Rescan();
+      lock.lock();
+    }
+  });
+}
+
+ModelRegistry::~ModelRegistry() {
+  {
+    std::lock_guard<std::mutex> lock(rescan_mu_);
+    stop_rescanning_ = true;
+  }
+  rescan_cv_.notify_all();
+  if (rescanner_.joinable()) rescanner_.join();
+}
+
+void ModelRegistry::UpdateMetrics() const {
+  if (metrics_ != nullptr) metrics_->SetModelsLoaded(static_cast<int64_t>(models_.size()));
+}
+
+std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<const Servable>> out;
+  out.reserve(models_.size());
+  for (const auto& [name, servable] : models_) out.push_back(servable);
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Get(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  return it->second;
+}
+
+bool ModelRegistry::Contains(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return models_.count(name) > 0;
+}
+
+int64_t ModelRegistry::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(models_.size());
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
+    const std::string& name, const model::checkpoint::Checkpoint& ckpt, bool overwrite) {
+  WFM_RETURN_IF_ERROR(ValidateName("model", name));
+  // Build first: a checkpoint that does not load is never written.
+  WFM_ASSIGN_OR_RETURN(std::shared_ptr<const Servable> probe, MakeServable(name, ckpt, 0));
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  const std::string folder = absl::StrCat(root_, "/", name);
+  const std::string path = absl::StrCat(folder, "/", kModelFile);
+  if (Exists(folder)) {
+    if (!overwrite) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("model '", name, "' already exists (set overwrite to replace it)"));
+    }
+    // One file in an existing folder: the checkpoint writer replaces it
+    // atomically.
+    WFM_RETURN_IF_ERROR(model::checkpoint::Write(path, ckpt));
+  } else {
+    WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(root_, name));
+    absl::Status written = model::checkpoint::Write(absl::StrCat(staging, "/", kModelFile), ckpt);
+    if (written.ok()) written = FsyncDir(staging);
+    if (written.ok()) written = PublishDir(staging, root_, name, /*overwrite=*/false);
+    if (!written.ok()) {
+      (void)RemoveTree(staging);
+      return written;
+    }
+  }
+  WFM_ASSIGN_OR_RETURN(const FileStamp stamp, StatFile(path));
+  loaded_stamps_[name] = stamp;
+  failed_stamps_.erase(name);
+  const int64_t size = stamp.size;
+  auto servable = std::make_shared<Servable>(*probe);
+  servable->info.size_bytes = size;
+  std::shared_ptr<const Servable> published = servable;
+  std::shared_ptr<const Servable> previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    previous = std::exchange(models_[name], published);
+    UpdateMetrics();
+  }
+  LogInfo(absl::StrCat(previous ? "replaced" : "published", " model '", name, "' (",
+                       model::FamilyName(published->info.family), ", dim ", published->info.dim,
+                       ", ", published->info.parameters, " parameters, ", size, " bytes)"));
+  return published;
+}
+
+absl::Status ModelRegistry::Delete(const std::string& name) {
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  if (!Contains(name)) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  WFM_RETURN_IF_ERROR(RemovePublishedDir(root_, name));
+  loaded_stamps_.erase(name);
+  std::shared_ptr<const Servable> previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) {
+      previous = std::move(it->second);
+      models_.erase(it);
+    }
+    UpdateMetrics();
+  }
+  LogInfo(absl::StrCat("deleted model '", name, "'"));
+  return absl::OkStatus();
+}
+
+}  // namespace wfm::server

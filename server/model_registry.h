@@ -1,0 +1,157 @@
+// The model registry: trained models on disk, one folder per model,
+//   <data-dir>/models/<name>/model.wfm   (model/checkpoint format)
+// loaded at start-up (a folder whose checkpoint is missing or corrupt is
+// logged and skipped, never fatal) and served as immutable shared objects
+// (TensorFlow Serving's ServableHandle): Get() copies a
+// std::shared_ptr<const Servable> under a mutex and the caller computes
+// without the lock; Publish() writes the new checkpoint atomically, then
+// swaps the pointer, so readers of the old model finish undisturbed.
+//
+// The repository may be shared: replicas and wfm-train (distributed training)
+// publish into it too. Rescan() (run every --model-rescan-seconds by
+// StartRescanning) loads folders that appeared or whose model.wfm changed and
+// drops folders that disappeared.
+//
+// Besides what the trainers store, a published checkpoint's metadata holds
+// "server": TrainingOrigin below (the data set, niche size and held-out
+// items), which Evaluate's "heldout" split reads. No gRPC here.
+#ifndef WFM_SERVER_MODEL_REGISTRY_H_
+#define WFM_SERVER_MODEL_REGISTRY_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/sample/gaussian_model.h"
+#include "model/sample/pointcloud_model.h"
+#include "model/train/config.h"
+#include "model/train/metadata.h"
+#include "server/fs_util.h"
+
+namespace wfm::server {
+
+class Metrics;
+
+// Where a model's training data came from (checkpoint metadata "server").
+struct TrainingOrigin {
+  std::string dataset;
+  std::string dataset_kind;             // "POINT_CLOUDS" | "GAUSSIANS" | "SPATIAL_CELLS"
+  int64_t dataset_created_unix_ms = 0;  // identifies the data set's version
+  int64_t dataset_items = 0;            // clouds, Gaussians or cells
+  int64_t niche_size = 0;               // SPATIAL_CELLS: k
+  double holdout_fraction = 0.0;
+  std::vector<int64_t> heldout;         // sorted item indices excluded from training
+
+  nlohmann::json ToJson() const;
+  static absl::StatusOr<TrainingOrigin> FromJson(const nlohmann::json& j);
+};
+
+// What the API reports about a model.
+struct ModelInfo {
+  std::string name;
+  model::Family family = model::Family::kPointCloud;
+  int64_t dim = 0;
+  model::LabelSpace labels;
+  // The effective training configuration (one of the two, by family).
+  std::optional<model::PointCloudTrainConfig> pointcloud_config;
+  std::optional<model::GaussianTrainConfig> gaussian_config;
+  nlohmann::json config_json;  // the same, as stored in the checkpoint
+  model::TrainingSummary summary;
+  TrainingOrigin origin;
+  int64_t created_unix_ms = 0;
+  int64_t parameters = 0;
+  int64_t size_bytes = 0;  // of model.wfm
+  double default_guidance = 1.0;
+};
+
+// One loaded model, immutable and shared by every reader.
+struct Servable {
+  ModelInfo info;
+  std::shared_ptr<const model::PointCloudModel> pointcloud;  // family kPointCloud
+  std::shared_ptr<const model::GaussianModel> gaussian;      // family kGaussian
+};
+
+// Builds a servable from a checkpoint of either family; `size_bytes` is
+// recorded as given. INVALID_ARGUMENT / DATA_LOSS for a bad checkpoint.
+absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(const std::string& name,
+                                                             const model::checkpoint::Checkpoint& ckpt,
+                                                             int64_t size_bytes);
+
+class ModelRegistry {
+ public:
+  // Creates `root` when missing and loads every model folder in it.
+  // `metrics` may be null.
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Open(const std::string& root,
+                                                             Metrics* metrics = nullptr);
+
+  // Sorted by name.
+  std::vector<std::shared_ptr<const Servable>> List() const;
+  // NOT_FOUND for an unknown name.
+  absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name) const;
+  bool Contains(const std::string& name) const;
+  int64_t size() const;
+
+  // Builds the servable from `ckpt` (so a bad checkpoint is never
+  // published), writes <root>/<name>/model.wfm atomically and swaps it in.
+  // ALREADY_EXISTS when the name is taken and !overwrite.
+  absl::StatusOr<std::shared_ptr<const Servable>> Publish(const std::string& name,
+                                                          const model::checkpoint::Checkpoint& ckpt,
+                                                          bool overwrite);
+  // NOT_FOUND for an unknown name. Readers holding the model keep it.
+  absl::Status Delete(const std::string& name);
+
+  // Brings the registry in line with the folder (see above). A folder that
+  // fails to load is logged once per version of its file and skipped.
+  struct RescanResult {
+    int added = 0;
+    int replaced = 0;
+    int removed = 0;
+  };
+  RescanResult Rescan();
+  // Rescan() every `interval` on a background thread until destruction.
+  void StartRescanning(absl::Duration interval);
+  ~ModelRegistry();
+
+  const std::string& root() const { return root_; }
+
+ private:
+  ModelRegistry(std::string root, Metrics* metrics) : root_(std::move(root)), metrics_(metrics) {}
+  void LoadAll();
+  void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads <root>/<entry>/model.wfm.
+  absl::StatusOr<std::shared_ptr<const Servable>> LoadFolder(const std::string& entry,
+                                                             FileStamp* stamp) const;
+
+  const std::string root_;
+  Metrics* const metrics_;
+  // Serialises writers (publish, delete) without blocking readers.
+  std::mutex write_mu_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Servable>> models_ ABSL_GUARDED_BY(mu_);
+  // The version of each loaded file, and of each file that failed to load
+  // (so it is logged once), both under write_mu_.
+  std::map<std::string, FileStamp> loaded_stamps_;
+  std::map<std::string, FileStamp> failed_stamps_;
+
+  std::mutex rescan_mu_;
+  std::condition_variable rescan_cv_;
+  bool stop_rescanning_ = false;
+  std::thread rescanner_;
+};
+
+}  // namespace wfm::server
+
+#endif  // WFM_SERVER_MODEL_REGISTRY_H_

@@ -1,0 +1,99 @@
+#include "server/sampler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+#include "model/train/config.h"
+#include "server/metrics.h"
+
+namespace wfm::server {
+
+Sampler::Sampler(ModelRegistry* models, SamplerOptions options, Metrics* metrics)
+    : models_(models), options_(options), metrics_(metrics) {}
+
+Sampler::~Sampler() {
+  std::map<std::string, std::shared_ptr<CloudBatcher>> clouds;
+  std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussians;
+  std::lock_guard<std::mutex> lock(mu_);
+  clouds.swap(cloud_batchers_);
+  gaussians.swap(gaussian_batchers_);
+}
+
+template <typename B>
+std::shared_ptr<B> Sampler::BatcherFor(std::map<std::string, std::shared_ptr<B>>& batchers,
+                                       const std::string& name,
+                                       const std::shared_ptr<const typename B::ModelType>& model,
+                                       const char* family) {
+  std::shared_ptr<B> replaced;  // destroyed after the lock is released
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<B>& slot = batchers[name];
+  if (slot == nullptr || slot->model() != model) {
+    BatchObserver observer;
+    if (metrics_ != nullptr) {
+      observer.on_batch = [m = metrics_, family](int64_t requests, int64_t samples) {
+        m->ObserveSamplingBatch(family, requests, samples);
+      };
+      observer.on_queue_depth = [m = metrics_, name](int64_t depth) {
+        m->SetQueueDepth(name, depth);
+      };
+    }
+    replaced = std::exchange(
+        slot, std::make_shared<B>(name, model, options_.batching, std::move(observer)));
+  }
+  return slot;
+}
+
+absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
+    const std::string& model, const model::CloudSampleRequest& request,
+    std::function<bool()> cancelled) {
+  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, models_->Get(model));
+  if (servable->pointcloud == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model: '", model, "' is a ", model::FamilyName(servable->info.family),
+        " model; sample it with SampleGaussians"));
+  }
+  WFM_RETURN_IF_ERROR(servable->pointcloud->ValidateRequest(request, options_.limits));
+  std::shared_ptr<CloudBatcher> batcher =
+      BatcherFor(cloud_batchers_, model, servable->pointcloud, "pointcloud");
+  WFM_ASSIGN_OR_RETURN(model::GeneratedClouds clouds, batcher->Run(request, std::move(cancelled)));
+  if (metrics_ != nullptr) {
+    const int64_t points = clouds.offsets.empty() ? 0 : clouds.offsets.back();
+    metrics_->AddGenerated(model, "pointcloud", request.num_samples, points);
+  }
+  return clouds;
+}
+
+absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
+    const std::string& model, const model::GaussianSampleRequest& request,
+    std::function<bool()> cancelled) {
+  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, models_->Get(model));
+  if (servable->gaussian == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model: '", model, "' is a ", model::FamilyName(servable->info.family),
+        " model; sample it with SampleNiches"));
+  }
+  WFM_RETURN_IF_ERROR(servable->gaussian->ValidateRequest(request, options_.limits));
+  std::shared_ptr<GaussianBatcher> batcher =
+      BatcherFor(gaussian_batchers_, model, servable->gaussian, "gaussian");
+  WFM_ASSIGN_OR_RETURN(model::GeneratedGaussians gaussians,
+                       batcher->Run(request, std::move(cancelled)));
+  if (metrics_ != nullptr) metrics_->AddGenerated(model, "gaussian", request.num_samples, 0);
+  return gaussians;
+}
+
+void Sampler::Forget(const std::string& model) {
+  std::shared_ptr<CloudBatcher> clouds;  // destroyed after the lock is released
+  std::shared_ptr<GaussianBatcher> gaussians;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = cloud_batchers_.find(model); it != cloud_batchers_.end()) {
+    clouds = std::move(it->second);
+    cloud_batchers_.erase(it);
+  }
+  if (auto it = gaussian_batchers_.find(model); it != gaussian_batchers_.end()) {
+    gaussians = std::move(it->second);
+    gaussian_batchers_.erase(it);
+  }
+}
+
+}  // namespace wfm::server

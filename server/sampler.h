@@ -1,0 +1,77 @@
+// Sampling of served models through one dynamic batcher per model (see
+// batcher.h): request limits, the batcher map (a new batcher when a model is
+// replaced), and the generated-sample metrics. No gRPC here.
+#ifndef WFM_SERVER_SAMPLER_H_
+#define WFM_SERVER_SAMPLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "model/sample/gaussian_model.h"
+#include "model/sample/pointcloud_model.h"
+#include "server/batcher.h"
+#include "server/model_registry.h"
+
+namespace wfm::server {
+
+class Metrics;
+
+struct SamplerOptions {
+  BatcherOptions batching;
+  model::SampleLimits limits;  // max_samples (per request), max_points (per sample), ...
+};
+
+class Sampler {
+ public:
+  using CloudBatcher =
+      Batcher<model::PointCloudModel, model::CloudSampleRequest, model::GeneratedClouds>;
+  using GaussianBatcher =
+      Batcher<model::GaussianModel, model::GaussianSampleRequest, model::GeneratedGaussians>;
+
+  // `metrics` may be null.
+  Sampler(ModelRegistry* models, SamplerOptions options, Metrics* metrics = nullptr);
+  ~Sampler();
+
+  // The clouds of one request to the point-cloud model `model`: NOT_FOUND
+  // (unknown model), FAILED_PRECONDITION (a model of the other family),
+  // INVALID_ARGUMENT / RESOURCE_EXHAUSTED (the request against the model and
+  // the limits), then the batcher's codes. `cancelled` may be null.
+  absl::StatusOr<model::GeneratedClouds> SampleClouds(const std::string& model,
+                                                      const model::CloudSampleRequest& request,
+                                                      std::function<bool()> cancelled);
+
+  // The same for Gaussian models.
+  absl::StatusOr<model::GeneratedGaussians> SampleGaussians(
+      const std::string& model, const model::GaussianSampleRequest& request,
+      std::function<bool()> cancelled);
+
+  // Drops the batcher of `model` (after a delete); in-flight requests finish.
+  void Forget(const std::string& model);
+
+  const SamplerOptions& options() const { return options_; }
+
+ private:
+  // The batcher of `name` serving `model`; a new one when the model changed.
+  template <typename B>
+  std::shared_ptr<B> BatcherFor(std::map<std::string, std::shared_ptr<B>>& batchers,
+                                const std::string& name,
+                                const std::shared_ptr<const typename B::ModelType>& model,
+                                const char* family) ABSL_LOCKS_EXCLUDED(mu_);
+
+  ModelRegistry* const models_;
+  const SamplerOptions options_;
+  Metrics* const metrics_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace wfm::server
+
+#endif  // WFM_SERVER_SAMPLER_H_

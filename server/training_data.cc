@@ -1,0 +1,187 @@
+#include "server/training_data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "model/common/status.h"
+#include "model/data/niches.h"
+
+namespace wfm::server {
+namespace {
+
+uint64_t SplitMix64(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// A uniformly shuffled prefix of `values` of length `count` (partial
+// Fisher-Yates).
+void ShufflePrefix(std::vector<int64_t>* values, int64_t count, uint64_t seed) {
+  uint64_t state = seed;
+  const int64_t n = static_cast<int64_t>(values->size());
+  for (int64_t i = 0; i < count && i < n; ++i) {
+    const uint64_t span = static_cast<uint64_t>(n - i);
+    const int64_t j = i + static_cast<int64_t>(SplitMix64(&state) % span);
+    std::swap((*values)[i], (*values)[j]);
+  }
+}
+
+// Cells of `centers` with a non-empty niche.
+std::vector<int64_t> WithNiches(const model::data::Niches& niches,
+                                const std::vector<int64_t>& centers) {
+  std::vector<int64_t> out;
+  out.reserve(centers.size());
+  for (int64_t c : centers) {
+    if (niches.offsets[c + 1] > niches.offsets[c]) out.push_back(c);
+  }
+  return out;
+}
+
+absl::StatusOr<model::data::Niches> BuildCellNiches(const CellSet& cells, int64_t k) {
+  model::data::NicheOptions options;
+  options.k = k;
+  return model::data::BuildNiches(cells.coords, 2, cells.sample_ids, options);
+}
+
+absl::Status CheckCenters(const CellSet& cells, const std::vector<int64_t>& centers) {
+  for (int64_t c : centers) {
+    if (c < 0 || c >= cells.num_cells()) {
+      return absl::InvalidArgumentError(absl::StrCat("cell ", c, " out of range"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<int64_t> HoldoutIndices(int64_t items, double fraction, uint64_t seed) {
+  if (items <= 0 || !(fraction > 0.0)) return {};
+  int64_t count = static_cast<int64_t>(std::llround(fraction * static_cast<double>(items)));
+  count = std::clamp<int64_t>(count, 1, items);
+  std::vector<int64_t> all(items);
+  std::iota(all.begin(), all.end(), 0);
+  ShufflePrefix(&all, count, seed ^ 0x5EEDF0A7C0FFEE11ULL);
+  all.resize(count);
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+std::vector<int64_t> Complement(int64_t items, const std::vector<int64_t>& excluded) {
+  std::vector<int64_t> out;
+  out.reserve(items - static_cast<int64_t>(excluded.size()));
+  size_t e = 0;
+  for (int64_t i = 0; i < items; ++i) {
+    while (e < excluded.size() && excluded[e] < i) ++e;
+    if (e < excluded.size() && excluded[e] == i) continue;
+    out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<int64_t> DrawSubset(const std::vector<int64_t>& indices, int64_t max, uint64_t seed) {
+  if (max <= 0 || static_cast<int64_t>(indices.size()) <= max) return indices;
+  std::vector<int64_t> positions(indices.size());
+  std::iota(positions.begin(), positions.end(), 0);
+  ShufflePrefix(&positions, max, seed);
+  positions.resize(max);
+  std::sort(positions.begin(), positions.end());
+  std::vector<int64_t> out;
+  out.reserve(max);
+  for (int64_t p : positions) out.push_back(indices[p]);
+  return out;
+}
+
+model::io::PointCloudSet TakeClouds(const model::io::PointCloudSet& set,
+                                    const std::vector<int64_t>& ids) {
+  model::io::PointCloudSet out;
+  out.dim = set.dim;
+  out.offsets.push_back(0);
+  int64_t total = 0;
+  for (int64_t id : ids) total += set.cloud_size(id);
+  out.points.reserve(total * set.dim);
+  for (int64_t id : ids) {
+    out.points.insert(out.points.end(), set.points.begin() + set.offsets[id] * set.dim,
+                      set.points.begin() + set.offsets[id + 1] * set.dim);
+    out.offsets.push_back(out.offsets.back() + set.cloud_size(id));
+  }
+  // Unlabelled sets have no labels to take (Labels::Take checks every index
+  // against the label count, 0 for them).
+  if (set.labels.kind != model::io::Labels::Kind::kNone) out.labels = set.labels.Take(ids);
+  return out;
+}
+
+model::io::GaussianSet TakeGaussians(const model::io::GaussianSet& set,
+                                     const std::vector<int64_t>& ids) {
+  model::io::GaussianSet out;
+  const int64_t d = set.dim;
+  out.dim = d;
+  out.means.reserve(ids.size() * d);
+  out.covs.reserve(ids.size() * d * d);
+  for (int64_t id : ids) {
+    out.means.insert(out.means.end(), set.means.begin() + id * d, set.means.begin() + (id + 1) * d);
+    out.covs.insert(out.covs.end(), set.covs.begin() + id * d * d,
+                    set.covs.begin() + (id + 1) * d * d);
+  }
+  // Unlabelled sets have no labels to take (Labels::Take checks every index
+  // against the label count, 0 for them).
+  if (set.labels.kind != model::io::Labels::Kind::kNone) out.labels = set.labels.Take(ids);
+  return out;
+}
+
+absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64_t k,
+                                                     const std::vector<int64_t>& centers) {
+  WFM_RETURN_IF_ERROR(CheckCenters(cells, centers));
+  WFM_ASSIGN_OR_RETURN(const model::data::Niches niches, BuildCellNiches(cells, k));
+  const std::vector<int64_t> kept = WithNiches(niches, centers);
+  if (kept.empty()) {
+    return absl::InvalidArgumentError(
+        "niches: no cell has a neighbour in its sample (every sample holds one cell)");
+  }
+  WFM_ASSIGN_OR_RETURN(model::data::NicheClouds clouds,
+                       model::data::GatherNicheClouds(niches, cells.features, cells.dim,
+                                                      cells.labels, kept));
+  return std::move(clouds.clouds);
+}
+
+absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
+                                                      const std::vector<int64_t>& centers) {
+  WFM_RETURN_IF_ERROR(CheckCenters(cells, centers));
+  WFM_ASSIGN_OR_RETURN(const model::data::Niches niches, BuildCellNiches(cells, k));
+  // A sample covariance needs two cells: keep niches of at least 2.
+  std::vector<int64_t> kept;
+  for (int64_t c : centers) {
+    if (niches.offsets[c + 1] - niches.offsets[c] >= 2) kept.push_back(c);
+  }
+  if (kept.empty()) {
+    return absl::InvalidArgumentError(
+        "niches: no niche holds two cells (Gaussian cell states need samples of 3 or more cells)");
+  }
+  // Mean per-feature variance of all cells sets the ridge's scale.
+  const int64_t n = cells.num_cells(), d = cells.dim;
+  double variance = 0.0;
+  for (int64_t j = 0; j < d; ++j) {
+    double mean = 0.0, sq = 0.0;
+    for (int64_t i = 0; i < n; ++i) mean += cells.features[i * d + j];
+    mean /= static_cast<double>(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = cells.features[i * d + j] - mean;
+      sq += x * x;
+    }
+    variance += sq / static_cast<double>(n);
+  }
+  variance /= static_cast<double>(d);
+  model::data::NicheGaussianOptions options;
+  options.ddof = 1;
+  options.ridge = variance > 0.0 ? kNicheRidge * variance : kNicheRidge;
+  WFM_ASSIGN_OR_RETURN(model::data::NicheGaussians gaussians,
+                       model::data::ComputeNicheGaussians(niches, cells.features, cells.dim,
+                                                          cells.labels, kept, options));
+  WFM_RETURN_IF_ERROR(model::io::ValidateGaussianSet(gaussians.gaussians, "niche Gaussians"));
+  return std::move(gaussians.gaussians);
+}
+
+}  // namespace wfm::server

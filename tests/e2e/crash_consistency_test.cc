@@ -1,0 +1,443 @@
+// Crash consistency of the wfm-server binary: SIGKILL during a data set
+// upload, during a checkpoint write and during a model delete, and a write
+// failure (file size limit: write() fails with EFBIG). After each, on restart
+// (or at once for the write failure): no partial data set or model is
+// visible through the List RPCs or in the data folder (no stray files; the
+// hidden staging / temporary names are cleaned up at start-up), what was
+// completed before is intact (same counts, same evaluation, identical
+// samples for the same seed), and an interrupted job is reported as README
+// says ("interrupted by a server restart at step N").
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/checkpoint/checkpoint.h"
+#include "tests/e2e/server_process_util.h"
+#include "tests/server/client_util.h"
+
+namespace wfm::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::map<std::string, pb::Dataset> Datasets(pb::WfmService::Stub& stub) {
+  grpc::ClientContext context;
+  pb::ListDatasetsResponse reply;
+  EXPECT_TRUE(stub.ListDatasets(&context, pb::ListDatasetsRequest(), &reply).ok());
+  std::map<std::string, pb::Dataset> out;
+  for (const auto& d : reply.datasets()) out[d.name()] = d;
+  return out;
+}
+
+std::set<std::string> Models(pb::WfmService::Stub& stub) {
+  grpc::ClientContext context;
+  pb::ListModelsResponse reply;
+  EXPECT_TRUE(stub.ListModels(&context, pb::ListModelsRequest(), &reply).ok());
+  std::set<std::string> out;
+  for (const auto& m : reply.models()) out.insert(m.name());
+  return out;
+}
+
+pb::TrainingJob GetJob(pb::WfmService::Stub& stub, const std::string& id) {
+  grpc::ClientContext context;
+  pb::GetTrainingJobRequest request;
+  request.set_id(id);
+  pb::TrainingJob job;
+  EXPECT_TRUE(stub.GetTrainingJob(&context, request, &job).ok());
+  return job;
+}
+
+// The fixed-seed sample of a model: its points (empty on error).
+std::vector<float> Fingerprint(pb::WfmService::Stub& stub, const std::string& model) {
+  const Niches n = SampleNiches(stub, NicheRequest(model, 3, 10, /*seed=*/77, /*steps=*/8));
+  EXPECT_TRUE(n.status.ok()) << n.status.error_message();
+  return n.points;
+}
+
+// 1-NNA / MMD of a model against a data set with a fixed seed (a string of
+// the metrics, empty on error).
+std::string Evaluation(pb::WfmService::Stub& stub, const std::string& model,
+                       const std::string& dataset) {
+  grpc::ClientContext context;
+  pb::EvaluateRequest request;
+  request.set_model(model);
+  request.set_dataset(dataset);
+  request.set_num_samples(8);
+  request.set_steps(8);
+  request.set_seed(5);
+  request.set_emd(false);
+  pb::EvaluateResponse reply;
+  const grpc::Status s = stub.Evaluate(&context, request, &reply);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  if (!s.ok()) return "";
+  return reply.chamfer().ShortDebugString() + " ref " + std::to_string(reply.reference());
+}
+
+// Everything below `data` that is not a complete published entry: hidden
+// entries (staging / trash / deleted folders, temporary files) anywhere, a
+// data set folder without exactly {data.npz, dataset.json}, a model folder
+// without exactly {model.wfm}, a job folder holding anything but
+// checkpoint.wfm, and unknown files.
+std::vector<std::string> LayoutProblems(const std::string& data) {
+  std::vector<std::string> problems;
+  auto names = [](const fs::path& folder) {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(folder)) out.insert(e.path().filename().string());
+    return out;
+  };
+  for (const auto& e : fs::recursive_directory_iterator(data)) {
+    if (e.path().filename().string().rfind('.', 0) == 0) problems.push_back(e.path().string());
+  }
+  for (const auto& e : fs::directory_iterator(data + "/datasets")) {
+    if (!e.is_directory() ||
+        names(e.path()) != std::set<std::string>{"data.npz", "dataset.json"}) {
+      problems.push_back(e.path().string());
+    }
+  }
+  for (const auto& e : fs::directory_iterator(data + "/models")) {
+    if (!e.is_directory() || names(e.path()) != std::set<std::string>{"model.wfm"}) {
+      problems.push_back(e.path().string());
+    }
+  }
+  for (const auto& e : fs::directory_iterator(data + "/jobs")) {
+    const std::string name = e.path().filename().string();
+    const bool record = e.is_regular_file() && std::regex_match(name, std::regex("job-[0-9]+\\.json"));
+    const bool folder = e.is_directory() && std::regex_match(name, std::regex("job-[0-9]+")) &&
+                        names(e.path()) == std::set<std::string>{"checkpoint.wfm"};
+    if (!record && !folder) problems.push_back(e.path().string());
+  }
+  return problems;
+}
+
+// Published entries below `root` (data sets or models).
+std::set<std::string> Folders(const std::string& root) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(root)) out.insert(e.path().filename().string());
+  return out;
+}
+
+// Clouds of a data set big enough to take a while to send and write: 120
+// clouds of 800 points in 2D (~770 KB of payload) in 12 chunks.
+std::vector<pb::UploadDatasetRequest> BigChunks() {
+  return CloudChunks(Ellipses(120, 9, false, 800, 800), 10);
+}
+
+// What a restarted server must still hold: data set "before" (with its
+// counts) and model "m0" (with its samples and evaluation).
+struct Baseline {
+  pb::Dataset before;
+  std::vector<float> fingerprint;
+  std::string evaluation;
+};
+
+Baseline MakeBaseline(pb::WfmService::Stub& stub) {
+  Baseline b;
+  EXPECT_TRUE(
+      Upload(stub, Header("before", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(12, 1), 4), &b.before)
+          .ok());
+  EXPECT_EQ(Train(stub, "before", "m0", TinyConfig(pb::FAMILY_POINTCLOUD, 4)).state(),
+            pb::SUCCEEDED);
+  b.fingerprint = Fingerprint(stub, "m0");
+  b.evaluation = Evaluation(stub, "m0", "before");
+  EXPECT_FALSE(b.fingerprint.empty());
+  EXPECT_FALSE(b.evaluation.empty());
+  return b;
+}
+
+void ExpectBaselineIntact(pb::WfmService::Stub& stub, const Baseline& b) {
+  const auto datasets = Datasets(stub);
+  ASSERT_EQ(datasets.count("before"), 1u);
+  const pb::Dataset& d = datasets.at("before");
+  EXPECT_EQ(d.items(), b.before.items());
+  EXPECT_EQ(d.points(), b.before.points());
+  EXPECT_EQ(d.size_bytes(), b.before.size_bytes());
+  EXPECT_EQ(d.created_unix_ms(), b.before.created_unix_ms());
+  EXPECT_EQ(Models(stub).count("m0"), 1u);
+  EXPECT_EQ(Fingerprint(stub, "m0"), b.fingerprint);
+  EXPECT_EQ(Evaluation(stub, "m0", "before"), b.evaluation);
+}
+
+TEST(CrashConsistencyTest, KillDuringUploadsLeavesNoPartialDataset) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  Baseline baseline;
+  {
+    ChildServer server({data, dir.path() + "/log0", {}, 0});
+    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+    baseline = MakeBaseline(*server.Stub());
+    ASSERT_TRUE(server.Kill());
+  }
+  const std::vector<pb::UploadDatasetRequest> chunks = BigChunks();
+  // Round r: kill after r + 2 chunks without WritesDone (the upload can
+  // never complete), or, in the last rounds, right after WritesDone with a
+  // small delay (the server may be writing or publishing it: all or nothing).
+  for (int round = 0; round < 5; ++round) {
+    const bool after_done = round >= 3;
+    const std::string log = dir.path() + "/log" + std::to_string(round + 1);
+    bool acknowledged = false;
+    {
+      ChildServer server({data, log, {}, 0});
+      ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+      auto stub = server.Stub();
+      grpc::ClientContext context;
+      pb::Dataset reply;
+      auto writer = stub->UploadDataset(&context, &reply);
+      pb::UploadDatasetRequest first;
+      *first.mutable_header() = Header("partial", pb::POINT_CLOUDS, 2);
+      ASSERT_TRUE(writer->Write(first));
+      const size_t sent = after_done ? chunks.size() : static_cast<size_t>(round + 2);
+      for (size_t c = 0; c < sent; ++c) ASSERT_TRUE(writer->Write(chunks[c]));
+      if (after_done) {
+        writer->WritesDone();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 * (round - 3)));
+      } else {
+        // The server has taken the chunks (not only the socket buffers).
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      ASSERT_TRUE(server.Kill());
+      const grpc::Status s = writer->Finish();
+      acknowledged = s.ok();
+      EXPECT_TRUE(after_done || !s.ok());
+    }
+    ChildServer again({data, log + "-restart", {}, 0});
+    ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+    auto stub = again.Stub();
+    const auto datasets = Datasets(*stub);
+    // Never without all its chunks; after WritesDone without an
+    // acknowledgement it may have been published just before the kill, but
+    // then completely.
+    if (!after_done) {
+      EXPECT_EQ(datasets.count("partial"), 0u) << "round " << round;
+    }
+    if (datasets.count("partial") > 0) {
+      EXPECT_EQ(datasets.at("partial").items(), 120);
+      EXPECT_EQ(datasets.at("partial").points(), 120 * 800);
+      grpc::ClientContext context;
+      pb::DeleteDatasetRequest del;
+      del.set_name("partial");
+      pb::DeleteDatasetResponse reply;
+      EXPECT_TRUE(stub->DeleteDataset(&context, del, &reply).ok());
+    } else {
+      EXPECT_FALSE(acknowledged) << "an acknowledged upload was lost, round " << round;
+    }
+    EXPECT_EQ(Folders(data + "/datasets"), (std::set<std::string>{"before"}))
+        << "round " << round;
+    EXPECT_THAT(LayoutProblems(data), IsEmpty()) << "round " << round;
+    ExpectBaselineIntact(*stub, baseline);
+    if (::testing::Test::HasFailure()) return;
+    ASSERT_TRUE(again.Kill());
+  }
+}
+
+TEST(CrashConsistencyTest, KillDuringCheckpointWritesReportsInterruptedJobs) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> flags = {"--checkpoint-every", "1"};
+  Baseline baseline;
+  {
+    ChildServer server({data, dir.path() + "/log0", flags, 0});
+    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+    baseline = MakeBaseline(*server.Stub());
+    ASSERT_TRUE(server.Kill());
+  }
+  // A model whose resumable checkpoint (parameters and Adam moments) is tens
+  // of MB, so that a good part of each step is spent writing it.
+  pb::TrainingConfig config = TinyConfig(pb::FAMILY_POINTCLOUD, 1000000);
+  config.mutable_network()->set_width(256);
+  config.mutable_network()->set_heads(4);
+  config.mutable_network()->set_layers(3);
+  config.mutable_network()->set_mlp_hidden(1024);
+  std::mt19937 rng(std::random_device{}());
+  std::vector<std::string> interrupted;
+  int killed_mid_write = 0;
+  for (int round = 0; round < 4; ++round) {
+    const std::string log = dir.path() + "/log" + std::to_string(round + 1);
+    std::string id;
+    int64_t step_seen = 0;
+    {
+      ChildServer server({data, log, flags, 0});
+      ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+      auto stub = server.Stub();
+      grpc::ClientContext context;
+      pb::StartTrainingRequest start;
+      start.set_dataset("before");
+      start.set_model("big" + std::to_string(round));
+      *start.mutable_config() = config;
+      pb::TrainingJob job;
+      ASSERT_TRUE(stub->StartTraining(&context, start, &job).ok());
+      id = job.id();
+      for (int i = 0; i < 1200 && job.step() < 2; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        job = GetJob(*stub, id);
+      }
+      ASSERT_GE(job.step(), 2) << server.Log();
+      step_seen = job.step();
+      const std::string folder = data + "/jobs/" + id;
+      if (round % 2 == 0) {
+        // Kill while a checkpoint's temporary file exists (mid-write).
+        bool seen = false;
+        for (int i = 0; i < 20000 && !seen; ++i) {
+          std::error_code ec;
+          for (const auto& e : fs::directory_iterator(folder, ec)) {
+            if (e.path().filename().string().find(".tmp-") != std::string::npos) seen = true;
+          }
+          if (!seen) std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
+        ASSERT_TRUE(server.Kill());
+        killed_mid_write += seen ? 1 : 0;
+      } else {
+        // At a random moment of the next steps.
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1500)(rng)));
+        ASSERT_TRUE(server.Kill());
+      }
+    }
+    interrupted.push_back(id);
+    ChildServer again({data, log + "-restart", flags, 0});
+    ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+    auto stub = again.Stub();
+    for (size_t j = 0; j < interrupted.size(); ++j) {
+      const pb::TrainingJob job = GetJob(*stub, interrupted[j]);
+      EXPECT_EQ(job.state(), pb::FAILED);
+      std::smatch m;
+      const std::string error = job.error();
+      ASSERT_TRUE(
+          std::regex_match(error, m, std::regex("interrupted by a server restart at step ([0-9]+)")))
+          << error;
+      if (j + 1 == interrupted.size()) {
+        // With a checkpoint at every step, the record names at least the
+        // step before the last one seen.
+        EXPECT_GE(std::stoll(m[1]), step_seen - 1) << error;
+        EXPECT_THAT(again.Log(), HasSubstr(error));
+      }
+      // The last complete checkpoint is kept and reads back.
+      const std::string checkpoint = data + "/jobs/" + interrupted[j] + "/checkpoint.wfm";
+      ASSERT_TRUE(fs::exists(checkpoint)) << checkpoint;
+      absl::StatusOr<model::checkpoint::Checkpoint> ckpt = model::checkpoint::Read(checkpoint);
+      EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+    }
+    // No interrupted model was published.
+    EXPECT_EQ(Models(*stub), (std::set<std::string>{"m0"}));
+    EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"m0"}));
+    EXPECT_THAT(LayoutProblems(data), IsEmpty()) << "round " << round;
+    ExpectBaselineIntact(*stub, baseline);
+    if (::testing::Test::HasFailure()) return;
+    ASSERT_TRUE(again.Kill());
+  }
+  // The kills while a temporary file existed did hit a write in progress
+  // (its file was there when the signal was sent).
+  EXPECT_GE(killed_mid_write, 1);
+  std::cout << "checkpoint: " << killed_mid_write << " of 2 kills during a write\n";
+}
+
+TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  Baseline baseline;
+  {
+    ChildServer server({data, dir.path() + "/log0", {}, 0});
+    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+    baseline = MakeBaseline(*server.Stub());
+    ASSERT_TRUE(server.Kill());
+  }
+  int gone = 0, whole = 0;
+  const int delays_us[] = {0, 0, 200, 1000, 3000, 20000};
+  for (int round = 0; round < 6; ++round) {
+    const std::string log = dir.path() + "/log" + std::to_string(round + 1);
+    std::vector<float> fingerprint;
+    {
+      ChildServer server({data, log, {}, 0});
+      ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+      auto stub = server.Stub();
+      if (Models(*stub).count("victim") == 0) {
+        ASSERT_EQ(Train(*stub, "before", "victim", TinyConfig(pb::FAMILY_POINTCLOUD, 3, 9)).state(),
+                  pb::SUCCEEDED);
+      }
+      fingerprint = Fingerprint(*stub, "victim");
+      ASSERT_FALSE(fingerprint.empty());
+      // DeleteModel in flight, then the kill.
+      std::thread deleter([&] {
+        grpc::ClientContext context;
+        pb::DeleteModelRequest request;
+        request.set_name("victim");
+        pb::DeleteModelResponse reply;
+        (void)stub->DeleteModel(&context, request, &reply);
+      });
+      std::this_thread::sleep_for(std::chrono::microseconds(delays_us[round]));
+      ASSERT_TRUE(server.Kill());
+      deleter.join();
+    }
+    ChildServer again({data, log + "-restart", {}, 0});
+    ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+    auto stub = again.Stub();
+    const std::set<std::string> models = Models(*stub);
+    if (models.count("victim") > 0) {
+      ++whole;
+      EXPECT_EQ(Fingerprint(*stub, "victim"), fingerprint) << "round " << round;
+      EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"m0", "victim"}));
+    } else {
+      ++gone;
+      const Niches n = SampleNiches(*stub, NicheRequest("victim", 1, 4, 1));
+      EXPECT_EQ(n.status.error_code(), grpc::StatusCode::NOT_FOUND);
+      EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"m0"}));
+    }
+    EXPECT_THAT(LayoutProblems(data), IsEmpty()) << "round " << round;
+    ExpectBaselineIntact(*stub, baseline);
+    if (::testing::Test::HasFailure()) return;
+    ASSERT_TRUE(again.Kill());
+  }
+  EXPECT_EQ(gone + whole, 6);
+  std::cout << "delete: " << gone << " gone, " << whole << " whole after the kill\n";
+}
+
+TEST(CrashConsistencyTest, WriteFailureReturnsAnErrorAndCorruptsNothing) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  // 512 KiB per file: the small data set and model fit, the big upload's
+  // data.npz (~770 KB) does not. write() then fails with EFBIG.
+  ChildServer server({data, dir.path() + "/log", {}, 512 * 1024});
+  ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+  auto stub = server.Stub();
+  const Baseline baseline = MakeBaseline(*stub);
+
+  pb::Dataset reply;
+  const grpc::Status s = Upload(*stub, Header("big", pb::POINT_CLOUDS, 2), BigChunks(), &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("File too large"));
+  std::cout << "write failure: " << s.error_message() << "\n";
+  // Nothing of it is visible or left on disk, with no restart.
+  EXPECT_EQ(Datasets(*stub).count("big"), 0u);
+  EXPECT_EQ(Folders(data + "/datasets"), (std::set<std::string>{"before"}));
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
+  ExpectBaselineIntact(*stub, baseline);
+
+  // The server keeps serving: a small upload succeeds, and so does a retry
+  // of the failed name once it fits.
+  EXPECT_TRUE(Upload(*stub, Header("small", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 3), 3)).ok());
+  EXPECT_TRUE(Upload(*stub, Header("big", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 4), 3)).ok());
+  EXPECT_EQ(Folders(data + "/datasets"), (std::set<std::string>{"before", "big", "small"}));
+  EXPECT_EQ(HealthStatus(server.Channel(), "wfm.v1.WfmService"), 1);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(60), 0) << server.Log();
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
+}
+
+}  // namespace
+}  // namespace wfm::testing

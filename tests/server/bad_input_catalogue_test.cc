@@ -1,0 +1,835 @@
+// The bad-input catalogue: one table of malformed requests across every RPC
+// of wfm.v1.WfmService, each with the status code and the part of the
+// message that names the field and the rule. After every case the server
+// must still serve (health SERVING, a plain RPC succeeds), and at the end the
+// data folder must hold exactly what it held before the catalogue ran: no
+// data set, model, job record or temporary file from a refused request.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/test_server.h"
+
+namespace wfm::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kNaNd = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInfd = std::numeric_limits<double>::infinity();
+
+// ------------------------------------------------------------ messages
+
+pb::UploadDatasetRequest CloudMsg(const std::vector<int64_t>& sizes, const std::vector<float>& points,
+                                  const std::vector<std::string>& labels = {},
+                                  const std::vector<float>& conditions = {}) {
+  pb::UploadDatasetRequest m;
+  pb::PointCloudChunk* c = m.mutable_clouds();
+  for (int64_t s : sizes) c->add_sizes(s);
+  for (float p : points) c->add_points(p);
+  for (const auto& l : labels) c->add_labels(l);
+  for (float v : conditions) c->add_conditions(v);
+  return m;
+}
+
+// One triangle in 2D, valid for a POINT_CLOUDS upload of dim 2.
+pb::UploadDatasetRequest Triangle(const std::vector<std::string>& labels = {}) {
+  return CloudMsg({3}, {0, 0, 1, 0, 0, 1}, labels);
+}
+
+pb::UploadDatasetRequest GaussianMsg(const std::vector<double>& means,
+                                     const std::vector<double>& covs,
+                                     const std::vector<std::string>& labels = {}) {
+  pb::UploadDatasetRequest m;
+  pb::GaussianChunk* g = m.mutable_gaussians();
+  for (double v : means) g->add_means(v);
+  for (double v : covs) g->add_covs(v);
+  for (const auto& l : labels) g->add_labels(l);
+  return m;
+}
+
+pb::UploadDatasetRequest CellMsg(const std::vector<float>& features, const std::vector<float>& coords,
+                                 const std::vector<std::string>& sample_ids = {},
+                                 const std::vector<std::string>& labels = {}) {
+  pb::UploadDatasetRequest m;
+  pb::CellChunk* c = m.mutable_cells();
+  for (float v : features) c->add_features(v);
+  for (float v : coords) c->add_coords(v);
+  for (const auto& s : sample_ids) c->add_sample_ids(s);
+  for (const auto& l : labels) c->add_labels(l);
+  return m;
+}
+
+pb::UploadDatasetRequest HeaderMsg(const pb::DatasetHeader& header) {
+  pb::UploadDatasetRequest m;
+  *m.mutable_header() = header;
+  return m;
+}
+
+std::chrono::system_clock::time_point Deadline() {
+  return std::chrono::system_clock::now() + std::chrono::seconds(60);
+}
+
+// Streams exactly `messages` (no header added).
+grpc::Status UploadRaw(pb::WfmService::Stub& stub, const std::vector<pb::UploadDatasetRequest>& messages) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  pb::Dataset reply;
+  auto writer = stub.UploadDataset(&context, &reply);
+  for (const auto& m : messages) {
+    if (!writer->Write(m)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+// The unary and server-streaming calls, each with a deadline.
+struct Calls {
+  pb::WfmService::Stub* stub;
+
+  grpc::Status Up(const pb::DatasetHeader& header,
+                  const std::vector<pb::UploadDatasetRequest>& chunks) const {
+    return Upload(*stub, header, chunks, nullptr,
+                  [](grpc::ClientContext& c) { c.set_deadline(Deadline()); });
+  }
+  grpc::Status GetDataset(const std::string& name) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::GetDatasetRequest r;
+    r.set_name(name);
+    pb::Dataset reply;
+    return stub->GetDataset(&c, r, &reply);
+  }
+  grpc::Status DeleteDataset(const std::string& name) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::DeleteDatasetRequest r;
+    r.set_name(name);
+    pb::DeleteDatasetResponse reply;
+    return stub->DeleteDataset(&c, r, &reply);
+  }
+  grpc::Status Start(const pb::StartTrainingRequest& r) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::TrainingJob reply;
+    return stub->StartTraining(&c, r, &reply);
+  }
+  grpc::Status GetJob(const std::string& id) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::GetTrainingJobRequest r;
+    r.set_id(id);
+    pb::TrainingJob reply;
+    return stub->GetTrainingJob(&c, r, &reply);
+  }
+  grpc::Status CancelJob(const std::string& id) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::CancelTrainingJobRequest r;
+    r.set_id(id);
+    pb::TrainingJob reply;
+    return stub->CancelTrainingJob(&c, r, &reply);
+  }
+  grpc::Status WatchJob(const std::string& id) const {
+    grpc::Status status;
+    (void)Watch(*stub, id, &status);
+    return status;
+  }
+  grpc::Status GetModel(const std::string& name) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::GetModelRequest r;
+    r.set_name(name);
+    pb::ModelInfo reply;
+    return stub->GetModel(&c, r, &reply);
+  }
+  grpc::Status DeleteModel(const std::string& name) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::DeleteModelRequest r;
+    r.set_name(name);
+    pb::DeleteModelResponse reply;
+    return stub->DeleteModel(&c, r, &reply);
+  }
+  grpc::Status Niches(const pb::SampleNichesRequest& r) const {
+    return SampleNiches(*stub, r, [](grpc::ClientContext& c) { c.set_deadline(Deadline()); })
+        .status;
+  }
+  grpc::Status Gaussians(const pb::SampleGaussiansRequest& r) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::SampleGaussiansResponse reply;
+    return stub->SampleGaussians(&c, r, &reply);
+  }
+  grpc::Status Evaluate(const pb::EvaluateRequest& r) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::EvaluateResponse reply;
+    return stub->Evaluate(&c, r, &reply);
+  }
+};
+
+// ------------------------------------------------------------ requests
+
+// A valid training request for a tiny model on `dataset`.
+pb::StartTrainingRequest Training(const std::string& dataset, const std::string& model,
+                                  pb::Family family) {
+  pb::StartTrainingRequest r;
+  r.set_dataset(dataset);
+  r.set_model(model);
+  *r.mutable_config() = TinyConfig(family, 5);
+  return r;
+}
+pb::StartTrainingRequest CloudTraining() { return Training("pc", "fresh", pb::FAMILY_POINTCLOUD); }
+pb::StartTrainingRequest GaussTraining() { return Training("gs", "fresh", pb::FAMILY_GAUSSIAN); }
+
+pb::SampleGaussiansRequest GaussSample(const std::string& model, int64_t num) {
+  pb::SampleGaussiansRequest r;
+  r.set_model(model);
+  r.set_num_samples(num);
+  r.set_steps(5);
+  r.set_seed(1);
+  return r;
+}
+
+pb::EvaluateRequest Eval(const std::string& model, const std::string& dataset) {
+  pb::EvaluateRequest r;
+  r.set_model(model);
+  r.set_dataset(dataset);
+  r.set_num_samples(4);
+  r.set_steps(5);
+  r.set_seed(1);
+  return r;
+}
+
+// Every path below `root`, relative, folders with a trailing '/'.
+std::set<std::string> Tree(const std::string& root) {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    std::string rel = std::filesystem::relative(e.path(), root).string();
+    if (e.is_directory()) rel += "/";
+    out.insert(rel);
+  }
+  return out;
+}
+
+struct Case {
+  std::string name;
+  std::function<grpc::Status()> call;
+  grpc::StatusCode code;
+  std::string message;  // a part of the message naming the field and the rule
+};
+
+class BadInputCatalogueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<TestServer>([](server::ServerOptions& o) {
+      o.max_samples_per_request = 16;
+      o.max_points_per_sample = 64;
+      o.max_upload_bytes = 64 << 10;
+    });
+    ASSERT_TRUE(server_->Start().ok());
+    stub_ = server_->Stub();
+    // The valid things the malformed requests refer to.
+    ASSERT_TRUE(Upload(*stub_, Header("pc", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE),
+                       CloudChunks(Ellipses(8, 1, /*labelled=*/true), 4))
+                    .ok());
+    ASSERT_TRUE(Upload(*stub_, Header("gs", pb::GAUSSIANS, 2, pb::LABEL_TYPE_DISCRETE),
+                       GaussianChunks(RandomGaussians(12, 2, 1, /*labelled=*/true), 6))
+                    .ok());
+    ASSERT_TRUE(Upload(*stub_, Header("cells", pb::SPATIAL_CELLS, 3, pb::LABEL_TYPE_DISCRETE),
+                       CellChunks(RandomCells(2, 12, 3, 1), 12))
+                    .ok());
+    ASSERT_EQ(Train(*stub_, "pc", "pcm", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
+    const pb::TrainingJob gaussian = Train(*stub_, "gs", "gm", TinyConfig(pb::FAMILY_GAUSSIAN, 5));
+    ASSERT_EQ(gaussian.state(), pb::SUCCEEDED);
+    done_job_ = gaussian.id();
+  }
+
+  bool Serving() {
+    if (HealthStatus(server_->Channel(), "wfm.v1.WfmService") != 1) return false;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    pb::ListDatasetsResponse reply;
+    return stub_->ListDatasets(&context, {}, &reply).ok() && reply.datasets_size() == 3;
+  }
+
+  std::vector<Case> Catalogue();
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<pb::WfmService::Stub> stub_;
+  std::string done_job_;
+};
+
+std::vector<Case> BadInputCatalogueTest::Catalogue() {
+  const Calls x{stub_.get()};
+  const auto kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+  const auto kNotFound = grpc::StatusCode::NOT_FOUND;
+  const auto kExhausted = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  const auto kPrecondition = grpc::StatusCode::FAILED_PRECONDITION;
+  const auto kExists = grpc::StatusCode::ALREADY_EXISTS;
+  const auto clouds = [](const std::string& name) { return Header(name, pb::POINT_CLOUDS, 2); };
+  const auto gaussians = [](const std::string& name) { return Header(name, pb::GAUSSIANS, 2); };
+  const auto cells = [](const std::string& name) { return Header(name, pb::SPATIAL_CELLS, 2); };
+  const auto with = [](pb::DatasetHeader h, const std::function<void(pb::DatasetHeader&)>& f) {
+    f(h);
+    return h;
+  };
+  const auto train = [x](pb::StartTrainingRequest r,
+                         const std::function<void(pb::StartTrainingRequest&)>& f) {
+    return [x, r, f]() mutable {
+      f(r);
+      return x.Start(r);
+    };
+  };
+  const auto niches = [x](const std::function<void(pb::SampleNichesRequest&)>& f) {
+    return [x, f]() {
+      pb::SampleNichesRequest r = NicheRequest("pcm", 2, 5, 1, 5);
+      f(r);
+      return x.Niches(r);
+    };
+  };
+  const auto sample_gaussians = [x](const std::function<void(pb::SampleGaussiansRequest&)>& f) {
+    return [x, f]() {
+      pb::SampleGaussiansRequest r = GaussSample("gm", 2);
+      f(r);
+      return x.Gaussians(r);
+    };
+  };
+  const auto evaluate = [x](const std::function<void(pb::EvaluateRequest&)>& f) {
+    return [x, f]() {
+      pb::EvaluateRequest r = Eval("pcm", "pc");
+      f(r);
+      return x.Evaluate(r);
+    };
+  };
+  const std::vector<double> spd = {1.0, 0.2, 0.2, 1.0};
+  const std::string long_name(65, 'a');
+
+  return {
+      // ---------------------------------------------------- UploadDataset: stream shape
+      {"upload_empty_stream", [x] { return UploadRaw(*x.stub, {}); }, kInvalid,
+       "upload: the stream ended before the header"},
+      {"upload_chunk_before_header", [x] { return UploadRaw(*x.stub, {Triangle()}); }, kInvalid,
+       "upload: the first message must be the header"},
+      {"upload_second_header",
+       [x, clouds] { return UploadRaw(*x.stub, {HeaderMsg(clouds("two")), HeaderMsg(clouds("two"))}); },
+       kInvalid, "message 1 is a second header"},
+      {"upload_message_without_payload",
+       [x, clouds] { return UploadRaw(*x.stub, {HeaderMsg(clouds("empty")), {}}); }, kInvalid,
+       "message 1 carries no payload"},
+      // ---------------------------------------------------- UploadDataset: names
+      {"name_empty", [x, clouds] { return x.Up(clouds(""), {Triangle()}); }, kInvalid,
+       "header.name: a name is required"},
+      {"name_with_slash", [x, clouds] { return x.Up(clouds("a/b"), {Triangle()}); }, kInvalid,
+       "header.name: name may only hold letters, digits, '.', '_' and '-' (found '/')"},
+      {"name_dotdot", [x, clouds] { return x.Up(clouds(".."), {Triangle()}); }, kInvalid,
+       "header.name: name '..' is reserved"},
+      {"name_dot", [x, clouds] { return x.Up(clouds("."), {Triangle()}); }, kInvalid,
+       "header.name: name '.' is reserved"},
+      {"name_parent_path", [x, clouds] { return x.Up(clouds("../escape"), {Triangle()}); },
+       kInvalid, "header.name: name may only hold"},
+      {"name_absolute_path", [x, clouds] { return x.Up(clouds("/tmp/escape"), {Triangle()}); },
+       kInvalid, "(found '/')"},
+      {"name_newline", [x, clouds] { return x.Up(clouds("a\nb"), {Triangle()}); }, kInvalid,
+       "header.name: name may only hold letters, digits, '.', '_' and '-' (found byte 0xa)"},
+      {"name_nul_byte", [x, clouds] { return x.Up(clouds(std::string("a\0b", 3)), {Triangle()}); },
+       kInvalid, "(found byte 0x0)"},
+      {"name_escape_sequence", [x, clouds] { return x.Up(clouds("a\x1b[31m"), {Triangle()}); },
+       kInvalid, "(found byte 0x1b)"},
+      {"name_65_chars", [x, clouds, long_name] { return x.Up(clouds(long_name), {Triangle()}); },
+       kInvalid, "header.name: name is 65 characters long, the limit is 64"},
+      {"name_space", [x, clouds] { return x.Up(clouds("a b"), {Triangle()}); }, kInvalid,
+       "(found ' ')"},
+      {"name_taken_without_overwrite", [x, clouds] { return x.Up(clouds("pc"), {Triangle()}); },
+       kExists, "header.name: data set 'pc' already exists (set overwrite to replace it)"},
+      // ---------------------------------------------------- UploadDataset: header fields
+      {"kind_unspecified",
+       [x] { return x.Up(Header("k", pb::DATASET_KIND_UNSPECIFIED, 2), {Triangle()}); }, kInvalid,
+       "header.kind: required"},
+      {"kind_unknown_enum_value",
+       [x] { return x.Up(Header("k", static_cast<pb::DatasetKind>(42), 2), {Triangle()}); },
+       kInvalid, "header.kind: required"},
+      {"label_type_unknown_enum_value",
+       [x, clouds, with] {
+         return x.Up(with(clouds("l"), [](auto& h) { h.set_label_type(static_cast<pb::LabelType>(9)); }),
+                     {Triangle()});
+       },
+       kInvalid, "header.label_type: unknown value 9"},
+      {"dim_zero", [x] { return x.Up(Header("z", pb::POINT_CLOUDS, 0), {Triangle()}); }, kInvalid,
+       "header.dim: must be in [1, "},
+      {"dim_negative", [x] { return x.Up(Header("z", pb::SPATIAL_CELLS, -4), {}); }, kInvalid,
+       "header.dim: must be in [1, "},
+      {"gaussian_dim_too_large", [x] { return x.Up(Header("z", pb::GAUSSIANS, 513), {}); },
+       kInvalid, "header.dim: must be in [1, 512] for GAUSSIANS, got 513"},
+      {"continuous_labels_for_gaussians",
+       [x, gaussians, with] {
+         return x.Up(with(gaussians("c"),
+                          [](auto& h) {
+                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+                            h.set_condition_dim(1);
+                          }),
+                     {});
+       },
+       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS"},
+      {"continuous_without_condition_dim",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"), [](auto& h) { h.set_label_type(pb::LABEL_TYPE_CONTINUOUS); }),
+                     {Triangle()});
+       },
+       kInvalid, "header.condition_dim: must be in [1, "},
+      {"condition_dim_without_continuous",
+       [x, clouds, with] { return x.Up(with(clouds("c"), [](auto& h) { h.set_condition_dim(3); }), {Triangle()}); },
+       kInvalid, "header.condition_dim: only meaningful with label_type continuous"},
+      {"description_too_long",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"), [](auto& h) { h.set_description(std::string(5000, 'x')); }),
+                     {Triangle()});
+       },
+       kInvalid, "header.description: 5000 bytes, the limit is 4096"},
+      // ---------------------------------------------------- UploadDataset: point clouds
+      {"clouds_none_after_header", [x, clouds] { return x.Up(clouds("none"), {}); }, kInvalid,
+       "upload: no clouds received after the header"},
+      {"clouds_zero_size_cloud",
+       [x, clouds] { return x.Up(clouds("zero"), {CloudMsg({3, 0}, {0, 0, 1, 0, 0, 1})}); },
+       kInvalid, "clouds[1].size: must be >= 1, got 0"},
+      {"clouds_negative_size",
+       [x, clouds] { return x.Up(clouds("neg"), {Triangle(), CloudMsg({-2}, {})}); }, kInvalid,
+       "clouds[1].size: must be >= 1, got -2"},
+      {"clouds_empty_chunk", [x, clouds] { return x.Up(clouds("empty"), {CloudMsg({}, {1, 2})}); },
+       kInvalid, "chunk 0: points holds 2 values, but the sizes of its 0 clouds need 0"},
+      {"clouds_points_shorter_than_sizes",
+       [x, clouds] { return x.Up(clouds("short"), {CloudMsg({3}, {0, 0, 1, 0})}); }, kInvalid,
+       "chunk 0: points holds 4 values, but the sizes of its 1 clouds need more"},
+      {"clouds_points_not_multiple_of_dim",
+       [x, clouds] { return x.Up(clouds("odd"), {CloudMsg({2}, {0, 0, 1, 0, 5})}); }, kInvalid,
+       "chunk 0: points holds 5 values"},
+      {"clouds_nan_point",
+       [x, clouds] { return x.Up(clouds("nan"), {Triangle(), CloudMsg({3}, {0, 0, 1, 0, kNaN, 1})}); },
+       kInvalid, "clouds[1].points: NaN at point 2"},
+      {"clouds_inf_point",
+       [x, clouds] { return x.Up(clouds("inf"), {CloudMsg({3}, {0, -kInf, 1, 0, 0, 1})}); },
+       kInvalid, "clouds[0].points: infinity at point 0"},
+      {"clouds_labels_without_label_type",
+       [x, clouds] { return x.Up(clouds("lab"), {Triangle({"a"})}); }, kInvalid,
+       "chunk 0: labels given but the header's label_type is none"},
+      {"clouds_discrete_labels_missing",
+       [x] { return x.Up(Header("lab", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE), {Triangle()}); },
+       kInvalid, "chunk 0: 0 labels for 1 clouds (label_type discrete needs one per item)"},
+      {"clouds_discrete_label_empty",
+       [x] { return x.Up(Header("lab", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE), {Triangle({""})}); },
+       kInvalid, "clouds[0].label: empty"},
+      {"clouds_label_too_long",
+       [x] {
+         return x.Up(Header("lab", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE),
+                     {Triangle({std::string(300, 'l')})});
+       },
+       kInvalid, "clouds[0].label: 300 bytes, the limit is 256"},
+      {"clouds_conditions_for_discrete_labels",
+       [x] {
+         return x.Up(Header("lab", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE),
+                     {CloudMsg({3}, {0, 0, 1, 0, 0, 1}, {"a"}, {0.5f})});
+       },
+       kInvalid, "chunk 0: conditions given but the header's label_type is discrete"},
+      {"clouds_labels_for_continuous",
+       [x, clouds, with] {
+         return x.Up(with(clouds("cont"),
+                          [](auto& h) {
+                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+                            h.set_condition_dim(2);
+                          }),
+                     {CloudMsg({3}, {0, 0, 1, 0, 0, 1}, {"a"}, {0.5f, 0.5f})});
+       },
+       kInvalid, "chunk 0: labels given but the header's label_type is continuous"},
+      {"clouds_conditions_wrong_shape",
+       [x, clouds, with] {
+         return x.Up(with(clouds("cont"),
+                          [](auto& h) {
+                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+                            h.set_condition_dim(2);
+                          }),
+                     {CloudMsg({3}, {0, 0, 1, 0, 0, 1}, {}, {0.5f})});
+       },
+       kInvalid, "chunk 0: conditions holds 1 values for 1 clouds of condition_dim 2"},
+      {"clouds_nan_condition",
+       [x, clouds, with] {
+         return x.Up(with(clouds("cont"),
+                          [](auto& h) {
+                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+                            h.set_condition_dim(2);
+                          }),
+                     {CloudMsg({3}, {0, 0, 1, 0, 0, 1}, {}, {0.5f, kNaN})});
+       },
+       kInvalid, "clouds[0].condition: NaN at index 1"},
+      {"clouds_gaussian_chunk_in_cloud_upload",
+       [x, clouds, spd] { return x.Up(clouds("mixed"), {Triangle(), GaussianMsg({0, 0}, spd)}); },
+       kInvalid, "chunk 1: a gaussians chunk in a POINT_CLOUDS upload"},
+      {"clouds_over_upload_limit",
+       [x, clouds] { return x.Up(clouds("big"), CloudChunks(Ellipses(600, 1), 50)); }, kExhausted,
+       "the data set exceeds the server's limit of 65536 bytes (--max-upload-bytes)"},
+      {"clouds_message_over_64MiB",
+       [x, clouds] {
+         pb::UploadDatasetRequest huge;
+         huge.mutable_clouds()->add_sizes(int64_t{17} << 20);
+         huge.mutable_clouds()->mutable_points()->Resize(34 << 20, 0.0f);
+         return x.Up(clouds("huge"), {huge});
+       },
+       kExhausted, "larger than max"},
+      // ---------------------------------------------------- UploadDataset: Gaussians
+      {"gaussians_none_after_header", [x, gaussians] { return x.Up(gaussians("none"), {}); },
+       kInvalid, "upload: no Gaussians received after the header"},
+      {"gaussians_means_not_multiple_of_dim",
+       [x, gaussians, spd] { return x.Up(gaussians("g"), {GaussianMsg({0, 0, 1}, spd)}); },
+       kInvalid, "chunk 0: means holds 3 values, not a multiple of dim 2"},
+      {"gaussians_covs_wrong_shape",
+       [x, gaussians] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, {1, 0, 1})}); }, kInvalid,
+       "chunk 0: covs holds 3 values for 1 Gaussians of dim 2 (need n x dim x dim = 4)"},
+      {"gaussians_nan_mean",
+       [x, gaussians, spd] { return x.Up(gaussians("g"), {GaussianMsg({0, kNaNd}, spd)}); },
+       kInvalid, "gaussians[0].mean: NaN at index 1"},
+      {"gaussians_inf_cov",
+       [x, gaussians, spd] {
+         return x.Up(gaussians("g"), {GaussianMsg({0, 0}, spd), GaussianMsg({0, 0}, {1, 0, 0, kInfd})});
+       },
+       kInvalid, "gaussians[1].cov: infinity at [1, 1]"},
+      {"gaussians_non_symmetric_cov",
+       [x, gaussians] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, {1, 0.5, 0.1, 1})}); },
+       kInvalid, "gaussians[0].cov: not symmetric ([0, 1] = 0.5, [1, 0] = 0.1)"},
+      {"gaussians_indefinite_cov",
+       [x, gaussians] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, {1, 2, 2, 1})}); },
+       kInvalid, "gaussians[0].cov: not positive definite"},
+      {"gaussians_zero_cov",
+       [x, gaussians] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, {0, 0, 0, 0})}); },
+       kInvalid, "gaussians[0].cov: not positive definite"},
+      {"gaussians_negative_definite_cov",
+       [x, gaussians] {
+         return x.Up(gaussians("g"), {GaussianMsg({0, 0, 1, 1}, {1, 0.2, 0.2, 1, -1, 0, 0, -1})});
+       },
+       kInvalid, "gaussians[1].cov: not positive definite"},
+      {"gaussians_labels_without_label_type",
+       [x, gaussians, spd] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, spd, {"a"})}); },
+       kInvalid, "chunk 0: labels given but the header's label_type is none"},
+      {"gaussians_cloud_chunk_in_gaussian_upload",
+       [x, gaussians] { return x.Up(gaussians("g"), {Triangle()}); }, kInvalid,
+       "chunk 0: a clouds chunk in a GAUSSIANS upload"},
+      // ---------------------------------------------------- UploadDataset: spatial cells
+      {"cells_none_after_header", [x, cells] { return x.Up(cells("none"), {}); }, kInvalid,
+       "upload: no cells received after the header"},
+      {"cells_features_not_multiple_of_dim",
+       [x, cells] { return x.Up(cells("c"), {CellMsg({1, 2, 3}, {0, 0})}); }, kInvalid,
+       "chunk 0: features holds 3 values, not a multiple of dim 2"},
+      {"cells_coords_not_2d",
+       [x, cells] { return x.Up(cells("c"), {CellMsg({1, 2, 3, 4}, {0, 0, 1, 1, 2, 2})}); },
+       kInvalid, "chunk 0: coords holds 6 values for 2 cells; coords must be [cells, 2]"},
+      {"cells_nan_feature",
+       [x, cells] { return x.Up(cells("c"), {CellMsg({1, 2, kNaN, 4}, {0, 0, 1, 1})}); }, kInvalid,
+       "cells[1].features: NaN at feature 0"},
+      {"cells_inf_coord",
+       [x, cells] { return x.Up(cells("c"), {CellMsg({1, 2, 3, 4}, {0, 0, 1, kInf})}); }, kInvalid,
+       "cells[1].coords: infinity at index 1"},
+      {"cells_sample_ids_count",
+       [x, cells] { return x.Up(cells("c"), {CellMsg({1, 2, 3, 4}, {0, 0, 1, 1}, {"s0"})}); },
+       kInvalid, "chunk 0: 1 sample_ids for 2 cells (one per cell, or none)"},
+      {"cells_sample_ids_in_some_chunks",
+       [x, cells] {
+         return x.Up(cells("c"), {CellMsg({1, 2}, {0, 0}, {"s0"}), CellMsg({3, 4}, {1, 1})});
+       },
+       kInvalid, "chunk 1: sample_ids missing but earlier chunks gave them"},
+      {"cells_discrete_labels_count",
+       [x] {
+         return x.Up(Header("c", pb::SPATIAL_CELLS, 2, pb::LABEL_TYPE_DISCRETE),
+                     {CellMsg({1, 2, 3, 4}, {0, 0, 1, 1}, {}, {"t"})});
+       },
+       kInvalid, "chunk 0: 1 labels for 2 cells"},
+      {"cells_continuous_labels",
+       [x, cells, with] {
+         return x.Up(with(cells("c"),
+                          [](auto& h) {
+                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+                            h.set_condition_dim(1);
+                          }),
+                     {});
+       },
+       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS"},
+      // ---------------------------------------------------- GetDataset / DeleteDataset
+      {"get_dataset_unknown", [x] { return x.GetDataset("nope"); }, kNotFound,
+       "data set 'nope' not found"},
+      {"get_dataset_parent_path", [x] { return x.GetDataset("../pc"); }, kInvalid,
+       "name: name may only hold"},
+      {"get_dataset_empty_name", [x] { return x.GetDataset(""); }, kInvalid,
+       "name: a name is required"},
+      {"delete_dataset_unknown", [x] { return x.DeleteDataset("nope"); }, kNotFound,
+       "data set 'nope' not found"},
+      {"delete_dataset_dotdot", [x] { return x.DeleteDataset(".."); }, kInvalid,
+       "name: name '..' is reserved"},
+      {"delete_dataset_slash", [x] { return x.DeleteDataset("datasets/pc"); }, kInvalid,
+       "name: name may only hold"},
+      {"delete_dataset_65_chars", [x, long_name] { return x.DeleteDataset(long_name); }, kInvalid,
+       "name: name is 65 characters long"},
+      // ---------------------------------------------------- StartTraining
+      {"train_unknown_dataset", train(CloudTraining(), [](auto& r) { r.set_dataset("nope"); }),
+       kNotFound, "data set 'nope' not found"},
+      {"train_dataset_empty_name", train(CloudTraining(), [](auto& r) { r.set_dataset(""); }),
+       kInvalid, "dataset: a name is required"},
+      {"train_model_with_slash", train(CloudTraining(), [](auto& r) { r.set_model("a/../../b"); }),
+       kInvalid, "model: name may only hold"},
+      {"train_model_dotdot", train(CloudTraining(), [](auto& r) { r.set_model(".."); }), kInvalid,
+       "model: name '..' is reserved"},
+      {"train_model_control_char", train(CloudTraining(), [](auto& r) { r.set_model("m\tx"); }),
+       kInvalid, "model: name may only hold letters, digits, '.', '_' and '-' (found byte 0x9)"},
+      {"train_model_65_chars",
+       train(CloudTraining(), [long_name](auto& r) { r.set_model(long_name); }), kInvalid,
+       "model: name is 65 characters long, the limit is 64"},
+      {"train_model_taken", train(CloudTraining(), [](auto& r) { r.set_model("pcm"); }), kExists,
+       "model: 'pcm' already exists (set overwrite to replace it)"},
+      {"train_family_unspecified",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->set_family(pb::FAMILY_UNSPECIFIED); }),
+       kInvalid, "config.family: required"},
+      {"train_family_unknown_enum_value",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->set_family(static_cast<pb::Family>(7)); }),
+       kInvalid, "config.family: required"},
+      {"train_gaussian_family_on_point_clouds",
+       train(GaussTraining(), [](auto& r) { r.set_dataset("pc"); }), kInvalid,
+       "config.family: gaussian models train on GAUSSIANS or SPATIAL_CELLS data sets; 'pc' holds "
+       "POINT_CLOUDS"},
+      {"train_options_of_the_other_family",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_gaussian()->set_velocity("euclidean"); }),
+       kInvalid, "config.gaussian: options of the gaussian family given for a pointcloud model"},
+      {"train_width_not_divisible_by_heads",
+       train(CloudTraining(),
+             [](auto& r) {
+               r.mutable_config()->mutable_network()->set_width(18);
+               r.mutable_config()->mutable_network()->set_heads(4);
+             }),
+       kInvalid, "network.width: (18) must be divisible by heads (4)"},
+      {"train_zero_heads",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->mutable_network()->set_heads(0); }),
+       kInvalid, "network.heads: must be in [1, 16]"},
+      {"train_dropout_above_one",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->mutable_network()->set_dropout(1.5); }),
+       kInvalid, "network.dropout: must be in [0, 1), got 1.5"},
+      {"train_unknown_architecture",
+       train(GaussTraining(),
+             [](auto& r) { r.mutable_config()->mutable_network()->set_architecture("bogus"); }),
+       kInvalid, "network.architecture"},
+      {"train_zero_steps",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->mutable_optimizer()->set_steps(0); }),
+       kInvalid, "steps: must be in [1, 100000000], got 0"},
+      {"train_huge_steps",
+       train(GaussTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_steps(int64_t{1} << 40); }),
+       kInvalid, "steps: must be in [1, 100000000]"},
+      {"train_zero_batch",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_batch_size(0); }),
+       kInvalid, "batch_size: must be in [1, 65536], got 0"},
+      {"train_huge_batch",
+       train(GaussTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_batch_size(1 << 20); }),
+       kInvalid, "batch_size: must be in [1, 65536]"},
+      {"train_batch_larger_than_the_data",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_batch_size(9); }),
+       kInvalid, "config.optimizer.batch_size: 9 is larger than the 8 training items"},
+      {"train_negative_learning_rate",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_learning_rate(-1e-3); }),
+       kInvalid, "learning_rate"},
+      {"train_nan_learning_rate",
+       train(GaussTraining(),
+             [](auto& r) { r.mutable_config()->mutable_optimizer()->set_learning_rate(kNaNd); }),
+       kInvalid, "learning_rate"},
+      {"train_zero_epsilon",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_epsilon(0); }),
+       kInvalid, "epsilon"},
+      {"train_negative_epsilon",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_epsilon(-0.1); }),
+       kInvalid, "epsilon"},
+      {"train_unknown_monge_map",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_monge_map("magic"); }),
+       kInvalid, "monge_map"},
+      {"train_unknown_noise",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_noise("pink"); }),
+       kInvalid, "config.pointcloud.noise: "},
+      {"train_nan_guidance",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_guidance(kNaNd); }),
+       kInvalid, "guidance: must be a finite number >= 0"},
+      {"train_source_dataset_without_given_noise",
+       train(CloudTraining(),
+             [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_source_dataset("pc"); }),
+       kInvalid, "config.pointcloud.source_dataset: only used with noise given_random or given_matched"},
+      {"train_zero_niche_size",
+       train(Training("cells", "fresh", pb::FAMILY_POINTCLOUD),
+             [](auto& r) { r.mutable_config()->set_niche_size(0); }),
+       kInvalid, "config.niche_size: must be in [1, 1024], got 0"},
+      {"train_holdout_everything",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->set_holdout_fraction(1.0); }),
+       kInvalid, "config.holdout_fraction: must be in [0, 1), got 1"},
+      {"train_nan_holdout",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->set_holdout_fraction(kNaNd); }),
+       kInvalid, "config.holdout_fraction: must be in [0, 1)"},
+      {"train_negative_checkpoint_every",
+       train(CloudTraining(), [](auto& r) { r.mutable_config()->set_checkpoint_every(-5); }),
+       kInvalid, "config.checkpoint_every: must be >= 0, got -5"},
+      // ---------------------------------------------------- training jobs
+      {"get_job_empty_id", [x] { return x.GetJob(""); }, kInvalid, "id: a job id is required"},
+      {"get_job_unknown", [x] { return x.GetJob("job-404"); }, kNotFound, "job 'job-404' not found"},
+      {"get_job_path_id", [x] { return x.GetJob("../../etc/passwd"); }, kNotFound,
+       "not found"},
+      {"cancel_job_unknown", [x] { return x.CancelJob("job-404"); }, kNotFound,
+       "job 'job-404' not found"},
+      {"cancel_job_ended", [this, x] { return x.CancelJob(done_job_); }, kPrecondition,
+       "SUCCEEDED"},
+      {"watch_job_empty_id", [x] { return x.WatchJob(""); }, kInvalid, "id: a job id is required"},
+      {"watch_job_unknown", [x] { return x.WatchJob("job-404"); }, kNotFound,
+       "job 'job-404' not found"},
+      // ---------------------------------------------------- models
+      {"get_model_unknown", [x] { return x.GetModel("nope"); }, kNotFound, "'nope'"},
+      {"get_model_control_char", [x] { return x.GetModel("pcm\r"); }, kInvalid,
+       "name: name may only hold letters, digits, '.', '_' and '-' (found byte 0xd)"},
+      {"delete_model_unknown", [x] { return x.DeleteModel("nope"); }, kNotFound, "'nope'"},
+      {"delete_model_parent_path", [x] { return x.DeleteModel("../models/pcm"); }, kInvalid,
+       "name: name may only hold"},
+      {"delete_model_empty", [x] { return x.DeleteModel(""); }, kInvalid,
+       "name: a name is required"},
+      // ---------------------------------------------------- SampleNiches
+      {"niches_unknown_model", niches([](auto& r) { r.set_model("nope"); }), kNotFound, "'nope'"},
+      {"niches_model_with_slash", niches([](auto& r) { r.set_model("a/b"); }), kInvalid,
+       "model: name may only hold"},
+      {"niches_gaussian_model", niches([](auto& r) { r.set_model("gm"); }), kPrecondition,
+       "model: 'gm' is a gaussian model; sample it with SampleGaussians"},
+      {"niches_zero_samples", niches([](auto& r) { r.set_num_samples(0); }), kInvalid,
+       "num_samples: must be >= 1, got 0"},
+      {"niches_negative_samples", niches([](auto& r) { r.set_num_samples(-1); }), kInvalid,
+       "num_samples: must be >= 1, got -1"},
+      {"niches_too_many_samples", niches([](auto& r) { r.set_num_samples(17); }), kExhausted,
+       "num_samples: 17"},
+      {"niches_too_many_points", niches([](auto& r) { r.set_points_per_sample(65); }), kExhausted,
+       "points: 65 per sample exceeds the limit of 64"},
+      {"niches_negative_points", niches([](auto& r) { r.set_points_per_sample(-5); }), kInvalid,
+       "points: must be >= 0"},
+      {"niches_negative_steps", niches([](auto& r) { r.set_steps(-3); }), kInvalid,
+       "steps: must be >= 0 (0 = 100), got -3"},
+      {"niches_huge_steps", niches([](auto& r) { r.set_steps(int64_t{1} << 40); }), kExhausted,
+       "steps: "},
+      {"niches_nan_guidance", niches([](auto& r) { r.set_guidance(kNaNd); }), kInvalid,
+       "guidance: must be a finite number >= 0, got nan"},
+      {"niches_negative_guidance", niches([](auto& r) { r.set_guidance(-2.0); }), kInvalid,
+       "guidance: must be a finite number >= 0, got -2"},
+      {"niches_unknown_label", niches([](auto& r) { r.set_label("cat"); }), kInvalid, "label: "},
+      {"niches_condition_on_discrete_model", niches([](auto& r) { r.add_condition(0.5f); }),
+       kInvalid, "condition: this model is not conditioned on condition vectors"},
+      {"niches_negative_samples_per_message", niches([](auto& r) { r.set_samples_per_message(-1); }),
+       kInvalid, "samples_per_message: must be >= 0"},
+      // ---------------------------------------------------- SampleGaussians
+      {"gaussians_sample_pointcloud_model", sample_gaussians([](auto& r) { r.set_model("pcm"); }),
+       kPrecondition, "model: 'pcm' is a pointcloud model; sample it with SampleNiches"},
+      {"gaussians_sample_unknown_model", sample_gaussians([](auto& r) { r.set_model("nope"); }),
+       kNotFound, "'nope'"},
+      {"gaussians_sample_empty_model", sample_gaussians([](auto& r) { r.set_model(""); }),
+       kInvalid, "model: a name is required"},
+      {"gaussians_sample_zero_samples", sample_gaussians([](auto& r) { r.set_num_samples(0); }),
+       kInvalid, "num_samples: must be >= 1, got 0"},
+      {"gaussians_sample_too_many", sample_gaussians([](auto& r) { r.set_num_samples(17); }),
+       kExhausted, "num_samples: 17"},
+      {"gaussians_sample_negative_steps", sample_gaussians([](auto& r) { r.set_steps(-1); }),
+       kInvalid, "steps: must be >= 0 (0 = 100), got -1"},
+      {"gaussians_sample_unknown_label", sample_gaussians([](auto& r) { r.set_label("zebra"); }),
+       kInvalid, "label: "},
+      // ---------------------------------------------------- Evaluate
+      {"evaluate_unknown_model", evaluate([](auto& r) { r.set_model("nope"); }), kNotFound,
+       "'nope'"},
+      {"evaluate_unknown_dataset", evaluate([](auto& r) { r.set_dataset("nope"); }), kNotFound,
+       "data set 'nope' not found"},
+      {"evaluate_dataset_with_dotdot", evaluate([](auto& r) { r.set_dataset(".."); }), kInvalid,
+       "dataset: name '..' is reserved"},
+      {"evaluate_dataset_of_other_family", evaluate([](auto& r) { r.set_dataset("gs"); }),
+       kInvalid, "dataset: 'gs' holds GAUSSIANS, which a pointcloud model cannot be compared with"},
+      {"evaluate_unknown_split", evaluate([](auto& r) { r.set_split("test"); }), kInvalid,
+       "split: must be 'all' or 'heldout', got 'test'"},
+      {"evaluate_heldout_without_holdout", evaluate([](auto& r) { r.set_split("heldout"); }),
+       kPrecondition, "split: model 'pcm' held nothing out"},
+      {"evaluate_negative_samples", evaluate([](auto& r) { r.set_num_samples(-4); }), kInvalid,
+       "num_samples"},
+      {"evaluate_too_many_samples", evaluate([](auto& r) { r.set_num_samples(1 << 20); }),
+       kExhausted, "num_samples"},
+      {"evaluate_negative_steps", evaluate([](auto& r) { r.set_steps(-2); }), kInvalid, "steps"},
+  };
+}
+
+TEST_F(BadInputCatalogueTest, EveryMalformedRequestIsRefusedAndTheServerKeepsServing) {
+  const std::string data_dir = server_->options().data_dir;
+  const std::set<std::string> before = Tree(data_dir);
+  ASSERT_TRUE(Serving());
+  {
+    grpc::ClientContext context;
+    pb::ListTrainingJobsResponse jobs;
+    ASSERT_TRUE(stub_->ListTrainingJobs(&context, {}, &jobs).ok());
+    ASSERT_EQ(jobs.jobs_size(), 2);
+  }
+
+  const std::vector<Case> cases = Catalogue();
+  ASSERT_GE(cases.size(), 45u);
+  std::set<std::string> names;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("case " + c.name);
+    EXPECT_TRUE(names.insert(c.name).second) << "duplicate case name";
+    const grpc::Status status = c.call();
+    EXPECT_EQ(status.error_code(), c.code) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+    ASSERT_TRUE(Serving()) << "the server stopped serving";
+  }
+
+  // Nothing from the refused requests was stored or queued...
+  {
+    grpc::ClientContext c1, c2, c3;
+    pb::ListDatasetsResponse datasets;
+    ASSERT_TRUE(stub_->ListDatasets(&c1, {}, &datasets).ok());
+    std::set<std::string> dataset_names;
+    for (const auto& d : datasets.datasets()) dataset_names.insert(d.name());
+    EXPECT_EQ(dataset_names, (std::set<std::string>{"cells", "gs", "pc"}));
+    pb::ListModelsResponse models;
+    ASSERT_TRUE(stub_->ListModels(&c2, {}, &models).ok());
+    std::set<std::string> model_names;
+    for (const auto& m : models.models()) model_names.insert(m.name());
+    EXPECT_EQ(model_names, (std::set<std::string>{"gm", "pcm"}));
+    pb::ListTrainingJobsResponse jobs;
+    ASSERT_TRUE(stub_->ListTrainingJobs(&c3, {}, &jobs).ok());
+    EXPECT_EQ(jobs.jobs_size(), 2);
+  }
+  // ... and the data folder holds exactly the paths it held before: no
+  // partial data set or model, no staging folder, no temporary file.
+  const std::set<std::string> after = Tree(data_dir);
+  EXPECT_EQ(after, before);
+  for (const std::string& path : after) {
+    EXPECT_EQ(path.find("/."), std::string::npos) << path;
+    EXPECT_NE(path[0], '.') << path;
+    EXPECT_EQ(path.find("tmp"), std::string::npos) << path;
+  }
+  // Nothing was written next to the data folder either.
+  std::set<std::string> siblings;
+  for (const auto& e : std::filesystem::directory_iterator(
+           std::filesystem::path(data_dir).parent_path())) {
+    siblings.insert(e.path().filename().string());
+  }
+  EXPECT_EQ(siblings, (std::set<std::string>{"data"}));
+}
+
+}  // namespace
+}  // namespace wfm::testing

@@ -1,0 +1,294 @@
+#include "server/batcher.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace wfm::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+struct FakeRequest {
+  int64_t num_samples = 1;
+  int64_t seed = 0;
+  int steps = 0;  // polling steps the call runs (the largest of its requests)
+};
+
+struct FakeResult {
+  int64_t value = 0;
+};
+
+// Answers each request with seed * 100 + num_samples; records every call's
+// requests; can hold calls at a gate and run `steps` polling steps.
+class FakeModel {
+ public:
+  absl::StatusOr<std::vector<FakeResult>> Sample(const std::vector<FakeRequest>& requests,
+                                                 const std::function<bool()>& cancelled) const {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      std::vector<int64_t> seeds;
+      for (const auto& r : requests) seeds.push_back(r.seed);
+      calls_.push_back(seeds);
+      ++entered_;
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return open_; });
+    }
+    int steps = steps_.load();
+    for (const auto& r : requests) steps = std::max(steps, r.steps);
+    for (int step = 0; step < steps; ++step) {
+      if (cancelled && cancelled()) {
+        stopped_early_ = true;
+        return absl::CancelledError("sampling cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::vector<FakeResult> out;
+    for (const auto& r : requests) out.push_back({r.seed * 100 + r.num_samples});
+    return out;
+  }
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  void WaitEntered(int n) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return entered_ >= n; });
+  }
+  std::vector<std::vector<int64_t>> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  void set_steps(int steps) { steps_ = steps; }
+  bool stopped_early() const { return stopped_early_; }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  mutable std::vector<std::vector<int64_t>> calls_;
+  mutable int entered_ = 0;
+  bool open_ = true;
+  std::atomic<int> steps_{0};
+  mutable std::atomic<bool> stopped_early_{false};
+};
+
+using FakeBatcher = Batcher<FakeModel, FakeRequest, FakeResult>;
+
+BatcherOptions Options(int64_t max_batch = 8, int64_t max_queue = 16,
+                       absl::Duration delay = absl::Milliseconds(20)) {
+  BatcherOptions o;
+  o.max_batch_samples = max_batch;
+  o.max_queue = max_queue;
+  o.max_queue_delay = delay;
+  o.cancel_poll = absl::Milliseconds(2);
+  return o;
+}
+
+TEST(BatcherTest, ALoneRequestRunsAloneAndGetsItsResult) {
+  auto model = std::make_shared<FakeModel>();
+  std::vector<std::pair<int64_t, int64_t>> batches;
+  BatchObserver observer;
+  std::mutex mu;
+  observer.on_batch = [&](int64_t requests, int64_t samples) {
+    std::lock_guard<std::mutex> lock(mu);
+    batches.emplace_back(requests, samples);
+  };
+  FakeBatcher batcher("m", model, Options(), observer);
+  absl::StatusOr<FakeResult> r = batcher.Run({3, 7});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->value, 703);
+  EXPECT_THAT(model->calls(), ElementsAre(ElementsAre(7)));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_THAT(batches, ElementsAre(std::make_pair(int64_t{1}, int64_t{3})));
+}
+
+TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/8));
+  model->Close();
+  std::vector<std::thread> clients;
+  std::vector<int64_t> values(6, -1);
+  clients.emplace_back([&] { values[0] = batcher.Run({1, 0})->value; });
+  model->WaitEntered(1);  // the first call holds the model
+  for (int i = 1; i < 6; ++i) {
+    clients.emplace_back([&, i] { values[i] = batcher.Run({1, i})->value; });
+  }
+  while (batcher.queue_depth() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  model->Open();
+  for (auto& c : clients) c.join();
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(values[i], i * 100 + 1);
+  const auto calls = model->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].size(), 5u);  // the five waiting requests in one call
+}
+
+TEST(BatcherTest, RespectsTheMaximumBatch) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/5));
+  model->Close();
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  for (int i = 1; i <= 4; ++i) clients.emplace_back([&, i] { (void)batcher.Run({2, i}); });
+  // One request larger than the maximum runs on its own.
+  clients.emplace_back([&] { (void)batcher.Run({9, 9}); });
+  while (batcher.queue_depth() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  model->Open();
+  for (auto& c : clients) c.join();
+  const auto calls = model->calls();
+  int64_t requests = 0;
+  for (size_t c = 1; c < calls.size(); ++c) {
+    int64_t samples = 0;
+    for (int64_t seed : calls[c]) samples += seed == 9 ? 9 : 2;
+    if (calls[c] != std::vector<int64_t>{9}) {
+      EXPECT_LE(samples, 5) << "call " << c;
+    }
+    requests += static_cast<int64_t>(calls[c].size());
+  }
+  EXPECT_EQ(requests, 5);
+}
+
+TEST(BatcherTest, AFullQueueIsRefusedAtOnce) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options(8, /*max_queue=*/2));
+  model->Close();
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  for (int i = 1; i <= 2; ++i) clients.emplace_back([&, i] { (void)batcher.Run({1, i}); });
+  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  absl::StatusOr<FakeResult> refused = batcher.Run({1, 3});
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("--max-queue"));
+  model->Open();
+  for (auto& c : clients) c.join();
+}
+
+TEST(BatcherTest, ARequestCancelledWhileQueuedNeverRuns) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options());
+  model->Close();
+  std::thread first([&] { (void)batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  std::atomic<bool> cancel{false};
+  absl::Status status;
+  std::thread second([&] { status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
+  std::thread third([&] { EXPECT_EQ(batcher.Run({1, 2})->value, 201); });
+  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  cancel = true;
+  second.join();
+  EXPECT_TRUE(absl::IsCancelled(status)) << status;
+  model->Open();
+  first.join();
+  third.join();
+  for (const auto& call : model->calls()) {
+    EXPECT_THAT(call, ::testing::Not(::testing::Contains(1)));
+  }
+}
+
+TEST(BatcherTest, ACallStopsWhenAllItsRequestsAreCancelled) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options());
+  std::atomic<bool> cancel{false};
+  absl::Status status;
+  // ~100 s of steps if never stopped.
+  std::thread client(
+      [&] { status = batcher.Run({1, 5, 100000}, [&] { return cancel.load(); }).status(); });
+  model->WaitEntered(1);
+  cancel = true;
+  client.join();
+  EXPECT_TRUE(absl::IsCancelled(status));
+  // The batcher is free again: a new request completes (its model call
+  // only starts once the cancelled one stopped).
+  absl::StatusOr<FakeResult> next = batcher.Run({1, 6});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->value, 601);
+  EXPECT_TRUE(model->stopped_early());
+}
+
+TEST(BatcherTest, ACancelledRequestInAMergedCallOnlyLosesItsOwnResult) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options());
+  model->Close();
+  std::thread first([&] { (void)batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  std::atomic<bool> cancel{false};
+  absl::Status cancelled_status;
+  int64_t kept = -1;
+  std::thread a([&] { cancelled_status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
+  std::thread b([&] { kept = batcher.Run({1, 2})->value; });
+  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  model->set_steps(300);  // the second call runs ~300 ms
+  model->Open();
+  model->WaitEntered(2);  // both are in the second call now
+  cancel = true;
+  first.join();
+  a.join();
+  b.join();
+  EXPECT_EQ(kept, 201);
+  EXPECT_TRUE(absl::IsCancelled(cancelled_status)) << cancelled_status;
+  EXPECT_FALSE(model->stopped_early());  // the call went on for the other request
+}
+
+
+TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
+  auto model = std::make_shared<FakeModel>();
+  // A delay no test run reaches: only the batch limit (5 samples) and the
+  // expected concurrency can flush.
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/5, 16, absl::Seconds(60)));
+  model->Close();
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  // Four requests in flight (one running, three waiting of 1 + 1 + 3
+  // samples, which fill the batch limit).
+  for (int i = 1; i <= 3; ++i) {
+    clients.emplace_back([&, i] { (void)batcher.Run({i == 3 ? 3 : 1, i}); });
+  }
+  while (batcher.queue_depth() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  model->Open();
+  for (auto& c : clients) c.join();
+  clients.clear();
+  ASSERT_EQ(model->calls().size(), 2u);  // [0], then [1, 2, 3]
+  // Four one-sample clients (below the batch limit) arriving one by one:
+  // the batcher waits for all four, then runs them together without waiting
+  // for the 60 s delay.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 4; i <= 7; ++i) {
+    clients.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10 * (i - 4)));
+      (void)batcher.Run({1, i});
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  const auto calls = model->calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[2].size(), 4u);
+}
+
+TEST(BatcherTest, ALoneClientNeverWaitsForTheDelay) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options(64, 16, absl::Seconds(60)));
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(batcher.Run({1, i}).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(model->calls().size(), 5u);
+}
+
+}  // namespace
+}  // namespace wfm::server

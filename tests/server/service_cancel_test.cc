@@ -1,0 +1,97 @@
+// Cancellation: a training job (CancelTrainingJob, seen by a watcher) and a
+// streaming sample (the client cancels its call).
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/test_server.h"
+
+namespace wfm::testing {
+namespace {
+
+using ::testing::StartsWith;
+
+class CancelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start().ok());
+    stub_ = server_.Stub();
+    ASSERT_TRUE(Upload(*stub_, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 1), 6)).ok());
+  }
+  TestServer server_;
+  std::unique_ptr<pb::WfmService::Stub> stub_;
+};
+
+TEST_F(CancelTest, CancellingATrainingJobEndsItAndItsWatch) {
+  pb::StartTrainingRequest start;
+  start.set_dataset("d");
+  start.set_model("never");
+  *start.mutable_config() = TinyConfig(pb::FAMILY_POINTCLOUD, 10000000);
+  pb::TrainingJob job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->StartTraining(&context, start, &job).ok());
+  }
+  std::vector<pb::TrainingJob> updates;
+  grpc::Status watch_status;
+  std::thread watcher([&] { updates = Watch(*stub_, job.id(), &watch_status); });
+  // Wait until it runs.
+  for (int i = 0; i < 500; ++i) {
+    grpc::ClientContext context;
+    pb::GetTrainingJobRequest get;
+    get.set_id(job.id());
+    pb::TrainingJob now;
+    ASSERT_TRUE(stub_->GetTrainingJob(&context, get, &now).ok());
+    if (now.step() > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pb::CancelTrainingJobRequest cancel;
+  cancel.set_id(job.id());
+  pb::TrainingJob cancelled;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->CancelTrainingJob(&context, cancel, &cancelled).ok());
+  }
+  EXPECT_EQ(cancelled.state(), pb::CANCELLED);
+  EXPECT_THAT(cancelled.error(), StartsWith("cancelled by request at step "));
+  watcher.join();
+  EXPECT_TRUE(watch_status.ok()) << watch_status.error_message();
+  ASSERT_FALSE(updates.empty());
+  EXPECT_EQ(updates.back().state(), pb::CANCELLED);
+  EXPECT_EQ(updates.back().step(), cancelled.step());
+  // No model was published.
+  grpc::ClientContext context;
+  pb::GetModelRequest get;
+  get.set_name("never");
+  pb::ModelInfo info;
+  EXPECT_EQ(stub_->GetModel(&context, get, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(CancelTest, CancellingAStreamingSampleStopsTheWork) {
+  ASSERT_EQ(Train(*stub_, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
+  grpc::ClientContext context;
+  // Minutes of work if it were not stopped.
+  auto reader = stub_->SampleNiches(&context, NicheRequest("m", 64, 64, 1, 10000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  context.TryCancel();
+  pb::SampleNichesResponse m;
+  EXPECT_FALSE(reader->Read(&m));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The model is free again: a small request completes within its deadline.
+  Niches next = SampleNiches(*stub_, NicheRequest("m", 1, 5, 2), [](grpc::ClientContext& c) {
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  });
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+  const std::string metrics = server_.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "wfm_rpc_requests_total",
+                        {{"method", "SampleNiches"}, {"code", "CANCELLED"}}),
+            1);
+  // Nothing was counted as generated for the cancelled call.
+  EXPECT_EQ(MetricValue(metrics, "wfm_generated_samples_total", {{"model", "m"}}), 1);
+}
+
+}  // namespace
+}  // namespace wfm::testing

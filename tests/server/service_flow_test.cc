@@ -1,0 +1,285 @@
+// Full flows through real gRPC clients: upload -> train -> watch -> sample ->
+// evaluate, for point clouds, Gaussians and spatial cells.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/test_server.h"
+
+namespace wfm::testing {
+namespace {
+
+using ::testing::Each;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Cholesky of a symmetric [d, d] matrix succeeds with positive pivots.
+bool PositiveDefinite(const double* a, int64_t d) {
+  std::vector<double> l(d * d, 0.0);
+  for (int64_t j = 0; j < d; ++j) {
+    double s = a[j * d + j];
+    for (int64_t k = 0; k < j; ++k) s -= l[j * d + k] * l[j * d + k];
+    if (!(s > 0)) return false;
+    l[j * d + j] = std::sqrt(s);
+    for (int64_t i = j + 1; i < d; ++i) {
+      double v = a[i * d + j];
+      for (int64_t k = 0; k < j; ++k) v -= l[i * d + k] * l[j * d + k];
+      l[i * d + j] = v / l[j * d + j];
+    }
+  }
+  return true;
+}
+
+class FlowTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.Start().ok()); }
+  TestServer server_;
+};
+
+TEST_F(FlowTest, PointClouds) {
+  auto stub = server_.Stub();
+  const model::io::PointCloudSet set = Ellipses(12, 1, /*labelled=*/true);
+  pb::Dataset dataset;
+  grpc::Status up = Upload(*stub, Header("shapes", pb::POINT_CLOUDS, 2, pb::LABEL_TYPE_DISCRETE),
+                           CloudChunks(set, 5), &dataset);
+  ASSERT_TRUE(up.ok()) << up.error_message();
+  EXPECT_EQ(dataset.items(), 12);
+  EXPECT_EQ(dataset.points(), set.num_points());
+  EXPECT_THAT(dataset.label_names(), ElementsAre("round", "wide"));
+  {
+    grpc::ClientContext context;
+    pb::ListDatasetsResponse list;
+    ASSERT_TRUE(stub->ListDatasets(&context, {}, &list).ok());
+    ASSERT_EQ(list.datasets_size(), 1);
+    EXPECT_EQ(list.datasets(0).name(), "shapes");
+  }
+
+  // Training returns at once with a queued job and the effective config.
+  pb::TrainingConfig config = TinyConfig(pb::FAMILY_POINTCLOUD, 40);
+  config.set_holdout_fraction(0.25);
+  pb::StartTrainingRequest start;
+  start.set_dataset("shapes");
+  start.set_model("shapes-m");
+  *start.mutable_config() = config;
+  pb::TrainingJob job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->StartTraining(&context, start, &job).ok());
+  }
+  EXPECT_EQ(job.state(), pb::QUEUED);
+  EXPECT_EQ(job.total_steps(), 40);
+  EXPECT_EQ(job.config().pointcloud().monge_map(), "rounded_matching");  // a default filled in
+  EXPECT_EQ(job.config().network().width(), 16);
+  std::vector<pb::TrainingJob> updates = Watch(*stub, job.id());
+  ASSERT_FALSE(updates.empty());
+  EXPECT_EQ(updates.back().state(), pb::SUCCEEDED) << updates.back().error();
+  EXPECT_EQ(updates.back().step(), 40);
+  for (size_t i = 1; i < updates.size(); ++i) EXPECT_GE(updates[i].step(), updates[i - 1].step());
+
+  pb::ModelInfo info;
+  {
+    grpc::ClientContext context;
+    pb::GetModelRequest request;
+    request.set_name("shapes-m");
+    ASSERT_TRUE(stub->GetModel(&context, request, &info).ok());
+  }
+  EXPECT_EQ(info.family(), pb::FAMILY_POINTCLOUD);
+  EXPECT_EQ(info.dim(), 2);
+  EXPECT_EQ(info.label_type(), pb::LABEL_TYPE_DISCRETE);
+  EXPECT_THAT(info.labels(), ElementsAre("round", "wide"));
+  EXPECT_EQ(info.summary().steps(), 40);
+  EXPECT_EQ(info.summary().items(), 9);
+  EXPECT_EQ(info.summary().dataset(), "shapes");
+  EXPECT_GT(info.parameters(), 0);
+  EXPECT_GT(info.size_bytes(), 0);
+  EXPECT_DOUBLE_EQ(info.config().holdout_fraction(), 0.25);
+  EXPECT_THAT(info.config_json(), HasSubstr("\"width\":16"));
+
+  // Sampling: whole clouds in chunks of two.
+  pb::SampleNichesRequest request = NicheRequest("shapes-m", 5, 10, 7);
+  request.set_label("wide");
+  request.set_samples_per_message(2);
+  Niches niches = SampleNiches(*stub, request);
+  ASSERT_TRUE(niches.status.ok()) << niches.status.error_message();
+  ASSERT_EQ(niches.messages.size(), 3u);
+  EXPECT_EQ(niches.messages[0].first_sample(), 0);
+  EXPECT_EQ(niches.messages[1].first_sample(), 2);
+  EXPECT_EQ(niches.messages[2].first_sample(), 4);
+  EXPECT_EQ(niches.messages[2].sizes_size(), 1);
+  EXPECT_THAT(niches.sizes, Each(10));
+  EXPECT_THAT(niches.labels, Each(std::string("wide")));
+  ASSERT_EQ(niches.points.size(), 5u * 10 * 2);
+  for (float v : niches.points) EXPECT_TRUE(std::isfinite(v));
+  // The same seed gives the same clouds.
+  EXPECT_EQ(SampleNiches(*stub, request).points, niches.points);
+  // Trajectories: steps + 1 frames of every point.
+  request.set_trajectory(true);
+  request.set_samples_per_message(0);
+  Niches traj = SampleNiches(*stub, request);
+  ASSERT_TRUE(traj.status.ok());
+  ASSERT_EQ(traj.messages.size(), 1u);
+  EXPECT_EQ(traj.messages[0].frames(), 11);
+  EXPECT_EQ(traj.messages[0].trajectory_size(), 11 * 50 * 2);
+  // The last frame is the generated cloud.
+  EXPECT_EQ(traj.messages[0].trajectory(10 * 100 + 3), traj.points[3]);
+
+  // Evaluation on everything and on the held-out clouds.
+  pb::EvaluateRequest eval;
+  eval.set_model("shapes-m");
+  eval.set_dataset("shapes");
+  eval.set_steps(5);
+  pb::EvaluateResponse all;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->Evaluate(&context, eval, &all);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(all.family(), pb::FAMILY_POINTCLOUD);
+  EXPECT_EQ(all.reference(), 12);
+  EXPECT_EQ(all.generated(), 12);
+  EXPECT_GE(all.chamfer().one_nna(), 0.0);
+  EXPECT_LE(all.chamfer().one_nna(), 1.0);
+  EXPECT_GT(all.chamfer().mmd(), 0.0);
+  EXPECT_TRUE(all.has_emd());
+  eval.set_split("heldout");
+  eval.set_emd(false);
+  pb::EvaluateResponse heldout;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->Evaluate(&context, eval, &heldout);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(heldout.reference(), 3);
+  EXPECT_FALSE(heldout.has_emd());
+
+  {
+    grpc::ClientContext context;
+    pb::DeleteModelRequest request;
+    request.set_name("shapes-m");
+    pb::DeleteModelResponse reply;
+    ASSERT_TRUE(stub->DeleteModel(&context, request, &reply).ok());
+  }
+  EXPECT_EQ(SampleNiches(*stub, NicheRequest("shapes-m", 1, 5, 1)).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(FlowTest, Gaussians) {
+  auto stub = server_.Stub();
+  const model::io::GaussianSet set = RandomGaussians(16, 3, 2, /*labelled=*/true);
+  pb::Dataset dataset;
+  ASSERT_TRUE(Upload(*stub, Header("states", pb::GAUSSIANS, 3, pb::LABEL_TYPE_DISCRETE),
+                     GaussianChunks(set, 6), &dataset)
+                  .ok());
+  EXPECT_EQ(dataset.items(), 16);
+  pb::TrainingConfig config = TinyConfig(pb::FAMILY_GAUSSIAN, 30);
+  config.set_holdout_fraction(0.25);
+  const pb::TrainingJob done = Train(*stub, "states", "g", config);
+  ASSERT_EQ(done.state(), pb::SUCCEEDED) << done.error();
+  EXPECT_EQ(done.family(), pb::FAMILY_GAUSSIAN);
+
+  pb::SampleGaussiansRequest request;
+  request.set_model("g");
+  request.set_num_samples(4);
+  request.set_label("a");
+  request.set_steps(10);
+  request.set_seed(3);
+  request.set_trajectory(true);
+  pb::SampleGaussiansResponse reply;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->SampleGaussians(&context, request, &reply);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(reply.dim(), 3);
+  ASSERT_EQ(reply.means_size(), 12);
+  ASSERT_EQ(reply.covs_size(), 36);
+  EXPECT_THAT(reply.labels(), ElementsAre("a", "a", "a", "a"));
+  for (int g = 0; g < 4; ++g) {
+    const double* s = reply.covs().data() + g * 9;
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) EXPECT_EQ(s[i * 3 + j], s[j * 3 + i]);
+    }
+    EXPECT_TRUE(PositiveDefinite(s, 3)) << "Gaussian " << g;
+  }
+  EXPECT_EQ(reply.frames(), 11);
+  EXPECT_EQ(reply.trajectory_means_size(), 11 * 12);
+  EXPECT_EQ(reply.trajectory_covs_size(), 11 * 36);
+
+  pb::EvaluateRequest eval;
+  eval.set_model("g");
+  eval.set_dataset("states");
+  eval.set_split("heldout");
+  eval.set_steps(5);
+  pb::EvaluateResponse result;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->Evaluate(&context, eval, &result);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(result.family(), pb::FAMILY_GAUSSIAN);
+  EXPECT_EQ(result.reference(), 4);
+  EXPECT_GT(result.bures().mmd(), 0.0);
+  EXPECT_GE(result.bures().one_nna(), 0.0);
+  EXPECT_GT(result.covariance_error(), 0.0);
+  // A Gaussian model is not sampled as clouds.
+  EXPECT_EQ(SampleNiches(*stub, NicheRequest("g", 1, 5, 1)).status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(FlowTest, SpatialCellsAsNichesAndAsCellStates) {
+  auto stub = server_.Stub();
+  const Cells cells = RandomCells(2, 20, 3, 5);
+  pb::Dataset dataset;
+  ASSERT_TRUE(Upload(*stub, Header("tissue", pb::SPATIAL_CELLS, 3, pb::LABEL_TYPE_DISCRETE),
+                     CellChunks(cells, 15), &dataset)
+                  .ok());
+  EXPECT_EQ(dataset.items(), 40);
+  EXPECT_EQ(dataset.samples(), 2);
+  EXPECT_THAT(dataset.label_names(), ElementsAre("left", "right"));
+
+  pb::TrainingConfig config = TinyConfig(pb::FAMILY_POINTCLOUD, 20);
+  config.set_niche_size(4);
+  config.set_holdout_fraction(0.2);
+  const pb::TrainingJob niches_job = Train(*stub, "tissue", "niche-m", config);
+  ASSERT_EQ(niches_job.state(), pb::SUCCEEDED) << niches_job.error();
+  EXPECT_EQ(niches_job.config().niche_size(), 4);
+  pb::SampleNichesRequest request = NicheRequest("niche-m", 3, 4, 1);
+  request.set_label("left");
+  Niches niches = SampleNiches(*stub, request);
+  ASSERT_TRUE(niches.status.ok()) << niches.status.error_message();
+  EXPECT_EQ(niches.points.size(), 3u * 4 * 3);
+  EXPECT_THAT(niches.labels, Each(std::string("left")));
+  pb::EvaluateRequest eval;
+  eval.set_model("niche-m");
+  eval.set_dataset("tissue");
+  eval.set_split("heldout");
+  eval.set_steps(5);
+  eval.set_emd(false);
+  pb::EvaluateResponse result;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->Evaluate(&context, eval, &result);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(result.reference(), 8);  // 20% of 40 cells, each a niche
+
+  pb::TrainingConfig gconfig = TinyConfig(pb::FAMILY_GAUSSIAN, 20);
+  gconfig.set_niche_size(5);
+  const pb::TrainingJob states_job = Train(*stub, "tissue", "state-m", gconfig);
+  ASSERT_EQ(states_job.state(), pb::SUCCEEDED) << states_job.error();
+  pb::SampleGaussiansRequest g;
+  g.set_model("state-m");
+  g.set_num_samples(2);
+  g.set_steps(5);
+  pb::SampleGaussiansResponse reply;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->SampleGaussians(&context, g, &reply).ok());
+  EXPECT_EQ(reply.dim(), 3);
+  EXPECT_EQ(reply.labels_size(), 2);
+}
+
+}  // namespace
+}  // namespace wfm::testing

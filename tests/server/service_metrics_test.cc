@@ -1,0 +1,64 @@
+// /metrics scraped over HTTP carries the contract's metrics, incremented by
+// known requests.
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/test_server.h"
+
+namespace wfm::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
+  TestServer server;
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = server.Stub();
+  const std::string before = server.Metrics();
+  EXPECT_EQ(MetricValue(before, "wfm_models_loaded"), 0);
+  EXPECT_EQ(MetricValue(before, "wfm_datasets_stored"), 0);
+  EXPECT_TRUE(MetricValue(before, "wfm_build_info").has_value());
+  EXPECT_FALSE(MetricValue(before, "wfm_rpc_requests_total").has_value());
+
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext context;
+    pb::GetDatasetRequest request;
+    request.set_name("missing");
+    pb::Dataset reply;
+    EXPECT_FALSE(stub->GetDataset(&context, request, &reply).ok());
+  }
+  ASSERT_TRUE(Upload(*stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 1), 3)).ok());
+  ASSERT_EQ(Train(*stub, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 12)).state(), pb::SUCCEEDED);
+  ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 3, 10, 1)).status.ok());
+  ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 2, 7, 2)).status.ok());
+
+  const std::string text = server.Metrics();
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total",
+                        {{"method", "GetDataset"}, {"code", "NOT_FOUND"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_latency_seconds_count",
+                        {{"method", "GetDataset"}, {"code", "NOT_FOUND"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "UploadDataset"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "StartTraining"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "SampleNiches"}, {"code", "OK"}}), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "m"}, {"family", "pointcloud"}}), 5);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "m"}, {"family", "pointcloud"}}),
+            3 * 10 + 2 * 7);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum", {{"family", "pointcloud"}}), 5);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "m"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_training_steps_total", {{"model", "m"}}), 12);
+  EXPECT_TRUE(MetricValue(text, "wfm_training_loss", {{"model", "m"}}).has_value());
+  EXPECT_TRUE(MetricValue(text, "wfm_training_steps_per_second", {{"model", "m"}}).has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_training_jobs", {{"state", "SUCCEEDED"}}), 1);
+  EXPECT_EQ(MetricValue(text, "wfm_training_jobs", {{"state", "RUNNING"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_models_loaded"), 1);
+  EXPECT_EQ(MetricValue(text, "wfm_datasets_stored"), 1);
+  EXPECT_THAT(text, HasSubstr("# TYPE wfm_rpc_latency_seconds histogram"));
+}
+
+}  // namespace
+}  // namespace wfm::testing

@@ -1,0 +1,160 @@
+#include "server/training_data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/server_test_util.h"
+
+namespace wfm::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+TEST(HoldoutTest, IsADeterministicSortedSubsetOfTheRequestedSize) {
+  const std::vector<int64_t> a = HoldoutIndices(100, 0.2, 7);
+  EXPECT_EQ(a.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), 20u);
+  EXPECT_GE(a.front(), 0);
+  EXPECT_LT(a.back(), 100);
+  EXPECT_EQ(HoldoutIndices(100, 0.2, 7), a);
+  EXPECT_NE(HoldoutIndices(100, 0.2, 8), a);
+  EXPECT_TRUE(HoldoutIndices(100, 0.0, 7).empty());
+  EXPECT_EQ(HoldoutIndices(10, 0.01, 7).size(), 1u);  // at least one
+  EXPECT_EQ(HoldoutIndices(10, 0.26, 7).size(), 3u);  // rounded
+}
+
+TEST(HoldoutTest, ComplementAndSubsets) {
+  EXPECT_THAT(Complement(6, {1, 4}), ElementsAre(0, 2, 3, 5));
+  EXPECT_THAT(Complement(3, {}), ElementsAre(0, 1, 2));
+  const std::vector<int64_t> items = {3, 5, 8, 13, 21, 34};
+  EXPECT_EQ(DrawSubset(items, 0, 1), items);
+  EXPECT_EQ(DrawSubset(items, 10, 1), items);
+  const std::vector<int64_t> three = DrawSubset(items, 3, 1);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(three.begin(), three.end()));  // original order kept
+  for (int64_t v : three) EXPECT_NE(std::find(items.begin(), items.end(), v), items.end());
+  EXPECT_EQ(DrawSubset(items, 3, 1), three);
+}
+
+TEST(TakeTest, TakesCloudsAndGaussiansWithTheirLabels) {
+  const model::io::PointCloudSet set = testing::Ellipses(5, 3, /*labelled=*/true);
+  const model::io::PointCloudSet two = TakeClouds(set, {3, 0});
+  ASSERT_EQ(two.num_clouds(), 2);
+  EXPECT_EQ(two.cloud_size(0), set.cloud_size(3));
+  EXPECT_EQ(two.points[0], set.points[set.offsets[3] * 2]);
+  EXPECT_EQ(two.points[two.offsets[1] * 2], set.points[0]);
+  EXPECT_THAT(two.labels.strings, ElementsAre("round", "wide"));
+  const model::io::GaussianSet g = testing::RandomGaussians(4, 2, 1, true);
+  const model::io::GaussianSet one = TakeGaussians(g, {2});
+  EXPECT_EQ(one.num_gaussians(), 1);
+  EXPECT_EQ(one.means[1], g.means[5]);
+  EXPECT_EQ(one.covs[3], g.covs[4 * 2 + 3]);
+  EXPECT_THAT(one.labels.strings, ElementsAre("a"));
+}
+
+CellSet ToCellSet(const testing::Cells& c) {
+  CellSet cells;
+  cells.dim = c.dim;
+  cells.features = c.features;
+  cells.coords = c.coords;
+  cells.sample_ids = c.sample_ids;
+  cells.labels = model::io::Labels::FromStrings(c.labels);
+  return cells;
+}
+
+// The k nearest other cells of `center` in its sample, by brute force.
+std::vector<int64_t> BruteForceNiche(const testing::Cells& c, int64_t center, int64_t k) {
+  std::vector<std::pair<double, int64_t>> d;
+  for (int64_t i = 0; i < c.size(); ++i) {
+    if (i == center || c.sample_ids[i] != c.sample_ids[center]) continue;
+    const double dx = double{c.coords[2 * i]} - c.coords[2 * center];
+    const double dy = double{c.coords[2 * i + 1]} - c.coords[2 * center + 1];
+    d.emplace_back(dx * dx + dy * dy, i);
+  }
+  std::sort(d.begin(), d.end());
+  std::vector<int64_t> out;
+  for (int64_t j = 0; j < k && j < static_cast<int64_t>(d.size()); ++j) out.push_back(d[j].second);
+  return out;
+}
+
+TEST(NicheTest, CloudsAreTheNearestNeighboursFeaturesWithTheCentresLabel) {
+  const testing::Cells c = testing::RandomCells(2, 15, 3, 11);
+  const CellSet cells = ToCellSet(c);
+  absl::StatusOr<model::io::PointCloudSet> niches = NicheClouds(cells, 4, {0, 17, 29});
+  ASSERT_TRUE(niches.ok()) << niches.status();
+  ASSERT_EQ(niches->num_clouds(), 3);
+  const int64_t centers[] = {0, 17, 29};
+  for (int64_t n = 0; n < 3; ++n) {
+    const std::vector<int64_t> expected = BruteForceNiche(c, centers[n], 4);
+    ASSERT_EQ(niches->cloud_size(n), 4);
+    for (int64_t j = 0; j < 4; ++j) {
+      for (int64_t f = 0; f < 3; ++f) {
+        EXPECT_EQ(niches->points[(niches->offsets[n] + j) * 3 + f], c.features[expected[j] * 3 + f]);
+      }
+    }
+    EXPECT_EQ(niches->labels.strings[n], c.labels[centers[n]]);
+  }
+}
+
+TEST(NicheTest, GaussiansAreTheNichesMeanAndRidgedCovariance) {
+  const testing::Cells c = testing::RandomCells(1, 12, 2, 4);
+  const CellSet cells = ToCellSet(c);
+  absl::StatusOr<model::io::GaussianSet> g = NicheGaussians(cells, 5, {3});
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->num_gaussians(), 1);
+  const std::vector<int64_t> niche = BruteForceNiche(c, 3, 5);
+  double mean[2] = {0, 0};
+  for (int64_t i : niche) {
+    for (int f = 0; f < 2; ++f) mean[f] += c.features[i * 2 + f] / 5.0;
+  }
+  // Mean per-feature (population) variance of all cells sets the ridge.
+  double variance = 0;
+  for (int f = 0; f < 2; ++f) {
+    double m = 0, s = 0;
+    for (int64_t i = 0; i < 12; ++i) m += c.features[i * 2 + f] / 12.0;
+    for (int64_t i = 0; i < 12; ++i) s += std::pow(c.features[i * 2 + f] - m, 2) / 12.0;
+    variance += s / 2.0;
+  }
+  for (int a = 0; a < 2; ++a) {
+    EXPECT_NEAR(g->means[a], mean[a], 1e-6);
+    for (int b = 0; b < 2; ++b) {
+      double cov = 0;
+      for (int64_t i : niche) {
+        cov += (c.features[i * 2 + a] - mean[a]) * (c.features[i * 2 + b] - mean[b]) / 4.0;
+      }
+      if (a == b) cov += kNicheRidge * variance;
+      EXPECT_NEAR(g->covs[a * 2 + b], cov, 1e-6);
+    }
+  }
+  EXPECT_EQ(g->labels.strings[0], c.labels[3]);
+}
+
+TEST(NicheTest, RankDeficientNichesBecomePositiveDefinite) {
+  // 3 neighbours in 6 dimensions: singular sample covariances without the ridge.
+  const testing::Cells c = testing::RandomCells(2, 8, 6, 9);
+  absl::StatusOr<model::io::GaussianSet> g = NicheGaussians(ToCellSet(c), 3, Complement(16, {}));
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->num_gaussians(), 16);
+  EXPECT_TRUE(model::io::ValidateGaussianSet(*g, "niches").ok());
+}
+
+TEST(NicheTest, SkipsCellsWithoutNeighbours) {
+  testing::Cells c = testing::RandomCells(1, 5, 2, 1);
+  c.sample_ids[4] = "alone";
+  absl::StatusOr<model::io::PointCloudSet> niches = NicheClouds(ToCellSet(c), 2, Complement(5, {}));
+  ASSERT_TRUE(niches.ok()) << niches.status();
+  EXPECT_EQ(niches->num_clouds(), 4);
+  EXPECT_TRUE(absl::IsInvalidArgument(NicheClouds(ToCellSet(c), 2, {4}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(NicheClouds(ToCellSet(c), 2, {7}).status()));
+}
+
+}  // namespace
+}  // namespace wfm::server
