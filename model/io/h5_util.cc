@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -130,10 +131,34 @@ absl::StatusOr<int64_t> SpaceCount(hid_t space, std::vector<int64_t>* shape,
   if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   int64_t count = 1;
   for (hsize_t d : dims) {
+    if (d > static_cast<hsize_t>(std::numeric_limits<int64_t>::max()) ||
+        __builtin_mul_overflow(count, static_cast<int64_t>(d), &count)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": dataspace has more elements than an int64 holds"));
+    }
     shape->push_back(static_cast<int64_t>(d));
-    count *= static_cast<int64_t>(d);
   }
   return count;
+}
+
+// A dataset's values come from its stored bytes, possibly compressed (deflate
+// expands at most ~1032:1); chunks never written read as the fill value. A
+// dataset that declares far more values than its storage can hold is refused
+// before anything is allocated, so a small corrupt file cannot make a reader
+// allocate terabytes.
+absl::Status CheckStorage(hid_t dataset, hid_t file_type, int64_t count,
+                          absl::string_view where) {
+  constexpr double kMaxExpansion = 1100.0;
+  constexpr double kSlackBytes = 64.0 * 1024 * 1024;
+  const double item_bytes = std::max<double>(1.0, static_cast<double>(H5Tget_size(file_type)));
+  const double stored = static_cast<double>(H5Dget_storage_size(dataset));
+  const double needed = static_cast<double>(count) * item_bytes;
+  if (needed > stored * kMaxExpansion + kSlackBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": declares ", count, " values (", needed, " bytes) but stores only ", stored,
+        " bytes: the file is corrupt or truncated"));
+  }
+  return absl::OkStatus();
 }
 
 // Reads a dataset or attribute (through `read`) of `file_type` and `space`.
@@ -343,6 +368,11 @@ absl::StatusOr<std::vector<int64_t>> DatasetShape(hid_t dataset, absl::string_vi
 absl::StatusOr<Array> ReadDataset(hid_t dataset, absl::string_view where) {
   WFM_ASSIGN_OR_RETURN(Handle type, Check(H5Dget_type(dataset), where));
   WFM_ASSIGN_OR_RETURN(Handle space, Check(H5Dget_space(dataset), where));
+  {
+    std::vector<int64_t> shape;
+    WFM_ASSIGN_OR_RETURN(const int64_t count, SpaceCount(space.get(), &shape, where));
+    WFM_RETURN_IF_ERROR(CheckStorage(dataset, type.get(), count, where));
+  }
   return ReadAny(
       type.get(), space.get(),
       [dataset](hid_t mem, void* buf) {
@@ -364,6 +394,7 @@ absl::StatusOr<std::vector<T>> ReadConverted(hid_t dataset, hid_t mem, absl::str
   WFM_ASSIGN_OR_RETURN(Handle space, Check(H5Dget_space(dataset), where));
   std::vector<int64_t> shape;
   WFM_ASSIGN_OR_RETURN(const int64_t count, SpaceCount(space.get(), &shape, where));
+  WFM_RETURN_IF_ERROR(CheckStorage(dataset, type.get(), count, where));
   std::vector<T> out(count);
   if (count > 0) {
     WFM_RETURN_IF_ERROR(CheckCall(H5Dread(dataset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),

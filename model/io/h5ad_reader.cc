@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -126,7 +127,13 @@ absl::StatusOr<DenseMatrix> ReadSparse(hid_t group, const SparseInfo& info,
   DenseMatrix m;
   m.rows = info.rows;
   m.cols = info.cols;
-  m.values.assign(static_cast<size_t>(m.rows * m.cols), 0.0f);
+  int64_t cells = 0;
+  if (__builtin_mul_overflow(m.rows, m.cols, &cells) ||
+      cells > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(sizeof(float))) {
+    return Invalid(where, absl::StrCat("shape [", m.rows, ", ", m.cols,
+                                       "] has more elements than memory can hold"));
+  }
+  m.values.assign(static_cast<size_t>(cells), 0.0f);
   for (int64_t i = 0; i < major; ++i) {
     if (indptr[i + 1] < indptr[i]) {
       return Invalid(where, absl::StrCat("indptr[", i + 1, "] < indptr[", i,

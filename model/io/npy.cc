@@ -277,7 +277,8 @@ class StringByteReader : public ByteReader {
   explicit StringByteReader(absl::string_view bytes) : bytes_(bytes) {}
   absl::StatusOr<size_t> Read(void* dst, size_t n) override {
     const size_t take = std::min(n, bytes_.size() - pos_);
-    std::memcpy(dst, bytes_.data() + pos_, take);
+    // `dst` may be null when nothing is read (an empty array's storage).
+    if (take > 0) std::memcpy(dst, bytes_.data() + pos_, take);
     pos_ += take;
     return take;
   }
@@ -419,9 +420,20 @@ absl::StatusOr<Array> ReadNpy(ByteReader& in, absl::string_view name, int64_t av
       strings.emplace_back(end == absl::string_view::npos ? absl::string_view()
                                                           : item.substr(0, end + 1));
     } else {
+      // numpy strips only the trailing NUL padding: NULs inside a string
+      // are characters. Ucs4ToUtf8 stops at a NUL, so decode the pieces
+      // between them.
+      size_t len = item.size() / 4;
+      while (len > 0 && item.substr((len - 1) * 4, 4) == absl::string_view("\0\0\0\0", 4)) --len;
       std::string utf8;
-      if (!Ucs4ToUtf8(item, descr.big_endian, &utf8)) {
-        return Bad(name, absl::StrCat("element ", i, " holds an invalid unicode code point"));
+      size_t begin = 0;
+      for (size_t j = 0; j <= len; ++j) {
+        if (j < len && item.substr(j * 4, 4) != absl::string_view("\0\0\0\0", 4)) continue;
+        if (!Ucs4ToUtf8(item.substr(begin * 4, (j - begin) * 4), descr.big_endian, &utf8)) {
+          return Bad(name, absl::StrCat("element ", i, " holds an invalid unicode code point"));
+        }
+        if (j < len) utf8.push_back('\0');
+        begin = j + 1;
       }
       strings.push_back(std::move(utf8));
     }

@@ -1,0 +1,9 @@
+// libFuzzer entry point of the h5ad target (see fuzz/targets.h).
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return wfm::fuzz::FuzzH5ad(data, size);
+}

@@ -1,0 +1,250 @@
+// FuzzRequests (see targets.h): kept apart from targets.cc because it links
+// the server libraries, which the reader targets do not need.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/stubs/logging.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "fuzz/targets.h"
+#include "fuzz/util.h"
+#include "model/train/config.h"
+#include "server/dataset_store.h"
+#include "server/job_manager.h"
+#include "server/logging.h"
+#include "server/names.h"
+#include "server/proto_convert.h"
+#include "server/training_data.h"
+#include "wfm/v1/wfm_service.pb.h"
+
+namespace wfm::fuzz {
+namespace {
+
+namespace pb = ::wfm::v1;
+
+// ---------------------------------------------------------------- requests
+
+// The dataset store the upload checks run against: a per-process folder.
+server::DatasetStore& Store() {
+  static server::DatasetStore* const store = [] {
+    server::SetLogLevel(server::LogLevel::kWarning);  // no line per stored data set
+    server::DatasetStoreOptions options;
+    options.root = absl::StrCat(ScratchPath(), "/datasets");
+    options.max_upload_bytes = int64_t{1} << 20;
+    absl::StatusOr<std::unique_ptr<server::DatasetStore>> opened =
+        server::DatasetStore::Open(options);
+    if (!opened.ok()) {
+      Fail(absl::StrCat("cannot open the data set store: ", opened.status().ToString()));
+    }
+    return opened->release();
+  }();
+  return *store;
+}
+
+// The upload stream: varint-length-prefixed UploadDatasetRequest messages.
+void FuzzUpload(absl::string_view bytes) {
+  std::vector<pb::UploadDatasetRequest> messages;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  while (messages.size() < 64) {
+    uint32_t length = 0;
+    if (!in.ReadVarint32(&length)) break;
+    const void* chunk = nullptr;
+    int available = 0;
+    if (!in.GetDirectBufferPointer(&chunk, &available) && length > 0) break;
+    if (static_cast<uint32_t>(available) < length) break;
+    pb::UploadDatasetRequest message;
+    // A message that does not parse is rejected by the server's gRPC layer.
+    if (!message.ParseFromArray(chunk, static_cast<int>(length))) return;
+    messages.push_back(std::move(message));
+    in.Skip(static_cast<int>(length));
+  }
+  // As WfmServiceImpl::UploadDataset: header first, then chunks.
+  if (messages.empty() || !messages[0].has_header()) return;
+  absl::StatusOr<server::DatasetHeader> header = server::HeaderFromProto(messages[0].header());
+  if (!header.ok()) return;
+  server::DatasetStore& store = Store();
+  absl::StatusOr<std::unique_ptr<server::DatasetUpload>> upload = store.BeginUpload(*header);
+  if (!upload.ok()) return;
+  for (size_t i = 1; i < messages.size(); ++i) {
+    const pb::UploadDatasetRequest& m = messages[i];
+    absl::Status status;
+    switch (m.payload_case()) {
+      case pb::UploadDatasetRequest::kClouds:
+        status = (*upload)->AddClouds(server::ChunkView(m.clouds()));
+        break;
+      case pb::UploadDatasetRequest::kGaussians:
+        status = (*upload)->AddGaussians(server::ChunkView(m.gaussians()));
+        break;
+      case pb::UploadDatasetRequest::kCells:
+        status = (*upload)->AddCells(server::ChunkView(m.cells()));
+        break;
+      default:
+        return;  // a second header or no payload: rejected by the service
+    }
+    if (!status.ok()) return;
+  }
+  absl::StatusOr<server::DatasetInfo> info = (*upload)->Finish();
+  if (!info.ok()) return;
+  // What was accepted is stored completely: it loads back.
+  absl::StatusOr<std::shared_ptr<const server::DatasetData>> loaded = store.Load(info->name);
+  if (!loaded.ok()) {
+    Fail(absl::StrCat("accepted data set does not load: ", loaded.status().ToString()));
+  }
+  pb::Dataset reply;
+  server::ToProto(info.value(), &reply);
+  loaded->reset();
+  if (absl::Status s = store.Delete(info->name); !s.ok()) {
+    Fail(absl::StrCat("cannot delete an accepted data set: ", s.ToString()));
+  }
+}
+
+// What the job manager checks without a stored data set (server/job_manager.cc
+// ValidateRequest), then the config's JSON round trip a checkpoint relies on.
+void FuzzStartTraining(const pb::StartTrainingRequest& req) {
+  absl::StatusOr<server::TrainingRequest> r = server::TrainingRequestFromProto(req, 100);
+  if (!r.ok()) return;
+  pb::TrainingConfig effective;
+  server::ToProto(*r, &effective);
+  if (!server::ValidateName("dataset", r->dataset).ok()) return;
+  if (!server::ValidateName("model", r->model).ok()) return;
+  if (!r->source_dataset.empty() && !server::ValidateName("source", r->source_dataset).ok()) return;
+  if (!(r->holdout_fraction >= 0.0 && r->holdout_fraction < 1.0)) return;
+  const uint64_t seed = r->family == model::Family::kPointCloud ? r->pointcloud.optimizer.seed
+                                                                : r->gaussian.optimizer.seed;
+  (void)server::HoldoutIndices(100, r->holdout_fraction, seed);
+  if (r->family == model::Family::kPointCloud) {
+    if (!model::ValidatePointCloudTrainConfig(r->pointcloud).ok()) return;
+    absl::StatusOr<model::PointCloudTrainConfig> back =
+        model::PointCloudTrainConfigFromJson(model::ToJson(r->pointcloud));
+    if (!back.ok()) {
+      Fail(absl::StrCat("valid pointcloud config does not survive JSON: ",
+                        back.status().ToString()));
+    }
+    if (!model::ValidatePointCloudTrainConfig(*back).ok()) {
+      Fail("pointcloud config invalid after JSON");
+    }
+  } else {
+    if (!model::ValidateGaussianTrainConfig(r->gaussian).ok()) return;
+    absl::StatusOr<model::GaussianTrainConfig> back =
+        model::GaussianTrainConfigFromJson(model::ToJson(r->gaussian));
+    if (!back.ok()) {
+      Fail(absl::StrCat("valid gaussian config does not survive JSON: ", back.status().ToString()));
+    }
+    if (!model::ValidateGaussianTrainConfig(*back).ok()) Fail("gaussian config invalid after JSON");
+  }
+}
+
+template <typename Message>
+bool Parse(absl::string_view bytes, Message* message) {
+  return message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+}
+
+}  // namespace
+
+int FuzzRequests(const uint8_t* data, size_t size) {
+  // Parsing invalid UTF-8 into a string field logs an error per message;
+  // the parse fails either way (as it does in the server).
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+  if (size == 0) return 0;
+  const int type = data[0] % kNumRequestTypes;
+  const absl::string_view rest = Bytes(data + 1, size - 1);
+  switch (type) {
+    case 0:
+      FuzzUpload(rest);
+      break;
+    case 1: {
+      pb::ListDatasetsRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 2: {
+      pb::GetDatasetRequest req;
+      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      break;
+    }
+    case 3: {
+      pb::DeleteDatasetRequest req;
+      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      break;
+    }
+    case 4: {
+      pb::StartTrainingRequest req;
+      if (Parse(rest, &req)) FuzzStartTraining(req);
+      break;
+    }
+    case 5: {
+      pb::GetTrainingJobRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 6: {
+      pb::ListTrainingJobsRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 7: {
+      pb::CancelTrainingJobRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 8: {
+      pb::WatchTrainingJobRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 9: {
+      pb::ListModelsRequest req;
+      (void)Parse(rest, &req);
+      break;
+    }
+    case 10: {
+      pb::GetModelRequest req;
+      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      break;
+    }
+    case 11: {
+      pb::DeleteModelRequest req;
+      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      break;
+    }
+    case 12: {
+      pb::SampleNichesRequest req;
+      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok()) {
+        (void)server::CloudRequestFromProto(req);
+      }
+      break;
+    }
+    case 13: {
+      pb::SampleGaussiansRequest req;
+      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok()) {
+        (void)server::GaussianRequestFromProto(req);
+      }
+      break;
+    }
+    case 14: {
+      pb::EvaluateRequest req;
+      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok() &&
+          server::ValidateName("dataset", req.dataset()).ok()) {
+        (void)server::EvaluateOptionsFromProto(req);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return 0;
+}
+
+}  // namespace wfm::fuzz
