@@ -255,10 +255,14 @@ absl::Status DatasetUpload::AddClouds(const CloudChunkView& chunk) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           "clouds[", first + c, "].size: must be >= 1, got ", chunk.sizes[c])));
     }
+    // Never overflows: total stays <= available + 1.
+    if (chunk.sizes[c] > available - total) {
+      total = available + 1;
+      break;
+    }
     total += chunk.sizes[c];
-    if (total > available) break;
   }
-  if (total * h.dim != static_cast<int64_t>(chunk.points.size())) {
+  if (total > available || total * h.dim != static_cast<int64_t>(chunk.points.size())) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "chunk ", index, ": points holds ", chunk.points.size(),
         " values, but the sizes of its ", n, " clouds need ",

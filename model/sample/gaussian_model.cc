@@ -272,7 +272,11 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     for (size_t r = 0; r < requests.size(); ++r) {
       groups[{requests[r].steps, requests[r].reference_cov_sign}].push_back(r);
     }
-    for (const auto& [key, members] : groups) {
+    for (const auto& group : groups) {
+      // Plain references: lambdas below capture them (C++17 lambdas cannot
+      // capture structured bindings).
+      const auto& key = group.first;
+      const auto& members = group.second;
       const int64_t steps = key.first;
       // W enters as U = I + sign·dt·W: −1 is the corrected update (I + dt·V).
       const double sign = key.second ? 1.0 : -1.0;

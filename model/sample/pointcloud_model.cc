@@ -301,7 +301,11 @@ absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
       groups[{job.points, job.steps, static_cast<int>(job.mode)}].push_back(&job);
     }
     const int64_t d = dim();
-    for (const auto& [key, members] : groups) {
+    for (const auto& group : groups) {
+      // Plain references: lambdas below capture them (C++17 lambdas cannot
+      // capture structured bindings).
+      const auto& key = group.first;
+      const auto& members = group.second;
       const int64_t n = std::get<0>(key), steps = std::get<1>(key);
       const auto mode = static_cast<VelocityMode>(std::get<2>(key));
       const int64_t g = static_cast<int64_t>(members.size());
