@@ -12,11 +12,6 @@ absl::Status Invalid(absl::string_view field, const std::string& rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
 }
 
-absl::Status CheckPositive(absl::string_view field, int64_t v) {
-  if (v > 0) return absl::OkStatus();
-  return Invalid(field, absl::StrCat("must be > 0, got ", v));
-}
-
 absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi) {
   if (v >= lo && v <= hi) return absl::OkStatus();
   return Invalid(field, absl::StrCat("must be in [", lo, ", ", hi, "], got ", v));
