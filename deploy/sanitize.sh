@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The sanitizer stage (run by .ci/run after README's test command):
+#   asan  builds everything with AddressSanitizer + UndefinedBehaviorSanitizer
+#         (LeakSanitizer included) and runs every test suite under them;
+#   tsan  builds the server's suites with ThreadSanitizer and runs them.
+#
+#   deploy/sanitize.sh             # both stages
+#   deploy/sanitize.sh asan        # one stage
+#   WFM_ASAN_BUILD_DIR / WFM_TSAN_BUILD_DIR  build folders (build-asan, build-tsan)
+#
+# Suppressions (deploy/sanitizers/*.supp) name only third-party libraries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+deploy/setup.sh
+JOBS=${WFM_JOBS:-$(nproc)}
+STAGES=${*:-asan tsan}
+
+for stage in $STAGES; do
+  case $stage in
+    asan)
+      dir=${WFM_ASAN_BUILD_DIR:-build-asan}
+      cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWFM_BUILD_BENCH=OFF \
+        -DWFM_SANITIZE=address,undefined
+      cmake --build "$dir" -j "$JOBS"
+      # deploy.DockerfileTest checks that the release binaries need only the
+      # runtime image's libraries; sanitized binaries also need libasan.
+      ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=64:detect_stack_use_after_return=0" \
+      LSAN_OPTIONS="suppressions=$ROOT/deploy/sanitizers/lsan.supp:print_suppressions=0" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+        ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 \
+          -E '^deploy\.DockerfileTest$'
+      ;;
+    tsan)
+      dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
+      cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWFM_BUILD_BENCH=OFF \
+        -DWFM_SANITIZE=thread \
+        -DWFM_SKIP_TEST_DIRS="model;client;e2e;deploy;distributed;fuzz"
+      cmake --build "$dir" -j "$JOBS" --target server_core_test server_service_test
+      TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/deploy/sanitizers/tsan.supp" \
+        ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 -L server \
+          -E '^server\.tls_python$'
+      ;;
+    *)
+      echo "deploy/sanitize.sh: unknown stage '$stage' (asan | tsan)" >&2
+      exit 2
+      ;;
+  esac
+done
