@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <iostream>
+#include <random>
 #include <system_error>
 #include <utility>
 
@@ -47,6 +49,67 @@ std::unique_ptr<v1::WfmService::Stub> NewBenchStub(const std::string& address, i
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30));
   return v1::WfmService::NewStub(channel);
+}
+
+bool UploadAndTrainBenchModel(v1::WfmService::Stub& stub, const BenchModelSpec& spec,
+                              absl::string_view what) {
+  std::mt19937_64 rng(spec.seed);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  {
+    grpc::ClientContext context;
+    v1::Dataset reply;
+    auto writer = stub.UploadDataset(&context, &reply);
+    v1::UploadDatasetRequest header;
+    header.mutable_header()->set_name(spec.name);
+    header.mutable_header()->set_kind(v1::POINT_CLOUDS);
+    header.mutable_header()->set_dim(spec.dim);
+    writer->Write(header);
+    v1::UploadDatasetRequest chunk;
+    for (int c = 0; c < 32; ++c) {
+      chunk.mutable_clouds()->add_sizes(spec.points);
+      const float scale = 0.5f + 0.05f * static_cast<float>(c);
+      for (int64_t i = 0; i < spec.points * spec.dim; ++i) {
+        chunk.mutable_clouds()->add_points(scale * n01(rng));
+      }
+    }
+    writer->Write(chunk);
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    if (!s.ok()) {
+      std::cerr << what << ": upload: " << s.error_message() << "\n";
+      return false;
+    }
+  }
+  v1::StartTrainingRequest start;
+  start.set_dataset(spec.name);
+  start.set_model(spec.name);
+  v1::TrainingConfig* c = start.mutable_config();
+  c->set_family(v1::FAMILY_POINTCLOUD);
+  c->mutable_network()->set_width(spec.emb);
+  c->mutable_network()->set_heads(spec.heads);
+  c->mutable_network()->set_layers(spec.layers);
+  c->mutable_network()->set_mlp_hidden(spec.mlp);
+  c->mutable_optimizer()->set_steps(3);
+  c->mutable_optimizer()->set_batch_size(4);
+  c->mutable_pointcloud()->set_sinkhorn_iterations(20);
+  v1::TrainingJob job;
+  {
+    grpc::ClientContext context;
+    const grpc::Status s = stub.StartTraining(&context, start, &job);
+    if (!s.ok()) {
+      std::cerr << what << ": train: " << s.error_message() << "\n";
+      return false;
+    }
+  }
+  grpc::ClientContext context;
+  v1::WatchTrainingJobRequest watch;
+  watch.set_id(job.id());
+  auto reader = stub.WatchTrainingJob(&context, watch);
+  while (reader->Read(&job)) {
+  }
+  (void)reader->Finish();
+  if (job.state() != v1::SUCCEEDED) std::cerr << what << ": train: " << job.error() << "\n";
+  return job.state() == v1::SUCCEEDED;
 }
 
 double Percentile(std::vector<double> values, double q) {

@@ -4,6 +4,7 @@
 #ifndef WFM_BENCH_BENCH_SERVER_H_
 #define WFM_BENCH_BENCH_SERVER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,24 @@ class BenchServer {
 
 // A stub on its own connection (`id` keeps channels apart), connected.
 std::unique_ptr<v1::WfmService::Stub> NewBenchStub(const std::string& address, int id);
+
+// The model the serving benchmarks sample: uploads 32 random clouds of
+// `points` points in `dim` dimensions as data set `name`, trains a tiny
+// point-cloud network (width `emb`, `heads`, `layers`, MLP `mlp`) for 3
+// steps as model `name` and waits for it. false (with the reason on stderr,
+// prefixed by `what`) on any error.
+struct BenchModelSpec {
+  std::string name;
+  int64_t dim = 10;
+  int64_t points = 8;
+  int64_t emb = 64;
+  int64_t heads = 4;
+  int64_t layers = 2;
+  int64_t mlp = 128;
+  uint64_t seed = 0;
+};
+bool UploadAndTrainBenchModel(v1::WfmService::Stub& stub, const BenchModelSpec& spec,
+                              absl::string_view what);
 
 // The q-quantile (0 < q <= 1) by the nearest-rank method; 0 for no values.
 double Percentile(std::vector<double> values, double q);

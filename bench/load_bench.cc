@@ -74,64 +74,6 @@ double ProcStatusMiB(const std::string& field) {
   return 0.0;
 }
 
-bool UploadAndTrain(pb::WfmService::Stub& stub, const LoadArgs& a) {
-  std::mt19937_64 rng(a.seed);
-  std::normal_distribution<float> n01(0.0f, 1.0f);
-  {
-    grpc::ClientContext context;
-    pb::Dataset reply;
-    auto writer = stub.UploadDataset(&context, &reply);
-    pb::UploadDatasetRequest header;
-    header.mutable_header()->set_name("load");
-    header.mutable_header()->set_kind(pb::POINT_CLOUDS);
-    header.mutable_header()->set_dim(a.dim);
-    writer->Write(header);
-    pb::UploadDatasetRequest chunk;
-    for (int c = 0; c < 32; ++c) {
-      chunk.mutable_clouds()->add_sizes(a.points);
-      const float scale = 0.5f + 0.05f * static_cast<float>(c);
-      for (int64_t i = 0; i < a.points * a.dim; ++i) chunk.mutable_clouds()->add_points(scale * n01(rng));
-    }
-    writer->Write(chunk);
-    writer->WritesDone();
-    const grpc::Status s = writer->Finish();
-    if (!s.ok()) {
-      std::cerr << "wfm_bench load: upload: " << s.error_message() << "\n";
-      return false;
-    }
-  }
-  pb::StartTrainingRequest start;
-  start.set_dataset("load");
-  start.set_model("load");
-  pb::TrainingConfig* c = start.mutable_config();
-  c->set_family(pb::FAMILY_POINTCLOUD);
-  c->mutable_network()->set_width(a.emb);
-  c->mutable_network()->set_heads(a.heads);
-  c->mutable_network()->set_layers(a.layers);
-  c->mutable_network()->set_mlp_hidden(a.mlp);
-  c->mutable_optimizer()->set_steps(3);
-  c->mutable_optimizer()->set_batch_size(4);
-  c->mutable_pointcloud()->set_sinkhorn_iterations(20);
-  pb::TrainingJob job;
-  {
-    grpc::ClientContext context;
-    const grpc::Status s = stub.StartTraining(&context, start, &job);
-    if (!s.ok()) {
-      std::cerr << "wfm_bench load: train: " << s.error_message() << "\n";
-      return false;
-    }
-  }
-  grpc::ClientContext context;
-  pb::WatchTrainingJobRequest watch;
-  watch.set_id(job.id());
-  auto reader = stub.WatchTrainingJob(&context, watch);
-  while (reader->Read(&job)) {
-  }
-  (void)reader->Finish();
-  if (job.state() != pb::SUCCEEDED) std::cerr << "wfm_bench load: train: " << job.error() << "\n";
-  return job.state() == pb::SUCCEEDED;
-}
-
 // What one client saw.
 struct ClientStats {
   std::vector<double> latencies;  // accepted requests, seconds
@@ -184,7 +126,11 @@ int RunLoad(const LoadArgs& a) {
     return 1;
   }
   const std::string address = (*bench_server)->address();
-  int rc = UploadAndTrain(*NewBenchStub(address, 0), a) ? 0 : 1;
+  int rc = UploadAndTrainBenchModel(
+               *NewBenchStub(address, 0),
+               {"load", a.dim, a.points, a.emb, a.heads, a.layers, a.mlp, a.seed}, "wfm_bench load")
+               ? 0
+               : 1;
   int next_connection = 1;
   for (const int n : a.clients) {
     if (rc != 0) break;

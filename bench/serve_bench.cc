@@ -78,63 +78,6 @@ double MetricSum(const std::string& text, const std::string& name) {
   return total;
 }
 
-bool Upload(pb::WfmService::Stub& stub, const ServeArgs& a) {
-  std::mt19937_64 rng(a.seed);
-  std::normal_distribution<float> n01(0.0f, 1.0f);
-  grpc::ClientContext context;
-  pb::Dataset reply;
-  auto writer = stub.UploadDataset(&context, &reply);
-  pb::UploadDatasetRequest header;
-  header.mutable_header()->set_name("bench");
-  header.mutable_header()->set_kind(pb::POINT_CLOUDS);
-  header.mutable_header()->set_dim(a.dim);
-  writer->Write(header);
-  for (int c = 0; c < 32; ++c) {
-    pb::UploadDatasetRequest chunk;
-    chunk.mutable_clouds()->add_sizes(a.points);
-    const float scale = 0.5f + 0.05f * static_cast<float>(c);
-    for (int64_t i = 0; i < a.points * a.dim; ++i) chunk.mutable_clouds()->add_points(scale * n01(rng));
-    writer->Write(chunk);
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) std::cerr << "wfm_bench serve: upload: " << s.error_message() << "\n";
-  return s.ok();
-}
-
-bool Train(pb::WfmService::Stub& stub, const ServeArgs& a) {
-  pb::StartTrainingRequest start;
-  start.set_dataset("bench");
-  start.set_model("bench");
-  pb::TrainingConfig* c = start.mutable_config();
-  c->set_family(pb::FAMILY_POINTCLOUD);
-  c->mutable_network()->set_width(a.emb);
-  c->mutable_network()->set_heads(a.heads);
-  c->mutable_network()->set_layers(a.layers);
-  c->mutable_network()->set_mlp_hidden(a.mlp);
-  c->mutable_optimizer()->set_steps(3);
-  c->mutable_optimizer()->set_batch_size(4);
-  c->mutable_pointcloud()->set_sinkhorn_iterations(20);
-  pb::TrainingJob job;
-  {
-    grpc::ClientContext context;
-    grpc::Status s = stub.StartTraining(&context, start, &job);
-    if (!s.ok()) {
-      std::cerr << "wfm_bench serve: train: " << s.error_message() << "\n";
-      return false;
-    }
-  }
-  grpc::ClientContext context;
-  pb::WatchTrainingJobRequest watch;
-  watch.set_id(job.id());
-  auto reader = stub.WatchTrainingJob(&context, watch);
-  while (reader->Read(&job)) {
-  }
-  reader->Finish();
-  if (job.state() != pb::SUCCEEDED) std::cerr << "wfm_bench serve: train: " << job.error() << "\n";
-  return job.state() == pb::SUCCEEDED;
-}
-
 // One SampleNiches call; its wall time in seconds (< 0 on error).
 double SampleOnce(pb::WfmService::Stub& stub, int64_t num, const ServeArgs& a, uint64_t seed) {
   pb::SampleNichesRequest r;
@@ -171,7 +114,11 @@ int RunServe(const ServeArgs& a) {
   server::ServerApp* const app = &(*bench_server)->app();
   const std::string address = (*bench_server)->address();
   auto stub = NewBenchStub(address, 0);
-  if (!Upload(*stub, a) || !Train(*stub, a)) return 1;
+  if (!UploadAndTrainBenchModel(
+          *stub, {"bench", a.dim, a.points, a.emb, a.heads, a.layers, a.mlp, a.seed},
+          "wfm_bench serve")) {
+    return 1;
+  }
   const std::shared_ptr<const model::PointCloudModel> model =
       (*app->models().Get("bench"))->pointcloud;
 
