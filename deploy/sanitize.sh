@@ -15,12 +15,16 @@ ROOT=$PWD
 deploy/setup.sh
 JOBS=${WFM_JOBS:-$(nproc)}
 STAGES=${*:-asan tsan}
+# -O1: the sanitizers' recommended level, and about half the compile time of
+# -O3 with instrumentation (whose reports need no more optimisation).
+OPT=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+     "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG")
 
 for stage in $STAGES; do
   case $stage in
     asan)
       dir=${WFM_ASAN_BUILD_DIR:-build-asan}
-      cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWFM_BUILD_BENCH=OFF \
+      cmake -S . -B "$dir" -G Ninja "${OPT[@]}" -DWFM_BUILD_BENCH=OFF \
         -DWFM_SANITIZE=address,undefined
       cmake --build "$dir" -j "$JOBS"
       # deploy.DockerfileTest checks that the release binaries need only the
@@ -33,13 +37,16 @@ for stage in $STAGES; do
       ;;
     tsan)
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
-      cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWFM_BUILD_BENCH=OFF \
+      cmake -S . -B "$dir" -G Ninja "${OPT[@]}" -DWFM_BUILD_BENCH=OFF \
         -DWFM_SANITIZE=thread \
         -DWFM_SKIP_TEST_DIRS="model;client;e2e;deploy;distributed;fuzz"
       cmake --build "$dir" -j "$JOBS" --target server_core_test server_service_test
+      # Left out: the Python TLS client (not our process) and the bad-input
+      # catalogue, one client's serial requests (it runs under ASan+UBSan),
+      # whose 136 MiB message takes minutes under ThreadSanitizer.
       TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/deploy/sanitizers/tsan.supp" \
         ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 -L server \
-          -E '^server\.tls_python$'
+          -E '^(server\.tls_python|BadInputCatalogueTest\..*)$'
       ;;
     *)
       echo "deploy/sanitize.sh: unknown stage '$stage' (asan | tsan)" >&2

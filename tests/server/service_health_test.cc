@@ -1,5 +1,6 @@
 // gRPC health checking and server reflection next to WfmService; the ready
 // line; start-up failures.
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -132,12 +133,21 @@ TEST(HealthTest, NotServingWhileDraining) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
-  // Shut down right after a step ended, so the next step (hundreds of ms)
-  // keeps the server draining while the poller watches.
-  const int64_t step = server.app().jobs().Get(job.id())->step;
-  while (server.app().jobs().Get(job.id())->step == step) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  // Shut down a third of the way into a step, so the rest of it (hundreds of
+  // ms, more in sanitizer builds) keeps the server draining while the poller
+  // watches. Right at a step boundary the trainer could see the cancellation
+  // before starting the next step, and the drain would be too short to see.
+  const auto next_step = [&] {
+    const int64_t step = server.app().jobs().Get(job.id())->step;
+    while (server.app().jobs().Get(job.id())->step == step) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return std::chrono::steady_clock::now();
+  };
+  next_step();
+  const auto step_started = next_step();
+  const auto step_time = next_step() - step_started;
+  std::this_thread::sleep_for(step_time / 3);
   EXPECT_TRUE(server.app().Shutdown(absl::Seconds(60)));
   poller.join();
   // SERVING, then NOT_SERVING while the running step finishes, then gone.
