@@ -1,10 +1,12 @@
 #include "client/cells.h"
 
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/isolated.h"
 #include "model/common/status.h"
 #include "model/io/array.h"
 #include "model/io/h5ad.h"
@@ -92,8 +94,10 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
   return absl::OkStatus();
 }
 
-absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
-                                              const CellReadOptions& options) {
+namespace {
+
+absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
+                                                       const CellReadOptions& options) {
   WFM_ASSIGN_OR_RETURN(io::H5adFile file, io::H5adFile::Open(path));
   SpatialCells cells;
 
@@ -133,6 +137,96 @@ absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
   }
   WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, path));
   return cells;
+}
+
+// SpatialCells <-> bytes, for the child process that reads the file: sizes
+// as uint64 and values in this machine's layout (both ends are one binary).
+void PutSize(std::string& out, uint64_t n) { out.append(reinterpret_cast<const char*>(&n), 8); }
+
+void PutFloats(std::string& out, const std::vector<float>& values) {
+  PutSize(out, values.size());
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+void PutTexts(std::string& out, const std::vector<std::string>& texts) {
+  PutSize(out, texts.size());
+  for (const std::string& text : texts) {
+    PutSize(out, text.size());
+    out += text;
+  }
+}
+
+std::string EncodeCells(const SpatialCells& cells) {
+  std::string out;
+  PutSize(out, static_cast<uint64_t>(cells.dim));
+  PutFloats(out, cells.features);
+  PutFloats(out, cells.coords);
+  PutTexts(out, cells.sample_ids);
+  PutTexts(out, cells.labels);
+  return out;
+}
+
+class Decoder {
+ public:
+  explicit Decoder(absl::string_view bytes) : bytes_(bytes) {}
+
+  bool Size(uint64_t& n) {
+    if (bytes_.size() < 8) return false;
+    std::memcpy(&n, bytes_.data(), 8);
+    bytes_.remove_prefix(8);
+    return true;
+  }
+  bool Floats(std::vector<float>& values) {
+    uint64_t n = 0;
+    if (!Size(n) || n > bytes_.size() / sizeof(float)) return false;
+    values.resize(n);
+    std::memcpy(values.data(), bytes_.data(), n * sizeof(float));
+    bytes_.remove_prefix(n * sizeof(float));
+    return true;
+  }
+  bool Texts(std::vector<std::string>& texts) {
+    uint64_t n = 0;
+    if (!Size(n) || n > bytes_.size() / 8) return false;
+    texts.resize(n);
+    for (std::string& text : texts) {
+      uint64_t length = 0;
+      if (!Size(length) || length > bytes_.size()) return false;
+      text.assign(bytes_.data(), length);
+      bytes_.remove_prefix(length);
+    }
+    return true;
+  }
+  bool Done() const { return bytes_.empty(); }
+
+ private:
+  absl::string_view bytes_;
+};
+
+absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_view path) {
+  SpatialCells cells;
+  Decoder in(bytes);
+  uint64_t dim = 0;
+  if (!in.Size(dim) || !in.Floats(cells.features) || !in.Floats(cells.coords) ||
+      !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Done()) {
+    return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+  }
+  cells.dim = static_cast<int64_t>(dim);
+  return cells;
+}
+
+}  // namespace
+
+absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
+                                              const CellReadOptions& options) {
+  WFM_ASSIGN_OR_RETURN(
+      const std::string bytes,
+      RunIsolated(
+          [&]() -> absl::StatusOr<std::string> {
+            WFM_ASSIGN_OR_RETURN(const SpatialCells cells, ReadSpatialCellsInProcess(path, options));
+            return EncodeCells(cells);
+          },
+          options.timeout, absl::StrCat(path, ": reading the .h5ad file")));
+  return DecodeCells(bytes, path);
 }
 
 }  // namespace wfm::client

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace wfm::client {
 
@@ -36,6 +37,10 @@ struct CellReadOptions {
   std::string spatial_key = "spatial";  // obsm/<key>, [n_obs, 2]
   std::string label_key;              // obs column; empty = no labels
   std::string sample_key;             // obs column; empty = one sample
+  // The file is read in a child process (client/isolated.h): a corrupt file
+  // that crashes libhdf5 gives DataLoss, one that makes it loop is stopped
+  // after this long (DeadlineExceeded).
+  absl::Duration timeout = absl::Minutes(10);
 };
 
 // Reads and validates. Spatial arrays with more than 2 columns are accepted
@@ -44,7 +49,8 @@ struct CellReadOptions {
 // columns (continuous columns are InvalidArgument, as are missing values).
 // Errors: NotFound for a missing file, InvalidArgument naming the file, the
 // element and the rule (an unknown obsm key or obs column lists the
-// available ones).
+// available ones); DataLoss or DeadlineExceeded when libhdf5 crashes or
+// hangs on the file (see CellReadOptions::timeout).
 absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
                                               const CellReadOptions& options);
 

@@ -297,5 +297,40 @@ TEST(CellsTest, Errors) {
             absl::StatusCode::kNotFound);
 }
 
+// fuzz/known_crashes/h5ad: files on which libhdf5 itself crashes, loops or
+// exhausts memory. Read in a child process, each is an error and this process
+// goes on.
+TEST(CellsTest, FilesThatCrashLibhdf5AreErrors) {
+  const std::string dir = std::string(WFM_SOURCE_DIR) + "/fuzz/known_crashes/h5ad/";
+  CellReadOptions options;
+  options.timeout = absl::Seconds(20);
+  absl::StatusOr<SpatialCells> cells =
+      ReadSpatialCells(dir + "hdf5_1.10.8_H5HG_read_wild_memcpy.h5ad", options);
+  EXPECT_EQ(cells.status().code(), absl::StatusCode::kDataLoss) << cells.status();
+  EXPECT_THAT(cells.status().message(), HasSubstr("the reader crashed"));
+
+  options.timeout = absl::Seconds(2);
+  cells = ReadSpatialCells(dir + "hdf5_1.10.8_H5HG_read_hang_vlen_attribute.h5ad", options);
+  EXPECT_EQ(cells.status().code(), absl::StatusCode::kDeadlineExceeded) << cells.status();
+
+  options.timeout = absl::Seconds(60);
+  // libhdf5 asks malloc for 2^51 bytes: a plain build gets NULL and libhdf5
+  // recovers (the file reads), AddressSanitizer stops the reader instead.
+  for (const char* label_key : {"", "cell_type"}) {
+    options.label_key = label_key;
+    cells = ReadSpatialCells(dir + "hdf5_1.10.8_H5C_protect_huge_malloc.h5ad", options);
+    EXPECT_TRUE(cells.ok() || cells.status().code() == absl::StatusCode::kDataLoss)
+        << cells.status();
+  }
+  for (const char* name : {"hdf5_1.10.8_H5HG_read_segv_vlen_strings.h5ad",
+                           "hdf5_1.10.8_H5Oopen_leak.h5ad", "hdf5_1.10.8_oom_2.8GB.h5ad"}) {
+    SCOPED_TRACE(name);
+    for (const char* label_key : {"", "cell_type"}) {
+      options.label_key = label_key;
+      EXPECT_FALSE(ReadSpatialCells(dir + name, options).ok());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wfm::client
