@@ -201,7 +201,7 @@ TEST_F(FakeServerTest, ServerErrorsKeepTheirCodeAndMethod) {
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ExitCodeFor(missing), 15);
   EXPECT_EQ(ErrorLine(missing, "h:1"), "model 'ghost' not found (NOT_FOUND from GetModel)");
-  // Not implemented by the fake: UNIMPLEMENTED (12) from the generated base class.
+  // ListModels is left to the generated base class, which answers with gRPC code 12.
   EXPECT_EQ(ExitCodeFor(client->ListModels().status()), 22);
 }
 
