@@ -24,6 +24,14 @@ constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicSize = 6;
 constexpr size_t kMaxHeaderBytes = 1 << 20;  // numpy itself caps at 10 000
 constexpr int64_t kMaxElements = int64_t{1} << 56;
+// Largest array payload accepted, in bytes (2^56: far beyond any memory, and
+// far from int64 overflow when offsets are added to it).
+constexpr int64_t kMaxDataBytes = int64_t{1} << 56;
+// Widest fixed-width string element, in characters (numpy's itemsize is a C int).
+constexpr int64_t kMaxStringChars = int64_t{1} << 28;
+// Most elements of a zero-width string array ('<U0', '|S'): they take no
+// bytes in the file, so the file's size does not bound the memory they need.
+constexpr int64_t kMaxZeroWidthElements = int64_t{1} << 16;
 
 absl::Status Bad(absl::string_view name, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
@@ -55,6 +63,9 @@ absl::StatusOr<Descr> ParseDescr(absl::string_view text, absl::string_view name)
   int64_t size = 0;
   if (text.size() > 2 && !absl::SimpleAtoi(text.substr(2), &size)) {
     return unsupported("");
+  }
+  if ((kind == 'U' || kind == 'S' || kind == 'a') && (size < 0 || size > kMaxStringChars)) {
+    return unsupported(absl::StrCat(": string width must be in [0, ", kMaxStringChars, "]"));
   }
   switch (kind) {
     case 'b':
@@ -384,6 +395,15 @@ absl::StatusOr<Array> ReadNpy(ByteReader& in, absl::string_view name, int64_t av
       return Bad(name, absl::StrCat("shape ", ShapeString(shape), " is too large"));
     }
     count *= d;
+  }
+  if (descr.item_bytes == 0 && count > kMaxZeroWidthElements) {
+    return Bad(name, absl::StrCat("shape ", ShapeString(shape), " of zero-width strings ('",
+                                  descr_text, "') holds more than ", kMaxZeroWidthElements,
+                                  " elements"));
+  }
+  if (descr.item_bytes > 0 && count > kMaxDataBytes / descr.item_bytes) {
+    return Bad(name, absl::StrCat("shape ", ShapeString(shape), " of ", DTypeName(descr.dtype),
+                                  " is too large (", descr.item_bytes, " bytes per element)"));
   }
   const int64_t data_bytes = count * descr.item_bytes;
   if (available_bytes >= 0 && data_bytes > available_bytes - static_cast<int64_t>(consumed)) {

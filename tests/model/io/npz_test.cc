@@ -229,6 +229,42 @@ TEST(ParseNpyTest, TruncatedDataIsReportedBeforeAllocation) {
   EXPECT_THAT(rejected.status().message(), HasSubstr("truncated"));
 }
 
+TEST(ParseNpyTest, HugeStringWidthsAreRejectedWithoutOverflow) {
+  // 17 elements of 8888888888888888881 bytes each: the byte count would
+  // overflow int64 (found by the npy fuzzer).
+  auto wide = ParseNpy(
+      NpyBytes("{'descr': '|S8888888888888888881', 'fortran_order': False, 'shape': (17,), }", ""),
+      "wide.npy");
+  EXPECT_EQ(wide.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wide.status().message(), HasSubstr("string width must be in [0, 268435456]"));
+  auto negative = ParseNpy(
+      NpyBytes("{'descr': '<U-3', 'fortran_order': False, 'shape': (2,), }", ""), "neg.npy");
+  EXPECT_THAT(negative.status().message(), HasSubstr("string width must be in"));
+  // Widths that fit, counts whose product with them does not.
+  auto product = ParseNpy(NpyBytes("{'descr': '<U268435456', 'fortran_order': False, "
+                                   "'shape': (1099511627776,), }",
+                                   ""),
+                          "product.npy");
+  EXPECT_EQ(product.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(product.status().message(), HasSubstr("is too large (1073741824 bytes per element)"));
+}
+
+TEST(ParseNpyTest, ZeroWidthStringArraysAreCapped) {
+  // Zero-width strings take no bytes in the file: their count is capped, or a
+  // 150-byte file could ask for gigabytes of empty strings (found by the npy
+  // fuzzer).
+  auto empty_strings = ParseNpy(
+      NpyBytes("{'descr': '|S', 'fortran_order': True, 'shape': (5, 1195, 1195, 3), }", ""),
+      "empty.npy");
+  EXPECT_EQ(empty_strings.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(empty_strings.status().message(),
+              HasSubstr("of zero-width strings ('|S') holds more than 65536 elements"));
+  auto few_empty = ParseNpy(
+      NpyBytes("{'descr': '<U0', 'fortran_order': False, 'shape': (3,), }", ""), "few.npy");
+  ASSERT_TRUE(few_empty.ok()) << few_empty.status();
+  EXPECT_THAT(few_empty->values<std::string>(), ElementsAre("", "", ""));
+}
+
 TEST(ParseNpyTest, CorruptHeaderIsRejected) {
   auto full = SerializeNpy(ArrayView::Of({2}, std::vector<int64_t>{1, 2}), "x");
   ASSERT_TRUE(full.ok());
