@@ -12,6 +12,9 @@
 #   FUZZ_TARGETS   targets to run (default "npy npz h5ad checkpoint requests")
 #   FUZZ_JOBS      build parallelism (default: the number of CPUs)
 #   FUZZ_RSS_MB    libFuzzer's -rss_limit_mb, also the malloc limit (default 2048)
+#   FUZZ_SEED      libFuzzer's -seed (default 1: CI follows the same mutation
+#                  sequence on every run, so a longer run here goes through
+#                  what CI will try; 0: a new random seed each run)
 #   FUZZ_STRICT    1: also fail on crashes and leaks inside libhdf5 (default:
 #                  crashes are reported and kept under the work folder,
 #                  fuzzing goes on; h5ad runs without leak detection; see
@@ -26,6 +29,7 @@ SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 TARGETS="${FUZZ_TARGETS:-npy npz h5ad checkpoint requests}"
 JOBS="${FUZZ_JOBS:-$(nproc)}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
+SEED="${FUZZ_SEED:-1}"
 
 for tool in clang clang++ cmake ninja; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool is required (deploy/setup.sh)" >&2; exit 2; }
@@ -98,7 +102,7 @@ for target in $TARGETS; do
     log="$WORK/$target/fuzz-$run.log"
     status=0
     (cd "$WORK/$target" && "$fuzzer" -max_total_time="$left" -timeout=30 \
-       -rss_limit_mb="$rss_mb" -print_final_stats=1 -artifact_prefix="$artifacts/" \
+       -seed="$SEED" -rss_limit_mb="$rss_mb" -print_final_stats=1 -artifact_prefix="$artifacts/" \
        "${extra_flags[@]}" "$corpus") >"$log" 2>&1 || status=$?
     grep -E '^(stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)' \
       "$log" | sed 's/^/   /' || true
