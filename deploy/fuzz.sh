@@ -66,6 +66,14 @@ cmake --build "$BUILD" -j "$JOBS" --target "${build_targets[@]}"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# The first stack frame of an ASan/libFuzzer report on stdin that is not in
+# the sanitizer runtime, libc or an allocator, nor matches the extra pattern $1.
+first_frame() {
+  grep -E '^ *#[0-9]+ ' |
+    grep -v -E "__sanitizer|libc\.so|in (malloc|calloc|realloc|__interceptor_|__asan)|$1" |
+    head -n 1 || true
+}
+
 failed=()
 upstream=0
 for target in $TARGETS; do
@@ -117,16 +125,12 @@ for target in $TARGETS; do
     # corrupt size (glibc would return NULL, which HDF5 handles), running out
     # of memory (the top live allocations made by libhdf5) or a timeout whose
     # innermost frame (below libFuzzer, ASan's interceptors and the signal
-    # trampoline) lies in libhdf5, or a read past the end of a block that
-    # libhdf5 allocated, made from libhdf5 (a write, or a block of wfm's, fails). Report it, keep it apart and go on
-    # fuzzing, unless FUZZ_STRICT=1.
-    innermost="$(grep -E '^ *#[0-9]+ ' "$log" |
-      grep -v -E 'fuzzer::|__sanitizer|libc\.so|in (memcpy|memmove|malloc|calloc|realloc|__interceptor_|__asan)' |
-      head -n 1 || true)"
+    # trampoline) lies in libhdf5, or a read made in libhdf5 past the end of a
+    # block that libhdf5 allocated (a write, or a block of wfm's, fails).
+    # Report it, keep it apart and go on fuzzing, unless FUZZ_STRICT=1.
+    innermost="$(first_frame 'fuzzer::|in (memcpy|memmove)' <"$log")"
     # For an overflow: the innermost frame that allocated the overflowed block.
-    allocator="$(sed -n '/allocated by thread/,/^$/p' "$log" | grep -E '^ *#[0-9]+ ' |
-      grep -v -E '__sanitizer|libc\.so|in (malloc|calloc|realloc|operator new|__interceptor_|__asan)' |
-      head -n 1 || true)"
+    allocator="$(sed -n '/allocated by thread/,/^$/p' "$log" | first_frame 'in operator new')"
     in_hdf5=0
     if grep -q -E 'SEGV on unknown address|memcpy-param-overlap|allocation-size-too-big|out-of-memory|libFuzzer: timeout' "$log" &&
        [[ "$innermost" == *libhdf5* ]]; then

@@ -117,11 +117,9 @@ absl::StatusOr<Descr> ParseDescr(absl::string_view text, absl::string_view name)
     default:
       return unsupported("");
   }
+  // A string width of 0 ('<U0', '|S') gives zero bytes per element: empty
+  // strings only, capped in number by ReadNpy.
   if (d.strings == StringKind::kNone) d.item_bytes = DTypeSize(d.dtype);
-  if (d.strings != StringKind::kNone && size <= 0 && text.size() > 2) {
-    // '<U0' holds only empty strings; allowed with zero bytes per element.
-    d.item_bytes = 0;
-  }
   return d;
 }
 
