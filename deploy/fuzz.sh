@@ -67,10 +67,11 @@ cmake --build "$BUILD" -j "$JOBS" --target "${build_targets[@]}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # The first stack frame of an ASan/libFuzzer report on stdin that is not in
-# the sanitizer runtime, libc or an allocator, nor matches the extra pattern $1.
+# the sanitizer runtime, libc (named by its file, or by glibc's source path
+# when it has debug symbols) or an allocator, nor matches the extra pattern $1.
 first_frame() {
   grep -E '^ *#[0-9]+ ' |
-    grep -v -E "__sanitizer|libc\.so|in (malloc|calloc|realloc|__interceptor_|__asan)|$1" |
+    grep -v -E "__sanitizer|libc\.so|sysdeps/|in (malloc|calloc|realloc|__interceptor_|__asan)|$1" |
     head -n 1 || true
 }
 

@@ -324,7 +324,8 @@ TEST(CellsTest, FilesThatCrashLibhdf5AreErrors) {
   }
   for (const char* name : {"hdf5_1.10.8_H5HG_read_segv_vlen_strings.h5ad",
                            "hdf5_1.10.8_H5Oopen_leak.h5ad", "hdf5_1.10.8_oom_2.8GB.h5ad",
-                           "hdf5_1.10.8_compact_read_overflow.h5ad"}) {
+                           "hdf5_1.10.8_compact_read_overflow.h5ad",
+                           "hdf5_1.10.8_H5F_accum_read_null_memcpy.h5ad"}) {
     SCOPED_TRACE(name);
     for (const char* label_key : {"", "cell_type"}) {
       options.label_key = label_key;
