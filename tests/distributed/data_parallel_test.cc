@@ -6,6 +6,7 @@
 #include "server/distributed/data_parallel.h"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -194,11 +195,24 @@ TEST(DataParallelTest, AgreeGivesEveryRankTheFailingRanksStatus) {
 TEST(DataParallelTest, ARankThatDiesMakesTheOtherFailInsteadOfHanging) {
   const int port = wfm::testing::FreePort();
   constexpr double kTimeout = 60;
+  // Rank 1 dies only once rank 0 is connected: dying while rank 0 is still
+  // in Connect fails rank 0's Connect instead (also an error, but not the
+  // collective's path this test checks). Rank 0 says so through a pipe.
+  int connected[2];
+  ASSERT_EQ(pipe(connected), 0);
   const auto start = Clock::now();
   const auto results = RunRanks(2, 2, [&](int rank) {
     auto dp = DataParallel::Connect(Options(rank, 2, port, kTimeout));
-    if (!dp.ok()) return 1;
-    if (rank == 1) _exit(0);  // dies before the first collective
+    if (!dp.ok()) {
+      std::fprintf(stderr, "rank %d: %s\n", rank, dp.status().ToString().c_str());
+      return 1;
+    }
+    if (rank == 1) {
+      pollfd wait_for_rank_0 = {connected[0], POLLIN, 0};
+      RANK_CHECK(poll(&wait_for_rank_0, 1, static_cast<int>(kTimeout * 1000)) == 1, 5);
+      _exit(0);  // dies before the first collective
+    }
+    RANK_CHECK(write(connected[1], "c", 1) == 1, 6);
     std::vector<at::Tensor> params = {at::zeros({8}).requires_grad_()};
     std::vector<at::Tensor> grads = {at::ones({8})};
     const absl::Status s = (*dp)->AverageGradients(params, grads);
@@ -209,7 +223,10 @@ TEST(DataParallelTest, ARankThatDiesMakesTheOtherFailInsteadOfHanging) {
     RANK_CHECK(absl::IsFailedPrecondition((*dp)->Barrier("after")), 4);
     return 0;
   });
+  close(connected[0]);
+  close(connected[1]);
   EXPECT_EQ(results[0].code, 0);
+  EXPECT_EQ(results[1].code, 0);
   // A closed connection is noticed at once, long before the timeout.
   EXPECT_LT(results[0].seconds, kTimeout);
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), kTimeout);
