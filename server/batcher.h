@@ -15,10 +15,15 @@
 // on that request (its own seed), so merging never changes results.
 //
 // Cancellation: each request has a `cancelled` callback (client gone,
-// deadline passed). A request cancelled while queued is dropped at once; a
-// cancelled request inside a running call just has its result discarded;
-// the call itself stops (the model polls every integration step) when all
-// its requests are cancelled or the batcher is stopped hard.
+// deadline passed). Only the thread that called Run() ever calls it, every
+// cancel_poll, and records the answer in a flag the worker reads: gRPC's
+// synchronous ServerContext::IsCancelled() must not run on two threads at
+// once (it consumes a completion-queue event; two calls unref its
+// completion op twice and abort the server). A request cancelled while
+// queued is dropped at once; a cancelled request inside a running call just
+// has its result discarded; the call itself stops (the model polls every
+// integration step) when all its requests are cancelled or the batcher is
+// stopped hard.
 //
 // Model must provide
 //   absl::StatusOr<std::vector<Result>> Sample(const std::vector<Request>&,
@@ -116,7 +121,7 @@ class Batcher {
     while (!pending->done) {
       pending->cv.wait_for(lock, absl::ToChronoNanoseconds(options_.cancel_poll));
       if (pending->done) break;
-      if (pending->IsCancelled()) {
+      if (pending->cancelled_fn && pending->cancelled_fn()) {
         pending->cancelled.store(true);
         // The worker drops it when it comes to it (or stops the call).
         work_.notify_all();
@@ -135,22 +140,14 @@ class Batcher {
  private:
   struct Pending {
     Request request;
-    std::function<bool()> cancelled_fn;
-    std::atomic<bool> cancelled{false};
+    std::function<bool()> cancelled_fn;  // called on Run()'s thread only
+    std::atomic<bool> cancelled{false};  // what it said; read by the worker
     std::chrono::steady_clock::time_point enqueued;
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
     absl::StatusOr<Result> result = absl::UnknownError("no result");
 
-    bool IsCancelled() {
-      if (cancelled.load()) return true;
-      if (cancelled_fn && cancelled_fn()) {
-        cancelled.store(true);
-        return true;
-      }
-      return false;
-    }
     void Finish(absl::StatusOr<Result> r) {
       std::lock_guard<std::mutex> lock(mu);
       result = std::move(r);
@@ -228,7 +225,7 @@ class Batcher {
     for (const auto& p : batch) requests.push_back(p->request);
     auto all_cancelled = [&batch]() {
       for (const auto& p : batch) {
-        if (!p->IsCancelled()) return false;
+        if (!p->cancelled.load()) return false;
       }
       return true;
     };

@@ -220,6 +220,42 @@ TEST(BatcherTest, ACallStopsWhenAllItsRequestsAreCancelled) {
   EXPECT_TRUE(model->stopped_early());
 }
 
+// gRPC's synchronous ServerContext::IsCancelled() aborts the server when two
+// threads call it at once, so the worker must never call the callback.
+TEST(BatcherTest, OnlyTheCallersThreadCallsTheCancelledCallback) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options());
+  std::mutex mu;
+  std::vector<std::thread::id> callers;
+  std::atomic<bool> cancel{false};
+  std::thread::id client_id;
+  absl::Status status;
+  std::thread client([&] {
+    client_id = std::this_thread::get_id();
+    status = batcher
+                 .Run({1, 5, 100000},
+                      [&] {
+                        std::lock_guard<std::mutex> lock(mu);
+                        callers.push_back(std::this_thread::get_id());
+                        return cancel.load();
+                      })
+                 .status();
+  });
+  model->WaitEntered(1);
+  // Let the call run its polling steps for a while before cancelling.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  cancel = true;
+  client.join();
+  EXPECT_TRUE(absl::IsCancelled(status)) << status;
+  // The worker still learnt of it: the call stopped early, and the next
+  // request (which runs only after it) completes.
+  ASSERT_TRUE(batcher.Run({1, 6}).ok());
+  EXPECT_TRUE(model->stopped_early());
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_FALSE(callers.empty());
+  for (const std::thread::id& id : callers) EXPECT_EQ(id, client_id);
+}
+
 TEST(BatcherTest, ACancelledRequestInAMergedCallOnlyLosesItsOwnResult) {
   auto model = std::make_shared<FakeModel>();
   FakeBatcher batcher("m", model, Options());
