@@ -182,6 +182,12 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
 Client::~Client() = default;
 
 std::unique_ptr<grpc::ClientContext> Client::NewContext(double seconds) const {
+  std::call_once(first_connection_, [this] {
+    // Not connected by then: the call itself reports why (it fails fast).
+    channel_->WaitForConnected(std::chrono::system_clock::now() +
+                               std::chrono::milliseconds(
+                                   static_cast<int64_t>(kFirstConnectionWait * 1000)));
+  });
   auto context = std::make_unique<grpc::ClientContext>();
   if (!options_.token.empty()) {
     context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -105,7 +106,14 @@ using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
 class Client {
  public:
   // Builds the channel (reads the TLS files: NotFound / InvalidArgument when
-  // they are missing or empty). Does not connect: the first call does.
+  // they are missing or empty). Does not connect: the first call does, and
+  // waits up to kFirstConnectionWait for the connection before it is sent.
+  // gRPC 1.51 (Debian 12) can fail a fresh connection attempt spuriously
+  // (connect()'s errno is overwritten before it is read; fixed upstream by grpc/grpc#35064),
+  // and a call on a channel whose only attempt failed fails at once; the
+  // wait lets the channel try again after its 1 s backoff. A server that is
+  // down is thus reported after the wait.
+  static constexpr double kFirstConnectionWait = 3.0;  // seconds
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
   // Over an existing channel (tests, custom credentials).
   Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
@@ -163,11 +171,13 @@ class Client {
 
  private:
   // A context with the token metadata and a deadline of `seconds` (<= 0: none).
+  // Waits for the first connection, once per client (see Connect).
   std::unique_ptr<grpc::ClientContext> NewContext(double seconds) const;
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WfmService::Stub> stub_;
   ClientOptions options_;
+  mutable std::once_flag first_connection_;
 };
 
 }  // namespace wfm::client

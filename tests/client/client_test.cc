@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/cli.h"
@@ -27,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "model/io/h5ad.h"
 #include "model/io/npz.h"
+#include "tests/testing/free_port.h"
 
 namespace wfm::client {
 namespace {
@@ -281,6 +283,51 @@ TEST_F(FakeServerTest, MalformedSampleStreamsAreInternalErrors) {
   EXPECT_THAT(client->SampleNiches(request).status().message(), HasSubstr("dim"));
   service_.SetSampleChunks({Chunk(0, {2}, 2, 0)});  // 1 of 2 samples
   EXPECT_THAT(client->SampleNiches(request).status().message(), HasSubstr("1 of 2"));
+}
+
+// The first call waits for a connection (Client::kFirstConnectionWait): a
+// first attempt that fails, as gRPC 1.51's spurious connect failures do, is
+// retried after the channel's backoff instead of failing the call.
+TEST(ClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
+  const int port = wfm::testing::FreePort();
+  ClientOptions options;
+  options.server = "127.0.0.1:" + std::to_string(port);
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  // Nothing listens yet: the channel's first attempt is refused.
+  std::shared_ptr<grpc::Channel> probe =
+      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  EXPECT_FALSE(probe->WaitForConnected(std::chrono::system_clock::now() +
+                                       std::chrono::milliseconds(200)));
+  FakeService service;
+  std::unique_ptr<grpc::Server> server;
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.server, grpc::InsecureServerCredentials());
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+  });
+  // Starts connecting at once, fails, and connects on the retry.
+  const absl::StatusOr<HealthStatus> health = (*client)->CheckHealth("");
+  later.join();
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthStatus::kServing);
+  server->Shutdown();
+}
+
+// A server that is down is still reported, as UNAVAILABLE, once the wait
+// for the first connection is over.
+TEST(ClientTest, ADownServerIsUnavailable) {
+  ClientOptions options;
+  options.server = "127.0.0.1:" + std::to_string(wfm::testing::FreePort());
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const absl::StatusOr<std::vector<v1::ModelInfo>> models = (*client)->ListModels();
+  EXPECT_EQ(models.status().code(), absl::StatusCode::kUnavailable) << models.status();
+  EXPECT_THAT(std::string(models.status().message()), HasSubstr(options.server));
 }
 
 TEST(ClientTest, ConnectChecksTlsFiles) {
