@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/server/client_util.h"
+#include "tests/testing/connected.h"
 
 extern char** environ;
 
@@ -82,7 +83,7 @@ class ServerProcess {
   }
 
   std::unique_ptr<pb::WfmService::Stub> Stub() const {
-    return pb::WfmService::NewStub(Channel());
+    return pb::WfmService::NewStub(wfm::testing::Connected(Channel()));
   }
   std::shared_ptr<grpc::Channel> Channel() const {
     return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());

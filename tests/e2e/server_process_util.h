@@ -26,6 +26,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tests/testing/connected.h"
 #include "wfm/v1/wfm_service.grpc.pb.h"
 
 namespace wfm::testing {
@@ -114,7 +115,7 @@ class ChildServer {
     return grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
   }
   std::unique_ptr<::wfm::v1::WfmService::Stub> Stub(int id = 0) const {
-    return ::wfm::v1::WfmService::NewStub(Channel(id));
+    return ::wfm::v1::WfmService::NewStub(::wfm::testing::Connected(Channel(id)));
   }
 
   void Signal(int sig) { ::kill(pid_, sig); }

@@ -41,12 +41,10 @@ TEST(ConcurrencyTest, EightClientsAreBatchedWithoutChangingResults) {
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
       // Each client has its own channel, as separate processes would.
-      auto own = pb::WfmService::NewStub(server.Channel(grpc::InsecureChannelCredentials(),
-                                                        [&] {
-                                                          grpc::ChannelArguments args;
-                                                          args.SetInt("wfm.client", c);
-                                                          return args;
-                                                        }()));
+      grpc::ChannelArguments args;
+      args.SetInt("wfm.client", c);
+      auto own = pb::WfmService::NewStub(
+          Connected(server.Channel(grpc::InsecureChannelCredentials(), args)));
       for (int round = 0; round < kRounds; ++round) {
         ++ready;
         while (ready.load() < kClients * (round + 1)) std::this_thread::yield();

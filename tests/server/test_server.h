@@ -14,6 +14,7 @@
 #include "server/server_app.h"
 #include "tests/server/client_util.h"
 #include "tests/server/server_test_util.h"
+#include "tests/testing/connected.h"
 
 namespace wfm::testing {
 
@@ -52,7 +53,10 @@ class TestServer {
       const grpc::ChannelArguments& args = {}) const {
     return grpc::CreateCustomChannel(address(), credentials, args);
   }
-  std::unique_ptr<pb::WfmService::Stub> Stub() const { return pb::WfmService::NewStub(Channel()); }
+  // Over a connected channel (tests/testing/connected.h).
+  std::unique_ptr<pb::WfmService::Stub> Stub() const {
+    return pb::WfmService::NewStub(Connected(Channel()));
+  }
 
   // The /metrics page.
   std::string Metrics() const { return HttpGet(app_->metrics_port(), "/metrics").second; }
