@@ -18,6 +18,7 @@ method); bad local input as ValueError / TypeError before anything is sent.
 """
 
 import collections
+import threading
 
 import grpc
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = ["Client", "WfmError", "Samples", "GaussianSamples"]
 
 SERVICE_NAME = "wfm.v1.WfmService"
 CHUNK_BYTES = 2_000_000  # payload per upload message (~2 MB)
+FIRST_CONNECTION_WAIT = 3.0  # seconds the first call waits for the connection
 
 _UNARY_TIMEOUT = 30.0
 _LONG_TIMEOUT = 1800.0
@@ -142,7 +144,9 @@ class Client:
             self._channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root), options)
         else:
             self._channel = grpc.insecure_channel(server, options)
-        self._stub = wfm_service_pb2_grpc.WfmServiceStub(self._channel)
+        self._service = wfm_service_pb2_grpc.WfmServiceStub(self._channel)
+        self._first_connection = threading.Lock()
+        self._connected_once = False
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
         self.server = server
@@ -158,6 +162,26 @@ class Client:
 
     # ------------------------------------------------------------ plumbing
 
+    def _await_first_connection(self):
+        # The first call waits up to FIRST_CONNECTION_WAIT seconds for the
+        # connection (as the wfm tool does): gRPC 1.51 can fail a fresh
+        # connection attempt spuriously (grpc/grpc#35064), and a call on a
+        # channel whose only attempt failed fails at once. Not connected by
+        # then: the call itself reports why.
+        with self._first_connection:
+            if self._connected_once:
+                return
+            self._connected_once = True
+            try:
+                grpc.channel_ready_future(self._channel).result(timeout=FIRST_CONNECTION_WAIT)
+            except grpc.FutureTimeoutError:
+                pass
+
+    @property
+    def _stub(self):
+        self._await_first_connection()
+        return self._service
+
     def _call(self, method, request, timeout=None):
         try:
             return getattr(self._stub, method)(request, timeout=timeout or self._timeout,
@@ -168,6 +192,7 @@ class Client:
     def health(self, service=SERVICE_NAME):
         """The grpc.health.v1 status: "SERVING", "NOT_SERVING", "UNKNOWN" or
         "SERVICE_UNKNOWN"."""
+        self._await_first_connection()
         check = self._channel.unary_unary("/grpc.health.v1.Health/Check",
                                           request_serializer=lambda b: b,
                                           response_deserializer=lambda b: b)

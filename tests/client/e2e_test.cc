@@ -338,6 +338,40 @@ TEST_F(E2eTest, PythonClientExample) {
   EXPECT_THAT(Ok({"models"}), HasSubstr("py-ellipses-wfm"));
 }
 
+// The Python client's first call waits for the connection, as the tool's
+// does: a server that starts listening 0.3 s after the call began (its
+// first connection attempt refused) is reached.
+TEST(PythonClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
+  const ProcessResult r = RunProcess(
+      {"/usr/bin/python3", "-c",
+       "import socket, threading, time\n"
+       "from concurrent import futures\n"
+       "import grpc\n"
+       "from wfm_client import Client\n"
+       "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+       "address = f'127.0.0.1:{port}'\n"
+       "servers = []\n"
+       "def serve_later():\n"
+       "    time.sleep(0.3)\n"
+       "    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))\n"
+       "    serving = grpc.unary_unary_rpc_method_handler(lambda request, context: b'\\x08\\x01')\n"
+       "    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(\n"
+       "        'grpc.health.v1.Health', {'Check': serving}),))\n"
+       "    server.add_insecure_port(address)\n"
+       "    server.start()\n"
+       "    servers.append(server)\n"
+       "later = threading.Thread(target=serve_later)\n"
+       "later.start()\n"
+       "print('health:', Client(address).health())\n"
+       "later.join()\n"
+       "servers[0].stop(None)\n"},
+      {{"PYTHONPATH",
+        std::string(WFM_SOURCE_DIR) + "/python:" + std::string(WFM_BINARY_DIR) + "/python"},
+       {"PYTHONDONTWRITEBYTECODE", "1"}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("health: SERVING"));
+}
+
 // `wfm demo` with a short schedule: starts and stops its own server.
 TEST(DemoTest, RunsEndToEnd) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() /
