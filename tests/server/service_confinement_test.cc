@@ -183,7 +183,7 @@ TEST(MetricsListenerTest, CanBeTurnedOff) {
   TestServer server([](server::ServerOptions& o) { o.metrics_listen = ""; });
   ASSERT_TRUE(server.Start().ok());
   EXPECT_EQ(server.app().metrics_port(), 0);
-  EXPECT_EQ(HealthStatus(server.Channel(), "wfm.v1.WfmService"), 1);
+  EXPECT_EQ(HealthStatus(Connected(server.Channel()), "wfm.v1.WfmService"), 1);
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ TEST(HealthTest, ServingWithReflectionAndAReadyLine) {
                            "127\\.0\\.0\\.1:[1-9][0-9]*, data .*/data, 0 models, 0 data sets"));
   EXPECT_NE(server.app().ready_line().find(":" + std::to_string(server.app().grpc_port()) + ","),
             std::string::npos);
-  auto channel = server.Channel();
+  auto channel = Connected(server.Channel());
   EXPECT_EQ(HealthStatus(channel, "wfm.v1.WfmService"), 1);
   EXPECT_EQ(HealthStatus(channel, ""), 1);
   EXPECT_EQ(HealthStatus(channel, "no.such.Service"), -1);  // NOT_FOUND
@@ -90,7 +90,7 @@ TEST(HealthTest, StartFailsCleanlyOnABusyPortOrBadFlags) {
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_NE(s.message().find("--max-batch-samples"), absl::string_view::npos);
   // The first server is unaffected.
-  EXPECT_EQ(HealthStatus(first.Channel(), "wfm.v1.WfmService"), 1);
+  EXPECT_EQ(HealthStatus(Connected(first.Channel()), "wfm.v1.WfmService"), 1);
 }
 
 
@@ -122,7 +122,7 @@ TEST(HealthTest, NotServingWhileDraining) {
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  auto channel = server.Channel();
+  auto channel = Connected(server.Channel());
   std::vector<int> seen;
   // Polls until the server is gone (a failed call).
   std::thread poller([&] {

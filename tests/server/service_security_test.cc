@@ -76,7 +76,7 @@ TEST(SecurityTest, TlsAcceptsClientsThatTrustTheServer) {
   ASSERT_TRUE(server.Start().ok());
   grpc::SslCredentialsOptions trusting;
   trusting.pem_root_certs = certs.pem("ca.pem");
-  EXPECT_TRUE(ListDatasets(server.Channel(grpc::SslCredentials(trusting))).ok());
+  EXPECT_TRUE(ListDatasets(Connected(server.Channel(grpc::SslCredentials(trusting)))).ok());
   grpc::SslCredentialsOptions wrong_ca;
   wrong_ca.pem_root_certs = certs.pem("other.pem");
   EXPECT_EQ(ListDatasets(server.Channel(grpc::SslCredentials(wrong_ca))).error_code(),
@@ -103,7 +103,7 @@ TEST(SecurityTest, MutualTlsRequiresAClientCertificateFromTheClientCa) {
     }
     return server.Channel(grpc::SslCredentials(o));
   };
-  EXPECT_TRUE(ListDatasets(client("client")).ok());
+  EXPECT_TRUE(ListDatasets(Connected(client("client"))).ok());
   EXPECT_FALSE(ListDatasets(client("")).ok());
   EXPECT_FALSE(ListDatasets(client("stranger")).ok());
 }
@@ -114,7 +114,7 @@ TEST(SecurityTest, BearerTokensGuardEveryRpcButHealth) {
   std::ofstream(token_file) << "correct-horse-battery\n";
   TestServer server([&](server::ServerOptions& o) { o.auth_token_file = token_file; });
   ASSERT_TRUE(server.Start().ok());
-  auto channel = server.Channel();
+  auto channel = Connected(server.Channel());
   EXPECT_TRUE(ListDatasets(channel, "correct-horse-battery").ok());
   const grpc::Status missing = ListDatasets(channel);
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
