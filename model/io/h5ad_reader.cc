@@ -124,6 +124,14 @@ absl::StatusOr<DenseMatrix> ReadSparse(hid_t group, const SparseInfo& info,
   if (indptr[0] != 0 || indptr[major] != nnz) {
     return Invalid(where, absl::StrCat("indptr must run from 0 to nnz = ", nnz));
   }
+  // All of indptr before any entry is read: with the ends at 0 and nnz, a
+  // non-decreasing indptr keeps every row's entries inside data and indices.
+  for (int64_t i = 0; i < major; ++i) {
+    if (indptr[i + 1] < indptr[i]) {
+      return Invalid(where, absl::StrCat("indptr[", i + 1, "] < indptr[", i,
+                                         "]: indptr must be non-decreasing"));
+    }
+  }
   DenseMatrix m;
   m.rows = info.rows;
   m.cols = info.cols;
@@ -135,10 +143,6 @@ absl::StatusOr<DenseMatrix> ReadSparse(hid_t group, const SparseInfo& info,
   }
   m.values.assign(static_cast<size_t>(cells), 0.0f);
   for (int64_t i = 0; i < major; ++i) {
-    if (indptr[i + 1] < indptr[i]) {
-      return Invalid(where, absl::StrCat("indptr[", i + 1, "] < indptr[", i,
-                                         "]: indptr must be non-decreasing"));
-    }
     for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
       const int64_t j = indices[p];
       if (j < 0 || j >= minor) {

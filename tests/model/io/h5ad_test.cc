@@ -165,6 +165,18 @@ TEST(H5adReadTest, NanInObsmIsRejected) {
               AllOf(HasSubstr("obsm/spatial"), HasSubstr("[3, 1] = nan"), HasSubstr("finite")));
 }
 
+// indptr [0, 1, 5, 3] with nnz 3: row 1 would read past data and indices.
+// The whole of indptr is checked before any entry is read (a fuzzer found
+// the overrun: fuzz/regressions/h5ad/asan_sparse_indptr_overrun.h5ad).
+TEST(H5adReadTest, SparseIndptrIsCheckedBeforeAnyEntryIsRead) {
+  auto file = H5adFile::Open(FixturePath("bad_indptr_not_monotonic.h5ad"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto x = file->ReadX();
+  EXPECT_EQ(x.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(x.status().message(),
+              AllOf(HasSubstr("X"), HasSubstr("indptr[3] < indptr[2]: indptr must be non-decreasing")));
+}
+
 PointCloudSet GeneratedNiches();
 
 // Captures what is written to file descriptor 2 while `body` runs.
