@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/train/config.h"
+#include "model/config/config.h"
 
 namespace wfm::bench {
 

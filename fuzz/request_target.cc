@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "fuzz/targets.h"
 #include "fuzz/util.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/dataset_store.h"
 #include "server/job_manager.h"
 #include "server/logging.h"

@@ -27,6 +27,6 @@ if(NOT DEFINED WFM_FUZZ_SERVER_LIBS)
 endif()
 wfm_library(wfm_fuzz_request_target
   SOURCES ${PROJECT_SOURCE_DIR}/fuzz/request_target.cc
-  DEPS wfm_fuzz_targets ${WFM_FUZZ_SERVER_LIBS} wfm_train_config wfm_proto)
+  DEPS wfm_fuzz_targets ${WFM_FUZZ_SERVER_LIBS} wfm_config wfm_proto)
 # No shared precompiled header: gRPC brings -pthread, which the PCH was built
 # without (clang refuses the mix, gcc ignores the PCH).

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "model/eval/metrics.h"
 #include "model/sample/pointcloud_model.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/dataset_store.h"
 #include "server/model_registry.h"
 

@@ -34,7 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/checkpoint/checkpoint.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "model/train/train_hooks.h"
 #include "server/dataset_store.h"
 #include "server/model_registry.h"

@@ -37,8 +37,8 @@
 #include "model/checkpoint/checkpoint.h"
 #include "model/sample/gaussian_model.h"
 #include "model/sample/pointcloud_model.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 #include "server/fs_util.h"
 
 namespace wfm::server {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/training_data.h"
 
 namespace wfm::server {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/metrics.h"
 
 namespace wfm::server {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 
 namespace wfm::model::noise {
 

@@ -14,7 +14,7 @@
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
 #include "model/gaussian/spd.h"
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 
 namespace wfm::model {
 namespace {

@@ -43,8 +43,8 @@
 #include "model/nn/gaussian_net.h"
 #include "model/noise/gaussian_noise.h"
 #include "model/sample/sample_limits.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 
 namespace wfm::model {
 

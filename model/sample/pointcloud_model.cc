@@ -13,7 +13,7 @@
 #include "model/checkpoint/module_state.h"
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 
 namespace wfm::model {
 

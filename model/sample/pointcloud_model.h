@@ -24,8 +24,8 @@
 #include "model/nn/pointcloud_net.h"
 #include "model/noise/pointcloud_noise.h"
 #include "model/sample/sample_limits.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 
 namespace wfm::model {
 

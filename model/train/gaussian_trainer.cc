@@ -17,7 +17,7 @@
 #include "model/gaussian/losses.h"
 #include "model/gaussian/triangle.h"
 #include "model/ot/cloud_costs.h"
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 #include "model/train/fused_adam.h"
 #include "model/train/train_common.h"
 

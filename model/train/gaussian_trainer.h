@@ -45,8 +45,8 @@
 #include "model/nn/gaussian_net.h"
 #include "model/noise/gaussian_noise.h"
 #include "model/sample/gaussian_model.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 #include "model/train/optimization_state.h"
 #include "model/train/train_hooks.h"
 

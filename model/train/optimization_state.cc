@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/checkpoint/adam_state.h"
 #include "model/common/status.h"
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 #include "model/train/fused_adam.h"
 #include "model/train/train_common.h"
 

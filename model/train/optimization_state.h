@@ -18,8 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/checkpoint/checkpoint.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 #include "model/train/train_hooks.h"
 
 namespace wfm::model {

@@ -11,7 +11,7 @@
 #include "model/checkpoint/module_state.h"
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 #include "model/train/train_common.h"
 
 namespace wfm::model {

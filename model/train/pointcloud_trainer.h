@@ -22,8 +22,8 @@
 #include "model/ot/cloud_costs.h"
 #include "model/ot/monge.h"
 #include "model/sample/pointcloud_model.h"
-#include "model/train/config.h"
-#include "model/train/metadata.h"
+#include "model/config/config.h"
+#include "model/config/metadata.h"
 #include "model/train/optimization_state.h"
 #include "model/train/train_hooks.h"
 

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "model/nn/cpu_runtime.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/distributed/data_parallel.h"
 #include "server/distributed/train_run.h"
 #include "server/logging.h"

@@ -26,7 +26,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 #include "server/distributed/data_parallel.h"
 
 namespace wfm::server::distributed {

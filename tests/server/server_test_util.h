@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "model/io/point_sets.h"
-#include "model/train/config.h"
+#include "model/config/config.h"
 
 namespace wfm::testing {
 

@@ -1,4 +1,4 @@
-#include "model/train/config.h"
+#include "model/config/config.h"
 
 #include <cmath>
 
@@ -126,6 +126,18 @@ absl::StatusOr<GaussianSource> ParseGaussianSource(absl::string_view name) {
   }
   return Invalid("noise", absl::StrCat("unknown '", name,
                                        "' (expected wishart, given_random or given_matched)"));
+}
+
+const NetworkConfig& TrainingConfig::network() const {
+  return family == Family::kPointCloud ? pointcloud.network : gaussian.network;
+}
+
+const OptimizerConfig& TrainingConfig::optimizer() const {
+  return family == Family::kPointCloud ? pointcloud.optimizer : gaussian.optimizer;
+}
+
+int64_t TrainingConfig::checkpoint_every() const {
+  return family == Family::kPointCloud ? pointcloud.checkpoint_every : gaussian.checkpoint_every;
 }
 
 absl::Status ValidateNetworkConfig(const NetworkConfig& c, Family family) {

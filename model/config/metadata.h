@@ -1,8 +1,8 @@
 // Descriptions stored with every trained model (checkpoint metadata, model
 // info over the API): the label space it was conditioned on and the summary
 // of its training. No torch here.
-#ifndef WFM_MODEL_TRAIN_METADATA_H_
-#define WFM_MODEL_TRAIN_METADATA_H_
+#ifndef WFM_MODEL_CONFIG_METADATA_H_
+#define WFM_MODEL_CONFIG_METADATA_H_
 
 #include <cstdint>
 #include <string>
@@ -59,4 +59,4 @@ struct TrainingSummary {
 
 }  // namespace wfm::model
 
-#endif  // WFM_MODEL_TRAIN_METADATA_H_
+#endif  // WFM_MODEL_CONFIG_METADATA_H_

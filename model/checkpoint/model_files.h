@@ -1,7 +1,7 @@
 // Helpers shared by the models' checkpoint readers and writers: the metadata
 // format check and typed access to named checkpoint tensors.
-#ifndef WFM_MODEL_SAMPLE_MODEL_FILES_H_
-#define WFM_MODEL_SAMPLE_MODEL_FILES_H_
+#ifndef WFM_MODEL_CHECKPOINT_MODEL_FILES_H_
+#define WFM_MODEL_CHECKPOINT_MODEL_FILES_H_
 
 #include <cstdint>
 #include <string>
@@ -42,4 +42,4 @@ at::Tensor FloatTensor(const std::vector<float>& values, std::vector<int64_t> sh
 
 }  // namespace wfm::model
 
-#endif  // WFM_MODEL_SAMPLE_MODEL_FILES_H_
+#endif  // WFM_MODEL_CHECKPOINT_MODEL_FILES_H_

@@ -1,8 +1,8 @@
 // Training configurations of the two families, with the reference's defaults
 // where the reference has one, validation, and a JSON form (stored in
 // checkpoints and reported as model info).
-#ifndef WFM_MODEL_TRAIN_CONFIG_H_
-#define WFM_MODEL_TRAIN_CONFIG_H_
+#ifndef WFM_MODEL_CONFIG_CONFIG_H_
+#define WFM_MODEL_CONFIG_CONFIG_H_
 
 #include <cstdint>
 #include <string>
@@ -99,6 +99,32 @@ struct GaussianTrainConfig {
   int64_t checkpoint_every = 0;
 };
 
+// Everything a training run can set (the API's wfm.v1.TrainingConfig): the
+// family, that family's configuration, and what the run takes from the data
+// set. Both family configurations are always present; only `family`'s is
+// used.
+struct TrainingConfig {
+  Family family = Family::kPointCloud;
+  PointCloudTrainConfig pointcloud;
+  GaussianTrainConfig gaussian;
+  // Data set of user-given source clouds / Gaussians (noise given_random or
+  // given_matched); empty otherwise.
+  std::string source_dataset;
+  // SPATIAL_CELLS data sets: niche size k (nearest spatial neighbours within
+  // a sample).
+  int64_t niche_size = 8;
+  // Fraction of the data set's items held out of training, in [0, 1).
+  double holdout_fraction = 0.0;
+
+  // The selected family's network and optimizer settings and checkpoint
+  // interval.
+  const NetworkConfig& network() const;
+  const OptimizerConfig& optimizer() const;
+  int64_t steps() const { return optimizer().steps; }
+  uint64_t seed() const { return optimizer().seed; }
+  int64_t checkpoint_every() const;
+};
+
 // Range checks; messages name the field ("network.width: ...").
 absl::Status ValidateNetworkConfig(const NetworkConfig& c, Family family);
 absl::Status ValidateOptimizerConfig(const OptimizerConfig& c);
@@ -112,4 +138,4 @@ absl::StatusOr<GaussianTrainConfig> GaussianTrainConfigFromJson(const nlohmann::
 
 }  // namespace wfm::model
 
-#endif  // WFM_MODEL_TRAIN_CONFIG_H_
+#endif  // WFM_MODEL_CONFIG_CONFIG_H_

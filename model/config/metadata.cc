@@ -1,4 +1,4 @@
-#include "model/train/metadata.h"
+#include "model/config/metadata.h"
 
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-#include "model/sample/model_files.h"
+#include "model/checkpoint/model_files.h"
 
 #include <ATen/ATen.h>
 
