@@ -33,6 +33,15 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+# kubectl renders the Kubernetes manifests in tests/deploy (`kubectl
+# kustomize`). Any kubectl on PATH will do (the CI image has one, from a
+# package of its own); where none is, Debian's kubernetes-client provides it.
+# Debian 12's is kubectl 1.20, whose kustomize predates the `labels` field
+# the manifests use: tests/deploy then fails and says so.
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
+
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#PACKAGES[@]} packages present"
   exit 0
