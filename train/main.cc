@@ -22,13 +22,13 @@
 #include "model/nn/cpu_runtime.h"
 #include "model/config/config.h"
 #include "server/distributed/data_parallel.h"
-#include "server/distributed/train_run.h"
 #include "server/logging.h"
+#include "train/train_run.h"
 
 namespace {
 
 using wfm::server::distributed::DistributedOptions;
-using wfm::server::distributed::TrainRunOptions;
+using wfm::train::TrainRunOptions;
 
 // Training flags that are unset unless given (the model layer's defaults
 // apply otherwise); the spellings are the `wfm train` ones.
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
     Fail(d.rank, s);
   }
   if (absl::Status s = ApplyTrainFlags(f, checkpoint_every, &o); !s.ok()) Fail(d.rank, s);
-  if (absl::Status s = wfm::server::distributed::ValidateTrainRunOptions(o, d.world_size); !s.ok()) {
+  if (absl::Status s = wfm::train::ValidateTrainRunOptions(o, d.world_size); !s.ok()) {
     Fail(d.rank, s);
   }
 
@@ -297,8 +297,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<wfm::server::distributed::DataParallel>> dp =
       wfm::server::distributed::DataParallel::Connect(d);
   if (!dp.ok()) Fail(d.rank, dp.status());
-  absl::StatusOr<wfm::server::distributed::TrainRunResult> result =
-      wfm::server::distributed::RunTraining(o, **dp);
+  absl::StatusOr<wfm::train::TrainRunResult> result = wfm::train::RunTraining(o, **dp);
   if (!result.ok()) Fail(d.rank, result.status());
   const double share =
       result->seconds > 0 ? result->gradients.seconds / result->seconds : 0.0;

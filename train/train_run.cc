@@ -1,4 +1,4 @@
-#include "server/distributed/train_run.h"
+#include "train/train_run.h"
 
 #include <atomic>
 #include <chrono>
@@ -28,7 +28,35 @@
 #include "server/names.h"
 #include "server/training_data.h"
 
-namespace wfm::server::distributed {
+namespace wfm::train {
+
+using server::Complement;
+using server::DatasetData;
+using server::DatasetInfo;
+using server::DatasetKind;
+using server::DatasetKindName;
+using server::Exists;
+using server::FsyncDir;
+using server::HoldoutIndices;
+using server::LogInfo;
+using server::MakeDirs;
+using server::MakeStagingDir;
+using server::NicheClouds;
+using server::NicheGaussians;
+using server::ParseDatasetKind;
+using server::ParseLabelType;
+using server::PublishDir;
+using server::ReadDatasetFolder;
+using server::ReadFileToString;
+using server::RemoveTree;
+using server::TakeClouds;
+using server::TakeGaussians;
+using server::TrainingOrigin;
+using server::ValidateName;
+using server::distributed::CommStats;
+using server::distributed::DataParallel;
+using server::distributed::TensorDigest;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -484,4 +512,4 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
   return Drive(**trainer, o, p, dp);
 }
 
-}  // namespace wfm::server::distributed
+}  // namespace wfm::train

@@ -4,7 +4,7 @@ publishes into its repository (<data-dir>/models/<name>/model.wfm), without
 a restart, and samples from it.
 
     pickup_test.py --server build/server/wfm-server --cli build/client/wfm \
-        --train build/server/distributed/wfm-train
+        --train build/train/wfm-train
 """
 import argparse
 import json

@@ -18,8 +18,8 @@
 // data or finds the model name taken stops every rank with its message
 // ("rank 1: ..."); a rank that dies or stalls makes the others fail at their
 // next collective (see data_parallel.h).
-#ifndef WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_
-#define WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_
+#ifndef WFM_TRAIN_TRAIN_RUN_H_
+#define WFM_TRAIN_TRAIN_RUN_H_
 
 #include <cstdint>
 #include <optional>
@@ -29,7 +29,7 @@
 #include "model/config/config.h"
 #include "server/distributed/data_parallel.h"
 
-namespace wfm::server::distributed {
+namespace wfm::train {
 
 struct TrainRunOptions {
   // The data: an .npz file (point clouds or Gaussians, model/io layouts) or
@@ -71,7 +71,7 @@ struct TrainRunResult {
   double final_loss = 0.0;    // last step's loss, mean over the ranks
   double seconds = 0.0;       // wall time of the training loop
   std::string checkpoint;     // the path rank 0 wrote
-  CommStats gradients;        // this rank's gradient all-reduces
+  server::distributed::CommStats gradients;        // this rank's gradient all-reduces
 };
 
 // Range checks of the options that do not need the data; messages name the
@@ -80,8 +80,9 @@ absl::Status ValidateTrainRunOptions(const TrainRunOptions& options, int64_t wor
 
 // Runs this rank's part of the training; every rank of `dp` must call it
 // with the same options.
-absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& options, DataParallel& dp);
+absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& options,
+                                           server::distributed::DataParallel& dp);
 
-}  // namespace wfm::server::distributed
+}  // namespace wfm::train
 
-#endif  // WFM_SERVER_DISTRIBUTED_TRAIN_RUN_H_
+#endif  // WFM_TRAIN_TRAIN_RUN_H_
