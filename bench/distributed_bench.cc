@@ -1,6 +1,6 @@
 // wfm_bench train --world-size N: data-parallel training speed. The same
 // global batch is trained first by one process, then by N processes on
-// loopback (c10d Gloo, server/distributed), each with --threads threads
+// loopback (c10d Gloo, model/distributed), each with --threads threads
 // (one by default); all on the synthetic data of train_bench.cc (point
 // clouds, or their means and covariances with --gaussian). One JSON line:
 //   sec_per_step_1proc        one process, the whole global batch
@@ -34,10 +34,10 @@
 #include "bench/bench_args.h"
 #include "bench/bench_util.h"
 #include "model/common/status.h"
+#include "model/distributed/data_parallel.h"
 #include "model/nn/cpu_runtime.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
-#include "server/distributed/data_parallel.h"
 
 namespace wfm::bench {
 
@@ -46,8 +46,8 @@ model::io::PointCloudSet SyntheticClouds(int64_t count, int64_t n, int64_t d, ui
 
 namespace {
 
-using server::distributed::DataParallel;
-using server::distributed::DistributedOptions;
+using model::distributed::DataParallel;
+using model::distributed::DistributedOptions;
 
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

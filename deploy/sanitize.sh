@@ -39,7 +39,7 @@ for stage in $STAGES; do
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
       cmake -S . -B "$dir" -G Ninja "${OPT[@]}" -DWFM_BUILD_BENCH=OFF \
         -DWFM_SANITIZE=thread \
-        -DWFM_SKIP_TEST_DIRS="model;client;e2e;deploy;distributed;train;fuzz"
+        -DWFM_SKIP_TEST_DIRS="model;client;e2e;deploy;train;fuzz"
       cmake --build "$dir" -j "$JOBS" --target server_core_test server_service_test
       # Left out: the Python TLS client (not our process) and the bad-input
       # catalogue, one client's serial requests (it runs under ASan+UBSan),

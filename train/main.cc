@@ -21,13 +21,13 @@
 #include "absl/time/time.h"
 #include "model/nn/cpu_runtime.h"
 #include "model/config/config.h"
-#include "server/distributed/data_parallel.h"
+#include "model/distributed/data_parallel.h"
 #include "server/logging.h"
 #include "train/train_run.h"
 
 namespace {
 
-using wfm::server::distributed::DistributedOptions;
+using wfm::model::distributed::DistributedOptions;
 using wfm::train::TrainRunOptions;
 
 // Training flags that are unset unless given (the model layer's defaults
@@ -272,13 +272,13 @@ int main(int argc, char** argv) {
   }
   wfm::server::SetLogLevel(*level);
 
-  if (absl::Status s = wfm::server::distributed::ApplyEnvironment(&d); !s.ok()) Fail(d.rank, s);
+  if (absl::Status s = wfm::model::distributed::ApplyEnvironment(&d); !s.ok()) Fail(d.rank, s);
   if (world_size) d.world_size = *world_size;
   if (rank) d.rank = *rank;
   if (master_addr) d.master_addr = *master_addr;
   if (master_port) d.master_port = *master_port;
   d.timeout = absl::Seconds(timeout_seconds);
-  if (absl::Status s = wfm::server::distributed::ValidateDistributedOptions(d); !s.ok()) {
+  if (absl::Status s = wfm::model::distributed::ValidateDistributedOptions(d); !s.ok()) {
     Fail(d.rank, s);
   }
   if (absl::Status s = ApplyTrainFlags(f, checkpoint_every, &o); !s.ok()) Fail(d.rank, s);
@@ -294,8 +294,8 @@ int main(int argc, char** argv) {
                                     d.world_size > 1 ? absl::StrCat(", rendezvous at ", d.master_addr,
                                                                     ":", d.master_port)
                                                      : std::string()));
-  absl::StatusOr<std::unique_ptr<wfm::server::distributed::DataParallel>> dp =
-      wfm::server::distributed::DataParallel::Connect(d);
+  absl::StatusOr<std::unique_ptr<wfm::model::distributed::DataParallel>> dp =
+      wfm::model::distributed::DataParallel::Connect(d);
   if (!dp.ok()) Fail(d.rank, dp.status());
   absl::StatusOr<wfm::train::TrainRunResult> result = wfm::train::RunTraining(o, **dp);
   if (!result.ok()) Fail(d.rank, result.status());

@@ -53,9 +53,9 @@ using server::TakeClouds;
 using server::TakeGaussians;
 using server::TrainingOrigin;
 using server::ValidateName;
-using server::distributed::CommStats;
-using server::distributed::DataParallel;
-using server::distributed::TensorDigest;
+using model::distributed::CommStats;
+using model::distributed::DataParallel;
+using model::distributed::TensorDigest;
 
 namespace {
 

@@ -27,7 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/config/config.h"
-#include "server/distributed/data_parallel.h"
+#include "model/distributed/data_parallel.h"
 
 namespace wfm::train {
 
@@ -71,7 +71,7 @@ struct TrainRunResult {
   double final_loss = 0.0;    // last step's loss, mean over the ranks
   double seconds = 0.0;       // wall time of the training loop
   std::string checkpoint;     // the path rank 0 wrote
-  server::distributed::CommStats gradients;        // this rank's gradient all-reduces
+  model::distributed::CommStats gradients;        // this rank's gradient all-reduces
 };
 
 // Range checks of the options that do not need the data; messages name the
@@ -81,7 +81,7 @@ absl::Status ValidateTrainRunOptions(const TrainRunOptions& options, int64_t wor
 // Runs this rank's part of the training; every rank of `dp` must call it
 // with the same options.
 absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& options,
-                                           server::distributed::DataParallel& dp);
+                                           model::distributed::DataParallel& dp);
 
 }  // namespace wfm::train
 

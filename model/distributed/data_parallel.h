@@ -28,8 +28,8 @@
 // the process should exit without waiting for its peers.
 //
 // world_size 1 needs no store and no peers: every operation is local.
-#ifndef WFM_SERVER_DISTRIBUTED_DATA_PARALLEL_H_
-#define WFM_SERVER_DISTRIBUTED_DATA_PARALLEL_H_
+#ifndef WFM_MODEL_DISTRIBUTED_DATA_PARALLEL_H_
+#define WFM_MODEL_DISTRIBUTED_DATA_PARALLEL_H_
 
 #include <cstdint>
 #include <functional>
@@ -44,7 +44,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace wfm::server::distributed {
+namespace wfm::model::distributed {
 
 struct DistributedOptions {
   int64_t rank = 0;        // 0 <= rank < world_size
@@ -136,6 +136,6 @@ class DataParallel {
 // collisions).
 uint64_t TensorDigest(const std::vector<at::Tensor>& tensors);
 
-}  // namespace wfm::server::distributed
+}  // namespace wfm::model::distributed
 
-#endif  // WFM_SERVER_DISTRIBUTED_DATA_PARALLEL_H_
+#endif  // WFM_MODEL_DISTRIBUTED_DATA_PARALLEL_H_

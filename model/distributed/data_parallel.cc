@@ -1,4 +1,4 @@
-#include "server/distributed/data_parallel.h"
+#include "model/distributed/data_parallel.h"
 
 #include <signal.h>
 
@@ -17,7 +17,7 @@
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
 
-namespace wfm::server::distributed {
+namespace wfm::model::distributed {
 namespace {
 
 void IgnoreSigpipe() {
@@ -398,4 +398,4 @@ uint64_t TensorDigest(const std::vector<at::Tensor>& tensors) {
   return h;
 }
 
-}  // namespace wfm::server::distributed
+}  // namespace wfm::model::distributed

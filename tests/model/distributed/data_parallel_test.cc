@@ -3,7 +3,7 @@
 // children rendezvous through a TCPStore on a free port and run the
 // collectives, and report through their exit code (0 = every check passed,
 // otherwise the number of the failed check) and stderr.
-#include "server/distributed/data_parallel.h"
+#include "model/distributed/data_parallel.h"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,7 +26,7 @@
 #include "absl/strings/match.h"
 #include "tests/testing/free_port.h"
 
-namespace wfm::server::distributed {
+namespace wfm::model::distributed {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -334,4 +334,4 @@ TEST(DataParallelTest, TensorDigestSeesEveryBitAndTheShape) {
 }
 
 }  // namespace
-}  // namespace wfm::server::distributed
+}  // namespace wfm::model::distributed
