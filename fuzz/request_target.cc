@@ -115,15 +115,14 @@ void FuzzStartTraining(const pb::StartTrainingRequest& req) {
   server::ToProto(*r, &effective);
   if (!server::ValidateName("dataset", r->dataset).ok()) return;
   if (!server::ValidateName("model", r->model).ok()) return;
-  if (!r->source_dataset.empty() && !server::ValidateName("source", r->source_dataset).ok()) return;
-  if (!(r->holdout_fraction >= 0.0 && r->holdout_fraction < 1.0)) return;
-  const uint64_t seed = r->family == model::Family::kPointCloud ? r->pointcloud.optimizer.seed
-                                                                : r->gaussian.optimizer.seed;
-  (void)server::HoldoutIndices(100, r->holdout_fraction, seed);
-  if (r->family == model::Family::kPointCloud) {
-    if (!model::ValidatePointCloudTrainConfig(r->pointcloud).ok()) return;
+  const model::TrainingConfig& c = r->config;
+  if (!c.source_dataset.empty() && !server::ValidateName("source", c.source_dataset).ok()) return;
+  if (!(c.holdout_fraction >= 0.0 && c.holdout_fraction < 1.0)) return;
+  (void)server::HoldoutIndices(100, c.holdout_fraction, c.seed());
+  if (c.family == model::Family::kPointCloud) {
+    if (!model::ValidatePointCloudTrainConfig(c.pointcloud).ok()) return;
     absl::StatusOr<model::PointCloudTrainConfig> back =
-        model::PointCloudTrainConfigFromJson(model::ToJson(r->pointcloud));
+        model::PointCloudTrainConfigFromJson(model::ToJson(c.pointcloud));
     if (!back.ok()) {
       Fail(absl::StrCat("valid pointcloud config does not survive JSON: ",
                         back.status().ToString()));
@@ -132,9 +131,9 @@ void FuzzStartTraining(const pb::StartTrainingRequest& req) {
       Fail("pointcloud config invalid after JSON");
     }
   } else {
-    if (!model::ValidateGaussianTrainConfig(r->gaussian).ok()) return;
+    if (!model::ValidateGaussianTrainConfig(c.gaussian).ok()) return;
     absl::StatusOr<model::GaussianTrainConfig> back =
-        model::GaussianTrainConfigFromJson(model::ToJson(r->gaussian));
+        model::GaussianTrainConfigFromJson(model::ToJson(c.gaussian));
     if (!back.ok()) {
       Fail(absl::StrCat("valid gaussian config does not survive JSON: ", back.status().ToString()));
     }

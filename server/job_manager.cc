@@ -42,47 +42,49 @@ bool KindFits(model::Family family, DatasetKind kind) {
                                               : kind == DatasetKind::kGaussians;
 }
 
-bool GivenSource(const TrainingRequest& r) {
-  if (r.family == model::Family::kPointCloud) {
-    return r.pointcloud.source == model::PointCloudSource::kGivenRandom ||
-           r.pointcloud.source == model::PointCloudSource::kGivenMatched;
+bool GivenSource(const model::TrainingConfig& c) {
+  if (c.family == model::Family::kPointCloud) {
+    return c.pointcloud.source == model::PointCloudSource::kGivenRandom ||
+           c.pointcloud.source == model::PointCloudSource::kGivenMatched;
   }
-  return r.gaussian.source == model::GaussianSource::kGivenRandom ||
-         r.gaussian.source == model::GaussianSource::kGivenMatched;
+  return c.gaussian.source == model::GaussianSource::kGivenRandom ||
+         c.gaussian.source == model::GaussianSource::kGivenMatched;
 }
 
-bool MatchedSource(const TrainingRequest& r) {
-  return r.family == model::Family::kPointCloud
-             ? r.pointcloud.source == model::PointCloudSource::kGivenMatched
-             : r.gaussian.source == model::GaussianSource::kGivenMatched;
+bool MatchedSource(const model::TrainingConfig& c) {
+  return c.family == model::Family::kPointCloud
+             ? c.pointcloud.source == model::PointCloudSource::kGivenMatched
+             : c.gaussian.source == model::GaussianSource::kGivenMatched;
 }
 
 nlohmann::json RequestToJson(const TrainingRequest& r) {
+  const model::TrainingConfig& c = r.config;
   nlohmann::json j = {{"dataset", r.dataset},
                       {"model", r.model},
-                      {"family", model::FamilyName(r.family)},
-                      {"source_dataset", r.source_dataset},
-                      {"niche_size", r.niche_size},
-                      {"holdout_fraction", r.holdout_fraction},
+                      {"family", model::FamilyName(c.family)},
+                      {"source_dataset", c.source_dataset},
+                      {"niche_size", c.niche_size},
+                      {"holdout_fraction", c.holdout_fraction},
                       {"overwrite", r.overwrite}};
-  j["config"] = r.family == model::Family::kPointCloud ? model::ToJson(r.pointcloud)
-                                                       : model::ToJson(r.gaussian);
+  j["config"] = c.family == model::Family::kPointCloud ? model::ToJson(c.pointcloud)
+                                                       : model::ToJson(c.gaussian);
   return j;
 }
 
 absl::StatusOr<TrainingRequest> RequestFromJson(const nlohmann::json& j) {
   TrainingRequest r;
+  model::TrainingConfig& c = r.config;
   r.dataset = j.at("dataset").get<std::string>();
   r.model = j.at("model").get<std::string>();
-  WFM_ASSIGN_OR_RETURN(r.family, model::ParseFamily(j.at("family").get<std::string>()));
-  r.source_dataset = j.value("source_dataset", "");
-  r.niche_size = j.value("niche_size", kDefaultNicheSize);
-  r.holdout_fraction = j.value("holdout_fraction", 0.0);
+  WFM_ASSIGN_OR_RETURN(c.family, model::ParseFamily(j.at("family").get<std::string>()));
+  c.source_dataset = j.value("source_dataset", "");
+  c.niche_size = j.value("niche_size", kDefaultNicheSize);
+  c.holdout_fraction = j.value("holdout_fraction", 0.0);
   r.overwrite = j.value("overwrite", false);
-  if (r.family == model::Family::kPointCloud) {
-    WFM_ASSIGN_OR_RETURN(r.pointcloud, model::PointCloudTrainConfigFromJson(j.at("config")));
+  if (c.family == model::Family::kPointCloud) {
+    WFM_ASSIGN_OR_RETURN(c.pointcloud, model::PointCloudTrainConfigFromJson(j.at("config")));
   } else {
-    WFM_ASSIGN_OR_RETURN(r.gaussian, model::GaussianTrainConfigFromJson(j.at("config")));
+    WFM_ASSIGN_OR_RETURN(c.gaussian, model::GaussianTrainConfigFromJson(j.at("config")));
   }
   return r;
 }
@@ -190,19 +192,6 @@ absl::StatusOr<JobState> ParseJobState(absl::string_view name) {
     if (name == JobStateName(s)) return s;
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown job state '", name, "'"));
-}
-
-int64_t TrainingRequest::steps() const {
-  return family == model::Family::kPointCloud ? pointcloud.optimizer.steps
-                                              : gaussian.optimizer.steps;
-}
-int64_t TrainingRequest::checkpoint_every() const {
-  return family == model::Family::kPointCloud ? pointcloud.checkpoint_every
-                                              : gaussian.checkpoint_every;
-}
-uint64_t TrainingRequest::seed() const {
-  return family == model::Family::kPointCloud ? pointcloud.optimizer.seed
-                                              : gaussian.optimizer.seed;
 }
 
 struct JobManager::Job {
@@ -323,15 +312,16 @@ absl::Status JobManager::WriteRecordLocked(const JobStatus& snapshot) {
   return s;
 }
 
-absl::Status JobManager::ValidateRequest(const TrainingRequest& r) const {
-  WFM_RETURN_IF_ERROR(ValidateName("dataset", r.dataset));
-  WFM_RETURN_IF_ERROR(ValidateName("model", r.model));
-  WFM_ASSIGN_OR_RETURN(const DatasetInfo data, datasets_->Get(r.dataset));
+absl::Status JobManager::ValidateRequest(const TrainingRequest& request) const {
+  const model::TrainingConfig& r = request.config;
+  WFM_RETURN_IF_ERROR(ValidateName("dataset", request.dataset));
+  WFM_RETURN_IF_ERROR(ValidateName("model", request.model));
+  WFM_ASSIGN_OR_RETURN(const DatasetInfo data, datasets_->Get(request.dataset));
   if (!KindFits(r.family, data.kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.family: ", model::FamilyName(r.family), " models train on ",
         r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
-        " or SPATIAL_CELLS data sets; '", r.dataset, "' holds ", DatasetKindName(data.kind)));
+        " or SPATIAL_CELLS data sets; '", request.dataset, "' holds ", DatasetKindName(data.kind)));
   }
   if (r.family == model::Family::kPointCloud) {
     WFM_RETURN_IF_ERROR(model::ValidatePointCloudTrainConfig(r.pointcloud));
@@ -361,7 +351,7 @@ absl::Status JobManager::ValidateRequest(const TrainingRequest& r) const {
   if (batch > training_items) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.optimizer.batch_size: ", batch, " is larger than the ", training_items,
-        " training items of '", r.dataset, "'"));
+        " training items of '", request.dataset, "'"));
   }
   const char* source_field = r.family == model::Family::kPointCloud
                                  ? "config.pointcloud.source_dataset"
@@ -389,9 +379,9 @@ absl::Status JobManager::ValidateRequest(const TrainingRequest& r) const {
     return absl::InvalidArgumentError(absl::StrCat(
         source_field, ": only used with noise given_random or given_matched"));
   }
-  if (!r.overwrite && models_->Contains(r.model)) {
+  if (!request.overwrite && models_->Contains(request.model)) {
     return absl::AlreadyExistsError(
-        absl::StrCat("model: '", r.model, "' already exists (set overwrite to replace it)"));
+        absl::StrCat("model: '", request.model, "' already exists (set overwrite to replace it)"));
   }
   return absl::OkStatus();
 }
@@ -417,7 +407,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
     s.id = absl::StrCat(kJobPrefix, next_id_++);
     s.request = request;
     s.state = JobState::kQueued;
-    s.total_steps = request.steps();
+    s.total_steps = request.config.steps();
     s.created_unix_ms = NowUnixMs();
     s.version = 1;
     jobs_[s.id] = job;
@@ -437,9 +427,9 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
     snapshot = job->status;
     changed_.notify_all();
   }
-  LogInfo(absl::StrCat("job ", snapshot.id, " queued: train ", model::FamilyName(request.family),
-                       " model '", request.model, "' on '", request.dataset, "' for ",
-                       request.steps(), " steps"));
+  LogInfo(absl::StrCat("job ", snapshot.id, " queued: train ",
+                       model::FamilyName(request.config.family), " model '", request.model,
+                       "' on '", request.dataset, "' for ", request.config.steps(), " steps"));
   return snapshot;
 }
 
@@ -641,9 +631,10 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
     std::lock_guard<std::mutex> lock(mu_);
     req = job->status.request;
   }
+  const model::TrainingConfig& config = req.config;
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data, datasets_->Load(req.dataset));
   const DatasetInfo& info = data->info;
-  if (!KindFits(req.family, info.kind)) {
+  if (!KindFits(config.family, info.kind)) {
     return absl::FailedPreconditionError(absl::StrCat("data set '", req.dataset,
                                                       "' was replaced by one of kind ",
                                                       DatasetKindName(info.kind)));
@@ -653,17 +644,17 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   origin.dataset_kind = DatasetKindName(info.kind);
   origin.dataset_created_unix_ms = info.created_unix_ms;
   origin.dataset_items = info.items;
-  origin.niche_size = info.kind == DatasetKind::kSpatialCells ? req.niche_size : 0;
-  origin.holdout_fraction = req.holdout_fraction;
-  origin.heldout = HoldoutIndices(info.items, req.holdout_fraction, req.seed());
+  origin.niche_size = info.kind == DatasetKind::kSpatialCells ? config.niche_size : 0;
+  origin.holdout_fraction = config.holdout_fraction;
+  origin.heldout = HoldoutIndices(info.items, config.holdout_fraction, config.seed());
   const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
   if (train_ids.empty()) {
     return absl::InvalidArgumentError("holdout_fraction leaves nothing to train on");
   }
 
   std::shared_ptr<const DatasetData> source;
-  if (GivenSource(req)) {
-    WFM_ASSIGN_OR_RETURN(source, datasets_->Load(req.source_dataset));
+  if (GivenSource(config)) {
+    WFM_ASSIGN_OR_RETURN(source, datasets_->Load(config.source_dataset));
   }
 
   int64_t last_step = 0;
@@ -694,24 +685,24 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
 
   // Family-specific data; the training itself is the same for both.
   model::checkpoint::Checkpoint final_ckpt;
-  if (req.family == model::Family::kPointCloud) {
+  if (config.family == model::Family::kPointCloud) {
     model::io::PointCloudSet clouds;
     if (info.kind == DatasetKind::kPointClouds) {
       clouds = origin.heldout.empty() ? data->clouds() : TakeClouds(data->clouds(), train_ids);
     } else {
-      WFM_ASSIGN_OR_RETURN(clouds, NicheClouds(data->cells(), req.niche_size, train_ids));
+      WFM_ASSIGN_OR_RETURN(clouds, NicheClouds(data->cells(), config.niche_size, train_ids));
     }
     model::io::PointCloudSet sources;
     if (source != nullptr) {
       sources = source->clouds();
       // Matched sources follow the data set's items through the holdout.
-      if (MatchedSource(req) && !origin.heldout.empty() && sources.num_clouds() == info.items) {
+      if (MatchedSource(config) && !origin.heldout.empty() && sources.num_clouds() == info.items) {
         sources = TakeClouds(sources, train_ids);
       }
     }
     WFM_ASSIGN_OR_RETURN(
         std::unique_ptr<model::PointCloudTrainer> trainer,
-        model::PointCloudTrainer::Create(clouds, req.pointcloud, req.dataset,
+        model::PointCloudTrainer::Create(clouds, config.pointcloud, req.dataset,
                                          source != nullptr ? &sources : nullptr));
     WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
   } else {
@@ -720,19 +711,19 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
       gaussians =
           origin.heldout.empty() ? data->gaussians() : TakeGaussians(data->gaussians(), train_ids);
     } else {
-      WFM_ASSIGN_OR_RETURN(gaussians, NicheGaussians(data->cells(), req.niche_size, train_ids));
+      WFM_ASSIGN_OR_RETURN(gaussians, NicheGaussians(data->cells(), config.niche_size, train_ids));
     }
     model::io::GaussianSet sources;
     if (source != nullptr) {
       sources = source->gaussians();
-      if (MatchedSource(req) && !origin.heldout.empty() &&
+      if (MatchedSource(config) && !origin.heldout.empty() &&
           sources.num_gaussians() == info.items) {
         sources = TakeGaussians(sources, train_ids);
       }
     }
     WFM_ASSIGN_OR_RETURN(
         std::unique_ptr<model::GaussianTrainer> trainer,
-        model::GaussianTrainer::Create(gaussians, req.gaussian, req.dataset,
+        model::GaussianTrainer::Create(gaussians, config.gaussian, req.dataset,
                                        source != nullptr ? &sources : nullptr));
     WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
   }

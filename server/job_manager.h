@@ -55,17 +55,8 @@ inline bool IsTerminal(JobState s) {
 struct TrainingRequest {
   std::string dataset;
   std::string model;
-  model::Family family = model::Family::kPointCloud;
-  model::PointCloudTrainConfig pointcloud;  // family kPointCloud
-  model::GaussianTrainConfig gaussian;      // family kGaussian
-  std::string source_dataset;  // given_random / given_matched sources
-  int64_t niche_size = 8;      // SPATIAL_CELLS
-  double holdout_fraction = 0.0;
+  model::TrainingConfig config;
   bool overwrite = false;
-
-  int64_t steps() const;
-  int64_t checkpoint_every() const;
-  uint64_t seed() const;
 };
 
 // A snapshot of a job.

@@ -208,26 +208,26 @@ absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTraining
   r.overwrite = req.overwrite();
   const pb::TrainingConfig& c = req.config();
   switch (c.family()) {
-    case pb::FAMILY_POINTCLOUD: r.family = model::Family::kPointCloud; break;
-    case pb::FAMILY_GAUSSIAN: r.family = model::Family::kGaussian; break;
+    case pb::FAMILY_POINTCLOUD: r.config.family = model::Family::kPointCloud; break;
+    case pb::FAMILY_GAUSSIAN: r.config.family = model::Family::kGaussian; break;
     default:
       return absl::InvalidArgumentError(
           "config.family: required (FAMILY_POINTCLOUD or FAMILY_GAUSSIAN)");
   }
-  r.niche_size = c.has_niche_size() ? c.niche_size() : kDefaultNicheSize;
-  r.holdout_fraction = c.has_holdout_fraction() ? c.holdout_fraction() : 0.0;
+  r.config.niche_size = c.has_niche_size() ? c.niche_size() : kDefaultNicheSize;
+  r.config.holdout_fraction = c.has_holdout_fraction() ? c.holdout_fraction() : 0.0;
   const int64_t checkpoint_every =
       c.has_checkpoint_every() ? c.checkpoint_every() : default_checkpoint_every;
   if (checkpoint_every < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("config.checkpoint_every: must be >= 0, got ", checkpoint_every));
   }
-  if (r.family == model::Family::kPointCloud) {
+  if (r.config.family == model::Family::kPointCloud) {
     if (c.has_gaussian()) {
       return absl::InvalidArgumentError(
           "config.gaussian: options of the gaussian family given for a pointcloud model");
     }
-    model::PointCloudTrainConfig& p = r.pointcloud;
+    model::PointCloudTrainConfig& p = r.config.pointcloud;
     ApplyNetwork(c.network(), &p.network);
     ApplyOptimizer(c.optimizer(), &p.optimizer);
     const pb::PointCloudOptions& o = c.pointcloud();
@@ -249,14 +249,14 @@ absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTraining
     if (o.has_p_uncond()) p.p_uncond = o.p_uncond();
     if (o.has_subsample_points()) p.subsample_points = o.subsample_points();
     if (o.has_source_subsample_points()) p.source_subsample_points = o.source_subsample_points();
-    r.source_dataset = o.source_dataset();
+    r.config.source_dataset = o.source_dataset();
     p.checkpoint_every = checkpoint_every;
   } else {
     if (c.has_pointcloud()) {
       return absl::InvalidArgumentError(
           "config.pointcloud: options of the pointcloud family given for a gaussian model");
     }
-    model::GaussianTrainConfig& g = r.gaussian;
+    model::GaussianTrainConfig& g = r.config.gaussian;
     ApplyNetwork(c.network(), &g.network);
     ApplyOptimizer(c.optimizer(), &g.optimizer);
     const pb::GaussianOptions& o = c.gaussian();
@@ -272,29 +272,29 @@ absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTraining
     if (o.has_degrees_of_freedom_scale()) g.degrees_of_freedom_scale = o.degrees_of_freedom_scale();
     if (o.has_mean_scale_factor()) g.mean_scale_factor = o.mean_scale_factor();
     if (o.has_cov_scale_factor()) g.cov_scale_factor = o.cov_scale_factor();
-    r.source_dataset = o.source_dataset();
+    r.config.source_dataset = o.source_dataset();
     g.checkpoint_every = checkpoint_every;
   }
   return r;
 }
 
 void ToProto(const TrainingRequest& request, pb::TrainingConfig* out) {
-  if (request.family == model::Family::kPointCloud) {
-    PointCloudToProto(request.pointcloud, out);
-    out->mutable_pointcloud()->set_source_dataset(request.source_dataset);
+  if (request.config.family == model::Family::kPointCloud) {
+    PointCloudToProto(request.config.pointcloud, out);
+    out->mutable_pointcloud()->set_source_dataset(request.config.source_dataset);
   } else {
-    GaussianToProto(request.gaussian, out);
-    out->mutable_gaussian()->set_source_dataset(request.source_dataset);
+    GaussianToProto(request.config.gaussian, out);
+    out->mutable_gaussian()->set_source_dataset(request.config.source_dataset);
   }
-  out->set_niche_size(request.niche_size);
-  out->set_holdout_fraction(request.holdout_fraction);
+  out->set_niche_size(request.config.niche_size);
+  out->set_holdout_fraction(request.config.holdout_fraction);
 }
 
 void ToProto(const JobStatus& s, pb::TrainingJob* out) {
   out->set_id(s.id);
   out->set_model(s.request.model);
   out->set_dataset(s.request.dataset);
-  out->set_family(FamilyToProto(s.request.family));
+  out->set_family(FamilyToProto(s.request.config.family));
   out->set_state(JobStateToProto(s.state));
   out->set_step(s.step);
   out->set_total_steps(s.total_steps);

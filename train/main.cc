@@ -72,7 +72,8 @@ absl::Status ApplyTrainFlags(const TrainFlags& f, int64_t checkpoint_every, Trai
     if (!family.ok()) return family.status();
     o->family = *family;
   }
-  for (wfm::model::OptimizerConfig* opt : {&o->pointcloud.optimizer, &o->gaussian.optimizer}) {
+  for (wfm::model::OptimizerConfig* opt :
+       {&o->config.pointcloud.optimizer, &o->config.gaussian.optimizer}) {
     if (f.steps) opt->steps = *f.steps;
     if (f.batch) opt->batch_size = *f.batch;
     if (f.lr) opt->learning_rate = *f.lr;
@@ -81,13 +82,14 @@ absl::Status ApplyTrainFlags(const TrainFlags& f, int64_t checkpoint_every, Trai
     if (f.grad_clip) opt->grad_clip_norm = *f.grad_clip;
     if (f.seed) opt->seed = *f.seed;
   }
-  for (wfm::model::NetworkConfig* net : {&o->pointcloud.network, &o->gaussian.network}) {
+  for (wfm::model::NetworkConfig* net :
+       {&o->config.pointcloud.network, &o->config.gaussian.network}) {
     if (f.emb) net->width = *f.emb;
     if (f.layers) net->layers = *f.layers;
     if (f.mlp) net->mlp_hidden = *f.mlp;
   }
-  o->pointcloud.checkpoint_every = checkpoint_every;
-  o->gaussian.checkpoint_every = checkpoint_every;
+  o->config.pointcloud.checkpoint_every = checkpoint_every;
+  o->config.gaussian.checkpoint_every = checkpoint_every;
 
   const char* kPc = "pointcloud";
   const char* kGa = "gaussian";
@@ -110,7 +112,7 @@ absl::Status ApplyTrainFlags(const TrainFlags& f, int64_t checkpoint_every, Trai
            {"--cov-scale", f.cov_scale.has_value(), kGa}}) {
     if (absl::Status s = OnlyFor(f, flag, given, family); !s.ok()) return s;
   }
-  wfm::model::PointCloudTrainConfig& pc = o->pointcloud;
+  wfm::model::PointCloudTrainConfig& pc = o->config.pointcloud;
   if (f.heads) pc.network.heads = *f.heads;
   if (f.dropout) pc.network.dropout = *f.dropout;
   if (f.eps) pc.epsilon = *f.eps;
@@ -123,7 +125,7 @@ absl::Status ApplyTrainFlags(const TrainFlags& f, int64_t checkpoint_every, Trai
   if (f.subsample_points) pc.subsample_points = *f.subsample_points;
   if (f.source_subsample_points) pc.source_subsample_points = *f.source_subsample_points;
   if (f.df_scale) pc.noise_df_scale = *f.df_scale;
-  wfm::model::GaussianTrainConfig& ga = o->gaussian;
+  wfm::model::GaussianTrainConfig& ga = o->config.gaussian;
   if (f.architecture) ga.network.architecture = *f.architecture;
   if (f.velocity) ga.velocity = *f.velocity;
   if (f.loss) ga.loss = *f.loss;
@@ -201,14 +203,14 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", o.dataset, "data set of the --data-dir repository to train on")->group(kIo);
   app.add_option("--data-dir", o.data_dir, "the server's data folder (datasets/, models/)")->group(kIo);
   app.add_option("--source-data", o.source_file, ".npz of source clouds / Gaussians (--noise given_*)")->group(kIo);
-  app.add_option("--source-dataset", o.source_dataset, "data set of source clouds / Gaussians")->group(kIo);
+  app.add_option("--source-dataset", o.config.source_dataset, "data set of source clouds / Gaussians")->group(kIo);
   app.add_option("--model", o.model, "model name: rank 0 writes <data-dir>/models/<model>/model.wfm")->group(kIo);
   app.add_option("--out", o.out, "write the checkpoint to this file instead")->group(kIo);
   app.add_flag("--overwrite", o.overwrite, "replace an existing model")->group(kIo);
   app.add_flag("--resume", o.resume, "continue from the existing checkpoint (if any)")->group(kIo);
-  app.add_option("--k", o.niche_size, "niche size (SPATIAL_CELLS data sets)")
+  app.add_option("--k", o.config.niche_size, "niche size (SPATIAL_CELLS data sets)")
       ->capture_default_str()->group(kIo);
-  app.add_option("--holdout", o.holdout_fraction, "fraction of items held out (as the server)")
+  app.add_option("--holdout", o.config.holdout_fraction, "fraction of items held out (as the server)")
       ->capture_default_str()->group(kIo);
   app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: at the end)")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group(kIo);

@@ -140,17 +140,17 @@ absl::StatusOr<Loaded> LoadFile(const std::string& path) {
 
 bool GivenSource(const TrainRunOptions& o, Family family) {
   if (family == Family::kPointCloud) {
-    return o.pointcloud.source == model::PointCloudSource::kGivenRandom ||
-           o.pointcloud.source == model::PointCloudSource::kGivenMatched;
+    return o.config.pointcloud.source == model::PointCloudSource::kGivenRandom ||
+           o.config.pointcloud.source == model::PointCloudSource::kGivenMatched;
   }
-  return o.gaussian.source == model::GaussianSource::kGivenRandom ||
-         o.gaussian.source == model::GaussianSource::kGivenMatched;
+  return o.config.gaussian.source == model::GaussianSource::kGivenRandom ||
+         o.config.gaussian.source == model::GaussianSource::kGivenMatched;
 }
 
 bool MatchedSource(const TrainRunOptions& o, Family family) {
   return family == Family::kPointCloud
-             ? o.pointcloud.source == model::PointCloudSource::kGivenMatched
-             : o.gaussian.source == model::GaussianSource::kGivenMatched;
+             ? o.config.pointcloud.source == model::PointCloudSource::kGivenMatched
+             : o.config.gaussian.source == model::GaussianSource::kGivenMatched;
 }
 
 // Everything a rank trains on.
@@ -185,16 +185,16 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
         p.family == Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
         " or SPATIAL_CELLS data"));
   }
-  const uint64_t seed = p.family == Family::kPointCloud ? o.pointcloud.optimizer.seed
-                                                        : o.gaussian.optimizer.seed;
+  const uint64_t seed = p.family == Family::kPointCloud ? o.config.pointcloud.optimizer.seed
+                                                        : o.config.gaussian.optimizer.seed;
   p.dataset = o.data_file.empty() ? o.dataset : o.data_file;
   p.origin.dataset = p.dataset;
   p.origin.dataset_kind = DatasetKindName(data.kind);
   p.origin.dataset_created_unix_ms = data.created_unix_ms;
   p.origin.dataset_items = data.items;
-  p.origin.niche_size = cells ? o.niche_size : 0;
-  p.origin.holdout_fraction = o.holdout_fraction;
-  p.origin.heldout = HoldoutIndices(data.items, o.holdout_fraction, seed);
+  p.origin.niche_size = cells ? o.config.niche_size : 0;
+  p.origin.holdout_fraction = o.config.holdout_fraction;
+  p.origin.heldout = HoldoutIndices(data.items, o.config.holdout_fraction, seed);
   const std::vector<int64_t> train_ids = Complement(data.items, p.origin.heldout);
   if (train_ids.empty()) {
     return absl::InvalidArgumentError("--holdout: leaves nothing to train on");
@@ -202,17 +202,17 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
   const bool all = p.origin.heldout.empty();
   if (p.family == Family::kPointCloud) {
     if (cells) {
-      WFM_ASSIGN_OR_RETURN(p.clouds, NicheClouds(data.data->cells(), o.niche_size, train_ids));
+      WFM_ASSIGN_OR_RETURN(p.clouds, NicheClouds(data.data->cells(), o.config.niche_size, train_ids));
     } else {
       p.clouds = all ? data.data->clouds() : TakeClouds(data.data->clouds(), train_ids);
     }
   } else if (cells) {
-    WFM_ASSIGN_OR_RETURN(p.gaussians, NicheGaussians(data.data->cells(), o.niche_size, train_ids));
+    WFM_ASSIGN_OR_RETURN(p.gaussians, NicheGaussians(data.data->cells(), o.config.niche_size, train_ids));
   } else {
     p.gaussians = all ? data.data->gaussians() : TakeGaussians(data.data->gaussians(), train_ids);
   }
 
-  const bool has_source = !o.source_file.empty() || !o.source_dataset.empty();
+  const bool has_source = !o.source_file.empty() || !o.config.source_dataset.empty();
   if (GivenSource(o, p.family) != has_source) {
     return absl::InvalidArgumentError(
         has_source ? "--source-data / --source-dataset: only with --noise given_random or given_matched"
@@ -220,7 +220,7 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
   }
   if (has_source) {
     WFM_ASSIGN_OR_RETURN(const Loaded source, o.source_file.empty()
-                                                  ? LoadDataset(o.data_dir, o.source_dataset)
+                                                  ? LoadDataset(o.data_dir, o.config.source_dataset)
                                                   : LoadFile(o.source_file));
     const DatasetKind want =
         p.family == Family::kPointCloud ? DatasetKind::kPointClouds : DatasetKind::kGaussians;
@@ -432,10 +432,10 @@ absl::Status ValidateTrainRunOptions(const TrainRunOptions& o, int64_t world_siz
   if (!o.dataset.empty() && o.data_dir.empty()) {
     return absl::InvalidArgumentError("--dataset: needs --data-dir (the repository holding it)");
   }
-  if (!o.source_dataset.empty() && o.data_dir.empty()) {
+  if (!o.config.source_dataset.empty() && o.data_dir.empty()) {
     return absl::InvalidArgumentError("--source-dataset: needs --data-dir");
   }
-  if (!o.source_dataset.empty() && !o.source_file.empty()) {
+  if (!o.config.source_dataset.empty() && !o.source_file.empty()) {
     return absl::InvalidArgumentError("--source-data / --source-dataset: give at most one");
   }
   if (o.out.empty() && (o.data_dir.empty() || o.model.empty())) {
@@ -448,20 +448,20 @@ absl::Status ValidateTrainRunOptions(const TrainRunOptions& o, int64_t world_siz
     return absl::InvalidArgumentError("--check-sync-every: must be >= 0");
   }
   if (o.log_every < 0) return absl::InvalidArgumentError("--log-every: must be >= 0");
-  if (o.niche_size < 1) return absl::InvalidArgumentError("--k: must be >= 1");
-  if (!(o.holdout_fraction >= 0.0 && o.holdout_fraction < 1.0)) {
+  if (o.config.niche_size < 1) return absl::InvalidArgumentError("--k: must be >= 1");
+  if (!(o.config.holdout_fraction >= 0.0 && o.config.holdout_fraction < 1.0)) {
     return absl::InvalidArgumentError("--holdout: must be in [0, 1)");
   }
   const bool gaussian = o.family.has_value() && *o.family == Family::kGaussian;
   const int64_t batch =
-      gaussian ? o.gaussian.optimizer.batch_size : o.pointcloud.optimizer.batch_size;
+      gaussian ? o.config.gaussian.optimizer.batch_size : o.config.pointcloud.optimizer.batch_size;
   if (batch < 1 || batch % world_size != 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch ", batch,
                                                    ": the global batch must split evenly over ",
                                                    world_size, " ranks"));
   }
-  return gaussian ? model::ValidateGaussianTrainConfig(o.gaussian)
-                  : model::ValidatePointCloudTrainConfig(o.pointcloud);
+  return gaussian ? model::ValidateGaussianTrainConfig(o.config.gaussian)
+                  : model::ValidatePointCloudTrainConfig(o.config.pointcloud);
 }
 
 absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParallel& dp) {
@@ -483,9 +483,9 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
         p.resume_from_output
             ? (resume_from.ok() ? model::PointCloudTrainer::Resume(
                                       p.clouds, *resume_from, source,
-                                      o.pointcloud.optimizer.steps, role)
+                                      o.config.pointcloud.optimizer.steps, role)
                                 : resume_from.status())
-            : model::PointCloudTrainer::Create(p.clouds, o.pointcloud, p.dataset, source, role);
+            : model::PointCloudTrainer::Create(p.clouds, o.config.pointcloud, p.dataset, source, role);
     WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
     if (rank == 0) {
       LogInfo(absl::StrCat("training pointcloud model on ", p.clouds.num_clouds(), " clouds, ",
@@ -499,9 +499,9 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
   absl::StatusOr<std::unique_ptr<model::GaussianTrainer>> trainer =
       p.resume_from_output
           ? (resume_from.ok() ? model::GaussianTrainer::Resume(p.gaussians, *resume_from, source,
-                                                               o.gaussian.optimizer.steps, role)
+                                                               o.config.gaussian.optimizer.steps, role)
                               : resume_from.status())
-          : model::GaussianTrainer::Create(p.gaussians, o.gaussian, p.dataset, source, role);
+          : model::GaussianTrainer::Create(p.gaussians, o.config.gaussian, p.dataset, source, role);
   WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
   if (rank == 0) {
     LogInfo(absl::StrCat("training gaussian model on ", p.gaussians.num_gaussians(),

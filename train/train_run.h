@@ -38,9 +38,9 @@ struct TrainRunOptions {
   std::string dataset;
   std::string data_dir;
   // User-given source clouds / Gaussians (--noise given_random |
-  // given_matched): an .npz file or a data set of the repository.
+  // given_matched): an .npz file, or the data set config.source_dataset of
+  // the repository.
   std::string source_file;
-  std::string source_dataset;
 
   // The output: <data_dir>/models/<model>/model.wfm, or `out` when set.
   std::string model;
@@ -48,12 +48,14 @@ struct TrainRunOptions {
   bool overwrite = false;  // replace an existing model
   bool resume = false;     // continue from the existing checkpoint, if any
 
-  // Unset: gaussian for Gaussian data, pointcloud otherwise.
+  // The family to train; unset: gaussian for Gaussian data, pointcloud
+  // otherwise. config.family is not read: RunTraining sets it from this.
   std::optional<model::Family> family;
-  model::PointCloudTrainConfig pointcloud;  // optimizer.batch_size is global
-  model::GaussianTrainConfig gaussian;
-  int64_t niche_size = 8;          // SPATIAL_CELLS data sets
-  double holdout_fraction = 0.0;   // items held out (server's split)
+  // The run's settings, as a server's training job takes them: both
+  // families' configurations (optimizer.batch_size is the global batch),
+  // source_dataset, niche_size (SPATIAL_CELLS data sets) and
+  // holdout_fraction (the server's held-out split).
+  model::TrainingConfig config;
 
   // Per-step JSON lines of this rank: step, loss (mean over ranks),
   // local_loss, digest (hex, of the parameters), param_sum, step_seconds,

@@ -85,8 +85,8 @@ class JobManagerTest : public ::testing::Test {
     TrainingRequest r;
     r.dataset = dataset;
     r.model = model;
-    r.family = model::Family::kPointCloud;
-    r.pointcloud = testing::TinyPointCloudConfig(steps);
+    r.config.family = model::Family::kPointCloud;
+    r.config.pointcloud = testing::TinyPointCloudConfig(steps);
     return r;
   }
 
@@ -123,8 +123,8 @@ class JobManagerTest : public ::testing::Test {
 TEST_F(JobManagerTest, TrainsAndPublishesAPointCloudModel) {
   StoreClouds("shapes", testing::Ellipses(12, 1, true));
   TrainingRequest r = PointCloudRequest("shapes", "m", 25);
-  r.holdout_fraction = 0.25;
-  r.pointcloud.checkpoint_every = 10;
+  r.config.holdout_fraction = 0.25;
+  r.config.pointcloud.checkpoint_every = 10;
   auto started = jobs_->Start(r);
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_EQ(started->id, "job-1");
@@ -144,7 +144,7 @@ TEST_F(JobManagerTest, TrainsAndPublishesAPointCloudModel) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->info.summary.steps, 25);
   EXPECT_EQ((*model)->info.summary.items, 9);  // 12 minus 3 held out
-  EXPECT_EQ((*model)->info.origin.heldout, HoldoutIndices(12, 0.25, r.seed()));
+  EXPECT_EQ((*model)->info.origin.heldout, HoldoutIndices(12, 0.25, r.config.seed()));
   EXPECT_EQ((*model)->info.origin.dataset, "shapes");
   const std::string text = metrics_.Text();
   EXPECT_EQ(testing::MetricValue(text, "wfm_training_steps_total", {{"model", "m"}}), 25);
@@ -162,14 +162,14 @@ TEST_F(JobManagerTest, TrainsGaussianModelsFromGaussiansAndFromCells) {
   TrainingRequest g;
   g.dataset = "g";
   g.model = "gm";
-  g.family = model::Family::kGaussian;
-  g.gaussian = testing::TinyGaussianConfig(10);
+  g.config.family = model::Family::kGaussian;
+  g.config.gaussian = testing::TinyGaussianConfig(10);
   TrainingRequest c = g;
   c.dataset = "cells";
   c.model = "cm";
-  c.niche_size = 4;
+  c.config.niche_size = 4;
   TrainingRequest p = PointCloudRequest("cells", "pm", 10);
-  p.niche_size = 4;
+  p.config.niche_size = 4;
   std::vector<std::string> ids;
   for (const TrainingRequest& r : {g, c, p}) {
     auto s = jobs_->Start(r);
@@ -194,19 +194,19 @@ TEST_F(JobManagerTest, ValidatesRequests) {
   EXPECT_TRUE(absl::IsInvalidArgument(kind));
   EXPECT_THAT(std::string(kind.message()), HasSubstr("holds GAUSSIANS"));
   TrainingRequest bad = PointCloudRequest("shapes", "m");
-  bad.pointcloud.network.width = 15;  // not divisible by 2 heads
+  bad.config.pointcloud.network.width = 15;  // not divisible by 2 heads
   EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Start(bad).status()));
   bad = PointCloudRequest("shapes", "m");
-  bad.holdout_fraction = 1.0;
+  bad.config.holdout_fraction = 1.0;
   EXPECT_THAT(std::string(jobs_->Start(bad).status().message()), HasSubstr("holdout_fraction"));
   bad = PointCloudRequest("shapes", "m");
-  bad.source_dataset = "g";
+  bad.config.source_dataset = "g";
   EXPECT_THAT(std::string(jobs_->Start(bad).status().message()), HasSubstr("source_dataset"));
   bad = PointCloudRequest("shapes", "m");
-  bad.pointcloud.source = model::PointCloudSource::kGivenRandom;
+  bad.config.pointcloud.source = model::PointCloudSource::kGivenRandom;
   EXPECT_THAT(std::string(jobs_->Start(bad).status().message()),
               HasSubstr("needs a data set of source items"));
-  bad.source_dataset = "g";
+  bad.config.source_dataset = "g";
   EXPECT_THAT(std::string(jobs_->Start(bad).status().message()), HasSubstr("holds GAUSSIANS"));
   EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Start(PointCloudRequest("shapes", "a b")).status()));
   EXPECT_TRUE(jobs_->List().empty());
@@ -258,7 +258,7 @@ TEST_F(JobManagerTest, AFailedJobCarriesTheErrorText) {
 TEST_F(JobManagerTest, KeepsThePeriodicCheckpointOfACancelledJob) {
   StoreClouds("shapes", testing::Ellipses(6, 1));
   TrainingRequest r = PointCloudRequest("shapes", "m", 1000000);
-  r.pointcloud.checkpoint_every = 3;
+  r.config.pointcloud.checkpoint_every = 3;
   auto job = jobs_->Start(r);
   WaitForStep(job->id, 4);
   for (int i = 0; i < 200 && !fs::exists(dir_.path() + "/jobs/job-1/checkpoint.wfm"); ++i) {
