@@ -53,48 +53,37 @@ Samples = collections.namedtuple("Samples", "points offsets labels clouds trajec
 # Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels or None.
 GaussianSamples = collections.namedtuple("GaussianSamples", "means covs labels")
 
-# train(**options) keyword -> (config section, field). Sections: optimizer,
-# network, pointcloud, gaussian, config (the TrainingConfig itself).
-_TRAIN_OPTIONS = {
-    "steps": ("optimizer", "steps"),
-    "batch": ("optimizer", "batch_size"),
-    "lr": ("optimizer", "learning_rate"),
-    "decay_steps": ("optimizer", "decay_steps"),
-    "decay_rate": ("optimizer", "decay_rate"),
-    "grad_clip": ("optimizer", "grad_clip_norm"),
-    "seed": ("optimizer", "seed"),
-    "emb": ("network", "width"),
-    "heads": ("network", "heads"),
-    "layers": ("network", "layers"),
-    "mlp": ("network", "mlp_hidden"),
-    "dropout": ("network", "dropout"),
-    "architecture": ("network", "architecture"),
-    "k": ("config", "niche_size"),
-    "checkpoint_every": ("config", "checkpoint_every"),
-    "holdout": ("config", "holdout_fraction"),
-    "monge_map": ("pointcloud", "monge_map"),
-    "eps": ("pointcloud", "epsilon"),
-    "sinkhorn_iters": ("pointcloud", "sinkhorn_iterations"),
-    "sinkhorn_tol": ("pointcloud", "sinkhorn_tolerance"),
-    "minibatch_cost": ("pointcloud", "minibatch_cost"),
-    "guidance": ("pointcloud", "guidance"),
-    "p_uncond": ("pointcloud", "p_uncond"),
-    "subsample_points": ("pointcloud", "subsample_points"),
-    "velocity": ("gaussian", "velocity"),
-    "loss": ("gaussian", "loss"),
-    "mean_scale": ("gaussian", "mean_scale_factor"),
-    "cov_scale": ("gaussian", "cov_scale_factor"),
-}
-# Options whose field depends on the family.
-_SHARED_OPTIONS = {
-    "noise": {"pointcloud": "noise", "gaussian": "noise"},
-    "minibatch_ot": {"pointcloud": "minibatch_ot", "gaussian": "minibatch_ot"},
-    "minibatch_eps": {"pointcloud": "minibatch_epsilon", "gaussian": "minibatch_epsilon"},
-    "df_scale": {"pointcloud": "noise_df_scale", "gaussian": "degrees_of_freedom_scale"},
-    "source_dataset": {"pointcloud": "source_dataset", "gaussian": "source_dataset"},
-}
-
 _TERMINAL = (types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED)
+
+
+def _option_value(type_name, value, key):
+    """`value` as the Python type of an option of `type_name`."""
+    if type_name == "bool":
+        if isinstance(value, str):
+            text = value.lower()
+            if text in ("on", "true", "yes", "1"):
+                return True
+            if text in ("off", "false", "no", "0"):
+                return False
+            raise ValueError(f"{key}={value!r}: expected on or off")
+        return bool(value)
+    if type_name in ("int", "uint"):
+        if isinstance(value, bool) or int(value) != value:
+            raise ValueError(f"{key}={value!r}: expected an integer")
+        return int(value)
+    if type_name == "double":
+        if isinstance(value, bool):
+            raise ValueError(f"{key}={value!r}: expected a number")
+        return float(value)
+    return str(value)
+
+
+def _set_path(message, path, value):
+    """Sets the field at dotted `path` (e.g. "network.width") of `message`."""
+    *parents, leaf = path.split(".")
+    for name in parents:
+        message = getattr(message, name)
+    setattr(message, leaf, value)
 
 
 def _varint(n):
@@ -149,6 +138,7 @@ class Client:
         self._connected_once = False
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
+        self._options = None  # training_options(), fetched on first use
         self.server = server
 
     def close(self):
@@ -355,33 +345,52 @@ class Client:
 
     # ------------------------------------------------------------ training
 
-    def train(self, dataset, model, family=None, watch=False, on_update=None, overwrite=False,
-              **options):
-        """Starts a training job; options are the `wfm train` flags with
-        underscores (steps=, batch=, lr=, emb=, layers=, monge_map=, ...).
-        Unset options take the server's defaults. family: "pointcloud" or
-        "gaussian" (default: from the data set's kind). With watch=True,
-        follows the job (calling on_update(job) on every update) and returns
-        its final state; raises WfmError unless it SUCCEEDED."""
-        if family is None:
-            family = "gaussian" if self.dataset(dataset).kind == types_pb2.GAUSSIANS else "pointcloud"
+    def training_options(self):
+        """Every training option the server takes (DescribeTrainingOptions,
+        fetched once): TrainingOption messages with name, group, help, type
+        and, per family, the TrainingConfig field path, default and rule.
+        train() takes each as a keyword: the name with '_' for '-'."""
+        if self._options is None:
+            reply = self._call("DescribeTrainingOptions",
+                               wfm_service_pb2.DescribeTrainingOptionsRequest())
+            self._options = list(reply.options)
+        return self._options
+
+    def training_config(self, family, **options):
+        """The TrainingConfig that train() sends for `family` ("pointcloud" or
+        "gaussian") and keyword options (None values are left out). Raises
+        TypeError for an unknown option and ValueError for an option of the
+        other family or a value of the wrong type."""
         if family not in ("pointcloud", "gaussian"):
             raise ValueError(f"family {family!r}: choose 'pointcloud' or 'gaussian'")
-        config = types_pb2.TrainingConfig(
-            family=types_pb2.FAMILY_POINTCLOUD if family == "pointcloud" else types_pb2.FAMILY_GAUSSIAN)
+        family_enum = types_pb2.FAMILY_POINTCLOUD if family == "pointcloud" else types_pb2.FAMILY_GAUSSIAN
+        config = types_pb2.TrainingConfig(family=family_enum)
+        by_keyword = {o.name.replace("-", "_"): o for o in self.training_options()}
         for key, value in options.items():
             if value is None:
                 continue
-            if key in _SHARED_OPTIONS:
-                section, field = family, _SHARED_OPTIONS[key][family]
-            elif key in _TRAIN_OPTIONS:
-                section, field = _TRAIN_OPTIONS[key]
-                if section in ("pointcloud", "gaussian") and section != family:
-                    raise ValueError(f"{key} does not apply to family {family!r}")
-            else:
-                raise TypeError(f"train() got an unknown option {key!r}")
-            target = config if section == "config" else getattr(config, section)
-            setattr(target, field, value)
+            option = by_keyword.get(key)
+            if option is None:
+                raise TypeError(f"train() got an unknown option {key!r} "
+                                f"(known: {', '.join(sorted(by_keyword))})")
+            field = next((f for f in option.fields if f.family == family_enum), None)
+            if field is None:
+                raise ValueError(f"{key} does not apply to family {family!r}")
+            _set_path(config, field.path, _option_value(option.type, value, key))
+        return config
+
+    def train(self, dataset, model, family=None, watch=False, on_update=None, overwrite=False,
+              **options):
+        """Starts a training job; options are the `wfm train` flags with
+        underscores (steps=, batch=, lr=, emb=, layers=, monge_map=, ...;
+        training_options() lists them all). Unset options take the server's
+        defaults. family: "pointcloud" or "gaussian" (default: from the data
+        set's kind). With watch=True, follows the job (calling on_update(job)
+        on every update) and returns its final state; raises WfmError unless
+        it SUCCEEDED."""
+        if family is None:
+            family = "gaussian" if self.dataset(dataset).kind == types_pb2.GAUSSIANS else "pointcloud"
+        config = self.training_config(family, **options)
         job = self._call("StartTraining", wfm_service_pb2.StartTrainingRequest(
             dataset=dataset, model=model, config=config, overwrite=overwrite))
         if not watch:

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "model/common/status.h"
+#include "proto/training_options.h"
 #include "server/evaluator.h"
 #include "server/grpc_status.h"
 #include "server/logging.h"
@@ -228,6 +229,15 @@ grpc::Status WfmServiceImpl::ListTrainingJobs(grpc::ServerContext* context,
                                               pb::ListTrainingJobsResponse* response) {
   return Handle("ListTrainingJobs", context, [&]() -> absl::Status {
     for (const JobStatus& job : deps_.jobs->List()) ToProto(job, response->add_jobs());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status WfmServiceImpl::DescribeTrainingOptions(
+    grpc::ServerContext* context, const pb::DescribeTrainingOptionsRequest* request,
+    pb::DescribeTrainingOptionsResponse* response) {
+  return Handle("DescribeTrainingOptions", context, [&]() -> absl::Status {
+    api::DescribeTrainingOptions(response);
     return absl::OkStatus();
   });
 }

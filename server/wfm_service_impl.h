@@ -62,6 +62,9 @@ class WfmServiceImpl final : public wfm::v1::WfmService::Service {
   grpc::Status ListTrainingJobs(grpc::ServerContext* context,
                                 const wfm::v1::ListTrainingJobsRequest* request,
                                 wfm::v1::ListTrainingJobsResponse* response) override;
+  grpc::Status DescribeTrainingOptions(grpc::ServerContext* context,
+                                       const wfm::v1::DescribeTrainingOptionsRequest* request,
+                                       wfm::v1::DescribeTrainingOptionsResponse* response) override;
   grpc::Status CancelTrainingJob(grpc::ServerContext* context,
                                  const wfm::v1::CancelTrainingJobRequest* request,
                                  wfm::v1::TrainingJob* response) override;

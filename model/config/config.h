@@ -1,6 +1,7 @@
 // Training configurations of the two families, with the reference's defaults
-// where the reference has one, validation, and a JSON form (stored in
-// checkpoints and reported as model info).
+// where the reference has one (the only place defaults are written), and the
+// aggregate of a whole run. Every member is an option of the table in
+// options.h, which derives validation, JSON, flags and the API mapping.
 #ifndef WFM_MODEL_CONFIG_CONFIG_H_
 #define WFM_MODEL_CONFIG_CONFIG_H_
 
@@ -125,12 +126,12 @@ struct TrainingConfig {
   int64_t checkpoint_every() const;
 };
 
-// Range checks; messages name the field ("network.width: ...").
-absl::Status ValidateNetworkConfig(const NetworkConfig& c, Family family);
-absl::Status ValidateOptimizerConfig(const OptimizerConfig& c);
+// The family configurations through the option table (options.h): range
+// checks with messages naming the field path ("network.width: ...",
+// "optimizer.steps: ..."), and the JSON that checkpoints store (absent keys
+// keep their defaults; the result is validated).
 absl::Status ValidatePointCloudTrainConfig(const PointCloudTrainConfig& c);
 absl::Status ValidateGaussianTrainConfig(const GaussianTrainConfig& c);
-
 nlohmann::json ToJson(const PointCloudTrainConfig& c);
 nlohmann::json ToJson(const GaussianTrainConfig& c);
 absl::StatusOr<PointCloudTrainConfig> PointCloudTrainConfigFromJson(const nlohmann::json& j);

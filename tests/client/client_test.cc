@@ -369,12 +369,8 @@ TEST(TrainFlagsTest, OnlyGivenFlagsAreSet) {
   TrainFlags f;
   f.dataset = "d";
   f.model = "m";
-  f.steps = 30;
-  f.emb = 16;
-  f.layers = 1;
-  f.monge_map = "argmax";
-  f.minibatch_ot = "off";
-  f.p_uncond = 0.2;
+  f.options = {{"steps", "30"}, {"emb", "16"},          {"layers", "1"},
+               {"monge-map", "argmax"}, {"minibatch-ot", "off"}, {"p-uncond", "0.2"}};
   absl::StatusOr<v1::StartTrainingRequest> r = BuildTrainingRequest(f, "pointcloud");
   ASSERT_TRUE(r.ok()) << r.status();
   const v1::TrainingConfig& c = r->config();
@@ -395,10 +391,7 @@ TEST(TrainFlagsTest, OnlyGivenFlagsAreSet) {
 
 TEST(TrainFlagsTest, GaussianFamily) {
   TrainFlags f;
-  f.noise = "wishart";
-  f.minibatch_ot = "on";
-  f.k = 12;
-  f.df_scale = 2;
+  f.options = {{"noise", "wishart"}, {"minibatch-ot", "on"}, {"k", "12"}, {"df-scale", "2"}};
   absl::StatusOr<v1::StartTrainingRequest> r = BuildTrainingRequest(f, "gaussian");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->config().family(), v1::FAMILY_GAUSSIAN);
@@ -407,15 +400,15 @@ TEST(TrainFlagsTest, GaussianFamily) {
   EXPECT_EQ(r->config().niche_size(), 12);
   EXPECT_DOUBLE_EQ(r->config().gaussian().degrees_of_freedom_scale(), 2);
   EXPECT_FALSE(r->config().has_pointcloud());
-  f.guidance = 2;
+  f.options["guidance"] = "2";
   EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("--guidance"));
-  f.guidance.reset();
-  f.noise = "uniform";
+  f.options.erase("guidance");
+  f.options["noise"] = "uniform";
   EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("wishart"));
-  f.noise = "given_random";
-  f.source_dataset = "src";
+  f.options["noise"] = "given_random";
+  f.options["source-dataset"] = "src";
   EXPECT_EQ(BuildTrainingRequest(f, "gaussian")->config().gaussian().source_dataset(), "src");
-  f.noise.reset();
+  f.options.erase("noise");
   EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("given_"));
 }
 

@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""The Python client's training keywords come from the server's option table
+(DescribeTrainingOptions): every field of wfm.v1.TrainingConfig, found by
+reflection over the proto descriptor, is reachable through a keyword of
+Client.train(), and the keywords convert and refuse values as documented.
+
+    training_options_test.py --server build/server/wfm-server --python-out build/python
+"""
+import argparse
+import os
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+from wfm_server import Server  # noqa: E402
+
+ARGS = None
+
+
+def leaf_paths(descriptor, prefix=""):
+    """Every scalar field below `descriptor`, as dotted paths."""
+    for field in descriptor.fields:
+        path = prefix + field.name
+        if field.message_type is not None:
+            yield from leaf_paths(field.message_type, path + ".")
+        elif path != "family":
+            yield path
+
+
+def non_default(option, field):
+    """A value for `field` of `option` that is not its default."""
+    if option.type == "bool":
+        return field.default_value != "on"
+    if option.type == "string":
+        others = [c for c in field.choices if c != field.default_value]
+        return others[0] if others else "other-" + field.default_value
+    if option.type in ("int", "uint"):
+        return int(field.default_value) * 2 or 3
+    return float(field.default_value) * 0.37 + 0.01
+
+
+def get_path(message, path):
+    *parents, leaf = path.split(".")
+    for name in parents:
+        if not message.HasField(name):
+            return None
+        message = getattr(message, name)
+    if message.DESCRIPTOR.fields_by_name[leaf].has_presence:
+        return getattr(message, leaf) if message.HasField(leaf) else None
+    return getattr(message, leaf) or None
+
+
+class TrainingOptionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, ARGS.python_out)
+        global types_pb2, Client
+        from wfm.v1 import types_pb2  # noqa: F401
+        from wfm_client import Client  # noqa: F401
+        cls.tmp = tempfile.mkdtemp(prefix="wfm-py-options-")
+        cls.server = Server(ARGS.server, cls.tmp, "server", [])
+        cls.client = Client(cls.server.address)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+
+    def test_every_training_config_field_is_a_keyword(self):
+        options = self.client.training_options()
+        families = {"pointcloud": types_pb2.FAMILY_POINTCLOUD, "gaussian": types_pb2.FAMILY_GAUSSIAN}
+        for path in leaf_paths(types_pb2.TrainingConfig.DESCRIPTOR):
+            reached = 0
+            for family, enum in families.items():
+                if path.split(".")[0] in families and path.split(".")[0] != family:
+                    continue
+                for option in options:
+                    for field in option.fields:
+                        if field.family != enum or field.path != path:
+                            continue
+                        keyword = option.name.replace("-", "_")
+                        value = non_default(option, field)
+                        config = self.client.training_config(family, **{keyword: value})
+                        self.assertEqual(get_path(config, path), value, f"{keyword} -> {path}")
+                        reached += 1
+            self.assertGreater(reached, 0, f"TrainingConfig.{path} has no train() keyword")
+
+    def test_keywords_convert_and_refuse(self):
+        config = self.client.training_config("pointcloud", steps=30, minibatch_ot="off", eps=0.01,
+                                             monge_map="argmax", seed=None)
+        self.assertEqual(config.optimizer.steps, 30)
+        self.assertTrue(config.pointcloud.HasField("minibatch_ot"))
+        self.assertFalse(config.pointcloud.minibatch_ot)
+        self.assertAlmostEqual(config.pointcloud.epsilon, 0.01)
+        self.assertFalse(config.optimizer.HasField("seed"))  # None leaves it unset
+        self.assertFalse(config.optimizer.HasField("batch_size"))
+        with self.assertRaisesRegex(TypeError, "unknown option 'warp'"):
+            self.client.training_config("pointcloud", warp=9)
+        with self.assertRaisesRegex(ValueError, "monge_map does not apply to family 'gaussian'"):
+            self.client.training_config("gaussian", monge_map="argmax")
+        with self.assertRaisesRegex(ValueError, "expected an integer"):
+            self.client.training_config("gaussian", steps=2.5)
+        with self.assertRaisesRegex(ValueError, "expected on or off"):
+            self.client.training_config("gaussian", minibatch_ot="sometimes")
+
+    def test_the_server_refuses_what_the_table_refuses(self):
+        from wfm_client import WfmError
+        with self.assertRaises(WfmError) as e:
+            self.client.train("no-such-data", "m", family="pointcloud", emb=1)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("config.network.width: must be in [2, 4096], got 1", e.exception.message)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--python-out", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0], *rest])

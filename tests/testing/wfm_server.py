@@ -1,0 +1,50 @@
+"""wfm-server as a child process for Python tests: started on 127.0.0.1:0,
+its port read from the one line it logs when it is ready."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+
+class Server:
+    """wfm-server on 127.0.0.1:0; the port comes from its ready line."""
+
+    def __init__(self, binary, folder, name, flags):
+        self.log_path = os.path.join(folder, name + ".log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+             "--data-dir", os.path.join(folder, "data"), "--threads", "1",
+             "--log-level", "debug", *flags],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.time() + 60
+        while time.time() < deadline and self.port is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError("wfm-server exited early:\n" + self.text())
+            m = re.search(r"wfm-server ready: grpc 127\.0\.0\.1:(\d+),", self.text())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("no ready line within 60 s:\n" + self.text())
+        self.address = "127.0.0.1:%d" % self.port
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
