@@ -18,6 +18,7 @@
 #include "model/checkpoint/checkpoint.h"
 #include "model/io/array.h"
 #include "model/io/h5ad.h"
+#include "model/io/json_depth.h"
 #include "model/io/npy.h"
 #include "model/io/npz.h"
 #include "model/io/point_sets.h"
@@ -84,32 +85,6 @@ std::string FixFileFields(std::string bytes) {
   return bytes;
 }
 
-// Whether JSON text nests deeper than `limit` (as the checkpoint reader
-// checks before parsing, so destroying a parsed value cannot overflow the
-// stack).
-bool TooDeep(absl::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 // `bytes` (with valid file fields) whose header's tensor entries carry the
 // CRC-32 of the data they point at; the header is re-encoded and the data
 // section moved behind it. Empty when the header is not a JSON object with
@@ -122,7 +97,7 @@ std::string FixTensorCrcs(const std::string& bytes) {
   const uint64_t data_start = Align64(ckpt::kPrefixBytes + header_size);
   if (data_start > size - ckpt::kTrailerBytes) return std::string();
   const absl::string_view text(bytes.data() + ckpt::kPrefixBytes, header_size);
-  if (TooDeep(text, ckpt::kMaxJsonDepth)) return std::string();
+  if (model::io::JsonTooDeep(text, ckpt::kMaxJsonDepth)) return std::string();
   nlohmann::json header = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (!header.is_object() || !header.contains("tensors") || !header["tensors"].is_array()) {
     return std::string();

@@ -17,6 +17,7 @@
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
 #include "model/io/atomic_file.h"
+#include "model/io/json_depth.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the checkpoint format stores tensor data little-endian; this "
@@ -78,32 +79,6 @@ uint32_t Crc32(const void* data, uint64_t n) {
   if (n == 0) return 0;
   return static_cast<uint32_t>(
       crc32_z(0, static_cast<const Bytef*>(data), static_cast<z_size_t>(n)));
-}
-
-// Whether the JSON text nests arrays/objects deeper than `max_depth` (a scan
-// that ignores brackets inside strings; the text need not be valid JSON).
-bool JsonTooDeep(absl::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
 }
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
@@ -199,7 +174,7 @@ absl::StatusOr<std::string> SerializeImpl(const Checkpoint& checkpoint) {
     return absl::InvalidArgumentError(absl::StrCat(
         "header: ", header.size(), " bytes of JSON exceed the limit of ", kMaxHeaderBytes));
   }
-  if (JsonTooDeep(header, kMaxJsonDepth)) {
+  if (io::JsonTooDeep(header, kMaxJsonDepth)) {
     return absl::InvalidArgumentError(
         absl::StrCat("metadata: nested deeper than the limit of ", kMaxJsonDepth - 1, " levels"));
   }
@@ -448,7 +423,7 @@ absl::StatusOr<Checkpoint> ParseImpl(absl::string_view bytes) {
 
   // Header.
   const absl::string_view header_text(p + kPrefixBytes, header_size);
-  if (JsonTooDeep(header_text, kMaxJsonDepth)) {
+  if (io::JsonTooDeep(header_text, kMaxJsonDepth)) {
     return Corrupt(absl::StrCat("header: JSON nested deeper than ", kMaxJsonDepth, " levels"));
   }
   json header;

@@ -66,6 +66,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "model/io/json_depth.h"
 
 namespace wfm::model::checkpoint {
 
@@ -79,7 +80,7 @@ inline constexpr uint64_t kMaxHeaderBytes = uint64_t{64} << 20;  // 64 MiB
 inline constexpr uint64_t kMaxTensors = 1000000;
 inline constexpr int64_t kMaxRank = 8;
 inline constexpr uint64_t kMaxNameBytes = 4096;
-inline constexpr int kMaxJsonDepth = 100;  // nesting of the header, metadata included
+inline constexpr int kMaxJsonDepth = io::kMaxJsonDepth;  // nesting of the header, metadata included
 
 // Ordered named tensors, as stored. Names are unique within a checkpoint.
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/common/status.h"
+#include "model/gaussian/spd_check.h"
 #include "model/io/check.h"
 
 namespace wfm::model::io {
@@ -235,42 +236,24 @@ absl::Status ValidateGaussianSet(const GaussianSet& set, absl::string_view sourc
                        " = ", FormatDouble(set.means[i]), ": means must be finite"));
     }
   }
-  std::vector<double> l(d * d);
+  using Verdict = model::gaussian::SpdVerdict::Kind;
   for (int64_t g = 0; g < c; ++g) {
     const double* s = set.covs.data() + g * d * d;
-    double scale = 0;
-    for (int64_t i = 0; i < d * d; ++i) {
-      if (!std::isfinite(s[i])) {
-        return Invalid(source, absl::StrCat("covs", Index({g, i / d, i % d}), " = ",
-                                            FormatDouble(s[i]), ": covariances must be finite"));
-      }
-      scale = std::max(scale, std::abs(s[i]));
-    }
-    for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = i + 1; j < d; ++j) {
-        if (std::abs(s[i * d + j] - s[j * d + i]) > 1e-6 * scale) {
-          return Invalid(source,
-                         absl::StrCat("covs[", g, "]: not symmetric (covs", Index({g, i, j}), " = ",
-                                      FormatDouble(s[i * d + j]), ", covs", Index({g, j, i}), " = ",
-                                      FormatDouble(s[j * d + i]), ")"));
-        }
-      }
-    }
-    // Cholesky S = L L^T on the lower triangle; a pivot <= 0 means S is not
-    // positive definite.
-    for (int64_t j = 0; j < d; ++j) {
-      double pivot = s[j * d + j];
-      for (int64_t k = 0; k < j; ++k) pivot -= l[j * d + k] * l[j * d + k];
-      if (!(pivot > 0)) {
+    const model::gaussian::SpdVerdict v = model::gaussian::CheckSpd(s, d);
+    const int64_t i = v.row, j = v.col;
+    switch (v.kind) {
+      case Verdict::kSpd: break;
+      case Verdict::kNotFinite:
+        return Invalid(source, absl::StrCat("covs", Index({g, i, j}), " = ",
+                                            FormatDouble(s[i * d + j]),
+                                            ": covariances must be finite"));
+      case Verdict::kNotSymmetric:
+        return Invalid(source,
+                       absl::StrCat("covs[", g, "]: not symmetric (covs", Index({g, i, j}), " = ",
+                                    FormatDouble(s[i * d + j]), ", covs", Index({g, j, i}), " = ",
+                                    FormatDouble(s[j * d + i]), ")"));
+      case Verdict::kNotPositiveDefinite:
         return Invalid(source, absl::StrCat("covs[", g, "]: not positive definite"));
-      }
-      const double ljj = std::sqrt(pivot);
-      l[j * d + j] = ljj;
-      for (int64_t i = j + 1; i < d; ++i) {
-        double v = s[i * d + j];
-        for (int64_t k = 0; k < j; ++k) v -= l[i * d + k] * l[j * d + k];
-        l[i * d + j] = v / ljj;
-      }
     }
   }
   return CheckLabelCount(set.labels, c, "Gaussian", source);

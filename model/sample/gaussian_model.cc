@@ -13,8 +13,9 @@
 #include "model/checkpoint/module_state.h"
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
-#include "model/gaussian/spd.h"
 #include "model/checkpoint/model_files.h"
+#include "model/gaussian/spd.h"
+#include "model/gaussian/spd_check.h"
 
 namespace wfm::model {
 namespace {
@@ -38,30 +39,6 @@ absl::StatusOr<std::vector<double>> DoubleValues(const checkpoint::Checkpoint& c
     }
   }
   return v;
-}
-
-// True when the symmetric d×d matrix s (both triangles) has a Cholesky
-// factorisation whose every squared pivot exceeds 1e-12 of its largest
-// diagonal entry: positive definite with a margin float64 can resolve.
-bool CholeskyPositive(const double* s, int64_t d, double* work) {
-  double largest = 0.0;
-  for (int64_t i = 0; i < d; ++i) largest = std::max(largest, s[i * d + i]);
-  if (!(largest > 0.0) || !std::isfinite(largest)) return false;
-  const double floor = 1e-12 * largest;
-  std::copy(s, s + d * d, work);
-  for (int64_t j = 0; j < d; ++j) {
-    double pivot = work[j * d + j];
-    for (int64_t k = 0; k < j; ++k) pivot -= work[j * d + k] * work[j * d + k];
-    if (!(pivot > floor)) return false;
-    const double l = std::sqrt(pivot);
-    work[j * d + j] = l;
-    for (int64_t i = j + 1; i < d; ++i) {
-      double v = work[i * d + j];
-      for (int64_t k = 0; k < j; ++k) v -= work[i * d + k] * work[j * d + k];
-      work[i * d + j] = v / l;
-    }
-  }
-  return true;
 }
 
 // Absolute eigenvalue floor of the final safeguard, in units of the data's
@@ -151,6 +128,12 @@ absl::StatusOr<std::shared_ptr<const GaussianModel>> GaussianModel::FromCheckpoi
     WFM_ASSIGN_OR_RETURN(m->source_covs_, DoubleValues(ckpt, "source.covs", d * d));
     if (m->source_means_.size() / d != m->source_covs_.size() / (d * d)) {
       return absl::DataLossError("checkpoint: source.means and source.covs differ in count");
+    }
+    for (int64_t g = 0; g * d * d < static_cast<int64_t>(m->source_covs_.size()); ++g) {
+      if (!gaussian::CheckSpd(m->source_covs_.data() + g * d * d, d).ok()) {
+        return absl::DataLossError(absl::StrCat(
+            "checkpoint: source.covs[", g, "] is not a symmetric positive definite covariance"));
+      }
     }
   }
   WFM_ASSIGN_OR_RETURN(const nn::GaussianNetConfig net_config,
@@ -377,7 +360,6 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
       }
       if (!AllFinite(m) || !AllFinite(s)) return NonFinite();
       // Outputs: exactly symmetric, and positive definite (safeguard).
-      std::vector<double> work(dd);
       for (size_t k = 0; k < members.size(); ++k) {
         GeneratedGaussians& out = outs[members[k]];
         const int64_t n = requests[members[k]].num_samples;
@@ -386,7 +368,7 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
           double* dst = out.covs.data() + i * dd;
           std::copy_n(s.data() + (first[k] + i) * dd, dd, dst);
           Symmetrize(dst, d);
-          if (!CholeskyPositive(dst, d, work.data())) {
+          if (!gaussian::CheckSpd(dst, d).ok()) {
             const at::Tensor one = at::from_blob(dst, {1, d, d}, at::kDouble);
             gaussian::EigenvalueFloor floor;
             floor.absolute = kSafeguardFloor * stats_.cov_diag_mean;
