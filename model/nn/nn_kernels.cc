@@ -1,32 +1,12 @@
 #include "model/nn/nn_kernels.h"
 
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
+#include <cstddef>
+
+#include "model/common/cpu_features.h"
 
 namespace wfm::model::nn::kernel {
-namespace {
-
-bool CpuHas(const char* isa) {
-  __builtin_cpu_init();
-  if (std::strcmp(isa, "generic") == 0) return true;
-  if (std::strcmp(isa, "avx2") == 0) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }
-  if (std::strcmp(isa, "avx512f") == 0) return __builtin_cpu_supports("avx512f");
-  return false;
-}
-
-const FloatKernels& ChooseBest() {
-  const char* cap = std::getenv("WFM_SIMD");
-  const bool allow_avx512 = cap == nullptr || std::strcmp(cap, "avx512f") == 0;
-  const bool allow_avx2 = allow_avx512 || std::strcmp(cap, "avx2") == 0;
-  if (allow_avx512 && CpuHas("avx512f")) return internal::kAvx512Kernels;
-  if (allow_avx2 && CpuHas("avx2")) return internal::kAvx2Kernels;
-  return internal::kGenericKernels;
-}
-
-}  // namespace
 
 DropoutStream MakeDropoutStream(double rate, std::uint64_t seed) {
   DropoutStream s;
@@ -38,16 +18,42 @@ DropoutStream MakeDropoutStream(double rate, std::uint64_t seed) {
   return s;
 }
 
+int64_t PackedGemmSize(int n, int k, int panel) {
+  const int64_t panels = (static_cast<int64_t>(n) + panel - 1) / panel;
+  return panels * (static_cast<int64_t>(k) + 1) * panel;
+}
+
+void PackGemmWeights(const float* w, int ld, bool transposed, int n, int k, const float* bias,
+                     float scale, int panel, float* packed) {
+  const int panels = (n + panel - 1) / panel;
+  for (int p = 0; p < panels; ++p) {
+    float* out = packed + static_cast<std::ptrdiff_t>(p) * (k + 1) * panel;
+    const int c0 = p * panel;
+    const int cols = std::min(panel, n - c0);
+    for (int c = 0; c < panel; ++c) out[c] = c < cols && bias != nullptr ? bias[c0 + c] : 0.0f;
+    out += panel;
+    for (int kk = 0; kk < k; ++kk, out += panel) {
+      for (int c = 0; c < panel; ++c) {
+        if (c >= cols) {
+          out[c] = 0.0f;
+        } else if (transposed) {
+          out[c] = w[static_cast<std::ptrdiff_t>(kk) * ld + c0 + c] * scale;
+        } else {
+          out[c] = w[static_cast<std::ptrdiff_t>(c0 + c) * ld + kk] * scale;
+        }
+      }
+    }
+  }
+}
+
 const FloatKernels& BestFloatKernels() {
-  static const FloatKernels& best = ChooseBest();
-  return best;
+  return cpu::SelectKernels(cpu::BestIsa(), internal::kGenericKernels, internal::kAvx2Kernels,
+                            internal::kAvx512Kernels);
 }
 
 const FloatKernels* FloatKernelsFor(const char* isa) {
-  if (!CpuHas(isa)) return nullptr;
-  if (std::strcmp(isa, "avx512f") == 0) return &internal::kAvx512Kernels;
-  if (std::strcmp(isa, "avx2") == 0) return &internal::kAvx2Kernels;
-  return &internal::kGenericKernels;
+  return cpu::KernelsNamed(isa, internal::kGenericKernels, internal::kAvx2Kernels,
+                           internal::kAvx512Kernels);
 }
 
 }  // namespace wfm::model::nn::kernel

@@ -5,8 +5,9 @@
 // network's inference path.
 //
 // No torch here: raw float buffers, compiled once per instruction set (generic
-// x86-64, AVX2+FMA, AVX-512F) and chosen at run time, like model/ot's
-// log-sum-exp kernels. Buffers need no particular alignment.
+// x86-64, AVX2+FMA, AVX-512F) and chosen at run time by
+// model/common/cpu_features.h, as model/ot's log-sum-exp kernels. Buffers need
+// no particular alignment.
 #ifndef WFM_MODEL_NN_NN_KERNELS_H_
 #define WFM_MODEL_NN_NN_KERNELS_H_
 
@@ -125,6 +126,25 @@ using PanelDense = void (*)(const float* w, const float* bias, const float* x, i
 using PanelLayerNorm = void (*)(float* x, int features, int panels, const float* gamma,
                                 const float* beta, float eps);
 
+// Row-major products against pre-packed weights, for inference:
+//   y[r][c] = act(bias[c] + sum_kk x[r][kk] · w[c][kk])   r < rows, c < n
+// with w a [n, k] matrix (PyTorch's Linear layout) packed by
+// PackGemmWeights (below) for this kernel table's gemm_panel. Every output
+// starts from its bias and accumulates kk = 0, 1, .., k-1 in that order (a
+// fused multiply-add each where the instruction set has one), so a row's
+// result is the same bits whatever rows it is computed with, in any blocking
+// and on any thread. act:
+enum class GemmEpilogue {
+  kNone,        // y = z
+  kLeakyRelu,   // y = z > 0 ? z : kLeakySlope · z
+  kAddResidual  // y = z + residual[r][c]; residual may alias y (same stride)
+};
+// x: rows × k with row stride ldx; y: rows × n with row stride ldy (y must not
+// overlap x); residual: rows × n with row stride ldr (kAddResidual only).
+using PackedGemm = void (*)(const float* x, int ldx, int rows, int k, const float* packed, int n,
+                            GemmEpilogue epilogue, const float* residual, int ldr, float* y,
+                            int ldy);
+
 struct FloatKernels {
   const char* isa;  // "avx512f", "avx2", "generic"
   int panel;        // lanes per panel of PanelDense / PanelLayerNorm: 16, 8 or 4
@@ -136,10 +156,24 @@ struct FloatKernels {
   LayerNormBackwardRows layer_norm_backward_rows;
   PanelDense panel_dense;
   PanelLayerNorm panel_layer_norm;
+  int gemm_panel;  // output columns per packed panel of packed_gemm: 32, 16 or 8
+  PackedGemm packed_gemm;
 };
 
-// The fastest kernels this CPU supports (chosen once, thread-safe). The
-// environment variable WFM_SIMD=generic|avx2|avx512f caps the choice.
+// Packed weights for packed_gemm: ceil(n / panel) panels, each (k + 1) ×
+// panel floats: first the panel's biases, then for kk < k the row
+// [w[p·panel + c][kk] · scale for c < panel] (zeros past n). `w` is [n, k]
+// with row stride ld (PyTorch's Linear weight), or with `transposed` a [k, n]
+// matrix with row stride ld holding wᵀ (e.g. the value rows of attention).
+// bias: n entries, or null for zeros. `scale` multiplies the weights (not the
+// biases).
+int64_t PackedGemmSize(int n, int k, int panel);
+void PackGemmWeights(const float* w, int ld, bool transposed, int n, int k, const float* bias,
+                     float scale, int panel, float* packed);
+
+// The fastest kernels this CPU supports (cpu::BestIsa(), model/common/
+// cpu_features.h: chosen once, thread-safe; WFM_SIMD=generic|avx2|avx512f
+// caps the choice).
 const FloatKernels& BestFloatKernels();
 // Kernels for an ISA by name, or nullptr when the CPU lacks it.
 const FloatKernels* FloatKernelsFor(const char* isa);

@@ -1,46 +1,22 @@
 #include "model/ot/lse_kernel.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 
+#include "model/common/cpu_features.h"
+
 namespace wfm::model::ot::kernel {
-namespace {
-
-bool CpuHas(const char* isa) {
-  __builtin_cpu_init();
-  if (std::strcmp(isa, "generic") == 0) return true;
-  if (std::strcmp(isa, "avx2") == 0) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }
-  if (std::strcmp(isa, "avx512f") == 0) return __builtin_cpu_supports("avx512f");
-  return false;
-}
-
-const FloatKernels& ChooseBest() {
-  const char* cap = std::getenv("WFM_SIMD");
-  const bool allow_avx512 = cap == nullptr || std::strcmp(cap, "avx512f") == 0;
-  const bool allow_avx2 = allow_avx512 || std::strcmp(cap, "avx2") == 0;
-  if (allow_avx512 && CpuHas("avx512f")) return internal::kAvx512Kernels;
-  if (allow_avx2 && CpuHas("avx2")) return internal::kAvx2Kernels;
-  return internal::kGenericKernels;
-}
-
-}  // namespace
 
 const FloatKernels& BestFloatKernels() {
-  static const FloatKernels& best = ChooseBest();
-  return best;
+  return cpu::SelectKernels(cpu::BestIsa(), internal::kGenericKernels, internal::kAvx2Kernels,
+                            internal::kAvx512Kernels);
 }
 
 const FloatKernels& GenericFloatKernels() { return internal::kGenericKernels; }
 
 const FloatKernels* FloatKernelsFor(const char* isa) {
-  if (!CpuHas(isa)) return nullptr;
-  if (std::strcmp(isa, "avx512f") == 0) return &internal::kAvx512Kernels;
-  if (std::strcmp(isa, "avx2") == 0) return &internal::kAvx2Kernels;
-  return &internal::kGenericKernels;
+  return cpu::KernelsNamed(isa, internal::kGenericKernels, internal::kAvx2Kernels,
+                           internal::kAvx512Kernels);
 }
 
 void LseRowsDouble(const double* mat, int rows, int stride, const double* w,

@@ -2,7 +2,8 @@
 //
 // No torch here: the kernels work on raw, 64-byte aligned float buffers and are
 // compiled once per instruction set (generic x86-64, AVX2+FMA, AVX-512F); the
-// best one the CPU supports is picked at run time (no -march=native build).
+// best one the CPU supports is picked at run time by
+// model/common/cpu_features.h (no -march=native build).
 #ifndef WFM_MODEL_OT_LSE_KERNEL_H_
 #define WFM_MODEL_OT_LSE_KERNEL_H_
 
@@ -52,8 +53,9 @@ struct FloatKernels {
   RowDotsFloat row_dots;
 };
 
-// The fastest kernels this CPU supports (chosen once, thread-safe). The
-// environment variable WFM_SIMD=generic|avx2|avx512f caps the choice.
+// The fastest kernels this CPU supports (cpu::BestIsa(), model/common/
+// cpu_features.h: chosen once, thread-safe; WFM_SIMD=generic|avx2|avx512f
+// caps the choice).
 const FloatKernels& BestFloatKernels();
 // The portable baseline, for tests comparing instruction sets.
 const FloatKernels& GenericFloatKernels();

@@ -254,6 +254,111 @@ TEST(NnKernelsTest, PanelLayerNormMatchesLayerNorm) {
   }
 }
 
+// Packs w [n, k] (or, transposed, wt [k, n]) for kernel table k.
+std::vector<float> PackFor(const FloatKernels& k, const at::Tensor& w, bool transposed,
+                           const at::Tensor& bias, float scale) {
+  const int n = static_cast<int>(transposed ? w.size(1) : w.size(0));
+  const int kk = static_cast<int>(transposed ? w.size(0) : w.size(1));
+  std::vector<float> packed(PackedGemmSize(n, kk, k.gemm_panel), -7.0f);
+  PackGemmWeights(w.data_ptr<float>(), static_cast<int>(w.size(1)), transposed, n, kk,
+                  bias.defined() ? bias.data_ptr<float>() : nullptr, scale, k.gemm_panel,
+                  packed.data());
+  return packed;
+}
+
+TEST(NnKernelsTest, PackedGemmMatchesLinearWithEveryEpilogue) {
+  at::manual_seed(11);
+  for (const FloatKernels* k : AvailableKernels()) {
+    for (int rows : {1, 5, 6, 12, 13, 31}) {
+      for (int n : {1, 3, 8, 17, 32, 33, 70}) {
+        const int kk = 23;
+        const at::Tensor x = at::randn({rows, kk});
+        const at::Tensor w = at::randn({n, kk}), bias = at::randn({n});
+        const at::Tensor residual = at::randn({rows, n});
+        const std::vector<float> packed = PackFor(*k, w, false, bias, 1.0f);
+        for (GemmEpilogue epilogue : {GemmEpilogue::kNone, GemmEpilogue::kLeakyRelu,
+                                      GemmEpilogue::kAddResidual}) {
+          // The output sits in a wider buffer (row stride n + 3) whose other
+          // columns must stay as they are; the residual is summed in place.
+          at::Tensor y = at::full({rows, n + 3}, 99.0f);
+          if (epilogue == GemmEpilogue::kAddResidual) y.narrow(1, 0, n).copy_(residual);
+          k->packed_gemm(x.data_ptr<float>(), kk, rows, kk, packed.data(), n, epilogue,
+                         y.data_ptr<float>(), n + 3, y.data_ptr<float>(), n + 3);
+          at::Tensor ref = at::linear(x.to(at::kDouble), w.to(at::kDouble), bias.to(at::kDouble));
+          if (epilogue == GemmEpilogue::kLeakyRelu) ref = at::leaky_relu(ref, kLeakySlope);
+          if (epilogue == GemmEpilogue::kAddResidual) ref = ref + residual.to(at::kDouble);
+          EXPECT_TRUE(at::allclose(y.narrow(1, 0, n).to(at::kDouble), ref, 1e-5, 1e-5))
+              << k->isa << " rows " << rows << " n " << n << " epilogue "
+              << static_cast<int>(epilogue);
+          EXPECT_TRUE(y.narrow(1, n, 3).eq(99.0f).all().item<bool>()) << k->isa;
+        }
+      }
+    }
+  }
+}
+
+TEST(NnKernelsTest, PackedGemmOfTransposedScaledWeightsWithoutBias) {
+  at::manual_seed(12);
+  for (const FloatKernels* k : AvailableKernels()) {
+    const int rows = 9, n = 21, kk = 40;
+    const at::Tensor x = at::randn({rows, kk});
+    const at::Tensor wt = at::randn({kk, n});  // the [k, n] layout
+    const std::vector<float> packed = PackFor(*k, wt, true, at::Tensor(), 0.25f);
+    at::Tensor y = at::empty({rows, n});
+    k->packed_gemm(x.data_ptr<float>(), kk, rows, kk, packed.data(), n, GemmEpilogue::kNone,
+                   nullptr, 0, y.data_ptr<float>(), n);
+    const at::Tensor ref = at::matmul(x.to(at::kDouble), wt.to(at::kDouble)) * 0.25;
+    EXPECT_TRUE(at::allclose(y.to(at::kDouble), ref, 1e-5, 1e-5)) << k->isa;
+  }
+}
+
+TEST(NnKernelsTest, PackedGemmRowsDoNotDependOnTheirNeighbours) {
+  // Each row alone, and the rows in several batch sizes and offsets (so a
+  // row falls into different register tiles and tails), give the same bits.
+  at::manual_seed(13);
+  for (const FloatKernels* k : AvailableKernels()) {
+    const int rows = 50, n = 45, kk = 77;
+    const at::Tensor x = at::randn({rows, kk});
+    const at::Tensor w = at::randn({n, kk}), bias = at::randn({n});
+    const std::vector<float> packed = PackFor(*k, w, false, bias, 1.0f);
+    at::Tensor all = at::empty({rows, n});
+    k->packed_gemm(x.data_ptr<float>(), kk, rows, kk, packed.data(), n, GemmEpilogue::kLeakyRelu,
+                   nullptr, 0, all.data_ptr<float>(), n);
+    for (int first : {0, 1, 7, 13, 30}) {
+      for (int count : {1, 2, 5, 11, 20}) {
+        if (first + count > rows) continue;
+        at::Tensor part = at::empty({count, n});
+        k->packed_gemm(x[first].data_ptr<float>(), kk, count, kk, packed.data(), n,
+                       GemmEpilogue::kLeakyRelu, nullptr, 0, part.data_ptr<float>(), n);
+        EXPECT_TRUE(at::equal(part, all.narrow(0, first, count)))
+            << k->isa << " rows " << first << " + " << count;
+      }
+    }
+  }
+}
+
+TEST(NnKernelsTest, PackedWeightsLayout) {
+  // Panel p: its biases, then row kk = [w[p·panel + c][kk] · scale], zeros
+  // past n.
+  const int panel = 8, n = 10, kk = 3;
+  const at::Tensor w = at::arange(n * kk, at::kFloat).view({n, kk});
+  const at::Tensor bias = at::arange(n, at::kFloat) + 100;
+  std::vector<float> packed(PackedGemmSize(n, kk, panel));
+  ASSERT_EQ(packed.size(), 2u * (kk + 1) * panel);
+  PackGemmWeights(w.data_ptr<float>(), kk, false, n, kk, bias.data_ptr<float>(), 2.0f, panel,
+                  packed.data());
+  EXPECT_EQ(packed[0], 100.0f);
+  EXPECT_EQ(packed[7], 107.0f);
+  EXPECT_EQ(packed[panel + 1], 2.0f * w[1][0].item<float>());
+  EXPECT_EQ(packed[2 * panel + 3], 2.0f * w[3][1].item<float>());
+  const float* second = packed.data() + (kk + 1) * panel;
+  EXPECT_EQ(second[0], 108.0f);
+  EXPECT_EQ(second[1], 109.0f);
+  EXPECT_EQ(second[2], 0.0f);
+  EXPECT_EQ(second[panel + 1], 2.0f * w[9][0].item<float>());
+  EXPECT_EQ(second[panel + 2], 0.0f);
+}
+
 TEST(NnKernelsTest, DropoutStreamParameters) {
   const DropoutStream s = MakeDropoutStream(0.1, 0x0123456789ABCDEFull);
   EXPECT_EQ(s.seed_lo, 0x89ABCDEFu);
