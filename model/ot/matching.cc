@@ -30,14 +30,36 @@ int FirstArgmax(const T* row, int m, const std::vector<char>& taken, T* best) {
 
 // The global row-major argmax of the remaining matrix is the first row holding
 // the largest row maximum, at that row's first argmax; each row's maximum is
-// cached and recomputed only when its argmax column is taken.
+// cached and recomputed only when its argmax column is taken. Rows with
+// row_ok[i] == 0 take no part (they get column 0); columns with
+// col_ok[j] == 0 are never assigned (null masks: every row / column takes
+// part).
 template <typename T>
-void GreedyOne(const T* plan, int n, int m, int64_t* out) {
-  std::vector<char> taken(m, 0), done(n, 0);
+void GreedyOne(const T* plan, int n, int m, const bool* row_ok, const bool* col_ok,
+               int64_t* out) {
+  std::vector<char> excluded(m, 0), done(n, 0);
+  int real_rows = n, real_cols = m;
+  for (int j = 0; j < m; ++j) {
+    if (col_ok != nullptr && !col_ok[j]) {
+      excluded[j] = 1;
+      --real_cols;
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    out[i] = 0;
+    if (row_ok != nullptr && !row_ok[i]) {
+      done[i] = 1;
+      --real_rows;
+    }
+  }
+  if (real_cols == 0) return;
+  std::vector<char> taken = excluded;
   std::vector<int> row_arg(n);
   std::vector<T> row_max(n);
-  for (int i = 0; i < n; ++i) row_arg[i] = FirstArgmax(plan + int64_t{i} * m, m, taken, &row_max[i]);
-  const int rounds = std::min(n, m);
+  for (int i = 0; i < n; ++i) {
+    if (!done[i]) row_arg[i] = FirstArgmax(plan + int64_t{i} * m, m, taken, &row_max[i]);
+  }
+  const int rounds = std::min(real_rows, real_cols);
   for (int k = 0; k < rounds; ++k) {
     int best = -1;
     for (int i = 0; i < n; ++i) {
@@ -53,25 +75,30 @@ void GreedyOne(const T* plan, int n, int m, int64_t* out) {
       }
     }
   }
-  if (n > m) {  // more rows than columns: the rest take their row argmax
-    std::vector<char> none(m, 0);
-    T unused;
-    for (int i = 0; i < n; ++i) {
-      if (!done[i]) out[i] = FirstArgmax(plan + int64_t{i} * m, m, none, &unused);
-    }
+  // More rows than columns: the rest take their argmax among the columns.
+  T unused;
+  for (int i = 0; i < n; ++i) {
+    if (!done[i]) out[i] = FirstArgmax(plan + int64_t{i} * m, m, excluded, &unused);
   }
 }
 
 template <typename T>
-at::Tensor Greedy(const at::Tensor& plan_in) {
+at::Tensor Greedy(const at::Tensor& plan_in, const at::Tensor& rows_in, const at::Tensor& cols_in) {
   const at::Tensor plan = plan_in.contiguous();
+  const at::Tensor rows = rows_in.defined() ? rows_in.to(at::kBool).contiguous() : rows_in;
+  const at::Tensor cols = cols_in.defined() ? cols_in.to(at::kBool).contiguous() : cols_in;
   const int64_t B = plan.size(0);
   const int n = static_cast<int>(plan.size(1)), m = static_cast<int>(plan.size(2));
   at::Tensor out = at::zeros({B, n}, plan.options().dtype(at::kLong));
   const T* p = plan.data_ptr<T>();
+  const bool* r = rows.defined() ? rows.data_ptr<bool>() : nullptr;
+  const bool* c = cols.defined() ? cols.data_ptr<bool>() : nullptr;
   int64_t* o = out.data_ptr<int64_t>();
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) GreedyOne<T>(p + b * n * m, n, m, o + b * n);
+    for (int64_t b = begin; b < end; ++b) {
+      GreedyOne<T>(p + b * n * m, n, m, r == nullptr ? nullptr : r + b * n,
+                   c == nullptr ? nullptr : c + b * m, o + b * n);
+    }
   });
   return out;
 }
@@ -90,10 +117,14 @@ absl::Status CheckPlan(const at::Tensor& plan) {
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> RoundedMatching(const at::Tensor& plan) {
+absl::StatusOr<at::Tensor> RoundedMatching(const at::Tensor& plan, const at::Tensor& rows,
+                                           const at::Tensor& cols) {
   WFM_RETURN_IF_ERROR(CheckPlan(plan));
+  if (rows.defined()) WFM_RETURN_IF_ERROR(CheckShape(rows, "rows", {plan.size(0), plan.size(1)}));
+  if (cols.defined()) WFM_RETURN_IF_ERROR(CheckShape(cols, "cols", {plan.size(0), plan.size(2)}));
   return GuardTorch("RoundedMatching", [&] {
-    return plan.scalar_type() == at::kFloat ? Greedy<float>(plan) : Greedy<double>(plan);
+    return plan.scalar_type() == at::kFloat ? Greedy<float>(plan, rows, cols)
+                                            : Greedy<double>(plan, rows, cols);
   });
 }
 

@@ -16,7 +16,14 @@ namespace wfm::model::ot {
 // distinct columns (a permutation when N == M). With N > M the reference's
 // loop would reassign row 0; here the N - M rows left once every column is
 // taken get their row argmax instead.
-absl::StatusOr<at::Tensor> RoundedMatching(const at::Tensor& plan);
+//
+// Optional masks (bool or 0/1 [B,N] and [B,M]) leave rows and columns out:
+// a column whose cols entry is false is never assigned (padding of a target
+// cloud), a row whose rows entry is false takes no column from the others
+// (padding of a source cloud; it gets column 0). The rules above then hold
+// for the real rows and columns.
+absl::StatusOr<at::Tensor> RoundedMatching(const at::Tensor& plan, const at::Tensor& rows = {},
+                                           const at::Tensor& cols = {});
 
 // Column of each row's largest entry (the first on ties): int64 [B,N].
 absl::StatusOr<at::Tensor> RowArgmax(const at::Tensor& plan);

@@ -1,5 +1,7 @@
 #include "model/ot/monge.h"
 
+#include <vector>
+
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,34 @@ namespace {
 // y gathered at one column per source row: idx int64 [B,N] -> [B,N,d].
 at::Tensor GatherRows(const at::Tensor& y, const at::Tensor& idx) {
   return at::gather(y, 1, idx.unsqueeze(2).expand({idx.size(0), idx.size(1), y.size(2)}));
+}
+
+// The index pairing of the `euclidean` map: the k-th real point of source
+// cloud x (a > 0) is paired with the (k mod n)-th real point of target cloud y
+// (b > 0), n being y's real points: y_k when the clouds are equally large,
+// and never a padding point of y when x is the larger. int64 [B,N]; padding
+// rows of x get 0.
+at::Tensor IndexPairing(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor real_x = (a > 0).to(at::kCPU).contiguous();
+  const at::Tensor real_y = (b > 0).to(at::kCPU).contiguous();
+  const int64_t batch = a.size(0), n = a.size(1), m = b.size(1);
+  at::Tensor out = at::zeros({batch, n}, at::TensorOptions().dtype(at::kLong));
+  const bool* rx = real_x.data_ptr<bool>();
+  const bool* ry = real_y.data_ptr<bool>();
+  int64_t* o = out.data_ptr<int64_t>();
+  std::vector<int64_t> targets;
+  for (int64_t c = 0; c < batch; ++c) {
+    targets.clear();
+    for (int64_t j = 0; j < m; ++j) {
+      if (ry[c * m + j]) targets.push_back(j);
+    }
+    if (targets.empty()) continue;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (rx[c * n + i]) o[c * n + i] = targets[k++ % targets.size()];
+    }
+  }
+  return out.to(a.device());
 }
 
 }  // namespace
@@ -52,12 +82,9 @@ absl::StatusOr<at::Tensor> MongeTargets(MongeMapKind kind, const at::Tensor& x,
   WFM_RETURN_IF_ERROR(CheckShape(b, "b", {x.size(0), y.size(1)}));
   const at::Tensor keep_source = (a > 0).unsqueeze(2);
   if (kind == MongeMapKind::kEuclidean) {
-    if (x.size(1) != y.size(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "monge_map: euclidean pairs points by index and needs clouds of equal size, got ",
-          x.size(1), " and ", y.size(1)));
-    }
-    return GuardTorch("MongeTargets", [&] { return at::where(keep_source, y.to(x.scalar_type()), x); });
+    return GuardTorch("MongeTargets", [&] {
+      return at::where(keep_source, GatherRows(y, IndexPairing(a, b)).to(x.scalar_type()), x);
+    });
   }
   if (kind == MongeMapKind::kSample && !generator.has_value()) {
     return absl::InvalidArgumentError("monge_map: 'sample' needs a generator");
@@ -68,9 +95,14 @@ absl::StatusOr<at::Tensor> MongeTargets(MongeMapKind kind, const at::Tensor& x,
     WFM_RETURN_IF_ERROR(GuardTorch("MongeTargets", [&] { targets = sol.BarycentricMap(y); }));
   } else {
     WFM_ASSIGN_OR_RETURN(const at::Tensor plan, GuardTorch("MongeTargets", [&] { return sol.Plan(); }));
+    // Target padding (b_j = 0) is never a target: its plan column is 0, but
+    // a row whose entries all underflowed would otherwise pick it on a tie.
+    const at::Tensor real_targets = b > 0;
     absl::StatusOr<at::Tensor> idx =
-        kind == MongeMapKind::kArgmax ? RowArgmax(plan)
-        : kind == MongeMapKind::kRoundedMatching ? RoundedMatching(plan)
+        kind == MongeMapKind::kArgmax
+            ? GuardTorch("MongeTargets",
+                         [&] { return plan.masked_fill(~real_targets.unsqueeze(1), -1).argmax(2); })
+        : kind == MongeMapKind::kRoundedMatching ? RoundedMatching(plan, a > 0, real_targets)
                                                  : SampleFromPlan(plan, *generator);
     if (!idx.ok()) return idx.status();
     WFM_RETURN_IF_ERROR(GuardTorch("MongeTargets", [&] { targets = GatherRows(y, *idx); }));

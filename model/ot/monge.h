@@ -20,7 +20,7 @@ enum class MongeMapKind {
   kArgmax,           // y at the row argmax of the plan
   kRoundedMatching,  // y at the greedy one-to-one matching (RoundedMatching)
   kSample,           // y at a column drawn from the plan row (seeded)
-  kEuclidean,        // no OT: T(x_i) = y_i (index pairing; needs N == M)
+  kEuclidean,        // no OT: T(x_i) = y_i (index pairing; see MongeTargets)
 };
 
 // "entropic", "argmax", "rounded_matching", "sample", "euclidean".
@@ -31,7 +31,12 @@ std::string MongeMapKindName(MongeMapKind kind);
 // [B,N]) and target clouds y [B,M,d] (weights b [B,M]). Every kind but
 // kEuclidean solves entropic OT with `options` first; kSample draws from
 // `generator` (required for it). Source padding (a_i = 0) maps to itself, so
-// its displacement T(x_i) - x_i is 0. When `solution` is not null it receives
+// its displacement T(x_i) - x_i is 0, and target padding (b_j = 0) is never a
+// target: `rounded_matching` and `argmax` choose among y's real points only,
+// and `euclidean` pairs the k-th real point of x with the (k mod n)-th of the
+// n real points of y (y_k when the clouds are equally large; the reference
+// pairs by raw index and sends the surplus source points of a larger source
+// cloud to y's padding at the origin). When `solution` is not null it receives
 // the Sinkhorn solution (left untouched for kEuclidean).
 absl::StatusOr<at::Tensor> MongeTargets(MongeMapKind kind, const at::Tensor& x,
                                         const at::Tensor& a, const at::Tensor& y,

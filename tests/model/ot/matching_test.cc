@@ -85,6 +85,37 @@ TEST(RoundedMatchingTest, RectangularPlans) {
   EXPECT_TRUE(((*t) >= 0).all().item<bool>() && ((*t) < 3).all().item<bool>());
 }
 
+// Masked columns (target padding) are never assigned; masked rows (source
+// padding) take no column from the real rows.
+TEST(RoundedMatchingTest, MasksLeaveRowsAndColumnsOut) {
+  // Row 2 is padding; column 1 is padding and holds the largest entries.
+  const at::Tensor plan =
+      at::tensor({0.1, 0.9, 0.2, 0.0,  //
+                  0.3, 0.8, 0.0, 0.0,  //
+                  0.9, 0.9, 0.9, 0.9,  //
+                  0.0, 0.0, 0.0, 0.0},
+                 at::kDouble)
+          .view({1, 4, 4});
+  const at::Tensor rows = at::tensor({1, 1, 0, 1}, at::kInt).view({1, 4}).to(at::kBool);
+  const at::Tensor cols = at::tensor({1, 0, 1, 1}, at::kInt).view({1, 4}).to(at::kBool);
+  auto m = RoundedMatching(plan, rows, cols);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)[0][0].item<int64_t>(), 2);  // 0.2 is row 0's best real column
+  EXPECT_EQ((*m)[0][1].item<int64_t>(), 0);  // 0.3
+  EXPECT_EQ((*m)[0][3].item<int64_t>(), 3);  // a row without mass takes the free real column
+  EXPECT_EQ((*m)[0][2].item<int64_t>(), 0);  // padding rows get column 0
+  // Unmasked, the greedy loop sends rows to the padding column.
+  auto unmasked = RoundedMatching(plan);
+  ASSERT_TRUE(unmasked.ok());
+  EXPECT_EQ((*unmasked)[0][0].item<int64_t>(), 1);
+  // More real rows than real columns: the surplus rows take their best real column.
+  const at::Tensor tall = at::tensor({0.5, 0.0, 0.4, 0.0, 0.3, 0.0}, at::kDouble).view({1, 3, 2});
+  auto t = RoundedMatching(tall, at::Tensor(), at::tensor({1, 0}, at::kInt).view({1, 2}));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(at::equal(*t, at::zeros({1, 3}, at::kLong)));
+  EXPECT_FALSE(RoundedMatching(plan, at::ones({1, 3}, at::kBool)).ok());  // wrong mask shape
+}
+
 // At small ε the plan between a cloud and a permuted, slightly moved copy is
 // nearly a permutation matrix, and rounded matching reads the permutation off.
 TEST(RoundedMatchingTest, RecoversHiddenPermutation) {
