@@ -15,8 +15,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/io/npz.h"
-#include "tests/client/run_process.h"
 #include "tests/testing/free_port.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::client {
 namespace {
@@ -33,13 +34,8 @@ const std::string kIo = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/";
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wfm-cli-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
     server_ = "127.0.0.1:" + std::to_string(wfm::testing::FreePort());
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // wfm --server <closed port> ARGS..., without WFM_* variables.
   ProcessResult Wfm(std::vector<std::string> args) {
@@ -47,9 +43,9 @@ class CliTest : public ::testing::Test {
     return RunProcess(args, {}, {"WFM_SERVER", "WFM_TOKEN"});
   }
 
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Path(const std::string& name) const { return dir_.File(name); }
 
-  std::filesystem::path dir_;
+  wfm::testing::TempDir dir_{"wfm-cli-test"};
   std::string server_;
 };
 
@@ -116,7 +112,7 @@ TEST_F(CliTest, MissingFile) {
 }
 
 TEST_F(CliTest, TruncatedNpz) {
-  const std::string good = testing::ReadFileText(kIo + "clouds_int_labels.npz");
+  const std::string good = testing::ReadFile(kIo + "clouds_int_labels.npz");
   ASSERT_GT(good.size(), 100u);
   std::ofstream(Path("cut.npz"), std::ios::binary) << good.substr(0, good.size() / 2);
   ExpectOneErrorLine(Wfm({"upload", Path("cut.npz"), "--name", "x"}), 1, {"cut.npz"});

@@ -4,8 +4,12 @@
 // demo data, sample files and the local server process.
 #include "client/client.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +33,9 @@
 #include "model/io/h5ad.h"
 #include "model/io/npz.h"
 #include "tests/testing/free_port.h"
+#include "tests/testing/status.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::client {
 namespace {
@@ -103,8 +110,10 @@ class FakeService final : public v1::WfmService::Service {
 
   grpc::Status ListDatasets(grpc::ServerContext* context, const v1::ListDatasetsRequest*,
                             v1::ListDatasetsResponse*) override {
-    // Slow enough for a short deadline to expire.
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // Answers only once the call is cancelled: the client's short deadline
+    // has expired by then.
+    wfm::testing::WaitUntil([context] { return context->IsCancelled(); }, absl::Seconds(30),
+                            absl::Milliseconds(1));
     return grpc::Status::OK;
   }
 
@@ -148,11 +157,7 @@ class FakeServerTest : public ::testing::Test {
   }
   void TearDown() override { server_->Shutdown(); }
 
-  std::unique_ptr<Client> Connect() {
-    absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(options_);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return *std::move(c);
-  }
+  absl::StatusOr<std::unique_ptr<Client>> Connect() { return Client::Connect(options_); }
 
   FakeService service_;
   std::unique_ptr<grpc::Server> server_;
@@ -161,7 +166,7 @@ class FakeServerTest : public ::testing::Test {
 };
 
 TEST_F(FakeServerTest, HealthCheck) {
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   EXPECT_EQ(*client->CheckHealth(), HealthStatus::kServing);
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, false);
   EXPECT_EQ(*client->CheckHealth(), HealthStatus::kNotServing);
@@ -170,7 +175,7 @@ TEST_F(FakeServerTest, HealthCheck) {
 
 TEST_F(FakeServerTest, UploadStreamsHeaderAndChunksWithTheToken) {
   options_.token = "s3cret";
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   absl::StatusOr<io::PointCloudSet> shapes = MakeShapes({2, 300, 40, 60, 7});
   ASSERT_TRUE(shapes.ok());
   std::vector<int64_t> progress;
@@ -190,7 +195,7 @@ TEST_F(FakeServerTest, UploadStreamsHeaderAndChunksWithTheToken) {
 }
 
 TEST_F(FakeServerTest, ServerErrorsKeepTheirCodeAndMethod) {
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   absl::StatusOr<io::PointCloudSet> shapes = MakeShapes({2, 3, 4, 4, 1});
   absl::StatusOr<v1::Dataset> rejected = client->UploadPointClouds(UploadInfo{"reject", "", false}, *shapes);
   EXPECT_EQ(rejected.status().code(), absl::StatusCode::kInvalidArgument);
@@ -209,14 +214,14 @@ TEST_F(FakeServerTest, ServerErrorsKeepTheirCodeAndMethod) {
 
 TEST_F(FakeServerTest, DeadlineExceeded) {
   options_.deadlines.unary = 0.1;
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   const absl::Status status = client->ListDatasets().status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(ErrorLine(status, "h:1"), HasSubstr("--timeout"));
 }
 
 TEST_F(FakeServerTest, WatchCallsBackForEveryUpdate) {
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   std::vector<int64_t> steps;
   absl::StatusOr<v1::TrainingJob> last =
       client->WatchTrainingJob("job-1", [&](const v1::TrainingJob& j) { steps.push_back(j.step()); });
@@ -247,7 +252,7 @@ v1::SampleNichesResponse Chunk(int64_t first, std::vector<int64_t> sizes, int64_
 
 TEST_F(FakeServerTest, SampleNichesAssemblesChunksAndTrajectories) {
   service_.SetSampleChunks({Chunk(0, {2, 3}, 2, 0, 2), Chunk(2, {1}, 2, 100, 2)});
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   v1::SampleNichesRequest request;
   request.set_num_samples(3);
   std::vector<int64_t> progress;
@@ -269,7 +274,7 @@ TEST_F(FakeServerTest, SampleNichesAssemblesChunksAndTrajectories) {
 }
 
 TEST_F(FakeServerTest, MalformedSampleStreamsAreInternalErrors) {
-  auto client = Connect();
+  WFM_ASSERT_OK_AND_ASSIGN(auto client, Connect());
   v1::SampleNichesRequest request;
   request.set_num_samples(2);
   v1::SampleNichesResponse gap = Chunk(1, {2}, 2, 0);  // first_sample should be 0
@@ -289,20 +294,50 @@ TEST_F(FakeServerTest, MalformedSampleStreamsAreInternalErrors) {
 // first attempt that fails, as gRPC 1.51's spurious connect failures do, is
 // retried after the channel's backoff instead of failing the call.
 TEST(ClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
-  const int port = wfm::testing::FreePort();
+  // The port: bound but not listening (connections are refused) until the
+  // test listens on it to take the client's first attempt.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  const int one = 1;
+  ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &length), 0);
   ClientOptions options;
-  options.server = "127.0.0.1:" + std::to_string(port);
+  options.server = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
   ASSERT_TRUE(client.ok()) << client.status();
-  // Nothing listens yet: the channel's first attempt is refused.
-  std::shared_ptr<grpc::Channel> probe =
-      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
-  EXPECT_FALSE(probe->WaitForConnected(std::chrono::system_clock::now() +
-                                       std::chrono::milliseconds(200)));
+  {
+    // Nothing listens yet: a channel's attempt is refused.
+    grpc::ChannelArguments args;
+    args.SetInt("wfm.test.probe", 1);  // a connection of its own
+    std::shared_ptr<grpc::Channel> probe =
+        grpc::CreateCustomChannel(options.server, grpc::InsecureChannelCredentials(), args);
+    EXPECT_FALSE(probe->WaitForConnected(std::chrono::system_clock::now() +
+                                         std::chrono::milliseconds(200)));
+  }
+  ASSERT_EQ(::listen(listener, 1), 0);
   FakeService service;
   std::unique_ptr<grpc::Server> server;
+  bool attempt_seen = false;
   std::thread later([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The client's first attempt arrives and is reset (SO_LINGER 0): it
+    // fails as gRPC 1.51's spurious connect failures do. Only then does the
+    // server start on the port.
+    pollfd incoming{listener, POLLIN, 0};
+    if (::poll(&incoming, 1, 30000) == 1) {
+      const int attempt = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (attempt >= 0) {
+        attempt_seen = true;
+        const linger reset{1, 0};
+        ::setsockopt(attempt, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        ::close(attempt);
+      }
+    }
+    ::close(listener);
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.server, grpc::InsecureServerCredentials());
@@ -312,6 +347,7 @@ TEST(ClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
   // Starts connecting at once, fails, and connects on the retry.
   const absl::StatusOr<HealthStatus> health = (*client)->CheckHealth("");
   later.join();
+  EXPECT_TRUE(attempt_seen);
   ASSERT_NE(server, nullptr);
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, HealthStatus::kServing);
@@ -478,15 +514,8 @@ TEST(DemoDataTest, ShapesAreDeterministicBalancedAndOnTheirCurves) {
 
 class SampleFilesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wfm-sample-files-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string Path(const std::string& name) { return (dir_ / name).string(); }
-  std::filesystem::path dir_;
+  std::string Path(const std::string& name) { return dir_.File(name); }
+  wfm::testing::TempDir dir_{"wfm-sample-files"};
 };
 
 SampledClouds TwoClouds(int64_t frames) {
@@ -554,10 +583,12 @@ TEST_F(SampleFilesTest, ProjectionFromFile) {
   absl::StatusOr<Projection> p = ProjectionFromFile(cells, "X");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->dim, 6);
-  EXPECT_EQ(ProjectionFromFile(cells, "obsm:X_pca")->dim, 3);
+  WFM_ASSERT_OK_AND_ASSIGN(const auto pca, ProjectionFromFile(cells, "obsm:X_pca"));
+  EXPECT_EQ(pca.dim, 3);
   EXPECT_FALSE(ProjectionFromFile(cells, "obsm:nope").ok());
   ASSERT_TRUE(WriteSampledClouds(Path("s.npz"), TwoClouds(0)).ok());
-  EXPECT_EQ(ProjectionFromFile(Path("s.npz"), "X")->dim, 2);
+  WFM_ASSERT_OK_AND_ASSIGN(const auto projection, ProjectionFromFile(Path("s.npz"), "X"));
+  EXPECT_EQ(projection.dim, 2);
 }
 
 // -------------------------------------------------------------- local server

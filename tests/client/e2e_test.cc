@@ -20,7 +20,8 @@
 #include "model/io/h5ad.h"
 #include "model/io/npz.h"
 #include "model/io/point_sets.h"
-#include "tests/client/run_process.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::client {
 namespace {
@@ -37,18 +38,11 @@ const std::string kCells = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/client
 
 class E2eTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wfm-e2e-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
   void TearDown() override {
     if (server_ != nullptr) {
       const absl::Status stopped = server_->Stop(60);
       EXPECT_TRUE(stopped.ok()) << stopped << "\n" << server_->RecentOutput();
     }
-    std::filesystem::remove_all(dir_);
   }
 
   void StartServer(std::vector<std::string> extra = {}) {
@@ -90,9 +84,9 @@ class E2eTest : public ::testing::Test {
     EXPECT_THAT(lines[0], StartsWith("wfm: error: "));
     for (const std::string& f : fragments) EXPECT_THAT(lines[0], HasSubstr(f));
   }
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Path(const std::string& name) const { return dir_.File(name); }
 
-  std::filesystem::path dir_;
+  wfm::testing::TempDir dir_{"wfm-e2e"};
   std::unique_ptr<LocalServer> server_;
 };
 
@@ -189,7 +183,7 @@ TEST_F(E2eTest, UploadH5adTrainSampleEvaluate) {
   // .svg: 6-D niches through principal components, own or of the data set.
   Ok({"sample", "--model", "niche", "--num", "5", "--out", Path("s.svg"), "--steps", "5"});
   EXPECT_EQ(SvgSamples(Path("s.svg")), "5\n");
-  EXPECT_THAT(testing::ReadFileText(Path("s.svg")), HasSubstr("principal components"));
+  EXPECT_THAT(testing::ReadFile(Path("s.svg")), HasSubstr("principal components"));
   Ok({"sample", "--model", "niche", "--num", "2", "--out", Path("p.svg"), "--steps", "5",
       "--pca-from", kCells});
   EXPECT_EQ(SvgSamples(Path("p.svg")), "2\n");
@@ -339,20 +333,24 @@ TEST_F(E2eTest, PythonClientExample) {
 }
 
 // The Python client's first call waits for the connection, as the tool's
-// does: a server that starts listening 0.3 s after the call began (its
-// first connection attempt refused) is reached.
+// does: a server that starts listening only after the call's first
+// connection attempt failed (it is taken and reset) is reached.
 TEST(PythonClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
   const ProcessResult r = RunProcess(
       {"/usr/bin/python3", "-c",
-       "import socket, threading, time\n"
+       "import socket, struct, threading\n"
        "from concurrent import futures\n"
        "import grpc\n"
        "from wfm_client import Client\n"
-       "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+       "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+       "s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.listen(1); s.settimeout(30)\n"
        "address = f'127.0.0.1:{port}'\n"
        "servers = []\n"
        "def serve_later():\n"
-       "    time.sleep(0.3)\n"
+       "    attempt, _ = s.accept()\n"
+       "    attempt.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+       "    attempt.close()\n"
+       "    s.close()\n"
        "    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))\n"
        "    serving = grpc.unary_unary_rpc_method_handler(lambda request, context: b'\\x08\\x01')\n"
        "    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(\n"
@@ -374,15 +372,13 @@ TEST(PythonClientTest, TheFirstCallOutlivesAFailedFirstConnectionAttempt) {
 
 // `wfm demo` with a short schedule: starts and stops its own server.
 TEST(DemoTest, RunsEndToEnd) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("wfm-demo-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string svg = (dir / "demo.svg").string();
+  const wfm::testing::TempDir dir("wfm-demo-test");
+  const std::string svg = dir.File("demo.svg");
   const ProcessResult r =
       RunProcess({kWfm, "demo", "--server-bin", kServer, "--out", svg, "--clouds", "60",
                   "--steps", "20", "--emb", "16", "--layers", "1", "--num", "9", "--sample-steps",
                   "5"},
-                 {{"TMPDIR", dir.string()}});
+                 {{"TMPDIR", dir.path()}});
   EXPECT_EQ(r.exit_code, 0) << "stdout:\n" << r.out << "\nstderr:\n" << r.err;
   EXPECT_THAT(r.out, HasSubstr("server ready"));
   EXPECT_THAT(r.out, HasSubstr("samples/s"));
@@ -391,12 +387,7 @@ TEST(DemoTest, RunsEndToEnd) {
   EXPECT_THAT(r.out, HasSubstr("stopping the server"));
   EXPECT_EQ(SvgSamples(svg), "9\n");
   // The temporary data folder is gone; only the picture remains.
-  std::vector<std::string> left;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    left.push_back(entry.path().filename().string());
-  }
-  EXPECT_EQ(left, std::vector<std::string>{"demo.svg"});
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(dir.List(), std::vector<std::string>{"demo.svg"});
 }
 
 }  // namespace

@@ -13,7 +13,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/run_process.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::client {
 namespace {
@@ -151,18 +152,10 @@ io::PointCloudSet Clouds(int64_t dim, const std::vector<std::string>& labels, in
 
 class SvgFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wfm-svg-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Parses `svg` with Python's XML parser and returns its summary line:
   // "<root tag> samples=<n> circles=<per sample, comma-separated> fills=<...>".
   std::string ParseWithPython(const std::string& svg) {
-    const std::string path = (dir_ / "picture.svg").string();
+    const std::string path = dir_.File("picture.svg");
     EXPECT_TRUE(WriteSvgFile(path, svg).ok());
     const char* script = R"(
 import sys, xml.etree.ElementTree as ET
@@ -180,7 +173,7 @@ print(root.tag.replace(ns, ''), 'samples=%d' % len(groups), 'circles=' + ','.joi
     return r.out;
   }
 
-  std::filesystem::path dir_;
+  wfm::testing::TempDir dir_{"wfm-svg-test"};
 };
 
 TEST_F(SvgFileTest, OneGroupPerSampleColouredByLabel) {
@@ -273,7 +266,7 @@ TEST_F(SvgFileTest, GaussianEllipses) {
   EXPECT_NEAR(found[1][0] / found[1][1], 2.0, 0.02);
   EXPECT_NEAR(std::abs(found[1][2]), 90.0, 0.01);
   EXPECT_NEAR(found[0][0], found[1][0], 0.02);
-  const std::string path = (dir_ / "g.svg").string();
+  const std::string path = dir_.File("g.svg");
   ASSERT_TRUE(WriteSvgFile(path, *svg).ok());
   const testing::ProcessResult r = testing::RunProcess(
       {"/usr/bin/python3", "-c", "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
@@ -285,15 +278,15 @@ TEST_F(SvgFileTest, InvalidInputAndAtomicWrite) {
   io::PointCloudSet bad = Clouds(2, {"a"}, 3);
   bad.points[0] = std::nanf("");
   EXPECT_EQ(RenderCloudsSvg(bad, {}).status().code(), absl::StatusCode::kInvalidArgument);
-  const std::string path = (dir_ / "x.svg").string();
+  const std::string path = dir_.File("x.svg");
   ASSERT_TRUE(WriteSvgFile(path, "<svg/>").ok());
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
     (void)entry;
     ++files;
   }
   EXPECT_EQ(files, 1);  // no temporary file left behind
-  EXPECT_FALSE(WriteSvgFile((dir_ / "no/such/dir/x.svg").string(), "<svg/>").ok());
+  EXPECT_FALSE(WriteSvgFile(dir_.File("no/such/dir/x.svg"), "<svg/>").ok());
 }
 
 TEST(XmlEscapeTest, EscapesMarkup) {

@@ -27,8 +27,10 @@
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint/checkpoint.h"
-#include "tests/e2e/server_process_util.h"
 #include "tests/server/client_util.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/tcp_queues.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::testing {
 namespace {
@@ -206,10 +208,16 @@ TEST(CrashConsistencyTest, KillDuringUploadsLeavesNoPartialDataset) {
       for (size_t c = 0; c < sent; ++c) ASSERT_TRUE(writer->Write(chunks[c]));
       if (after_done) {
         writer->WritesDone();
+        // Where the kill lands: at once, or 5 ms into the server's write and
+        // publish (fault injection, not a wait for anything).
         std::this_thread::sleep_for(std::chrono::milliseconds(5 * (round - 3)));
       } else {
-        // The server has taken the chunks (not only the socket buffers).
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        // The server has taken the chunks (not only the socket buffers): the
+        // connection's queues are empty.
+        const int port = std::stoi(server.address().substr(server.address().rfind(':') + 1));
+        EXPECT_TRUE(WaitUntil([&] { return TcpQueuesEmpty(port); }, absl::Seconds(30),
+                              absl::Milliseconds(1)))
+            << "round " << round;
       }
       ASSERT_TRUE(server.Kill());
       const grpc::Status s = writer->Finish();
@@ -283,27 +291,30 @@ TEST(CrashConsistencyTest, KillDuringCheckpointWritesReportsInterruptedJobs) {
       pb::TrainingJob job;
       ASSERT_TRUE(stub->StartTraining(&context, start, &job).ok());
       id = job.id();
-      for (int i = 0; i < 1200 && job.step() < 2; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        job = GetJob(*stub, id);
-      }
+      WaitUntil(
+          [&] {
+            job = GetJob(*stub, id);
+            return job.step() >= 2;
+          },
+          absl::Seconds(60), absl::Milliseconds(50));
       ASSERT_GE(job.step(), 2) << server.Log();
       step_seen = job.step();
       const std::string folder = data + "/jobs/" + id;
       if (round % 2 == 0) {
         // Kill while a checkpoint's temporary file exists (mid-write).
-        bool seen = false;
-        for (int i = 0; i < 20000 && !seen; ++i) {
-          std::error_code ec;
-          for (const auto& e : fs::directory_iterator(folder, ec)) {
-            if (e.path().filename().string().find(".tmp-") != std::string::npos) seen = true;
-          }
-          if (!seen) std::this_thread::sleep_for(std::chrono::microseconds(500));
-        }
+        const bool seen = WaitUntil(
+            [&] {
+              std::error_code ec;
+              for (const auto& e : fs::directory_iterator(folder, ec)) {
+                if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
+              }
+              return false;
+            },
+            absl::Seconds(10), absl::Microseconds(500));
         ASSERT_TRUE(server.Kill());
         killed_mid_write += seen ? 1 : 0;
       } else {
-        // At a random moment of the next steps.
+        // At a random moment of the next steps (fault injection).
         std::this_thread::sleep_for(
             std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1500)(rng)));
         ASSERT_TRUE(server.Kill());
@@ -380,6 +391,7 @@ TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {
         pb::DeleteModelResponse reply;
         (void)stub->DeleteModel(&context, request, &reply);
       });
+      // Where the kill lands in the delete (fault injection).
       std::this_thread::sleep_for(std::chrono::microseconds(delays_us[round]));
       ASSERT_TRUE(server.Kill());
       deleter.join();

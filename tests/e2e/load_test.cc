@@ -21,8 +21,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/e2e/server_process_util.h"
 #include "tests/server/client_util.h"
+#include "tests/testing/server_process.h"
 
 namespace wfm::testing {
 namespace {

@@ -88,6 +88,31 @@ class FakeModel {
 
 using FakeBatcher = Batcher<FakeModel, FakeRequest, FakeResult>;
 
+// The batcher's queue depth as its observer reports it (on every change), so
+// that a test waits for requests to be queued instead of polling.
+class DepthWatch {
+ public:
+  BatchObserver Observer() {
+    BatchObserver observer;
+    observer.on_queue_depth = [this](int64_t depth) {
+      std::lock_guard<std::mutex> lock(mu_);
+      depth_ = depth;
+      changed_.notify_all();
+    };
+    return observer;
+  }
+  // Waits until at least `n` requests are queued; false after 30 s.
+  bool WaitForDepth(int64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, std::chrono::seconds(30), [&] { return depth_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int64_t depth_ = 0;
+};
+
 BatcherOptions Options(int64_t max_batch = 8, int64_t max_queue = 16,
                        absl::Duration delay = absl::Milliseconds(20)) {
   BatcherOptions o;
@@ -118,7 +143,8 @@ TEST(BatcherTest, ALoneRequestRunsAloneAndGetsItsResult) {
 
 TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
   auto model = std::make_shared<FakeModel>();
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/8));
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/8), depth.Observer());
   model->Close();
   std::vector<std::thread> clients;
   std::vector<int64_t> values(6, -1);
@@ -127,7 +153,7 @@ TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
   for (int i = 1; i < 6; ++i) {
     clients.emplace_back([&, i] { values[i] = batcher.Run({1, i})->value; });
   }
-  while (batcher.queue_depth() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(5));
   model->Open();
   for (auto& c : clients) c.join();
   for (int i = 0; i < 6; ++i) EXPECT_EQ(values[i], i * 100 + 1);
@@ -138,7 +164,8 @@ TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
 
 TEST(BatcherTest, RespectsTheMaximumBatch) {
   auto model = std::make_shared<FakeModel>();
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/5));
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/5), depth.Observer());
   model->Close();
   std::vector<std::thread> clients;
   clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
@@ -146,7 +173,7 @@ TEST(BatcherTest, RespectsTheMaximumBatch) {
   for (int i = 1; i <= 4; ++i) clients.emplace_back([&, i] { (void)batcher.Run({2, i}); });
   // One request larger than the maximum runs on its own.
   clients.emplace_back([&] { (void)batcher.Run({9, 9}); });
-  while (batcher.queue_depth() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(5));
   model->Open();
   for (auto& c : clients) c.join();
   const auto calls = model->calls();
@@ -164,13 +191,14 @@ TEST(BatcherTest, RespectsTheMaximumBatch) {
 
 TEST(BatcherTest, AFullQueueIsRefusedAtOnce) {
   auto model = std::make_shared<FakeModel>();
-  FakeBatcher batcher("m", model, Options(8, /*max_queue=*/2));
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(8, /*max_queue=*/2), depth.Observer());
   model->Close();
   std::vector<std::thread> clients;
   clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
   model->WaitEntered(1);
   for (int i = 1; i <= 2; ++i) clients.emplace_back([&, i] { (void)batcher.Run({1, i}); });
-  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(2));
   absl::StatusOr<FakeResult> refused = batcher.Run({1, 3});
   EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("--max-queue"));
@@ -180,7 +208,8 @@ TEST(BatcherTest, AFullQueueIsRefusedAtOnce) {
 
 TEST(BatcherTest, ARequestCancelledWhileQueuedNeverRuns) {
   auto model = std::make_shared<FakeModel>();
-  FakeBatcher batcher("m", model, Options());
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(), depth.Observer());
   model->Close();
   std::thread first([&] { (void)batcher.Run({1, 0}); });
   model->WaitEntered(1);
@@ -188,7 +217,7 @@ TEST(BatcherTest, ARequestCancelledWhileQueuedNeverRuns) {
   absl::Status status;
   std::thread second([&] { status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
   std::thread third([&] { EXPECT_EQ(batcher.Run({1, 2})->value, 201); });
-  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(2));
   cancel = true;
   second.join();
   EXPECT_TRUE(absl::IsCancelled(status)) << status;
@@ -226,6 +255,7 @@ TEST(BatcherTest, OnlyTheCallersThreadCallsTheCancelledCallback) {
   auto model = std::make_shared<FakeModel>();
   FakeBatcher batcher("m", model, Options());
   std::mutex mu;
+  std::condition_variable polled;
   std::vector<std::thread::id> callers;
   std::atomic<bool> cancel{false};
   std::thread::id client_id;
@@ -237,13 +267,20 @@ TEST(BatcherTest, OnlyTheCallersThreadCallsTheCancelledCallback) {
                       [&] {
                         std::lock_guard<std::mutex> lock(mu);
                         callers.push_back(std::this_thread::get_id());
+                        polled.notify_all();
                         return cancel.load();
                       })
                  .status();
   });
   model->WaitEntered(1);
-  // Let the call run its polling steps for a while before cancelling.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    // The callback is polled a few times while the call runs its steps
+    // before it says cancelled.
+    std::unique_lock<std::mutex> lock(mu);
+    const size_t before = callers.size();
+    EXPECT_TRUE(polled.wait_for(lock, std::chrono::seconds(30),
+                                [&] { return callers.size() >= before + 3; }));
+  }
   cancel = true;
   client.join();
   EXPECT_TRUE(absl::IsCancelled(status)) << status;
@@ -258,7 +295,8 @@ TEST(BatcherTest, OnlyTheCallersThreadCallsTheCancelledCallback) {
 
 TEST(BatcherTest, ACancelledRequestInAMergedCallOnlyLosesItsOwnResult) {
   auto model = std::make_shared<FakeModel>();
-  FakeBatcher batcher("m", model, Options());
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(), depth.Observer());
   model->Close();
   std::thread first([&] { (void)batcher.Run({1, 0}); });
   model->WaitEntered(1);
@@ -267,7 +305,7 @@ TEST(BatcherTest, ACancelledRequestInAMergedCallOnlyLosesItsOwnResult) {
   int64_t kept = -1;
   std::thread a([&] { cancelled_status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
   std::thread b([&] { kept = batcher.Run({1, 2})->value; });
-  while (batcher.queue_depth() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(2));
   model->set_steps(300);  // the second call runs ~300 ms
   model->Open();
   model->WaitEntered(2);  // both are in the second call now
@@ -285,7 +323,8 @@ TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
   auto model = std::make_shared<FakeModel>();
   // A delay no test run reaches: only the batch limit (5 samples) and the
   // expected concurrency can flush.
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/5, 16, absl::Seconds(60)));
+  DepthWatch depth;
+  FakeBatcher batcher("m", model, Options(/*max_batch=*/5, 16, absl::Seconds(60)), depth.Observer());
   model->Close();
   std::vector<std::thread> clients;
   clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
@@ -295,7 +334,7 @@ TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
   for (int i = 1; i <= 3; ++i) {
     clients.emplace_back([&, i] { (void)batcher.Run({i == 3 ? 3 : 1, i}); });
   }
-  while (batcher.queue_depth() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(depth.WaitForDepth(3));
   model->Open();
   for (auto& c : clients) c.join();
   clients.clear();
@@ -305,10 +344,9 @@ TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
   // for the 60 s delay.
   const auto start = std::chrono::steady_clock::now();
   for (int i = 4; i <= 7; ++i) {
-    clients.emplace_back([&, i] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10 * (i - 4)));
-      (void)batcher.Run({1, i});
-    });
+    clients.emplace_back([&, i] { (void)batcher.Run({1, i}); });
+    // The next one arrives once this one waits in the queue.
+    if (i < 7) EXPECT_TRUE(depth.WaitForDepth(i - 3));
   }
   for (auto& c : clients) c.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));

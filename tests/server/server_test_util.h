@@ -1,50 +1,22 @@
-// Shared pieces of the server suites: temporary folders and small synthetic
-// data sets of each kind (no gRPC here).
+// Shared pieces of the server suites: small synthetic data sets of each
+// kind and tiny training configurations (no gRPC here), with the harness's
+// temporary folders and HTTP helpers (tests/testing).
 #ifndef WFM_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define WFM_TESTS_SERVER_SERVER_TEST_UTIL_H_
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
-#include <map>
-#include <optional>
-#include <sstream>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "model/io/point_sets.h"
 #include "model/config/config.h"
+#include "model/io/point_sets.h"
+#include "tests/testing/http.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::testing {
-
-// A fresh folder below $TMPDIR (or /tmp), removed with its content on
-// destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/wfm-server-test-XXXXXX";
-    path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // `count` 2D ellipses of `min_points`..`max_points` points; with labels,
 // "wide" (even) and "round" (odd) ellipses.
@@ -134,52 +106,6 @@ inline Cells RandomCells(int64_t samples, int64_t per_sample, int64_t dim, uint6
     }
   }
   return cells;
-}
-
-// GET http://127.0.0.1:<port><path> over a plain socket: the status code
-// and the body (-1 when the connection fails).
-inline std::pair<int, std::string> HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return {-1, ""};
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!::send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buffer[65536];
-  ssize_t n;
-  while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
-  ::close(fd);
-  const size_t space = response.find(' ');
-  const size_t body = response.find("\r\n\r\n");
-  if (space == std::string::npos || body == std::string::npos) return {-1, response};
-  return {std::stoi(response.substr(space + 1, 3)), response.substr(body + 4)};
-}
-
-// The value of the sample `name` whose labels include `labels` in a
-// Prometheus text exposition (the first match), or nullopt.
-inline std::optional<double> MetricValue(const std::string& text, const std::string& name,
-                                         const std::map<std::string, std::string>& labels = {}) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t brace = line.find('{');
-    const size_t space = line.rfind(' ');
-    const std::string metric = line.substr(0, std::min(brace, line.find(' ')));
-    if (metric != name) continue;
-    bool match = true;
-    for (const auto& [key, value] : labels) {
-      if (line.find(key + "=\"" + value + "\"") == std::string::npos) match = false;
-    }
-    if (match) return std::stod(line.substr(space + 1));
-  }
-  return std::nullopt;
 }
 
 // Small, fast training configurations (width 16, one layer).

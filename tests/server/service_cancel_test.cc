@@ -3,11 +3,14 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "server/metrics.h"
 #include "tests/server/test_server.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::testing {
 namespace {
@@ -38,16 +41,17 @@ TEST_F(CancelTest, CancellingATrainingJobEndsItAndItsWatch) {
   std::vector<pb::TrainingJob> updates;
   grpc::Status watch_status;
   std::thread watcher([&] { updates = Watch(*stub_, job.id(), &watch_status); });
-  // Wait until it runs.
-  for (int i = 0; i < 500; ++i) {
-    grpc::ClientContext context;
-    pb::GetTrainingJobRequest get;
-    get.set_id(job.id());
-    pb::TrainingJob now;
-    ASSERT_TRUE(stub_->GetTrainingJob(&context, get, &now).ok());
-    if (now.step() > 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // Wait until it runs (5 s at most; the cancellation is checked either way).
+  WaitUntil(
+      [&] {
+        grpc::ClientContext context;
+        pb::GetTrainingJobRequest get;
+        get.set_id(job.id());
+        pb::TrainingJob now;
+        EXPECT_TRUE(stub_->GetTrainingJob(&context, get, &now).ok());
+        return now.step() > 0;
+      },
+      absl::Seconds(5));
   pb::CancelTrainingJobRequest cancel;
   cancel.set_id(job.id());
   pb::TrainingJob cancelled;
@@ -75,7 +79,15 @@ TEST_F(CancelTest, CancellingAStreamingSampleStopsTheWork) {
   grpc::ClientContext context;
   // Minutes of work if it were not stopped.
   auto reader = stub_->SampleNiches(&context, NicheRequest("m", 64, 64, 1, 10000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The request has reached the model's batcher, whose first report creates
+  // the model's queue-depth series (a lone request then runs at once).
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return MetricValue(server_.app().metrics().Text(), "wfm_sampling_queue_depth",
+                           {{"model", "m"}})
+            .has_value();
+      },
+      absl::Seconds(60), absl::Milliseconds(1)));
   context.TryCancel();
   pb::SampleNichesResponse m;
   EXPECT_FALSE(reader->Read(&m));

@@ -11,6 +11,7 @@
 
 #include "server/job_manager.h"
 #include "tests/server/test_server.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::testing {
 namespace {
@@ -118,10 +119,16 @@ TEST(HealthTest, NotServingWhileDraining) {
     grpc::ClientContext context;
     ASSERT_TRUE(stub->StartTraining(&context, start, &job).ok());
   }
-  for (int i = 0; i < 1000 && server.app().jobs().Get(job.id())->state != server::JobState::kRunning;
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // The job's status (a default one, state QUEUED, if it is unknown).
+  const auto status = [&] {
+    absl::StatusOr<server::JobStatus> s = server.app().jobs().Get(job.id());
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : server::JobStatus();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return status().state == server::JobState::kRunning; },
+                        absl::Seconds(30), absl::Milliseconds(5)));
+  ASSERT_TRUE(WaitUntil([&] { return status().step >= 1; }, absl::Seconds(60),
+                        absl::Milliseconds(1)));
   auto channel = Connected(server.Channel());
   std::vector<int> seen;
   // Polls until the server is gone (a failed call).
@@ -133,27 +140,18 @@ TEST(HealthTest, NotServingWhileDraining) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
-  // Shut down a third of the way into a step, so the rest of it (hundreds of
-  // ms, more in sanitizer builds) keeps the server draining while the poller
-  // watches. Right at a step boundary the trainer could see the cancellation
-  // before starting the next step, and the drain would be too short to see.
-  const auto next_step = [&] {
-    const int64_t step = server.app().jobs().Get(job.id())->step;
-    while (server.app().jobs().Get(job.id())->step == step) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return std::chrono::steady_clock::now();
-  };
-  next_step();
-  const auto step_started = next_step();
-  const auto step_time = next_step() - step_started;
-  std::this_thread::sleep_for(step_time / 3);
+  // Shut down as soon as a step has ended: the trainer is then into the next
+  // one (hundreds of ms, more in sanitizer builds), which it finishes before
+  // it sees the cancellation, so the server stays draining while the poller
+  // watches. The step is polled (1 ms): nothing announces it.
+  const int64_t step = status().step;
+  EXPECT_TRUE(WaitUntil([&] { return status().step > step; }, absl::Seconds(60),
+                        absl::Milliseconds(1)));
   EXPECT_TRUE(server.app().Shutdown(absl::Seconds(60)));
   poller.join();
   // SERVING, then NOT_SERVING while the running step finishes, then gone.
   EXPECT_THAT(seen, ::testing::ElementsAre(1, 2, -1));
-  const auto final = server.app().jobs().Get(job.id());
-  EXPECT_EQ(server::JobStateName(final->state), "CANCELLED");
+  EXPECT_EQ(server::JobStateName(status().state), "CANCELLED");
 }
 
 }  // namespace

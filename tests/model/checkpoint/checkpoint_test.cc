@@ -1,6 +1,5 @@
 #include "model/checkpoint/checkpoint.h"
 
-#include <stdlib.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fixtures/checkpoint/v1_small.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::model::checkpoint {
 namespace {
@@ -27,43 +27,11 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// A fresh folder under the test temp dir, removed (with its content) at the end.
-class TempFolder {
- public:
-  TempFolder() {
-    std::string pattern = ::testing::TempDir() + "/wfm_ckpt_XXXXXX";
-    const char* made = mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempFolder() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
+using ::wfm::testing::TempDir;
 
-  // Sorted entry names (hidden temporaries included).
-  std::vector<std::string> List() const { return ListFolder(path_); }
-
-  static std::vector<std::string> ListFolder(const std::string& folder) {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(folder)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
+std::string ReadBytes(const std::string& path) { return ::wfm::testing::ReadFile(path); }
 void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ::wfm::testing::WriteFile(path, bytes);
 }
 
 uint64_t U64At(const std::string& b, size_t at) {
@@ -720,7 +688,7 @@ TEST(CheckpointTest, TooManyTensors) {
 // Files
 
 TEST(CheckpointFileTest, WriteThenReadRoundTrips) {
-  TempFolder dir;
+  TempDir dir;
   const Checkpoint want = testing::V1SmallCheckpoint();
   ASSERT_TRUE(Write(dir.File("model.wfm"), want).ok());
   EXPECT_THAT(dir.List(), ElementsAre("model.wfm"));
@@ -731,7 +699,7 @@ TEST(CheckpointFileTest, WriteThenReadRoundTrips) {
 }
 
 TEST(CheckpointFileTest, WriteIntoMissingFolderFailsCleanly) {
-  TempFolder dir;
+  TempDir dir;
   const absl::Status status = Write(dir.File("no/such/folder/model.wfm"), SmallCheckpoint());
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("no/such/folder"));
@@ -739,7 +707,7 @@ TEST(CheckpointFileTest, WriteIntoMissingFolderFailsCleanly) {
 }
 
 TEST(CheckpointFileTest, OverwriteLeavesTheCompleteNewFile) {
-  TempFolder dir;
+  TempDir dir;
   const std::string path = dir.File("model.wfm");
   ASSERT_TRUE(Write(path, SmallCheckpoint()).ok());
   const Checkpoint second = testing::V1SmallCheckpoint();
@@ -751,7 +719,7 @@ TEST(CheckpointFileTest, OverwriteLeavesTheCompleteNewFile) {
 }
 
 TEST(CheckpointFileTest, FailedRenameLeavesNoTemporaryFile) {
-  TempFolder dir;
+  TempDir dir;
   // The target is a non-empty folder: the temporary file is written, the
   // rename over the folder fails, and the temporary must be removed.
   const std::string target = dir.File("model.wfm");
@@ -761,11 +729,11 @@ TEST(CheckpointFileTest, FailedRenameLeavesNoTemporaryFile) {
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(std::string(status.message()), HasSubstr("model.wfm"));
   EXPECT_THAT(dir.List(), ElementsAre("model.wfm"));
-  EXPECT_THAT(TempFolder::ListFolder(target), ElementsAre("keep"));
+  EXPECT_THAT(TempDir::ListDir(target), ElementsAre("keep"));
 }
 
 TEST(CheckpointFileTest, UnserializableCheckpointWritesNothing) {
-  TempFolder dir;
+  TempDir dir;
   const std::string path = dir.File("model.wfm");
   ASSERT_TRUE(Write(path, SmallCheckpoint()).ok());
   const std::string before = ReadBytes(path);
@@ -779,7 +747,7 @@ TEST(CheckpointFileTest, UnserializableCheckpointWritesNothing) {
 }
 
 TEST(CheckpointFileTest, ReadErrorsNameThePath) {
-  TempFolder dir;
+  TempDir dir;
   const std::string path = dir.File("model.wfm");
   absl::Status status = Read(path).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);

@@ -1,8 +1,5 @@
 #include "model/checkpoint/module_state.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/checkpoint/checkpoint.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::model::checkpoint {
 namespace {
@@ -107,9 +105,8 @@ TEST(ModuleStateTest, StateIsASnapshot) {
 }
 
 TEST(ModuleStateTest, LoadedModelComputesExactlyWhatTheSavedOneComputed) {
-  std::string pattern = ::testing::TempDir() + "/wfm_module_XXXXXX";
-  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-  const std::string path = pattern + "/model.wfm";
+  const ::wfm::testing::TempDir dir("wfm-module");
+  const std::string path = dir.File("model.wfm");
 
   Stack saved(4, 16, 2);
   Randomize(*saved, 3);
@@ -126,7 +123,6 @@ TEST(ModuleStateTest, LoadedModelComputesExactlyWhatTheSavedOneComputed) {
   ASSERT_FALSE(at::equal(loaded->forward(x), want));  // different values before loading
 
   absl::StatusOr<Checkpoint> read = Read(path);
-  std::filesystem::remove_all(pattern);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->metadata, checkpoint.metadata);
   ASSERT_TRUE(LoadStateTensors(*loaded, read->tensors).ok());

@@ -21,7 +21,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::wfm::model::io::testing::ReadBytes;
-using ::wfm::model::io::testing::RunCommand;
+using ::wfm::model::io::testing::RunPython;
 using ::wfm::model::io::testing::TempDir;
 
 TEST(IoArrayTest, IntegerConversions) {
@@ -93,8 +93,8 @@ TEST(FormatDoubleTest, MatchesPythonRepr) {
     std::snprintf(buf, sizeof(buf), "%.17g", v);
     literals += std::string(buf) + ",";
   }
-  const auto python = RunCommand(
-      "/usr/bin/python3 -c 'print(\"\\n\".join(repr(float(x)) for x in [" + literals + "]))'");
+  const auto python =
+      RunPython({"-c", "print(\"\\n\".join(repr(float(x)) for x in [" + literals + "]))"});
   ASSERT_EQ(python.exit_code, 0) << python.output;
   std::vector<std::string> ours;
   for (double v : values) ours.push_back(FormatDouble(v));

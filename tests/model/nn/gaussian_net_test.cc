@@ -12,6 +12,8 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include "tests/testing/status.h"
+
 namespace wfm::model::nn {
 namespace {
 
@@ -28,11 +30,9 @@ GaussianNetConfig SmallConfig(GaussianArchitecture arch, int64_t labels = 0) {
   return c;
 }
 
-GaussianVelocityNet MakeNet(const GaussianNetConfig& c, uint64_t seed) {
+absl::StatusOr<GaussianVelocityNet> MakeNet(const GaussianNetConfig& c, uint64_t seed) {
   at::Generator gen = Gen(seed);
-  auto net = MakeGaussianVelocityNet(c, gen);
-  EXPECT_TRUE(net.ok()) << net.status();
-  return *net;
+  return MakeGaussianVelocityNet(c, gen);
 }
 
 double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
@@ -117,14 +117,14 @@ TEST(GaussianVelocityNetTest, ParameterCountOfTheAnchorDefaults) {
   c.width = 128;
   c.layers = 3;
   c.mlp_hidden = 256;
-  GaussianVelocityNet net = MakeNet(c, 1);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(c, 1));
   int64_t count = 0;
   for (const auto& p : net->parameters()) count += p.numel();
   EXPECT_EQ(count, 1227401);
 }
 
 TEST(GaussianVelocityNetTest, CheckpointKeys) {
-  GaussianVelocityNet sep = MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 3), 1);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet sep, MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 3), 1));
   std::set<std::string> keys;
   for (const auto& p : sep->named_parameters()) keys.insert(p.key());
   std::set<std::string> expected;
@@ -146,7 +146,7 @@ TEST(GaussianVelocityNetTest, CheckpointKeys) {
   add("cov_head");
   EXPECT_EQ(keys, expected);
 
-  GaussianVelocityNet joint = MakeNet(SmallConfig(GaussianArchitecture::kJoint), 1);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet joint, MakeNet(SmallConfig(GaussianArchitecture::kJoint), 1));
   const auto p = joint->named_parameters();
   EXPECT_TRUE(p.contains("tower.mean_embed.weight"));
   EXPECT_FALSE(p.contains("tower.label_embed.weight"));
@@ -162,7 +162,7 @@ TEST(GaussianVelocityNetTest, HeadInitialisation) {
   GaussianNetConfig c = SmallConfig(GaussianArchitecture::kSeparate);
   c.width = 256;  // tower width 768
   c.space_dim = 20;
-  GaussianVelocityNet sep = MakeNet(c, 2);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet sep, MakeNet(c, 2));
   const double fan_in = 768;
   EXPECT_NEAR(sep->cov_head->weight.std().item<double>(), std::sqrt(1e-3 / fan_in),
               0.05 * std::sqrt(1e-3 / fan_in));
@@ -170,7 +170,7 @@ TEST(GaussianVelocityNetTest, HeadInitialisation) {
               0.02 * std::sqrt(1.0 / 256));
   c.architecture = GaussianArchitecture::kJoint;
   c.mlp_hidden = 512;
-  GaussianVelocityNet joint = MakeNet(c, 2);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet joint, MakeNet(c, 2));
   EXPECT_NEAR(joint->cov_head->weight.std().item<double>(), std::sqrt(1.0 / 512),
               0.05 * std::sqrt(1.0 / 512));
   EXPECT_EQ(joint->cov_head->bias.abs().max().item<float>(), 0.0f);
@@ -181,7 +181,7 @@ class GaussianReferenceTest
 
 TEST_P(GaussianReferenceTest, MatchesTheReferenceNetwork) {
   const GaussianNetConfig c = SmallConfig(GetParam().first, GetParam().second);
-  GaussianVelocityNet net = MakeNet(c, 3);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(c, 3));
   Perturb(net, 4);
   at::manual_seed(5);
   const at::Tensor mean = at::randn({5, 3});
@@ -212,7 +212,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_P(GaussianReferenceTest, InferencePathMatchesTheAutogradPath) {
   const GaussianNetConfig c = SmallConfig(GetParam().first, GetParam().second);
-  GaussianVelocityNet net = MakeNet(c, 13);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(c, 13));
   Perturb(net, 14);
   for (int64_t batch : {1, 5, 16, 17, 40}) {
     SCOPED_TRACE(batch);
@@ -233,7 +233,7 @@ TEST_P(GaussianReferenceTest, InferencePathMatchesTheAutogradPath) {
 }
 
 TEST(GaussianVelocityNetTest, GradientsReachEveryParameter) {
-  GaussianVelocityNet net = MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 2), 6);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 2), 6));
   const GaussianVelocity v = net->forward(at::randn({4, 3}), at::randn({4, 6}), at::rand({4}),
                                           at::tensor({0, 1, -1, 1}, at::kLong));
   (v.mean.sum() + v.cov_tril.pow(2).sum()).backward();
@@ -244,7 +244,7 @@ TEST(GaussianVelocityNetTest, GradientsReachEveryParameter) {
 
 TEST(GaussianVelocityNetTest, NullLabelEmbedsTheZeroOneHot) {
   const GaussianNetConfig c = SmallConfig(GaussianArchitecture::kJoint, 3);
-  GaussianVelocityNet net = MakeNet(c, 7);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(c, 7));
   Perturb(net, 8);
   const at::Tensor mean = at::randn({2, 3}), tril = at::randn({2, 6}), t = at::rand({2});
   const GaussianVelocity null = net->forward(mean, tril, t, at::full({2}, -1, at::kLong));
@@ -262,7 +262,9 @@ TEST(GaussianVelocityNetTest, NullLabelEmbedsTheZeroOneHot) {
 
 TEST(GaussianVelocityNetTest, SeedsAndClone) {
   const GaussianNetConfig c = SmallConfig(GaussianArchitecture::kSeparate);
-  GaussianVelocityNet a = MakeNet(c, 9), b = MakeNet(c, 9), d = MakeNet(c, 10);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet a, MakeNet(c, 9));
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet b, MakeNet(c, 9));
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet d, MakeNet(c, 10));
   const auto pa = a->named_parameters(), pb = b->named_parameters(), pd = d->named_parameters();
   for (const auto& p : pa) {
     EXPECT_TRUE(at::equal(p.value(), pb[p.key()])) << p.key();
@@ -289,7 +291,7 @@ TEST(GaussianVelocityNetTest, SeedsAndClone) {
 }
 
 TEST(GaussianVelocityNetTest, ValidateInputsNamesTheArgument) {
-  GaussianVelocityNet net = MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 3), 12);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(SmallConfig(GaussianArchitecture::kSeparate, 3), 12));
   const at::Tensor mean = at::randn({2, 3}), tril = at::randn({2, 6}), t = at::rand({2});
   const at::Tensor labels = at::tensor({0, 2}, at::kLong);
   EXPECT_TRUE(net->ValidateInputs(mean, tril, t, labels).ok());
@@ -302,7 +304,7 @@ TEST(GaussianVelocityNetTest, ValidateInputsNamesTheArgument) {
   expect_bad(net->ValidateInputs(mean, tril, at::rand({1}), labels), "t");
   expect_bad(net->ValidateInputs(mean, tril, t, at::tensor({0, 3}, at::kLong)), "labels");
   expect_bad(net->ValidateInputs(mean, tril, t, at::Tensor()), "labels");
-  GaussianVelocityNet plain = MakeNet(SmallConfig(GaussianArchitecture::kJoint), 13);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet plain, MakeNet(SmallConfig(GaussianArchitecture::kJoint), 13));
   expect_bad(plain->ValidateInputs(mean, tril, t, labels), "labels");
   EXPECT_THROW(plain->forward(mean, tril, t, labels), c10::Error);
   EXPECT_THROW(net->forward(mean, tril, t), c10::Error);

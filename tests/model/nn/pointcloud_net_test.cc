@@ -12,6 +12,8 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include "tests/testing/status.h"
+
 namespace wfm::model::nn {
 namespace {
 
@@ -31,11 +33,9 @@ PointCloudNetConfig SmallConfig(ConditionKind kind = ConditionKind::kNone) {
   return c;
 }
 
-PointCloudVelocityNet MakeNet(const PointCloudNetConfig& c, uint64_t seed) {
+absl::StatusOr<PointCloudVelocityNet> MakeNet(const PointCloudNetConfig& c, uint64_t seed) {
   at::Generator gen = Gen(seed);
-  auto net = MakePointCloudVelocityNet(c, gen);
-  EXPECT_TRUE(net.ok()) << net.status();
-  return *net;
+  return MakePointCloudVelocityNet(c, gen);
 }
 
 // Gives the near-zero final layer and the LayerNorms ordinary values, so that
@@ -214,7 +214,7 @@ TEST(PointCloudVelocityNetTest, OutputShapeAndNearZeroInitialVelocity) {
   PointCloudNetConfig c = SmallConfig();
   c.width = 64;
   c.heads = 4;
-  PointCloudVelocityNet net = MakeNet(c, 3);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 3));
   net->eval();
   const at::Tensor x = at::randn({4, 50, 3});
   const at::Tensor v = net->forward(x, at::Tensor(), at::rand({4}));
@@ -228,7 +228,7 @@ TEST(PointCloudVelocityNetTest, OutputShapeAndNearZeroInitialVelocity) {
 }
 
 TEST(PointCloudVelocityNetTest, CheckpointKeys) {
-  PointCloudVelocityNet net = MakeNet(SmallConfig(ConditionKind::kDiscrete), 1);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(SmallConfig(ConditionKind::kDiscrete), 1));
   std::set<std::string> keys;
   for (const auto& p : net->named_parameters()) keys.insert(p.key());
   std::set<std::string> expected;
@@ -252,7 +252,8 @@ TEST(PointCloudVelocityNetTest, CheckpointKeys) {
   EXPECT_EQ(params["blocks.0.feed_forward.fc1.weight"].sizes(), (at::IntArrayRef{32, 16}));
   EXPECT_EQ(params["final.weight"].sizes(), (at::IntArrayRef{3, 16}));
   // Unconditional networks have no condition embedding.
-  EXPECT_FALSE(MakeNet(SmallConfig(), 1)->named_parameters().contains("cond_embed.weight"));
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet unconditioned, MakeNet(SmallConfig(), 1));
+  EXPECT_FALSE(unconditioned->named_parameters().contains("cond_embed.weight"));
 }
 
 TEST(PointCloudVelocityNetTest, InitialiserStatistics) {
@@ -261,7 +262,7 @@ TEST(PointCloudVelocityNetTest, InitialiserStatistics) {
   c.heads = 4;
   c.mlp_hidden = 512;
   c.layers = 1;
-  PointCloudVelocityNet net = MakeNet(c, 9);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 9));
   const auto params = net->named_parameters();
   // Dense kernels: truncated lecun normal, std sqrt(1/fan_in); biases zero;
   // LayerNorm scale 1, offset 0.
@@ -283,9 +284,9 @@ TEST(PointCloudVelocityNetTest, InitialiserStatistics) {
 }
 
 TEST(PointCloudVelocityNetTest, SameSeedSameParametersDifferentSeedDifferent) {
-  PointCloudVelocityNet a = MakeNet(SmallConfig(ConditionKind::kContinuous), 42);
-  PointCloudVelocityNet b = MakeNet(SmallConfig(ConditionKind::kContinuous), 42);
-  PointCloudVelocityNet c = MakeNet(SmallConfig(ConditionKind::kContinuous), 43);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet a, MakeNet(SmallConfig(ConditionKind::kContinuous), 42));
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet b, MakeNet(SmallConfig(ConditionKind::kContinuous), 42));
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet c, MakeNet(SmallConfig(ConditionKind::kContinuous), 43));
   const auto pa = a->named_parameters(), pb = b->named_parameters(), pc = c->named_parameters();
   bool any_different = false;
   for (const auto& p : pa) {
@@ -304,7 +305,7 @@ class ReferenceTest : public ::testing::TestWithParam<ConditionKind> {};
 
 TEST_P(ReferenceTest, EvalForwardMatchesTheReferenceNetwork) {
   const PointCloudNetConfig c = SmallConfig(GetParam());
-  PointCloudVelocityNet net = MakeNet(c, 5);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 5));
   Perturb(net, 6);
   net->eval();
   at::manual_seed(7);
@@ -325,7 +326,7 @@ TEST_P(ReferenceTest, EvalForwardMatchesTheReferenceNetwork) {
 
 TEST_P(ReferenceTest, TrainForwardAndGradientsMatchTheReferenceWithTheSameMasks) {
   const PointCloudNetConfig c = SmallConfig(GetParam());
-  PointCloudVelocityNet net = MakeNet(c, 8);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 8));
   Perturb(net, 9);
   net->train();
   at::manual_seed(10);
@@ -382,7 +383,7 @@ INSTANTIATE_TEST_SUITE_P(Conditions, ReferenceTest,
 
 TEST(PointCloudVelocityNetTest, PermutationEquivariantWithoutPadding) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kDiscrete);
-  PointCloudVelocityNet net = MakeNet(c, 11);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 11));
   Perturb(net, 12);
   net->eval();
   const at::Tensor x = at::randn({2, 13, 3});
@@ -398,7 +399,7 @@ TEST(PointCloudVelocityNetTest, PermutationEquivariantWithoutPadding) {
 
 TEST(PointCloudVelocityNetTest, PermutationEquivariantWithPadding) {
   const PointCloudNetConfig c = SmallConfig();
-  PointCloudVelocityNet net = MakeNet(c, 13);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 13));
   Perturb(net, 14);
   net->eval();
   const at::Tensor x = at::randn({2, 10, 3});
@@ -414,7 +415,7 @@ TEST(PointCloudVelocityNetTest, PermutationEquivariantWithPadding) {
 
 TEST(PointCloudVelocityNetTest, PaddedPointsDoNotChangeRealPoints) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kContinuous);
-  PointCloudVelocityNet net = MakeNet(c, 15);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 15));
   Perturb(net, 16);
   net->eval();
   const std::vector<int64_t> sizes = {12, 5, 9};
@@ -446,7 +447,7 @@ TEST(PointCloudVelocityNetTest, PaddedPointsDoNotChangeRealPoints) {
 
 TEST(PointCloudVelocityNetTest, TrainModeDropoutFollowsTheGenerator) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kDiscrete);
-  PointCloudVelocityNet net = MakeNet(c, 17);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 17));
   Perturb(net, 18);
   const at::Tensor x = at::randn({2, 8, 3});
   const at::Tensor t = at::rand({2});
@@ -472,7 +473,7 @@ TEST(PointCloudVelocityNetTest, TrainModeDropoutFollowsTheGenerator) {
 TEST(PointCloudVelocityNetTest, ZeroDropoutTrainingEqualsEval) {
   PointCloudNetConfig c = SmallConfig();
   c.dropout = 0.0;
-  PointCloudVelocityNet net = MakeNet(c, 19);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 19));
   Perturb(net, 20);
   const at::Tensor x = at::randn({2, 8, 3});
   const at::Tensor t = at::rand({2});
@@ -486,7 +487,7 @@ TEST(PointCloudVelocityNetTest, ZeroDropoutTrainingEqualsEval) {
 
 TEST(GuidedVelocityTest, MatchesSeparateForwardsForDiscreteLabels) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kDiscrete);
-  PointCloudVelocityNet net = MakeNet(c, 21);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 21));
   Perturb(net, 22);
   net->eval();
   const at::Tensor x = at::randn({3, 7, 3});
@@ -518,7 +519,7 @@ TEST(GuidedVelocityTest, MatchesSeparateForwardsForDiscreteLabels) {
 
 TEST(GuidedVelocityTest, ContinuousConditionAndUnconditionalNetwork) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kContinuous);
-  PointCloudVelocityNet net = MakeNet(c, 23);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 23));
   Perturb(net, 24);
   net->eval();
   const at::Tensor x = at::randn({2, 6, 3});
@@ -532,7 +533,7 @@ TEST(GuidedVelocityTest, ContinuousConditionAndUnconditionalNetwork) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_LT(MaxAbsDiff(*g, vu + 1.7 * (vc - vu)), 1e-5);
 
-  PointCloudVelocityNet plain = MakeNet(SmallConfig(), 25);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet plain, MakeNet(SmallConfig(), 25));
   Perturb(plain, 26);
   plain->eval();
   EXPECT_FALSE(plain->NullCondition(2).defined());
@@ -542,7 +543,7 @@ TEST(GuidedVelocityTest, ContinuousConditionAndUnconditionalNetwork) {
 }
 
 TEST(GuidedVelocityTest, Errors) {
-  PointCloudVelocityNet net = MakeNet(SmallConfig(ConditionKind::kDiscrete), 27);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(SmallConfig(ConditionKind::kDiscrete), 27));
   const at::Tensor x = at::randn({2, 6, 3});
   const at::Tensor t = at::rand({2});
   const at::Tensor labels = at::tensor({0, 1}, at::kLong);
@@ -569,7 +570,7 @@ TEST(GuidedVelocityTest, Errors) {
 
 TEST(PointCloudVelocityNetTest, NullLabelEmbedsTheZeroOneHot) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kDiscrete);
-  PointCloudVelocityNet net = MakeNet(c, 28);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 28));
   Perturb(net, 29);
   net->eval();
   const at::Tensor x = at::randn({2, 6, 3});
@@ -595,7 +596,7 @@ TEST(PointCloudVelocityNetTest, NullLabelEmbedsTheZeroOneHot) {
 
 TEST(PointCloudVelocityNetTest, CloneIsAnIndependentDeepCopy) {
   const PointCloudNetConfig c = SmallConfig(ConditionKind::kDiscrete);
-  PointCloudVelocityNet net = MakeNet(c, 30);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(c, 30));
   Perturb(net, 31);
   net->eval();
   auto copy = std::dynamic_pointer_cast<PointCloudVelocityNetImpl>(net->clone());
@@ -625,7 +626,7 @@ TEST(PointCloudVelocityNetTest, CloneIsAnIndependentDeepCopy) {
 // ------------------------------------------------------------ input checks
 
 TEST(PointCloudVelocityNetTest, ValidateInputsNamesTheArgument) {
-  PointCloudVelocityNet net = MakeNet(SmallConfig(ConditionKind::kDiscrete), 32);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet net, MakeNet(SmallConfig(ConditionKind::kDiscrete), 32));
   const at::Tensor x = at::randn({2, 5, 3});
   const at::Tensor t = at::rand({2});
   const at::Tensor labels = at::tensor({0, 1}, at::kLong);
@@ -649,7 +650,7 @@ TEST(PointCloudVelocityNetTest, ValidateInputsNamesTheArgument) {
   expect_bad(net->ValidateInputs(x, at::Tensor(), t, at::tensor({-2, 0}, at::kLong)), "condition");
   expect_bad(net->ValidateInputs(x, at::Tensor(), t, at::Tensor()), "condition");
   expect_bad(net->ValidateInputs(x, at::Tensor(), t, at::rand({2})), "condition");
-  PointCloudVelocityNet plain = MakeNet(SmallConfig(), 33);
+  WFM_ASSERT_OK_AND_ASSIGN(PointCloudVelocityNet plain, MakeNet(SmallConfig(), 33));
   expect_bad(plain->ValidateInputs(x, at::Tensor(), t, labels), "condition");
   EXPECT_THROW(plain->forward(x, at::Tensor(), t, labels), c10::Error);
 }

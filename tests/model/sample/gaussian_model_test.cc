@@ -11,9 +11,11 @@
 #include <gtest/gtest.h>
 
 #include "model/checkpoint/checkpoint.h"
+#include "model/common/status.h"
 #include "model/gaussian/spd.h"
 #include "model/train/gaussian_trainer.h"
 #include "tests/model/train/gaussian_family.h"
+#include "tests/testing/status.h"
 
 namespace wfm::model {
 namespace {
@@ -32,20 +34,20 @@ GaussianTrainConfig Small(int64_t steps, const std::string& velocity = "riemanni
   return c;
 }
 
-std::unique_ptr<GaussianTrainer> Trainer(int64_t d, int64_t steps, bool labelled = false,
-                                         const std::string& velocity = "riemannian") {
+absl::StatusOr<std::unique_ptr<GaussianTrainer>> Trainer(
+    int64_t d, int64_t steps, bool labelled = false, const std::string& velocity = "riemannian") {
   const io::GaussianSet data = testing::CircleFamily(24, d, 21, 0, 2 * M_PI, labelled);
-  auto t = GaussianTrainer::Create(data, Small(steps, velocity), "circle");
-  EXPECT_TRUE(t.ok()) << t.status();
-  EXPECT_TRUE((*t)->Train().ok());
-  return std::move(*t);
+  WFM_ASSIGN_OR_RETURN(std::unique_ptr<GaussianTrainer> t,
+                       GaussianTrainer::Create(data, Small(steps, velocity), "circle"));
+  WFM_RETURN_IF_ERROR(t->Train());
+  return t;
 }
 
-std::shared_ptr<const GaussianModel> Model(int64_t d, int64_t steps, bool labelled = false,
-                                           const std::string& velocity = "riemannian") {
-  auto m = Trainer(d, steps, labelled, velocity)->MakeModel();
-  EXPECT_TRUE(m.ok()) << m.status();
-  return *m;
+absl::StatusOr<std::shared_ptr<const GaussianModel>> Model(
+    int64_t d, int64_t steps, bool labelled = false, const std::string& velocity = "riemannian") {
+  WFM_ASSIGN_OR_RETURN(const std::unique_ptr<GaussianTrainer> t,
+                       Trainer(d, steps, labelled, velocity));
+  return t->MakeModel();
 }
 
 GaussianSampleRequest Request(uint64_t seed, int64_t num = 3, int64_t steps = 6) {
@@ -74,7 +76,7 @@ TEST(GaussianModelTest, EveryCovarianceIsSpdEvenWithFewLargeSteps) {
     for (int64_t d : {2, 5}) {
       // Untrained, and trained a little at a high learning rate.
       for (int64_t train_steps : {1, 60}) {
-        auto m = Model(d, train_steps, false, velocity);
+        WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(d, train_steps, false, velocity));
         for (int64_t steps : {1, 2, 3, 100}) {
           for (bool reference : {false, true}) {
             GaussianSampleRequest r = Request(5, 16, steps);
@@ -97,7 +99,7 @@ TEST(GaussianModelTest, EveryCovarianceIsSpdEvenWithFewLargeSteps) {
 TEST(GaussianModelTest, OneEulerStepMatchesTheUpdateRule) {
   for (const char* velocity : {"riemannian", "euclidean"}) {
     const int64_t d = 3;
-    auto trainer = Trainer(d, 30, false, velocity);
+    WFM_ASSERT_OK_AND_ASSIGN(auto trainer, Trainer(d, 30, false, velocity));
     auto model = trainer->MakeModel();
     ASSERT_TRUE(model.ok());
     for (bool reference : {false, true}) {
@@ -157,7 +159,7 @@ TEST(GaussianModelTest, OneEulerStepMatchesTheUpdateRule) {
 }
 
 TEST(GaussianModelTest, ReproducibleBySeedAndIndependentOfBatching) {
-  auto m = Model(3, 3, /*labelled=*/true);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(3, 3, /*labelled=*/true));
   GaussianSampleRequest a = Request(1, 5, 7);
   auto alone = m->Sample({a});
   auto again = m->Sample({a});
@@ -194,7 +196,7 @@ TEST(GaussianModelTest, ReproducibleBySeedAndIndependentOfBatching) {
 }
 
 TEST(GaussianModelTest, LabelsAreDrawnWhenNotGiven) {
-  auto m = Model(2, 2, /*labelled=*/true);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(2, 2, /*labelled=*/true));
   auto out = m->Sample({Request(8, 400, 2)});
   ASSERT_TRUE(out.ok());
   int64_t left = 0;
@@ -203,13 +205,14 @@ TEST(GaussianModelTest, LabelsAreDrawnWhenNotGiven) {
   EXPECT_GT(left, 150);
   EXPECT_LT(left, 250);
   // An unconditional model returns no labels.
-  auto u = Model(2, 2)->Sample({Request(8, 4, 2)});
+  WFM_ASSERT_OK_AND_ASSIGN(auto unconditional, Model(2, 2));
+  auto u = unconditional->Sample({Request(8, 4, 2)});
   ASSERT_TRUE(u.ok());
   EXPECT_TRUE((*u)[0].labels.empty());
 }
 
 TEST(GaussianModelTest, TrajectoryFrames) {
-  auto m = Model(2, 5);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(2, 5));
   GaussianSampleRequest r = Request(3, 4, 6);
   r.trajectory = true;
   auto out = m->Sample({r});
@@ -238,7 +241,7 @@ TEST(GaussianModelTest, TrajectoryFrames) {
 // safeguard still returns symmetric positive definite covariances. A
 // network with a NaN parameter fails the request instead.
 TEST(GaussianModelTest, SafeguardAndNonFiniteNetworks) {
-  auto trainer = Trainer(2, 1);
+  WFM_ASSERT_OK_AND_ASSIGN(auto trainer, Trainer(2, 1));
   auto ckpt = trainer->MakeCheckpoint(false);
   ASSERT_TRUE(ckpt.ok());
   checkpoint::Checkpoint collapse = *ckpt;
@@ -272,7 +275,7 @@ TEST(GaussianModelTest, SafeguardAndNonFiniteNetworks) {
 }
 
 TEST(GaussianModelTest, CancellationAndValidation) {
-  auto m = Model(2, 2, /*labelled=*/true);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(2, 2, /*labelled=*/true));
   int calls = 0;
   auto cancelled = m->Sample({Request(1, 3, 50)}, [&] { return ++calls > 3; });
   EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);
@@ -311,14 +314,14 @@ TEST(GaussianModelTest, CancellationAndValidation) {
   EXPECT_EQ(m->Sample({Request(1), Request(1, 0)}).status().code(),
             absl::StatusCode::kInvalidArgument);
   // A label for an unconditional model.
-  auto u = Model(2, 1);
+  WFM_ASSERT_OK_AND_ASSIGN(auto u, Model(2, 1));
   r = Request(1);
   r.label = "left";
   EXPECT_THAT(std::string(u->ValidateRequest(r).message()), HasSubstr("not conditioned"));
 }
 
 TEST(GaussianModelTest, RejectsForeignAndInconsistentCheckpoints) {
-  auto trainer = Trainer(2, 1);
+  WFM_ASSERT_OK_AND_ASSIGN(auto trainer, Trainer(2, 1));
   auto ckpt = trainer->MakeCheckpoint(false);
   ASSERT_TRUE(ckpt.ok());
   checkpoint::Checkpoint foreign = *ckpt;

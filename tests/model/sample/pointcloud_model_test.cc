@@ -6,16 +6,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "model/common/status.h"
 #include "model/train/pointcloud_trainer.h"
 #include "tests/model/train/train_test_util.h"
+#include "tests/testing/status.h"
 
 namespace wfm::model {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::shared_ptr<const PointCloudModel> TrainedModel(bool labelled, int64_t steps = 3,
-                                                    double guidance = 1.5) {
+absl::StatusOr<std::shared_ptr<const PointCloudModel>> TrainedModel(bool labelled,
+                                                                    int64_t steps = 3,
+                                                                    double guidance = 1.5) {
   const io::PointCloudSet data = testing::Ellipses(20, 9, labelled);
   PointCloudTrainConfig c;
   c.network.width = 16;
@@ -26,12 +29,10 @@ std::shared_ptr<const PointCloudModel> TrainedModel(bool labelled, int64_t steps
   c.optimizer.batch_size = 8;
   c.sinkhorn_iterations = 30;
   c.guidance = guidance;
-  auto t = PointCloudTrainer::Create(data, c, "ellipses");
-  EXPECT_TRUE(t.ok()) << t.status();
-  EXPECT_TRUE((*t)->Train().ok());
-  auto m = (*t)->MakeModel();
-  EXPECT_TRUE(m.ok()) << m.status();
-  return *m;
+  WFM_ASSIGN_OR_RETURN(const std::unique_ptr<PointCloudTrainer> t,
+                       PointCloudTrainer::Create(data, c, "ellipses"));
+  WFM_RETURN_IF_ERROR(t->Train());
+  return t->MakeModel();
 }
 
 CloudSampleRequest Request(uint64_t seed, int64_t num = 3, int64_t points = 0) {
@@ -44,7 +45,7 @@ CloudSampleRequest Request(uint64_t seed, int64_t num = 3, int64_t points = 0) {
 }
 
 TEST(PointCloudModelTest, SizesComeFromTheTrainingClouds) {
-  auto m = TrainedModel(false);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(false));
   const io::PointCloudSet data = testing::Ellipses(20, 9);
   std::set<int64_t> train_sizes;
   for (int64_t k = 0; k < data.num_clouds(); ++k) train_sizes.insert(data.cloud_size(k));
@@ -65,7 +66,7 @@ TEST(PointCloudModelTest, SizesComeFromTheTrainingClouds) {
 // integrated in shared batches) they equal the clouds of the request alone.
 TEST(PointCloudModelTest, MergedRequestsEqualLoneRequests) {
   for (bool labelled : {false, true}) {
-    auto m = TrainedModel(labelled);
+    WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(labelled));
     std::vector<CloudSampleRequest> reqs = {Request(1, 3, 20), Request(2, 2, 20), Request(3, 4),
                                             Request(1, 3, 20)};
     if (labelled) {
@@ -88,7 +89,7 @@ TEST(PointCloudModelTest, MergedRequestsEqualLoneRequests) {
 }
 
 TEST(PointCloudModelTest, TrajectoryFramesAndLabels) {
-  auto m = TrainedModel(true);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(true));
   CloudSampleRequest r = Request(5, 2, 10);
   r.trajectory = true;
   r.label = "0";
@@ -111,7 +112,7 @@ TEST(PointCloudModelTest, TrajectoryFramesAndLabels) {
 // Guidance is v_u + γ (v_c − v_u): with one Euler-like step the result is
 // affine in γ, so γ = 2 lies on the line through γ = 0 and γ = 1.
 TEST(PointCloudModelTest, GuidanceMixesConditionalAndUnconditional) {
-  auto m = TrainedModel(true, 5);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(true, 5));
   CloudSampleRequest r = Request(8, 2, 12);
   r.steps = 1;
   r.label = "1";
@@ -150,7 +151,7 @@ TEST(PointCloudModelTest, GuidanceMixesConditionalAndUnconditional) {
 }
 
 TEST(PointCloudModelTest, CancellationAndValidation) {
-  auto m = TrainedModel(true);
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(true));
   int polls = 0;
   auto cancelled = m->Sample({Request(1)}, [&] { return ++polls > 2; });
   EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);

@@ -1,7 +1,5 @@
 #include "model/train/gaussian_trainer.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -24,6 +22,8 @@
 #include "model/gaussian/bures.h"
 #include "model/sample/gaussian_model.h"
 #include "tests/model/train/gaussian_family.h"
+#include "tests/testing/status.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::model {
 namespace {
@@ -46,13 +46,6 @@ at::Tensor Parameters(GaussianTrainer& t) {
   std::vector<at::Tensor> flat;
   for (const auto& p : t.network()->parameters()) flat.push_back(p.detach().reshape({-1}));
   return at::cat(flat);
-}
-
-std::string TempPath(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("wfm_gaussian_trainer_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
 }
 
 io::GaussianSet ToSet(const GeneratedGaussians& g) {
@@ -152,18 +145,23 @@ TEST(GaussianTrainerTest, EveryVelocityLossArchitectureAndSourceTrains) {
 // a pairing on the wrong matrix would not.
 TEST(GaussianTrainerTest, MinibatchOtLowersTheUntrainedLoss) {
   const io::GaussianSet data = testing::CircleFamily(128, 2, 4);
-  auto mean_loss = [&](bool minibatch) {
+  auto mean_loss = [&](bool minibatch, double* mean) {
     GaussianTrainConfig c = Tiny(40);
     c.optimizer.batch_size = 16;
     c.optimizer.learning_rate = 1e-12;
     c.minibatch_ot = minibatch;
-    auto t = GaussianTrainer::Create(data, c, "circle");
-    EXPECT_TRUE(t.ok());
+    WFM_ASSERT_OK_AND_ASSIGN(const std::unique_ptr<GaussianTrainer> t,
+                             GaussianTrainer::Create(data, c, "circle"));
     double sum = 0;
-    for (int i = 0; i < 40; ++i) sum += *(*t)->Step();
-    return sum / 40;
+    for (int i = 0; i < 40; ++i) {
+      WFM_ASSERT_OK_AND_ASSIGN(const double loss, t->Step());
+      sum += loss;
+    }
+    *mean = sum / 40;
   };
-  const double paired = mean_loss(true), random = mean_loss(false);
+  double paired = 0, random = 0;
+  ASSERT_NO_FATAL_FAILURE(mean_loss(true, &paired));
+  ASSERT_NO_FATAL_FAILURE(mean_loss(false, &random));
   std::printf("untrained loss: minibatch OT %.3f, random pairs %.3f\n", paired, random);
   EXPECT_LT(paired, 0.6 * random);
 }
@@ -198,7 +196,8 @@ TEST(GaussianTrainerTest, ResumeContinuesTheSameRun) {
     for (int i = 0; i < 4; ++i) ASSERT_TRUE((*first)->Step().ok());
     auto ckpt = (*first)->MakeCheckpoint(/*with_optimizer=*/true);
     ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    const std::string path = TempPath("resume.wfm");
+    const ::wfm::testing::TempDir dir;
+    const std::string path = dir.File("resume.wfm");
     ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
     auto read = checkpoint::Read(path);
     ASSERT_TRUE(read.ok());
@@ -211,6 +210,7 @@ TEST(GaussianTrainerTest, ResumeContinuesTheSameRun) {
     EXPECT_EQ((*straight)->Summary().final_loss, (*resumed)->Summary().final_loss);
     // A serving-only checkpoint cannot resume; a point-cloud one is refused.
     auto serving = (*first)->MakeCheckpoint(false);
+    ASSERT_TRUE(serving.ok()) << serving.status();
     EXPECT_EQ(GaussianTrainer::Resume(data, *serving, src).status().code(),
               absl::StatusCode::kFailedPrecondition);
     // Data of another dimension is refused.
@@ -250,7 +250,8 @@ TEST(GaussianTrainerTest, CheckpointRoundTripSamplesIdentically) {
   ASSERT_TRUE(live.ok());
   auto ckpt = (*t)->MakeCheckpoint(false);
   ASSERT_TRUE(ckpt.ok());
-  const std::string path = TempPath("model.wfm");
+  const ::wfm::testing::TempDir dir;
+  const std::string path = dir.File("model.wfm");
   ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
   auto loaded = GaussianModel::Load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -492,20 +493,20 @@ TEST_P(GaussianLearningTest, TrainedModelBeatsUntrainedAndTheReferenceSignFails)
     c.optimizer.seed = seed;
     auto t = GaussianTrainer::Create(data, c, "circle");
     ASSERT_TRUE(t.ok()) << t.status();
-    auto evaluate = [&](bool reference_sign) {
-      auto model = (*t)->MakeModel();
-      EXPECT_TRUE(model.ok());
-      auto g = SampleOne(**model, 64, 50, 7, "", reference_sign);
-      EXPECT_TRUE(g.ok()) << g.status();
-      ExpectSpd(*g);
-      auto e = eval::EvaluateGaussians(ToSet(*g), held);
-      EXPECT_TRUE(e.ok()) << e.status();
-      return *e;
+    // BW metrics of the trainer's current model against `held`.
+    auto evaluate = [&](bool reference_sign, eval::GaussianEvaluation* out) {
+      WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const GaussianModel> model,
+                               (*t)->MakeModel());
+      WFM_ASSERT_OK_AND_ASSIGN(const GeneratedGaussians g,
+                               SampleOne(*model, 64, 50, 7, "", reference_sign));
+      ExpectSpd(g);
+      WFM_ASSERT_OK_AND_ASSIGN(*out, eval::EvaluateGaussians(ToSet(g), held));
     };
-    const eval::GaussianEvaluation before = evaluate(false);
+    eval::GaussianEvaluation before, after, reference;
+    ASSERT_NO_FATAL_FAILURE(evaluate(false, &before));
     ASSERT_TRUE((*t)->Train().ok());
-    const eval::GaussianEvaluation after = evaluate(false);
-    const eval::GaussianEvaluation reference = evaluate(true);
+    ASSERT_NO_FATAL_FAILURE(evaluate(false, &after));
+    ASSERT_NO_FATAL_FAILURE(evaluate(true, &reference));
     std::printf("d=%ld seed %lu: BW 1-NNA untrained %.3f, trained %.3f, reference sign %.3f; "
                 "MMD %.3f %.3f %.3f\n",
                 static_cast<long>(p.dim), static_cast<unsigned long>(seed), before.bures.one_nna,

@@ -13,6 +13,8 @@
 #include "model/eval/metrics.h"
 #include "model/sample/pointcloud_model.h"
 #include "tests/model/train/train_test_util.h"
+#include "tests/testing/status.h"
+#include "tests/testing/temp_dir.h"
 
 namespace wfm::model {
 namespace {
@@ -37,13 +39,6 @@ at::Tensor Parameters(PointCloudTrainer& t) {
   std::vector<at::Tensor> flat;
   for (const auto& p : t.network()->parameters()) flat.push_back(p.detach().reshape({-1}));
   return at::cat(flat);
-}
-
-std::string TempPath(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("wfm_trainer_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
 }
 
 io::PointCloudSet ToSet(const GeneratedClouds& g) {
@@ -148,7 +143,8 @@ TEST(PointCloudTrainerTest, ResumeContinuesTheSameRun) {
   for (int i = 0; i < 4; ++i) ASSERT_TRUE((*first)->Step().ok());
   auto ckpt = (*first)->MakeCheckpoint(/*with_optimizer=*/true);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  const std::string path = TempPath("resume.wfm");
+  const ::wfm::testing::TempDir dir;
+  const std::string path = dir.File("resume.wfm");
   ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
   auto read = checkpoint::Read(path);
   ASSERT_TRUE(read.ok());
@@ -160,6 +156,7 @@ TEST(PointCloudTrainerTest, ResumeContinuesTheSameRun) {
   EXPECT_TRUE(at::equal(Parameters(**straight), Parameters(**resumed)));
   // A serving-only checkpoint cannot resume.
   auto serving = (*first)->MakeCheckpoint(false);
+  ASSERT_TRUE(serving.ok()) << serving.status();
   EXPECT_EQ(PointCloudTrainer::Resume(data, *serving).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
@@ -172,7 +169,9 @@ TEST(PointCloudTrainerTest, CheckpointRoundTripSamplesIdentically) {
   auto live = (*t)->MakeModel();
   ASSERT_TRUE(live.ok());
   auto ckpt = (*t)->MakeCheckpoint(false);
-  const std::string path = TempPath("model.wfm");
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const ::wfm::testing::TempDir dir;
+  const std::string path = dir.File("model.wfm");
   ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
   auto loaded = PointCloudModel::Load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -276,20 +275,22 @@ TEST(PointCloudLearningTest, TrainedModelBeatsUntrained) {
   c.optimizer.seed = seed;
   auto t = PointCloudTrainer::Create(data, c, "ellipses");
   ASSERT_TRUE(t.ok()) << t.status();
-  auto nna = [&](const PointCloudModel& m) {
+  // The 1-NNA (Chamfer) of the trainer's current model against `held`.
+  auto nna = [&](double* one_nna) {
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const PointCloudModel> m, (*t)->MakeModel());
     CloudSampleRequest r;
     r.num_samples = 64;
     r.steps = 50;
     r.seed = 7;
-    auto s = m.Sample({r});
-    EXPECT_TRUE(s.ok()) << s.status();
-    auto e = eval::EvaluatePointClouds(ToSet((*s)[0]), held, /*with_emd=*/false);
-    EXPECT_TRUE(e.ok()) << e.status();
-    return e->chamfer.one_nna;
+    WFM_ASSERT_OK_AND_ASSIGN(const std::vector<GeneratedClouds> s, m->Sample({r}));
+    WFM_ASSERT_OK_AND_ASSIGN(const eval::PointCloudEvaluation e,
+                             eval::EvaluatePointClouds(ToSet(s[0]), held, /*with_emd=*/false));
+    *one_nna = e.chamfer.one_nna;
   };
-  const double before = nna(**(*t)->MakeModel());
+  double before = 0, after = 0;
+  ASSERT_NO_FATAL_FAILURE(nna(&before));
   ASSERT_TRUE((*t)->Train().ok());
-  const double after = nna(**(*t)->MakeModel());
+  ASSERT_NO_FATAL_FAILURE(nna(&after));
   std::printf("1-NNA(CD) untrained %.3f, trained %.3f\n", before, after);
   EXPECT_GE(before, 0.93);
   EXPECT_LE(after, 0.85);
