@@ -16,12 +16,12 @@
 #include "fuzz/targets.h"
 #include "fuzz/util.h"
 #include "model/config/config.h"
+#include "repository/logging.h"
+#include "repository/names.h"
+#include "repository/training_data.h"
 #include "server/dataset_store.h"
 #include "server/job_manager.h"
-#include "server/logging.h"
-#include "server/names.h"
 #include "server/proto_convert.h"
-#include "server/training_data.h"
 #include "wfm/v1/wfm_service.pb.h"
 
 namespace wfm::fuzz {
@@ -34,7 +34,7 @@ namespace pb = ::wfm::v1;
 // The dataset store the upload checks run against: a per-process folder.
 server::DatasetStore& Store() {
   static server::DatasetStore* const store = [] {
-    server::SetLogLevel(server::LogLevel::kWarning);  // no line per stored data set
+    SetLogLevel(LogLevel::kWarning);  // no line per stored data set
     server::DatasetStoreOptions options;
     options.root = absl::StrCat(ScratchPath(), "/datasets");
     options.max_upload_bytes = int64_t{1} << 20;
@@ -113,12 +113,12 @@ void FuzzStartTraining(const pb::StartTrainingRequest& req) {
   if (!r.ok()) return;
   pb::TrainingConfig effective;
   server::ToProto(*r, &effective);
-  if (!server::ValidateName("dataset", r->dataset).ok()) return;
-  if (!server::ValidateName("model", r->model).ok()) return;
+  if (!repository::ValidateName("dataset", r->dataset).ok()) return;
+  if (!repository::ValidateName("model", r->model).ok()) return;
   const model::TrainingConfig& c = r->config;
-  if (!c.source_dataset.empty() && !server::ValidateName("source", c.source_dataset).ok()) return;
+  if (!c.source_dataset.empty() && !repository::ValidateName("source", c.source_dataset).ok()) return;
   if (!(c.holdout_fraction >= 0.0 && c.holdout_fraction < 1.0)) return;
-  (void)server::HoldoutIndices(100, c.holdout_fraction, c.seed());
+  (void)repository::HoldoutIndices(100, c.holdout_fraction, c.seed());
   if (c.family == model::Family::kPointCloud) {
     if (!model::ValidatePointCloudTrainConfig(c.pointcloud).ok()) return;
     absl::StatusOr<model::PointCloudTrainConfig> back =
@@ -170,12 +170,12 @@ int FuzzRequests(const uint8_t* data, size_t size) {
     }
     case 2: {
       pb::GetDatasetRequest req;
-      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
       break;
     }
     case 3: {
       pb::DeleteDatasetRequest req;
-      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
       break;
     }
     case 4: {
@@ -210,32 +210,32 @@ int FuzzRequests(const uint8_t* data, size_t size) {
     }
     case 10: {
       pb::GetModelRequest req;
-      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
       break;
     }
     case 11: {
       pb::DeleteModelRequest req;
-      if (Parse(rest, &req)) (void)server::ValidateName("name", req.name());
+      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
       break;
     }
     case 12: {
       pb::SampleNichesRequest req;
-      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok()) {
+      if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
         (void)server::CloudRequestFromProto(req);
       }
       break;
     }
     case 13: {
       pb::SampleGaussiansRequest req;
-      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok()) {
+      if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
         (void)server::GaussianRequestFromProto(req);
       }
       break;
     }
     case 14: {
       pb::EvaluateRequest req;
-      if (Parse(rest, &req) && server::ValidateName("model", req.model()).ok() &&
-          server::ValidateName("dataset", req.dataset()).ok()) {
+      if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok() &&
+          repository::ValidateName("dataset", req.dataset()).ok()) {
         (void)server::EvaluateOptionsFromProto(req);
       }
       break;

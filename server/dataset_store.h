@@ -1,23 +1,11 @@
 // The data set store: data sets uploaded by clients, validated, persisted
-// under <data-dir>/datasets/<name>/ and reloaded at start-up.
+// under <data-dir>/datasets/<name>/ (one folder per data set,
+// repository/dataset_record.h) and reloaded at start-up.
 //
-// On disk, one folder per data set:
-//   <data-dir>/datasets/<name>/data.npz      the data (model/io layouts, below)
-//   <data-dir>/datasets/<name>/dataset.json  the record: kind, dim, label type,
-//                                            counts, created time, description
 // A new data set is written into a staging folder (files fsynced) and renamed
 // into place, so a reader or a restarted server sees a data set completely or
 // not at all. A folder whose record is unreadable or does not match its data
 // file is logged and skipped at start-up; it never stops the server.
-//
-// data.npz layouts:
-//   POINT_CLOUDS   points float32 [P, dim], offsets int64 [C+1], labels
-//                  (discrete: strings [C]; continuous: float32 [C, cond_dim])
-//   GAUSSIANS      means float64 [C, dim], covs float64 [C, dim, dim], labels
-//                  (discrete: strings [C])
-//   SPATIAL_CELLS  features float32 [n, dim], coords float32 [n, 2],
-//                  sample_ids strings [n] (absent: one sample), labels strings
-//                  [n] (discrete only)
 //
 // No gRPC here: the service converts its messages into the plain views below.
 #ifndef WFM_SERVER_DATASET_STORE_H_
@@ -28,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,20 +24,23 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model/io/point_sets.h"
+#include "repository/dataset_record.h"
 
 namespace wfm::server {
 
 class Metrics;
 
-enum class DatasetKind { kPointClouds, kGaussians, kSpatialCells };
-enum class LabelType { kNone, kDiscrete, kContinuous };
-
-// "POINT_CLOUDS" | "GAUSSIANS" | "SPATIAL_CELLS" (the API's enum names).
-std::string DatasetKindName(DatasetKind kind);
-absl::StatusOr<DatasetKind> ParseDatasetKind(absl::string_view name);
-// "none" | "discrete" | "continuous".
-std::string LabelTypeName(LabelType type);
-absl::StatusOr<LabelType> ParseLabelType(absl::string_view name);
+// The stored data set's types (repository/dataset_record.h), as the store's
+// API names them.
+using repository::CellSet;
+using repository::DatasetData;
+using repository::DatasetInfo;
+using repository::DatasetKind;
+using repository::DatasetKindName;
+using repository::LabelType;
+using repository::LabelTypeName;
+using repository::ParseDatasetKind;
+using repository::ParseLabelType;
 
 // The first message of an upload.
 struct DatasetHeader {
@@ -61,48 +51,6 @@ struct DatasetHeader {
   int64_t condition_dim = 0;       // kContinuous (point clouds only), >= 1
   std::string description;         // at most 4096 bytes
   bool overwrite = false;
-};
-
-// What the store knows about a data set (the API's Dataset message).
-struct DatasetInfo {
-  std::string name;
-  DatasetKind kind = DatasetKind::kPointClouds;
-  int64_t dim = 0;
-  LabelType label_type = LabelType::kNone;
-  int64_t condition_dim = 0;
-  int64_t items = 0;     // clouds, Gaussians or cells
-  int64_t points = 0;    // POINT_CLOUDS: total points
-  int64_t min_size = 0;  // POINT_CLOUDS: smallest cloud
-  int64_t max_size = 0;  // POINT_CLOUDS: largest cloud
-  int64_t samples = 0;   // SPATIAL_CELLS: distinct sample ids (1 without ids)
-  std::vector<std::string> label_names;  // discrete: distinct labels, sorted
-  int64_t size_bytes = 0;                // of data.npz
-  int64_t created_unix_ms = 0;
-  std::string description;
-};
-
-// Cells of a spatial transcriptomics data set.
-struct CellSet {
-  int64_t dim = 0;                      // features per cell
-  std::vector<float> features;          // [n, dim] row-major
-  std::vector<float> coords;            // [n, 2] row-major
-  std::vector<std::string> sample_ids;  // [n], or empty: one sample
-  model::io::Labels labels;             // none, or strings [n]
-
-  int64_t num_cells() const { return dim > 0 ? static_cast<int64_t>(features.size()) / dim : 0; }
-};
-
-// A loaded data set: its record and its data (the alternative matching
-// info.kind).
-struct DatasetData {
-  DatasetInfo info;
-  std::variant<model::io::PointCloudSet, model::io::GaussianSet, CellSet> data;
-
-  const model::io::PointCloudSet& clouds() const {
-    return std::get<model::io::PointCloudSet>(data);
-  }
-  const model::io::GaussianSet& gaussians() const { return std::get<model::io::GaussianSet>(data); }
-  const CellSet& cells() const { return std::get<CellSet>(data); }
 };
 
 // Upload chunks as views of the received arrays (row-major).

@@ -7,9 +7,16 @@
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
 #include "model/sample/gaussian_model.h"
-#include "server/training_data.h"
+#include "repository/training_data.h"
 
 namespace wfm::server {
+
+using repository::DrawSubset;
+using repository::NicheClouds;
+using repository::NicheGaussians;
+using repository::TakeClouds;
+using repository::TakeGaussians;
+
 namespace {
 
 bool KindFits(model::Family family, DatasetKind kind) {
@@ -57,7 +64,7 @@ absl::StatusOr<std::vector<int64_t>> ReferenceItems(const Servable& servable,
 
 int64_t NicheSize(const Servable& servable) {
   return servable.info.origin.niche_size > 0 ? servable.info.origin.niche_size
-                                             : kDefaultNicheSize;
+                                             : repository::kDefaultNicheSize;
 }
 
 }  // namespace

@@ -16,13 +16,27 @@
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
 #include "model/train/train_hooks.h"
-#include "server/fs_util.h"
-#include "server/logging.h"
+#include "repository/fs_util.h"
+#include "repository/logging.h"
+#include "repository/names.h"
+#include "repository/training_data.h"
 #include "server/metrics.h"
-#include "server/names.h"
-#include "server/training_data.h"
 
 namespace wfm::server {
+
+using repository::Complement;
+using repository::FsyncDir;
+using repository::HoldoutIndices;
+using repository::ListDir;
+using repository::MakeDirs;
+using repository::NicheClouds;
+using repository::NicheGaussians;
+using repository::ReadFileToString;
+using repository::RemoveTree;
+using repository::TakeClouds;
+using repository::TakeGaussians;
+using repository::ValidateName;
+
 namespace {
 
 constexpr char kJobPrefix[] = "job-";
@@ -78,7 +92,7 @@ absl::StatusOr<TrainingRequest> RequestFromJson(const nlohmann::json& j) {
   r.model = j.at("model").get<std::string>();
   WFM_ASSIGN_OR_RETURN(c.family, model::ParseFamily(j.at("family").get<std::string>()));
   c.source_dataset = j.value("source_dataset", "");
-  c.niche_size = j.value("niche_size", kDefaultNicheSize);
+  c.niche_size = j.value("niche_size", repository::kDefaultNicheSize);
   c.holdout_fraction = j.value("holdout_fraction", 0.0);
   r.overwrite = j.value("overwrite", false);
   if (c.family == model::Family::kPointCloud) {

@@ -14,7 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "server/logging.h"
+#include "repository/logging.h"
 #include "server/server_app.h"
 
 int main(int argc, char** argv) {
@@ -78,12 +78,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<wfm::server::ServerApp>> server =
       wfm::server::ServerApp::Start(o);
   if (!server.ok()) {
-    wfm::server::LogError(absl::StrCat("wfm-server: ", server.status().message()));
+    wfm::LogError(absl::StrCat("wfm-server: ", server.status().message()));
     return 1;
   }
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  wfm::server::LogInfo(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
+  wfm::LogInfo(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
   const bool clean = (*server)->Shutdown();
   if (!clean) {
     // A training step outlived the grace period: leave without waiting for

@@ -6,49 +6,21 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
-#include "server/fs_util.h"
-#include "server/logging.h"
+#include "repository/fs_util.h"
+#include "repository/logging.h"
+#include "repository/model_folder.h"
+#include "repository/names.h"
 #include "server/metrics.h"
-#include "server/names.h"
 
 namespace wfm::server {
-namespace {
 
-constexpr char kModelFile[] = "model.wfm";
-
-}  // namespace
-
-nlohmann::json TrainingOrigin::ToJson() const {
-  return {{"dataset", dataset},
-          {"dataset_kind", dataset_kind},
-          {"dataset_created_unix_ms", dataset_created_unix_ms},
-          {"dataset_items", dataset_items},
-          {"niche_size", niche_size},
-          {"holdout_fraction", holdout_fraction},
-          {"heldout", heldout}};
-}
-
-absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
-  try {
-    TrainingOrigin o;
-    o.dataset = j.value("dataset", "");
-    o.dataset_kind = j.value("dataset_kind", "");
-    o.dataset_created_unix_ms = j.value("dataset_created_unix_ms", int64_t{0});
-    o.dataset_items = j.value("dataset_items", int64_t{0});
-    o.niche_size = j.value("niche_size", int64_t{0});
-    o.holdout_fraction = j.value("holdout_fraction", 0.0);
-    o.heldout = j.value("heldout", std::vector<int64_t>{});
-    for (size_t i = 0; i < o.heldout.size(); ++i) {
-      if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||
-          (i > 0 && o.heldout[i] <= o.heldout[i - 1])) {
-        return absl::DataLossError("server.heldout: indices must be sorted, unique, in range");
-      }
-    }
-    return o;
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat("checkpoint metadata 'server': ", e.what()));
-  }
-}
+using repository::FileStamp;
+using repository::ListDir;
+using repository::MakeDirs;
+using repository::RecoverDirs;
+using repository::RemovePublishedDir;
+using repository::StatFile;
+using repository::ValidateName;
 
 absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
     const std::string& name, const model::checkpoint::Checkpoint& ckpt, int64_t size_bytes) {
@@ -105,7 +77,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::st
 
 absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadFolder(
     const std::string& entry, FileStamp* stamp) const {
-  const std::string path = absl::StrCat(root_, "/", entry, "/", kModelFile);
+  const std::string path = repository::ModelFilePath(root_, entry);
   WFM_RETURN_IF_ERROR(ValidateName("folder", entry));
   WFM_ASSIGN_OR_RETURN(*stamp, StatFile(path));
   WFM_ASSIGN_OR_RETURN(const model::checkpoint::Checkpoint ckpt, model::checkpoint::Read(path));
@@ -132,7 +104,7 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
     // (no valid name holds '~'); other names starting with '.' are models.
     if (absl::StartsWith(entry, ".~")) continue;
     absl::StatusOr<FileStamp> current =
-        StatFile(absl::StrCat(root_, "/", entry, "/", kModelFile));
+        StatFile(repository::ModelFilePath(root_, entry));
     if (current.ok()) {
       auto known = loaded_stamps_.find(entry);
       if (known != loaded_stamps_.end() && known->second == *current) {
@@ -239,26 +211,15 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   // Build first: a checkpoint that does not load is never written.
   WFM_ASSIGN_OR_RETURN(std::shared_ptr<const Servable> probe, MakeServable(name, ckpt, 0));
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  const std::string folder = absl::StrCat(root_, "/", name);
-  const std::string path = absl::StrCat(folder, "/", kModelFile);
-  if (Exists(folder)) {
-    if (!overwrite) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("model '", name, "' already exists (set overwrite to replace it)"));
-    }
-    // One file in an existing folder: the checkpoint writer replaces it
-    // atomically.
-    WFM_RETURN_IF_ERROR(model::checkpoint::Write(path, ckpt));
-  } else {
-    WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(root_, name));
-    absl::Status written = model::checkpoint::Write(absl::StrCat(staging, "/", kModelFile), ckpt);
-    if (written.ok()) written = FsyncDir(staging);
-    if (written.ok()) written = PublishDir(staging, root_, name, /*overwrite=*/false);
-    if (!written.ok()) {
-      (void)RemoveTree(staging);
-      return written;
-    }
+  if (!overwrite && repository::Exists(absl::StrCat(root_, "/", name))) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("model '", name, "' already exists (set overwrite to replace it)"));
   }
+  // In an existing folder the checkpoint writer replaces the file
+  // atomically; a new folder is staged and renamed into place.
+  WFM_RETURN_IF_ERROR(repository::WriteModelFolder(
+      root_, name, [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); }));
+  const std::string path = repository::ModelFilePath(root_, name);
   WFM_ASSIGN_OR_RETURN(const FileStamp stamp, StatFile(path));
   loaded_stamps_[name] = stamp;
   failed_stamps_.erase(name);

@@ -13,7 +13,7 @@
 // drops folders that disappeared.
 //
 // Besides what the trainers store, a published checkpoint's metadata holds
-// "server": TrainingOrigin below (the data set, niche size and held-out
+// "server": the TrainingOrigin (the data set, niche size and held-out
 // items), which Evaluate's "heldout" split reads. No gRPC here.
 #ifndef WFM_SERVER_MODEL_REGISTRY_H_
 #define WFM_SERVER_MODEL_REGISTRY_H_
@@ -39,25 +39,15 @@
 #include "model/sample/pointcloud_model.h"
 #include "model/config/config.h"
 #include "model/config/metadata.h"
-#include "server/fs_util.h"
+#include "repository/fs_util.h"
+#include "repository/training_data.h"
 
 namespace wfm::server {
 
 class Metrics;
 
-// Where a model's training data came from (checkpoint metadata "server").
-struct TrainingOrigin {
-  std::string dataset;
-  std::string dataset_kind;             // "POINT_CLOUDS" | "GAUSSIANS" | "SPATIAL_CELLS"
-  int64_t dataset_created_unix_ms = 0;  // identifies the data set's version
-  int64_t dataset_items = 0;            // clouds, Gaussians or cells
-  int64_t niche_size = 0;               // SPATIAL_CELLS: k
-  double holdout_fraction = 0.0;
-  std::vector<int64_t> heldout;         // sorted item indices excluded from training
-
-  nlohmann::json ToJson() const;
-  static absl::StatusOr<TrainingOrigin> FromJson(const nlohmann::json& j);
-};
+// Where a model's training data came from (repository/training_data.h).
+using repository::TrainingOrigin;
 
 // What the API reports about a model.
 struct ModelInfo {
@@ -133,7 +123,7 @@ class ModelRegistry {
   void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads <root>/<entry>/model.wfm.
   absl::StatusOr<std::shared_ptr<const Servable>> LoadFolder(const std::string& entry,
-                                                             FileStamp* stamp) const;
+                                                             repository::FileStamp* stamp) const;
 
   const std::string root_;
   Metrics* const metrics_;
@@ -143,8 +133,8 @@ class ModelRegistry {
   std::map<std::string, std::shared_ptr<const Servable>> models_ ABSL_GUARDED_BY(mu_);
   // The version of each loaded file, and of each file that failed to load
   // (so it is logged once), both under write_mu_.
-  std::map<std::string, FileStamp> loaded_stamps_;
-  std::map<std::string, FileStamp> failed_stamps_;
+  std::map<std::string, repository::FileStamp> loaded_stamps_;
+  std::map<std::string, repository::FileStamp> failed_stamps_;
 
   std::mutex rescan_mu_;
   std::condition_variable rescan_cv_;

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
 #include "model/config/config.h"
-#include "server/training_data.h"
+#include "repository/training_data.h"
 
 namespace wfm::server {
 namespace {
@@ -214,7 +214,7 @@ absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTraining
       return absl::InvalidArgumentError(
           "config.family: required (FAMILY_POINTCLOUD or FAMILY_GAUSSIAN)");
   }
-  r.config.niche_size = c.has_niche_size() ? c.niche_size() : kDefaultNicheSize;
+  r.config.niche_size = c.has_niche_size() ? c.niche_size() : repository::kDefaultNicheSize;
   r.config.holdout_fraction = c.has_holdout_fraction() ? c.holdout_fraction() : 0.0;
   const int64_t checkpoint_every =
       c.has_checkpoint_every() ? c.checkpoint_every() : default_checkpoint_every;

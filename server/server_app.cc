@@ -1,3 +1,5 @@
+#include "repository/fs_util.h"
+#include "repository/logging.h"
 #include "server/server_app.h"
 
 #include <thread>
@@ -13,9 +15,7 @@
 #include "model/nn/cpu_runtime.h"
 #include "server/auth.h"
 #include "server/dataset_store.h"
-#include "server/fs_util.h"
 #include "server/job_manager.h"
-#include "server/logging.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/sampler.h"
@@ -26,6 +26,10 @@
 #endif
 
 namespace wfm::server {
+
+using repository::MakeDirs;
+using repository::ReadFileToString;
+
 namespace {
 
 // Upload chunks may be larger than gRPC's default 4 MiB receive limit.

@@ -13,13 +13,16 @@
 #include "absl/time/time.h"
 #include "model/common/status.h"
 #include "proto/training_options.h"
+#include "repository/logging.h"
+#include "repository/names.h"
 #include "server/evaluator.h"
 #include "server/grpc_status.h"
-#include "server/logging.h"
-#include "server/names.h"
 #include "server/proto_convert.h"
 
 namespace wfm::server {
+
+using repository::ValidateName;
+
 namespace {
 
 namespace pb = ::wfm::v1;

@@ -22,7 +22,7 @@
 #include "model/nn/cpu_runtime.h"
 #include "model/config/config.h"
 #include "model/distributed/data_parallel.h"
-#include "server/logging.h"
+#include "repository/logging.h"
 #include "train/train_run.h"
 
 namespace {
@@ -158,7 +158,7 @@ absl::Status ApplyTrainFlags(const TrainFlags& f, int64_t checkpoint_every, Trai
 }
 
 [[noreturn]] void Fail(int64_t rank, const absl::Status& status) {
-  wfm::server::LogError(absl::StrCat("wfm-train: rank ", rank, ": ", status.message(), " [",
+  wfm::LogError(absl::StrCat("wfm-train: rank ", rank, ": ", status.message(), " [",
                                      absl::StatusCodeToString(status.code()), "]"));
   std::fflush(nullptr);
   // Peers may be gone or stuck: leave without running destructors that
@@ -266,13 +266,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()->group(kRun);
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<wfm::server::LogLevel> level = wfm::server::ParseLogLevel(log_level);
+  absl::StatusOr<wfm::LogLevel> level = wfm::ParseLogLevel(log_level);
   if (!level.ok()) {
     std::fprintf(stderr, "wfm-train: --log-level %s: %s\n", log_level.c_str(),
                  std::string(level.status().message()).c_str());
     return 2;
   }
-  wfm::server::SetLogLevel(*level);
+  wfm::SetLogLevel(*level);
 
   if (absl::Status s = wfm::model::distributed::ApplyEnvironment(&d); !s.ok()) Fail(d.rank, s);
   if (world_size) d.world_size = *world_size;
@@ -292,7 +292,7 @@ int main(int argc, char** argv) {
   cpu.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (absl::Status s = wfm::model::nn::ConfigureCpuRuntime(cpu); !s.ok()) Fail(d.rank, s);
 
-  wfm::server::LogInfo(absl::StrCat("wfm-train: rank ", d.rank, " of ", d.world_size,
+  wfm::LogInfo(absl::StrCat("wfm-train: rank ", d.rank, " of ", d.world_size,
                                     d.world_size > 1 ? absl::StrCat(", rendezvous at ", d.master_addr,
                                                                     ":", d.master_port)
                                                      : std::string()));
@@ -303,7 +303,7 @@ int main(int argc, char** argv) {
   if (!result.ok()) Fail(d.rank, result.status());
   const double share =
       result->seconds > 0 ? result->gradients.seconds / result->seconds : 0.0;
-  wfm::server::LogInfo(absl::StrCat(
+  wfm::LogInfo(absl::StrCat(
       "wfm-train: rank ", d.rank, " done: step ", result->steps, ", loss ", result->final_loss,
       ", ", result->seconds, " s, gradient all-reduce ", 100.0 * share, "% of it",
       d.rank == 0 ? absl::StrCat(", model written to ", result->checkpoint) : std::string()));

@@ -21,38 +21,28 @@
 #include "model/io/point_sets.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
-#include "server/dataset_store.h"
-#include "server/fs_util.h"
-#include "server/logging.h"
-#include "server/model_registry.h"
-#include "server/names.h"
-#include "server/training_data.h"
+#include "repository/dataset_record.h"
+#include "repository/fs_util.h"
+#include "repository/logging.h"
+#include "repository/model_folder.h"
+#include "repository/names.h"
+#include "repository/training_data.h"
 
 namespace wfm::train {
 
-using server::Complement;
-using server::DatasetData;
-using server::DatasetInfo;
-using server::DatasetKind;
-using server::DatasetKindName;
-using server::Exists;
-using server::FsyncDir;
-using server::HoldoutIndices;
-using server::LogInfo;
-using server::MakeDirs;
-using server::MakeStagingDir;
-using server::NicheClouds;
-using server::NicheGaussians;
-using server::ParseDatasetKind;
-using server::ParseLabelType;
-using server::PublishDir;
-using server::ReadDatasetFolder;
-using server::ReadFileToString;
-using server::RemoveTree;
-using server::TakeClouds;
-using server::TakeGaussians;
-using server::TrainingOrigin;
-using server::ValidateName;
+using repository::Complement;
+using repository::DatasetData;
+using repository::DatasetInfo;
+using repository::DatasetKind;
+using repository::DatasetKindName;
+using repository::Exists;
+using repository::HoldoutIndices;
+using repository::NicheClouds;
+using repository::NicheGaussians;
+using repository::TakeClouds;
+using repository::TakeGaussians;
+using repository::TrainingOrigin;
+using repository::ValidateName;
 using model::distributed::CommStats;
 using model::distributed::DataParallel;
 using model::distributed::TensorDigest;
@@ -64,7 +54,6 @@ using model::Family;
 using model::io::GaussianSet;
 using model::io::PointCloudSet;
 
-constexpr char kModelFile[] = "model.wfm";
 constexpr size_t kRecentLosses = 100;  // as the trainers' summary
 
 // One data source (training data or user-given sources), as loaded.
@@ -76,41 +65,19 @@ struct Loaded {
   std::shared_ptr<const DatasetData> data;
 };
 
-// The record of a repository data set (dataset.json, written by the server's
-// DatasetStore); only the fields ReadDatasetFolder checks the data against.
-absl::StatusOr<DatasetInfo> ReadRecord(const std::string& folder, const std::string& name) {
-  const std::string path = absl::StrCat(folder, "/dataset.json");
-  WFM_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::DataLossError(absl::StrCat(path, ": not a JSON object"));
-  try {
-    DatasetInfo info;
-    info.name = name;
-    WFM_ASSIGN_OR_RETURN(info.kind, ParseDatasetKind(j.at("kind").get<std::string>()));
-    info.dim = j.at("dim").get<int64_t>();
-    WFM_ASSIGN_OR_RETURN(info.label_type, ParseLabelType(j.at("label_type").get<std::string>()));
-    info.condition_dim = j.value("condition_dim", int64_t{0});
-    info.items = j.at("items").get<int64_t>();
-    info.created_unix_ms = j.value("created_unix_ms", int64_t{0});
-    return info;
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat(path, ": ", e.what()));
-  }
-}
-
 absl::StatusOr<Loaded> LoadDataset(const std::string& data_dir, const std::string& name) {
   WFM_RETURN_IF_ERROR(ValidateName("dataset", name));
   const std::string folder = absl::StrCat(data_dir, "/datasets/", name);
   if (!Exists(folder)) {
     return absl::NotFoundError(absl::StrCat("data set '", name, "' not found in ", data_dir));
   }
-  WFM_ASSIGN_OR_RETURN(const DatasetInfo info, ReadRecord(folder, name));
+  WFM_ASSIGN_OR_RETURN(const DatasetInfo info, repository::ReadDatasetRecord(folder, name));
   Loaded out;
   out.kind = info.kind;
   out.name = name;
   out.items = info.items;
   out.created_unix_ms = info.created_unix_ms;
-  WFM_ASSIGN_OR_RETURN(out.data, ReadDatasetFolder(folder, info));
+  WFM_ASSIGN_OR_RETURN(out.data, repository::ReadDatasetFolder(folder, info));
   return out;
 }
 
@@ -244,7 +211,7 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
   } else {
     WFM_RETURN_IF_ERROR(ValidateName("model", o.model));
     p.models_root = absl::StrCat(o.data_dir, "/models");
-    p.output = absl::StrCat(p.models_root, "/", o.model, "/", kModelFile);
+    p.output = repository::ModelFilePath(p.models_root, o.model);
   }
   const bool exists = Exists(p.output);
   p.resume_from_output = o.resume && exists;
@@ -263,19 +230,11 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
 // made.
 absl::Status WriteCheckpoint(const Prepared& p, const TrainRunOptions& o,
                              const model::checkpoint::Checkpoint& ckpt) {
-  if (p.models_root.empty() || Exists(absl::StrCat(p.models_root, "/", o.model))) {
-    return model::checkpoint::Write(p.output, ckpt);
-  }
-  WFM_RETURN_IF_ERROR(MakeDirs(p.models_root));
-  WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(p.models_root, o.model));
-  absl::Status written = model::checkpoint::Write(absl::StrCat(staging, "/", kModelFile), ckpt);
-  if (written.ok()) written = FsyncDir(staging);
-  if (written.ok()) written = PublishDir(staging, p.models_root, o.model, /*overwrite=*/false);
-  if (!written.ok()) {
-    (void)RemoveTree(staging);
-    // Published by someone else meanwhile: replace the file instead.
-    if (absl::IsAlreadyExists(written)) return model::checkpoint::Write(p.output, ckpt);
-  }
+  const auto write = [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); };
+  if (p.models_root.empty()) return write(p.output);
+  const absl::Status written = repository::WriteModelFolder(p.models_root, o.model, write);
+  // Published by someone else meanwhile: replace the file instead.
+  if (absl::IsAlreadyExists(written)) return write(p.output);
   return written;
 }
 

@@ -11,14 +11,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "repository/training_data.h"
 #include "server/metrics.h"
-#include "server/training_data.h"
 #include "tests/server/server_test_util.h"
 
 namespace wfm::server {
 namespace {
 
 namespace fs = std::filesystem;
+using repository::HoldoutIndices;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 

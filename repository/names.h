@@ -1,13 +1,13 @@
 // Names of stored things (data sets, models): [A-Za-z0-9._-]{1,64}, and
 // neither "." nor "..", so a name is always one safe path component below
 // --data-dir.
-#ifndef WFM_SERVER_NAMES_H_
-#define WFM_SERVER_NAMES_H_
+#ifndef WFM_REPOSITORY_NAMES_H_
+#define WFM_REPOSITORY_NAMES_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 
 inline constexpr size_t kMaxNameLength = 64;
 
@@ -15,6 +15,6 @@ inline constexpr size_t kMaxNameLength = 64;
 // ("model: name 'a b' may only hold letters, digits, '.', '_' and '-'").
 absl::Status ValidateName(absl::string_view field, absl::string_view name);
 
-}  // namespace wfm::server
+}  // namespace wfm::repository
 
-#endif  // WFM_SERVER_NAMES_H_
+#endif  // WFM_REPOSITORY_NAMES_H_

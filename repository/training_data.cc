@@ -1,4 +1,4 @@
-#include "server/training_data.h"
+#include "repository/training_data.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "model/common/status.h"
 #include "model/data/niches.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 namespace {
 
 uint64_t SplitMix64(uint64_t* state) {
@@ -57,6 +57,38 @@ absl::Status CheckCenters(const CellSet& cells, const std::vector<int64_t>& cent
 }
 
 }  // namespace
+
+nlohmann::json TrainingOrigin::ToJson() const {
+  return {{"dataset", dataset},
+          {"dataset_kind", dataset_kind},
+          {"dataset_created_unix_ms", dataset_created_unix_ms},
+          {"dataset_items", dataset_items},
+          {"niche_size", niche_size},
+          {"holdout_fraction", holdout_fraction},
+          {"heldout", heldout}};
+}
+
+absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
+  try {
+    TrainingOrigin o;
+    o.dataset = j.value("dataset", "");
+    o.dataset_kind = j.value("dataset_kind", "");
+    o.dataset_created_unix_ms = j.value("dataset_created_unix_ms", int64_t{0});
+    o.dataset_items = j.value("dataset_items", int64_t{0});
+    o.niche_size = j.value("niche_size", int64_t{0});
+    o.holdout_fraction = j.value("holdout_fraction", 0.0);
+    o.heldout = j.value("heldout", std::vector<int64_t>{});
+    for (size_t i = 0; i < o.heldout.size(); ++i) {
+      if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||
+          (i > 0 && o.heldout[i] <= o.heldout[i - 1])) {
+        return absl::DataLossError("server.heldout: indices must be sorted, unique, in range");
+      }
+    }
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint metadata 'server': ", e.what()));
+  }
+}
 
 std::vector<int64_t> HoldoutIndices(int64_t items, double fraction, uint64_t seed) {
   if (items <= 0 || !(fraction > 0.0)) return {};
@@ -184,4 +216,4 @@ absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int6
   return std::move(gaussians.gaussians);
 }
 
-}  // namespace wfm::server
+}  // namespace wfm::repository

@@ -1,4 +1,4 @@
-#include "server/logging.h"
+#include "repository/logging.h"
 
 #include <atomic>
 #include <cstdio>
@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace wfm::server {
+namespace wfm {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
@@ -61,4 +61,4 @@ void Log(LogLevel level, absl::string_view message) {
   std::fflush(stderr);
 }
 
-}  // namespace wfm::server
+}  // namespace wfm

@@ -1,11 +1,11 @@
-#include "server/names.h"
+#include "repository/names.h"
 
 #include <string>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace wfm::server {
+namespace wfm::repository {
 namespace {
 
 using ::testing::HasSubstr;
@@ -41,4 +41,4 @@ TEST(ValidateNameTest, RejectsPathAndControlCharacters) {
 }
 
 }  // namespace
-}  // namespace wfm::server
+}  // namespace wfm::repository

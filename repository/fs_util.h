@@ -2,8 +2,8 @@
 // staged under a temporary name and published by rename, so a reader (or a
 // restarted server) sees either the old complete folder or the new complete
 // one. Every published change is followed by an fsync of the parent folder.
-#ifndef WFM_SERVER_FS_UTIL_H_
-#define WFM_SERVER_FS_UTIL_H_
+#ifndef WFM_REPOSITORY_FS_UTIL_H_
+#define WFM_REPOSITORY_FS_UTIL_H_
 
 #include <cstdint>
 #include <string>
@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 
 // Prefixes of the temporary folders next to published ones. They hold '~',
 // which no valid name holds (see names.h), so they never clash with a name;
@@ -73,6 +73,6 @@ absl::Status RemovePublishedDir(const std::string& parent, absl::string_view nam
 // removed. Logs what it does.
 void RecoverDirs(const std::string& parent);
 
-}  // namespace wfm::server
+}  // namespace wfm::repository
 
-#endif  // WFM_SERVER_FS_UTIL_H_
+#endif  // WFM_REPOSITORY_FS_UTIL_H_

@@ -1,4 +1,4 @@
-#include "server/fs_util.h"
+#include "repository/fs_util.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,9 +19,9 @@
 #include "absl/strings/str_format.h"
 #include "model/common/status.h"
 #include "model/io/atomic_file.h"
-#include "server/logging.h"
+#include "repository/logging.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 namespace {
 
 namespace fs = std::filesystem;
@@ -196,4 +196,4 @@ void RecoverDirs(const std::string& parent) {
   (void)FsyncDir(parent);
 }
 
-}  // namespace wfm::server
+}  // namespace wfm::repository

@@ -1,19 +1,23 @@
 // Training and reference data from stored data sets: the held-out split,
 // subsets, and the niches of SPATIAL_CELLS data sets (DESIGN.md, "Spatial
-// niches") as point clouds or as Gaussian cell states. Shared by the job
-// manager (what a model trains on) and Evaluate (what it is compared with),
-// so both see exactly the same items. No gRPC, no LibTorch.
-#ifndef WFM_SERVER_TRAINING_DATA_H_
-#define WFM_SERVER_TRAINING_DATA_H_
+// niches") as point clouds or as Gaussian cell states, and the origin a
+// model records of them. Shared by the server's job manager and wfm-train
+// (what a model trains on) and Evaluate (what it is compared with), so all
+// see exactly the same items. No gRPC, no LibTorch.
+#ifndef WFM_REPOSITORY_TRAINING_DATA_H_
+#define WFM_REPOSITORY_TRAINING_DATA_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "model/io/point_sets.h"
-#include "server/dataset_store.h"
+#include "repository/dataset_record.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 
 // The niche size used when a request leaves it unset.
 inline constexpr int64_t kDefaultNicheSize = 8;
@@ -21,6 +25,23 @@ inline constexpr int64_t kDefaultNicheSize = 8;
 // relative to the mean per-feature variance of all cells (niches of k cells
 // in more than k - 1 dimensions have singular sample covariances).
 inline constexpr double kNicheRidge = 1e-3;
+
+// Where a model's training data came from, stored in its checkpoint's
+// metadata under "server" (Evaluate's "heldout" split reads it).
+struct TrainingOrigin {
+  std::string dataset;
+  std::string dataset_kind;             // "POINT_CLOUDS" | "GAUSSIANS" | "SPATIAL_CELLS"
+  int64_t dataset_created_unix_ms = 0;  // identifies the data set's version
+  int64_t dataset_items = 0;            // clouds, Gaussians or cells
+  int64_t niche_size = 0;               // SPATIAL_CELLS: k
+  double holdout_fraction = 0.0;
+  std::vector<int64_t> heldout;         // sorted item indices excluded from training
+
+  nlohmann::json ToJson() const;
+  // DATA_LOSS for bad fields or held-out indices that are not sorted,
+  // unique and in range.
+  static absl::StatusOr<TrainingOrigin> FromJson(const nlohmann::json& j);
+};
 
 // The held-out items of a data set of `items` items: round(fraction *
 // items) of them (at least 1 when fraction > 0), drawn by a Fisher-Yates
@@ -53,6 +74,6 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers);
 
-}  // namespace wfm::server
+}  // namespace wfm::repository
 
-#endif  // WFM_SERVER_TRAINING_DATA_H_
+#endif  // WFM_REPOSITORY_TRAINING_DATA_H_

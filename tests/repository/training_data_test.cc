@@ -1,4 +1,4 @@
-#include "server/training_data.h"
+#include "repository/training_data.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 
 #include "tests/server/server_test_util.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 namespace {
 
 using ::testing::ElementsAre;
@@ -156,5 +156,35 @@ TEST(NicheTest, SkipsCellsWithoutNeighbours) {
   EXPECT_TRUE(absl::IsInvalidArgument(NicheClouds(ToCellSet(c), 2, {7}).status()));
 }
 
+TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
+  TrainingOrigin o;
+  o.dataset = "cells";
+  o.dataset_kind = "SPATIAL_CELLS";
+  o.dataset_created_unix_ms = 1700000000000;
+  o.dataset_items = 10;
+  o.niche_size = 4;
+  o.holdout_fraction = 0.3;
+  o.heldout = {1, 5, 8};
+  absl::StatusOr<TrainingOrigin> back = TrainingOrigin::FromJson(o.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->dataset, "cells");
+  EXPECT_EQ(back->dataset_kind, "SPATIAL_CELLS");
+  EXPECT_EQ(back->dataset_created_unix_ms, 1700000000000);
+  EXPECT_EQ(back->dataset_items, 10);
+  EXPECT_EQ(back->niche_size, 4);
+  EXPECT_EQ(back->holdout_fraction, 0.3);
+  EXPECT_EQ(back->heldout, o.heldout);
+  // Absent keys keep their defaults (models published before a key existed).
+  absl::StatusOr<TrainingOrigin> empty = TrainingOrigin::FromJson(nlohmann::json::object());
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->heldout.empty());
+  for (const std::vector<int64_t>& bad :
+       {std::vector<int64_t>{5, 1}, std::vector<int64_t>{1, 1}, std::vector<int64_t>{10}}) {
+    TrainingOrigin b = o;
+    b.heldout = bad;
+    EXPECT_TRUE(absl::IsDataLoss(TrainingOrigin::FromJson(b.ToJson()).status()));
+  }
+}
+
 }  // namespace
-}  // namespace wfm::server
+}  // namespace wfm::repository

@@ -1,8 +1,8 @@
-#include "server/names.h"
+#include "repository/names.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace wfm::server {
+namespace wfm::repository {
 
 absl::Status ValidateName(absl::string_view field, absl::string_view name) {
   if (name.empty()) {
@@ -32,4 +32,4 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name) {
   return absl::OkStatus();
 }
 
-}  // namespace wfm::server
+}  // namespace wfm::repository
