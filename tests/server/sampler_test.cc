@@ -1,0 +1,197 @@
+// server/sampler: requests to served models through their batchers. The
+// clouds and Gaussians it returns are the model's own for the request (the
+// batcher passes the request through), errors name the rule, the metrics
+// count what was handed back, a replaced model gets a new batcher and a
+// forgotten one is gone.
+#include "server/sampler.h"
+
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "server/metrics.h"
+#include "server/model_registry.h"
+#include "tests/server/servable_util.h"
+#include "tests/server/server_test_util.h"
+#include "tests/testing/http.h"
+#include "tests/testing/status.h"
+#include "tests/testing/temp_dir.h"
+
+namespace wfm::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::wfm::testing::MetricValue;
+
+model::CloudSampleRequest CloudRequest(int64_t num, int64_t points, uint64_t seed) {
+  model::CloudSampleRequest r;
+  r.num_samples = num;
+  r.points = points;
+  r.steps = 4;
+  r.seed = seed;
+  return r;
+}
+
+model::GaussianSampleRequest GaussianRequest(int64_t num, uint64_t seed) {
+  model::GaussianSampleRequest r;
+  r.num_samples = num;
+  r.steps = 4;
+  r.seed = seed;
+  return r;
+}
+
+class SamplerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WFM_ASSERT_OK_AND_ASSIGN(registry_, ModelRegistry::Open(dir_.File("models")));
+    WFM_ASSERT_OK_AND_ASSIGN(const model::checkpoint::Checkpoint clouds,
+                             testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true)));
+    WFM_ASSERT_OK(registry_->Publish("clouds", clouds, false));
+    WFM_ASSERT_OK_AND_ASSIGN(
+        const model::checkpoint::Checkpoint gaussians,
+        testing::TrainedGaussianCheckpoint(testing::RandomGaussians(8, 2, 3)));
+    WFM_ASSERT_OK(registry_->Publish("gaussians", gaussians, false));
+    SamplerOptions options;
+    options.limits.max_samples = 16;
+    options.limits.max_points = 32;
+    sampler_ = std::make_unique<Sampler>(registry_.get(), options, &metrics_);
+  }
+
+  testing::TempDir dir_;
+  Metrics metrics_{"test"};
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Sampler> sampler_;
+};
+
+TEST_F(SamplerTest, CloudsAreTheModelsOwnForTheRequest) {
+  const model::CloudSampleRequest request = CloudRequest(3, 7, 42);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds got,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> servable,
+                           registry_->Get("clouds"));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                           servable->pointcloud->Sample({request}));
+  EXPECT_EQ(got.dim, 2);
+  EXPECT_EQ(got.offsets, (std::vector<int64_t>{0, 7, 14, 21}));
+  EXPECT_EQ(got.points, direct[0].points);
+  EXPECT_EQ(got.labels, direct[0].labels);
+  // Another seed, other clouds.
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds other,
+                           sampler_->SampleClouds("clouds", CloudRequest(3, 7, 43), nullptr));
+  EXPECT_NE(other.points, got.points);
+}
+
+TEST_F(SamplerTest, GaussiansAreTheModelsOwnForTheRequest) {
+  const model::GaussianSampleRequest request = GaussianRequest(4, 9);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedGaussians got,
+                           sampler_->SampleGaussians("gaussians", request, nullptr));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> servable,
+                           registry_->Get("gaussians"));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedGaussians> direct,
+                           servable->gaussian->Sample({request}));
+  EXPECT_EQ(got.dim, 2);
+  EXPECT_EQ(got.means.size(), 4u * 2);
+  EXPECT_EQ(got.covs.size(), 4u * 2 * 2);
+  EXPECT_EQ(got.means, direct[0].means);
+  EXPECT_EQ(got.covs, direct[0].covs);
+}
+
+TEST_F(SamplerTest, ErrorsNameTheModelAndTheRule) {
+  const absl::Status missing = sampler_->SampleClouds("ghost", CloudRequest(1, 4, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("ghost"));
+
+  const absl::Status wrong_family =
+      sampler_->SampleGaussians("clouds", GaussianRequest(1, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_family)) << wrong_family;
+  EXPECT_EQ(wrong_family.message(),
+            "model: 'clouds' is a pointcloud model; sample it with SampleNiches");
+  const absl::Status other_family =
+      sampler_->SampleClouds("gaussians", CloudRequest(1, 4, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(other_family)) << other_family;
+  EXPECT_EQ(other_family.message(),
+            "model: 'gaussians' is a gaussian model; sample it with SampleGaussians");
+
+  // The request against the server's limits (16 samples, 32 points).
+  const absl::Status too_many =
+      sampler_->SampleClouds("clouds", CloudRequest(17, 4, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsResourceExhausted(too_many)) << too_many;
+  EXPECT_EQ(too_many.message(), "num_samples: 17 exceeds the limit of 16");
+  const absl::Status too_large =
+      sampler_->SampleClouds("clouds", CloudRequest(1, 33, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsResourceExhausted(too_large)) << too_large;
+  EXPECT_EQ(too_large.message(), "points: 33 per sample exceeds the limit of 32");
+  const absl::Status none = sampler_->SampleClouds("clouds", CloudRequest(0, 4, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(none)) << none;
+  EXPECT_EQ(none.message(), "num_samples: must be >= 1, got 0");
+  const absl::Status gaussians_too_many =
+      sampler_->SampleGaussians("gaussians", GaussianRequest(17, 1), nullptr).status();
+  EXPECT_TRUE(absl::IsResourceExhausted(gaussians_too_many)) << gaussians_too_many;
+  // Nothing was generated by the refused requests.
+  EXPECT_FALSE(MetricValue(metrics_.Text(), "wfm_generated_samples_total").has_value());
+}
+
+TEST_F(SamplerTest, MetricsCountWhatWasHandedBack) {
+  ASSERT_TRUE(sampler_->SampleClouds("clouds", CloudRequest(3, 5, 1), nullptr).ok());
+  ASSERT_TRUE(sampler_->SampleClouds("clouds", CloudRequest(2, 6, 2), nullptr).ok());
+  ASSERT_TRUE(sampler_->SampleGaussians("gaussians", GaussianRequest(4, 3), nullptr).ok());
+  const std::string text = metrics_.Text();
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total",
+                        {{"model", "clouds"}, {"family", "pointcloud"}}),
+            5);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_points_total",
+                        {{"model", "clouds"}, {"family", "pointcloud"}}),
+            3 * 5 + 2 * 6);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total",
+                        {{"model", "gaussians"}, {"family", "gaussian"}}),
+            4);
+  // One batched call per request (they came one after another), of 1 request each.
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_sum", {{"family", "pointcloud"}}), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum", {{"family", "pointcloud"}}), 5);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "gaussian"}}), 1);
+  // The queue is empty again.
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "clouds"}}), 0);
+}
+
+TEST_F(SamplerTest, AReplacedModelIsSampledAndAForgottenOneIsGone) {
+  const model::CloudSampleRequest request = CloudRequest(2, 5, 7);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds before,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  // Another training seed under the same name: the sampler serves the new one.
+  WFM_ASSERT_OK_AND_ASSIGN(
+      const model::checkpoint::Checkpoint retrained,
+      testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true), 3, /*seed=*/2));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> replacement,
+                           registry_->Publish("clouds", retrained, /*overwrite=*/true));
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds after,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                           replacement->pointcloud->Sample({request}));
+  EXPECT_EQ(after.points, direct[0].points);
+  EXPECT_NE(after.points, before.points);
+
+  WFM_ASSERT_OK(registry_->Delete("clouds"));
+  sampler_->Forget("clouds");
+  EXPECT_TRUE(absl::IsNotFound(sampler_->SampleClouds("clouds", request, nullptr).status()));
+  // The other model is untouched.
+  EXPECT_TRUE(sampler_->SampleGaussians("gaussians", GaussianRequest(1, 1), nullptr).ok());
+}
+
+TEST_F(SamplerTest, ACancelledRequestStopsWithCancelled) {
+  model::CloudSampleRequest request = CloudRequest(4, 8, 1);
+  request.steps = 10000;  // minutes of work if it were not stopped
+  const absl::Status s =
+      sampler_->SampleClouds("clouds", request, [] { return true; }).status();
+  EXPECT_TRUE(absl::IsCancelled(s)) << s;
+  // Nothing was counted as generated.
+  EXPECT_FALSE(MetricValue(metrics_.Text(), "wfm_generated_samples_total", {{"model", "clouds"}})
+                   .has_value());
+}
+
+}  // namespace
+}  // namespace wfm::server
