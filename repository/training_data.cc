@@ -90,10 +90,39 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
   }
 }
 
+bool KindFits(model::Family family, DatasetKind kind) {
+  return kind == DatasetKind::kSpatialCells || kind == FamilyKind(family);
+}
+
+DatasetKind FamilyKind(model::Family family) {
+  return family == model::Family::kPointCloud ? DatasetKind::kPointClouds
+                                              : DatasetKind::kGaussians;
+}
+
+bool UsesGivenSource(const model::TrainingConfig& config) {
+  if (config.family == model::Family::kPointCloud) {
+    return config.pointcloud.source == model::PointCloudSource::kGivenRandom ||
+           config.pointcloud.source == model::PointCloudSource::kGivenMatched;
+  }
+  return config.gaussian.source == model::GaussianSource::kGivenRandom ||
+         config.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+bool UsesMatchedSource(const model::TrainingConfig& config) {
+  return config.family == model::Family::kPointCloud
+             ? config.pointcloud.source == model::PointCloudSource::kGivenMatched
+             : config.gaussian.source == model::GaussianSource::kGivenMatched;
+}
+
+int64_t HoldoutCount(int64_t items, double fraction) {
+  if (items <= 0 || !(fraction > 0.0)) return 0;
+  const int64_t count = static_cast<int64_t>(std::llround(fraction * static_cast<double>(items)));
+  return std::clamp<int64_t>(count, 1, items);
+}
+
 std::vector<int64_t> HoldoutIndices(int64_t items, double fraction, uint64_t seed) {
-  if (items <= 0 || !(fraction > 0.0)) return {};
-  int64_t count = static_cast<int64_t>(std::llround(fraction * static_cast<double>(items)));
-  count = std::clamp<int64_t>(count, 1, items);
+  const int64_t count = HoldoutCount(items, fraction);
+  if (count == 0) return {};
   std::vector<int64_t> all(items);
   std::iota(all.begin(), all.end(), 0);
   ShufflePrefix(&all, count, seed ^ 0x5EEDF0A7C0FFEE11ULL);
@@ -214,6 +243,75 @@ absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int6
                                                           cells.labels, kept, options));
   WFM_RETURN_IF_ERROR(model::io::ValidateGaussianSet(gaussians.gaussians, "niche Gaussians"));
   return std::move(gaussians.gaussians);
+}
+
+absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
+                                                  const DatasetData* source,
+                                                  const model::TrainingConfig& config) {
+  const DatasetInfo& info = data.info;
+  const model::Family family = config.family;
+  if (!KindFits(family, info.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data set '", info.name, "' holds ", DatasetKindName(info.kind), "; ",
+        model::FamilyName(family), " models train on ", DatasetKindName(FamilyKind(family)),
+        " or SPATIAL_CELLS data"));
+  }
+  TrainingInputs in;
+  TrainingOrigin& origin = in.origin;
+  origin.dataset = info.name;
+  origin.dataset_kind = DatasetKindName(info.kind);
+  origin.dataset_created_unix_ms = info.created_unix_ms;
+  origin.dataset_items = info.items;
+  origin.niche_size = info.kind == DatasetKind::kSpatialCells ? config.niche_size : 0;
+  origin.holdout_fraction = config.holdout_fraction;
+  origin.heldout = HoldoutIndices(info.items, config.holdout_fraction, config.seed());
+  const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
+  if (train_ids.empty()) {
+    return absl::InvalidArgumentError("holdout_fraction leaves nothing to train on");
+  }
+  const bool all = origin.heldout.empty();
+
+  if (source == nullptr && UsesGivenSource(config)) {
+    return absl::InvalidArgumentError(
+        "noise given_random / given_matched: needs a data set of source items");
+  }
+  if (source != nullptr && !UsesGivenSource(config)) {
+    return absl::InvalidArgumentError(
+        "source items: only used with noise given_random or given_matched");
+  }
+  if (source != nullptr && source->info.kind != FamilyKind(family)) {
+    return absl::InvalidArgumentError(absl::StrCat("source ", source->info.name, ": holds ",
+                                                   DatasetKindName(source->info.kind),
+                                                   ", needs ",
+                                                   DatasetKindName(FamilyKind(family))));
+  }
+  // Matched sources follow the data set's items through the holdout.
+  const bool follow = source != nullptr && UsesMatchedSource(config) && !all &&
+                      source->info.items == info.items;
+
+  const bool cells = info.kind == DatasetKind::kSpatialCells;
+  if (family == model::Family::kPointCloud) {
+    if (cells) {
+      WFM_ASSIGN_OR_RETURN(in.clouds, NicheClouds(data.cells(), config.niche_size, train_ids));
+    } else {
+      in.clouds = all ? data.clouds() : TakeClouds(data.clouds(), train_ids);
+    }
+    if (source != nullptr) {
+      in.source_clouds = follow ? TakeClouds(source->clouds(), train_ids) : source->clouds();
+    }
+  } else {
+    if (cells) {
+      WFM_ASSIGN_OR_RETURN(in.gaussians,
+                           NicheGaussians(data.cells(), config.niche_size, train_ids));
+    } else {
+      in.gaussians = all ? data.gaussians() : TakeGaussians(data.gaussians(), train_ids);
+    }
+    if (source != nullptr) {
+      in.source_gaussians =
+          follow ? TakeGaussians(source->gaussians(), train_ids) : source->gaussians();
+    }
+  }
+  return in;
 }
 
 }  // namespace wfm::repository

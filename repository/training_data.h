@@ -1,19 +1,23 @@
 // Training and reference data from stored data sets: the held-out split,
 // subsets, and the niches of SPATIAL_CELLS data sets (DESIGN.md, "Spatial
-// niches") as point clouds or as Gaussian cell states, and the origin a
-// model records of them. Shared by the server's job manager and wfm-train
-// (what a model trains on) and Evaluate (what it is compared with), so all
-// see exactly the same items. No gRPC, no LibTorch.
+// niches") as point clouds or as Gaussian cell states; the inputs of a
+// trainer made from a data set and a training configuration
+// (MakeTrainingInputs), and the origin a model records of them. Shared by
+// the server's job manager and wfm-train (what a model trains on) and
+// Evaluate (what it is compared with), so all see exactly the same items.
+// No gRPC, no LibTorch.
 #ifndef WFM_REPOSITORY_TRAINING_DATA_H_
 #define WFM_REPOSITORY_TRAINING_DATA_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "model/config/config.h"
 #include "model/io/point_sets.h"
 #include "repository/dataset_record.h"
 
@@ -43,11 +47,25 @@ struct TrainingOrigin {
   static absl::StatusOr<TrainingOrigin> FromJson(const nlohmann::json& j);
 };
 
+// Whether a `family` model trains on a data set of `kind`: one of the
+// family's own kind (FamilyKind) or SPATIAL_CELLS (its niches).
+bool KindFits(model::Family family, DatasetKind kind);
+// The kind of a family's items and user-given sources: POINT_CLOUDS or
+// GAUSSIANS.
+DatasetKind FamilyKind(model::Family family);
+// Whether the configuration's source (of config.family) is user-given
+// (noise given_random or given_matched), and matched one-to-one with the
+// items (given_matched).
+bool UsesGivenSource(const model::TrainingConfig& config);
+bool UsesMatchedSource(const model::TrainingConfig& config);
+
 // The held-out items of a data set of `items` items: round(fraction *
 // items) of them (at least 1 when fraction > 0), drawn by a Fisher-Yates
 // shuffle from a splitmix64 stream of `seed`; sorted. The same arguments
 // give the same subset on every platform. fraction in [0, 1).
 std::vector<int64_t> HoldoutIndices(int64_t items, double fraction, uint64_t seed);
+// How many items HoldoutIndices holds out (without drawing them).
+int64_t HoldoutCount(int64_t items, double fraction);
 
 // 0..items-1 without the sorted `excluded`.
 std::vector<int64_t> Complement(int64_t items, const std::vector<int64_t>& excluded);
@@ -73,6 +91,40 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 // diagonal, so every covariance is symmetric positive definite.
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers);
+
+// What a trainer of config.family takes, made from a stored data set.
+struct TrainingInputs {
+  model::io::PointCloudSet clouds;   // family kPointCloud: the training items
+  model::io::GaussianSet gaussians;  // family kGaussian: the training items
+  // The user-given sources, when the configuration uses them (one of the
+  // two, by family).
+  std::optional<model::io::PointCloudSet> source_clouds;
+  std::optional<model::io::GaussianSet> source_gaussians;
+  // The data set, its version and the held-out items, for the model.
+  TrainingOrigin origin;
+
+  const model::io::PointCloudSet* source_clouds_or_null() const {
+    return source_clouds ? &*source_clouds : nullptr;
+  }
+  const model::io::GaussianSet* source_gaussians_or_null() const {
+    return source_gaussians ? &*source_gaussians : nullptr;
+  }
+};
+
+// The inputs of a config.family trainer on the data set `data` (named
+// data.info.name in the origin): the held-out split of
+// config.holdout_fraction and the run's seed (HoldoutIndices, drawn once
+// here), the remaining items (SPATIAL_CELLS: their niches of
+// config.niche_size cells, as point clouds or Gaussian cell states), and,
+// when the configuration uses them, the sources `source` (given_matched
+// sources with one per data set item follow the items through the split).
+// INVALID_ARGUMENT when the data set's kind does not fit the family, the
+// split leaves nothing to train on, `source` is missing, not needed or of
+// the wrong kind ("source NAME: holds KIND, needs KIND"), or no niche
+// remains. Callers check what they can name better (a flag, a field) first.
+absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
+                                                  const DatasetData* source,
+                                                  const model::TrainingConfig& config);
 
 }  // namespace wfm::repository
 

@@ -12,18 +12,13 @@
 namespace wfm::server {
 
 using repository::DrawSubset;
+using repository::KindFits;
 using repository::NicheClouds;
 using repository::NicheGaussians;
 using repository::TakeClouds;
 using repository::TakeGaussians;
 
 namespace {
-
-bool KindFits(model::Family family, DatasetKind kind) {
-  if (kind == DatasetKind::kSpatialCells) return true;
-  return family == model::Family::kPointCloud ? kind == DatasetKind::kPointClouds
-                                              : kind == DatasetKind::kGaussians;
-}
 
 // The reference items: all of the data set's items or the held-out ones,
 // at most max_reference of them drawn with the seed.

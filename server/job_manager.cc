@@ -24,17 +24,16 @@
 
 namespace wfm::server {
 
-using repository::Complement;
+using repository::FamilyKind;
 using repository::FsyncDir;
-using repository::HoldoutIndices;
+using repository::HoldoutCount;
+using repository::KindFits;
 using repository::ListDir;
 using repository::MakeDirs;
-using repository::NicheClouds;
-using repository::NicheGaussians;
 using repository::ReadFileToString;
 using repository::RemoveTree;
-using repository::TakeClouds;
-using repository::TakeGaussians;
+using repository::TrainingInputs;
+using repository::UsesGivenSource;
 using repository::ValidateName;
 
 namespace {
@@ -49,27 +48,6 @@ constexpr absl::Duration kNotifyInterval = absl::Milliseconds(250);
 constexpr absl::Duration kPersistInterval = absl::Seconds(5);
 
 int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
-
-bool KindFits(model::Family family, DatasetKind kind) {
-  if (kind == DatasetKind::kSpatialCells) return true;
-  return family == model::Family::kPointCloud ? kind == DatasetKind::kPointClouds
-                                              : kind == DatasetKind::kGaussians;
-}
-
-bool GivenSource(const model::TrainingConfig& c) {
-  if (c.family == model::Family::kPointCloud) {
-    return c.pointcloud.source == model::PointCloudSource::kGivenRandom ||
-           c.pointcloud.source == model::PointCloudSource::kGivenMatched;
-  }
-  return c.gaussian.source == model::GaussianSource::kGivenRandom ||
-         c.gaussian.source == model::GaussianSource::kGivenMatched;
-}
-
-bool MatchedSource(const model::TrainingConfig& c) {
-  return c.family == model::Family::kPointCloud
-             ? c.pointcloud.source == model::PointCloudSource::kGivenMatched
-             : c.gaussian.source == model::GaussianSource::kGivenMatched;
-}
 
 nlohmann::json RequestToJson(const TrainingRequest& r) {
   const model::TrainingConfig& c = r.config;
@@ -351,15 +329,12 @@ absl::Status JobManager::ValidateRequest(const TrainingRequest& request) const {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.holdout_fraction: must be in [0, 1), got ", r.holdout_fraction));
   }
-  if (static_cast<int64_t>(HoldoutIndices(data.items, r.holdout_fraction, r.seed()).size()) >=
-      data.items) {
+  const int64_t training_items = data.items - HoldoutCount(data.items, r.holdout_fraction);
+  if (training_items < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.holdout_fraction: ", r.holdout_fraction, " of ", data.items,
         " items leaves nothing to train on"));
   }
-  const int64_t training_items =
-      data.items -
-      static_cast<int64_t>(HoldoutIndices(data.items, r.holdout_fraction, r.seed()).size());
   const int64_t batch = r.family == model::Family::kPointCloud ? r.pointcloud.optimizer.batch_size
                                                                : r.gaussian.optimizer.batch_size;
   if (batch > training_items) {
@@ -370,15 +345,14 @@ absl::Status JobManager::ValidateRequest(const TrainingRequest& request) const {
   const char* source_field = r.family == model::Family::kPointCloud
                                  ? "config.pointcloud.source_dataset"
                                  : "config.gaussian.source_dataset";
-  if (GivenSource(r)) {
+  if (UsesGivenSource(r)) {
     if (r.source_dataset.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           source_field, ": noise given_random / given_matched needs a data set of source items"));
     }
     WFM_RETURN_IF_ERROR(ValidateName(source_field, r.source_dataset));
     WFM_ASSIGN_OR_RETURN(const DatasetInfo source, datasets_->Get(r.source_dataset));
-    const DatasetKind want = r.family == model::Family::kPointCloud ? DatasetKind::kPointClouds
-                                                                    : DatasetKind::kGaussians;
+    const DatasetKind want = FamilyKind(r.family);
     if (source.kind != want) {
       return absl::InvalidArgumentError(absl::StrCat(source_field, ": '", r.source_dataset,
                                                      "' holds ", DatasetKindName(source.kind),
@@ -647,29 +621,17 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   }
   const model::TrainingConfig& config = req.config;
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data, datasets_->Load(req.dataset));
-  const DatasetInfo& info = data->info;
-  if (!KindFits(config.family, info.kind)) {
+  if (!KindFits(config.family, data->info.kind)) {
     return absl::FailedPreconditionError(absl::StrCat("data set '", req.dataset,
                                                       "' was replaced by one of kind ",
-                                                      DatasetKindName(info.kind)));
+                                                      DatasetKindName(data->info.kind)));
   }
-  TrainingOrigin origin;
-  origin.dataset = req.dataset;
-  origin.dataset_kind = DatasetKindName(info.kind);
-  origin.dataset_created_unix_ms = info.created_unix_ms;
-  origin.dataset_items = info.items;
-  origin.niche_size = info.kind == DatasetKind::kSpatialCells ? config.niche_size : 0;
-  origin.holdout_fraction = config.holdout_fraction;
-  origin.heldout = HoldoutIndices(info.items, config.holdout_fraction, config.seed());
-  const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
-  if (train_ids.empty()) {
-    return absl::InvalidArgumentError("holdout_fraction leaves nothing to train on");
-  }
-
   std::shared_ptr<const DatasetData> source;
-  if (GivenSource(config)) {
+  if (UsesGivenSource(config)) {
     WFM_ASSIGN_OR_RETURN(source, datasets_->Load(config.source_dataset));
   }
+  WFM_ASSIGN_OR_RETURN(const TrainingInputs inputs,
+                       repository::MakeTrainingInputs(*data, source.get(), config));
 
   int64_t last_step = 0;
   model::TrainHooks hooks;
@@ -697,51 +659,22 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
     if (persist_now) (void)WriteRecord(*job);
   };
 
-  // Family-specific data; the training itself is the same for both.
+  // The training itself is the same for both families.
   model::checkpoint::Checkpoint final_ckpt;
   if (config.family == model::Family::kPointCloud) {
-    model::io::PointCloudSet clouds;
-    if (info.kind == DatasetKind::kPointClouds) {
-      clouds = origin.heldout.empty() ? data->clouds() : TakeClouds(data->clouds(), train_ids);
-    } else {
-      WFM_ASSIGN_OR_RETURN(clouds, NicheClouds(data->cells(), config.niche_size, train_ids));
-    }
-    model::io::PointCloudSet sources;
-    if (source != nullptr) {
-      sources = source->clouds();
-      // Matched sources follow the data set's items through the holdout.
-      if (MatchedSource(config) && !origin.heldout.empty() && sources.num_clouds() == info.items) {
-        sources = TakeClouds(sources, train_ids);
-      }
-    }
     WFM_ASSIGN_OR_RETURN(
         std::unique_ptr<model::PointCloudTrainer> trainer,
-        model::PointCloudTrainer::Create(clouds, config.pointcloud, req.dataset,
-                                         source != nullptr ? &sources : nullptr));
-    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
+        model::PointCloudTrainer::Create(inputs.clouds, config.pointcloud, req.dataset,
+                                         inputs.source_clouds_or_null()));
+    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, inputs.origin, hooks));
   } else {
-    model::io::GaussianSet gaussians;
-    if (info.kind == DatasetKind::kGaussians) {
-      gaussians =
-          origin.heldout.empty() ? data->gaussians() : TakeGaussians(data->gaussians(), train_ids);
-    } else {
-      WFM_ASSIGN_OR_RETURN(gaussians, NicheGaussians(data->cells(), config.niche_size, train_ids));
-    }
-    model::io::GaussianSet sources;
-    if (source != nullptr) {
-      sources = source->gaussians();
-      if (MatchedSource(config) && !origin.heldout.empty() &&
-          sources.num_gaussians() == info.items) {
-        sources = TakeGaussians(sources, train_ids);
-      }
-    }
     WFM_ASSIGN_OR_RETURN(
         std::unique_ptr<model::GaussianTrainer> trainer,
-        model::GaussianTrainer::Create(gaussians, config.gaussian, req.dataset,
-                                       source != nullptr ? &sources : nullptr));
-    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, origin, hooks));
+        model::GaussianTrainer::Create(inputs.gaussians, config.gaussian, req.dataset,
+                                       inputs.source_gaussians_or_null()));
+    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, inputs.origin, hooks));
   }
-  final_ckpt.metadata["server"] = origin.ToJson();
+  final_ckpt.metadata["server"] = inputs.origin.ToJson();
   if (job->cancel.load()) return absl::CancelledError("cancelled before publishing");
   WFM_RETURN_IF_ERROR(models_->Publish(req.model, final_ckpt, req.overwrite).status());
   return absl::OkStatus();

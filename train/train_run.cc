@@ -30,22 +30,15 @@
 
 namespace wfm::train {
 
-using repository::Complement;
+using model::distributed::CommStats;
+using model::distributed::DataParallel;
+using model::distributed::TensorDigest;
 using repository::DatasetData;
 using repository::DatasetInfo;
 using repository::DatasetKind;
 using repository::DatasetKindName;
 using repository::Exists;
-using repository::HoldoutIndices;
-using repository::NicheClouds;
-using repository::NicheGaussians;
-using repository::TakeClouds;
-using repository::TakeGaussians;
-using repository::TrainingOrigin;
 using repository::ValidateName;
-using model::distributed::CommStats;
-using model::distributed::DataParallel;
-using model::distributed::TensorDigest;
 
 namespace {
 
@@ -56,80 +49,43 @@ using model::io::PointCloudSet;
 
 constexpr size_t kRecentLosses = 100;  // as the trainers' summary
 
-// One data source (training data or user-given sources), as loaded.
-struct Loaded {
-  DatasetKind kind = DatasetKind::kPointClouds;
-  std::string name;            // data set name, or the file's path
-  int64_t items = 0;
-  int64_t created_unix_ms = 0;
-  std::shared_ptr<const DatasetData> data;
-};
-
-absl::StatusOr<Loaded> LoadDataset(const std::string& data_dir, const std::string& name) {
+// A data set of the repository, read as the server reads it.
+absl::StatusOr<std::shared_ptr<const DatasetData>> LoadDataset(const std::string& data_dir,
+                                                               const std::string& name) {
   WFM_RETURN_IF_ERROR(ValidateName("dataset", name));
   const std::string folder = absl::StrCat(data_dir, "/datasets/", name);
   if (!Exists(folder)) {
     return absl::NotFoundError(absl::StrCat("data set '", name, "' not found in ", data_dir));
   }
   WFM_ASSIGN_OR_RETURN(const DatasetInfo info, repository::ReadDatasetRecord(folder, name));
-  Loaded out;
-  out.kind = info.kind;
-  out.name = name;
-  out.items = info.items;
-  out.created_unix_ms = info.created_unix_ms;
-  WFM_ASSIGN_OR_RETURN(out.data, repository::ReadDatasetFolder(folder, info));
-  return out;
+  return repository::ReadDatasetFolder(folder, info);
 }
 
-absl::StatusOr<Loaded> LoadFile(const std::string& path) {
+// An .npz file of point clouds or Gaussians as a data set named by its path.
+absl::StatusOr<std::shared_ptr<const DatasetData>> LoadFile(const std::string& path) {
   WFM_ASSIGN_OR_RETURN(model::io::NpzArrays arrays, model::io::ReadNpz(path));
   WFM_ASSIGN_OR_RETURN(const model::io::NpzKind kind, model::io::DetectNpzKind(arrays, path));
   auto data = std::make_shared<DatasetData>();
-  Loaded out;
-  out.name = path;
+  data->info.name = path;
   if (kind == model::io::NpzKind::kPointClouds) {
     WFM_ASSIGN_OR_RETURN(PointCloudSet set, model::io::PointCloudsFromArrays(std::move(arrays), path));
-    out.kind = DatasetKind::kPointClouds;
-    out.items = set.num_clouds();
+    data->info.kind = DatasetKind::kPointClouds;
+    data->info.items = set.num_clouds();
     data->data = std::move(set);
   } else {
     WFM_ASSIGN_OR_RETURN(GaussianSet set, model::io::GaussiansFromArrays(std::move(arrays), path));
-    out.kind = DatasetKind::kGaussians;
-    out.items = set.num_gaussians();
+    data->info.kind = DatasetKind::kGaussians;
+    data->info.items = set.num_gaussians();
     data->data = std::move(set);
   }
-  data->info.kind = out.kind;
-  data->info.name = path;
-  data->info.items = out.items;
-  out.data = std::move(data);
-  return out;
-}
-
-bool GivenSource(const TrainRunOptions& o, Family family) {
-  if (family == Family::kPointCloud) {
-    return o.config.pointcloud.source == model::PointCloudSource::kGivenRandom ||
-           o.config.pointcloud.source == model::PointCloudSource::kGivenMatched;
-  }
-  return o.config.gaussian.source == model::GaussianSource::kGivenRandom ||
-         o.config.gaussian.source == model::GaussianSource::kGivenMatched;
-}
-
-bool MatchedSource(const TrainRunOptions& o, Family family) {
-  return family == Family::kPointCloud
-             ? o.config.pointcloud.source == model::PointCloudSource::kGivenMatched
-             : o.config.gaussian.source == model::GaussianSource::kGivenMatched;
+  return std::shared_ptr<const DatasetData>(std::move(data));
 }
 
 // Everything a rank trains on.
 struct Prepared {
-  Family family = Family::kPointCloud;
-  PointCloudSet clouds;
-  GaussianSet gaussians;
-  std::optional<PointCloudSet> source_clouds;
-  std::optional<GaussianSet> source_gaussians;
-  std::string dataset;  // as the model's summary names it
-  TrainingOrigin origin;
-  std::string output;   // checkpoint path
+  model::TrainingConfig config;  // with the family to train
+  repository::TrainingInputs inputs;
+  std::string output;  // checkpoint path
   // Publishing into a repository: <models_root>/<model>/model.wfm.
   std::string models_root;
   bool resume_from_output = false;
@@ -137,74 +93,36 @@ struct Prepared {
 
 absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
   Prepared p;
-  WFM_ASSIGN_OR_RETURN(const Loaded data, o.data_file.empty() ? LoadDataset(o.data_dir, o.dataset)
-                                                              : LoadFile(o.data_file));
-  const bool cells = data.kind == DatasetKind::kSpatialCells;
-  p.family = o.family.value_or(data.kind == DatasetKind::kGaussians ? Family::kGaussian
-                                                                     : Family::kPointCloud);
-  const bool fits = cells || (p.family == Family::kPointCloud
-                                  ? data.kind == DatasetKind::kPointClouds
-                                  : data.kind == DatasetKind::kGaussians);
-  if (!fits) {
+  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data,
+                       o.data_file.empty() ? LoadDataset(o.data_dir, o.dataset)
+                                           : LoadFile(o.data_file));
+  const DatasetInfo& info = data->info;
+  p.config = o.config;
+  p.config.family = o.family.value_or(info.kind == DatasetKind::kGaussians ? Family::kGaussian
+                                                                           : Family::kPointCloud);
+  const Family family = p.config.family;
+  if (!repository::KindFits(family, info.kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--family ", model::FamilyName(p.family), ": ", data.name, " holds ",
-        DatasetKindName(data.kind), "; ", model::FamilyName(p.family), " models train on ",
-        p.family == Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
-        " or SPATIAL_CELLS data"));
+        "--family ", model::FamilyName(family), ": ", info.name, " holds ",
+        DatasetKindName(info.kind), "; ", model::FamilyName(family), " models train on ",
+        DatasetKindName(repository::FamilyKind(family)), " or SPATIAL_CELLS data"));
   }
-  const uint64_t seed = p.family == Family::kPointCloud ? o.config.pointcloud.optimizer.seed
-                                                        : o.config.gaussian.optimizer.seed;
-  p.dataset = o.data_file.empty() ? o.dataset : o.data_file;
-  p.origin.dataset = p.dataset;
-  p.origin.dataset_kind = DatasetKindName(data.kind);
-  p.origin.dataset_created_unix_ms = data.created_unix_ms;
-  p.origin.dataset_items = data.items;
-  p.origin.niche_size = cells ? o.config.niche_size : 0;
-  p.origin.holdout_fraction = o.config.holdout_fraction;
-  p.origin.heldout = HoldoutIndices(data.items, o.config.holdout_fraction, seed);
-  const std::vector<int64_t> train_ids = Complement(data.items, p.origin.heldout);
-  if (train_ids.empty()) {
+  if (repository::HoldoutCount(info.items, p.config.holdout_fraction) >= info.items) {
     return absl::InvalidArgumentError("--holdout: leaves nothing to train on");
   }
-  const bool all = p.origin.heldout.empty();
-  if (p.family == Family::kPointCloud) {
-    if (cells) {
-      WFM_ASSIGN_OR_RETURN(p.clouds, NicheClouds(data.data->cells(), o.config.niche_size, train_ids));
-    } else {
-      p.clouds = all ? data.data->clouds() : TakeClouds(data.data->clouds(), train_ids);
-    }
-  } else if (cells) {
-    WFM_ASSIGN_OR_RETURN(p.gaussians, NicheGaussians(data.data->cells(), o.config.niche_size, train_ids));
-  } else {
-    p.gaussians = all ? data.data->gaussians() : TakeGaussians(data.data->gaussians(), train_ids);
-  }
-
-  const bool has_source = !o.source_file.empty() || !o.config.source_dataset.empty();
-  if (GivenSource(o, p.family) != has_source) {
+  const bool has_source = !o.source_file.empty() || !p.config.source_dataset.empty();
+  if (repository::UsesGivenSource(p.config) != has_source) {
     return absl::InvalidArgumentError(
         has_source ? "--source-data / --source-dataset: only with --noise given_random or given_matched"
                    : "--noise given_random / given_matched: needs --source-data or --source-dataset");
   }
+  std::shared_ptr<const DatasetData> source;
   if (has_source) {
-    WFM_ASSIGN_OR_RETURN(const Loaded source, o.source_file.empty()
-                                                  ? LoadDataset(o.data_dir, o.config.source_dataset)
-                                                  : LoadFile(o.source_file));
-    const DatasetKind want =
-        p.family == Family::kPointCloud ? DatasetKind::kPointClouds : DatasetKind::kGaussians;
-    if (source.kind != want) {
-      return absl::InvalidArgumentError(absl::StrCat("source ", source.name, ": holds ",
-                                                     DatasetKindName(source.kind), ", needs ",
-                                                     DatasetKindName(want)));
-    }
-    // Matched sources follow the data set's items through the holdout.
-    const bool follow = MatchedSource(o, p.family) && !all && source.items == data.items;
-    if (p.family == Family::kPointCloud) {
-      p.source_clouds = follow ? TakeClouds(source.data->clouds(), train_ids) : source.data->clouds();
-    } else {
-      p.source_gaussians =
-          follow ? TakeGaussians(source.data->gaussians(), train_ids) : source.data->gaussians();
-    }
+    WFM_ASSIGN_OR_RETURN(source, o.source_file.empty()
+                                     ? LoadDataset(o.data_dir, p.config.source_dataset)
+                                     : LoadFile(o.source_file));
   }
+  WFM_ASSIGN_OR_RETURN(p.inputs, repository::MakeTrainingInputs(*data, source.get(), p.config));
 
   if (!o.out.empty()) {
     p.output = o.out;
@@ -343,7 +261,7 @@ absl::StatusOr<TrainRunResult> Drive(Trainer& trainer, const TrainRunOptions& o,
 
   auto make_checkpoint = [&]() -> absl::StatusOr<model::checkpoint::Checkpoint> {
     WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint ckpt, trainer.MakeCheckpoint(true));
-    ckpt.metadata["server"] = p.origin.ToJson();
+    ckpt.metadata["server"] = p.inputs.origin.ToJson();
     // The summary's losses are rank 0's share; report the global ones.
     if (ckpt.metadata.contains("summary") && ckpt.metadata["summary"].is_object() &&
         !recent.empty()) {
@@ -436,34 +354,38 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
   absl::StatusOr<model::checkpoint::Checkpoint> resume_from;
   if (p.resume_from_output) resume_from = model::checkpoint::Read(p.output);
 
-  if (p.family == Family::kPointCloud) {
-    const PointCloudSet* source = p.source_clouds ? &*p.source_clouds : nullptr;
+  const repository::TrainingInputs& in = p.inputs;
+  const std::string& dataset = in.origin.dataset;  // as the model's summary names it
+  if (p.config.family == Family::kPointCloud) {
+    const PointCloudSet* source = in.source_clouds_or_null();
     absl::StatusOr<std::unique_ptr<model::PointCloudTrainer>> trainer =
         p.resume_from_output
             ? (resume_from.ok() ? model::PointCloudTrainer::Resume(
-                                      p.clouds, *resume_from, source,
-                                      o.config.pointcloud.optimizer.steps, role)
+                                      in.clouds, *resume_from, source,
+                                      p.config.pointcloud.optimizer.steps, role)
                                 : resume_from.status())
-            : model::PointCloudTrainer::Create(p.clouds, o.config.pointcloud, p.dataset, source, role);
+            : model::PointCloudTrainer::Create(in.clouds, p.config.pointcloud, dataset, source,
+                                               role);
     WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
     if (rank == 0) {
-      LogInfo(absl::StrCat("training pointcloud model on ", p.clouds.num_clouds(), " clouds, ",
+      LogInfo(absl::StrCat("training pointcloud model on ", in.clouds.num_clouds(), " clouds, ",
                            dp.world_size(), " rank(s), global batch ",
                            (*trainer)->config().optimizer.batch_size, ", from step ",
                            (*trainer)->step(), " to ", (*trainer)->total_steps()));
     }
     return Drive(**trainer, o, p, dp);
   }
-  const GaussianSet* source = p.source_gaussians ? &*p.source_gaussians : nullptr;
+  const GaussianSet* source = in.source_gaussians_or_null();
   absl::StatusOr<std::unique_ptr<model::GaussianTrainer>> trainer =
       p.resume_from_output
-          ? (resume_from.ok() ? model::GaussianTrainer::Resume(p.gaussians, *resume_from, source,
-                                                               o.config.gaussian.optimizer.steps, role)
+          ? (resume_from.ok() ? model::GaussianTrainer::Resume(in.gaussians, *resume_from, source,
+                                                               p.config.gaussian.optimizer.steps,
+                                                               role)
                               : resume_from.status())
-          : model::GaussianTrainer::Create(p.gaussians, o.config.gaussian, p.dataset, source, role);
+          : model::GaussianTrainer::Create(in.gaussians, p.config.gaussian, dataset, source, role);
   WFM_RETURN_IF_ERROR(dp.Agree(trainer.status(), "creating the trainer"));
   if (rank == 0) {
-    LogInfo(absl::StrCat("training gaussian model on ", p.gaussians.num_gaussians(),
+    LogInfo(absl::StrCat("training gaussian model on ", in.gaussians.num_gaussians(),
                          " Gaussians, ", dp.world_size(), " rank(s), global batch ",
                          (*trainer)->config().optimizer.batch_size, ", from step ",
                          (*trainer)->step(), " to ", (*trainer)->total_steps()));

@@ -9,10 +9,12 @@
 // optimizer state, so --resume continues an interrupted run (every rank
 // reads the same file; the ranks check that they resumed at the same step).
 //
-// The data take the server's path (server/training_data.h): the same
-// held-out split for a holdout fraction and seed, SPATIAL_CELLS niches of
-// niche_size cells, and the same "server" metadata (TrainingOrigin), so
-// Evaluate's "heldout" split works on the published model.
+// The data take the server's path (repository/training_data.h,
+// MakeTrainingInputs, as a training job): the same held-out split for a
+// holdout fraction and seed, SPATIAL_CELLS niches of niche_size cells,
+// matched sources following the split, and the same "server" metadata
+// (TrainingOrigin), so Evaluate's "heldout" split works on the published
+// model.
 //
 // Failures are collective where they can be: a rank that cannot read its
 // data or finds the model name taken stops every rank with its message

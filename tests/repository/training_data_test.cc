@@ -4,7 +4,9 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -154,6 +156,161 @@ TEST(NicheTest, SkipsCellsWithoutNeighbours) {
   EXPECT_EQ(niches->num_clouds(), 4);
   EXPECT_TRUE(absl::IsInvalidArgument(NicheClouds(ToCellSet(c), 2, {4}).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(NicheClouds(ToCellSet(c), 2, {7}).status()));
+}
+
+TEST(HoldoutTest, CountIsTheSizeOfTheSplit) {
+  for (int64_t items : {0, 1, 7, 10, 100}) {
+    for (double fraction : {0.0, 0.01, 0.26, 0.5, 0.99}) {
+      EXPECT_EQ(HoldoutCount(items, fraction),
+                static_cast<int64_t>(HoldoutIndices(items, fraction, 3).size()))
+          << items << " items, fraction " << fraction;
+    }
+  }
+}
+
+DatasetData Stored(const std::string& name, DatasetKind kind, int64_t items,
+                   std::variant<model::io::PointCloudSet, model::io::GaussianSet, CellSet> data) {
+  DatasetData d;
+  d.info.name = name;
+  d.info.kind = kind;
+  d.info.items = items;
+  d.info.created_unix_ms = 1700000000000;
+  d.data = std::move(data);
+  return d;
+}
+
+model::TrainingConfig CloudConfig(double holdout, model::PointCloudSource source) {
+  model::TrainingConfig c;
+  c.family = model::Family::kPointCloud;
+  c.pointcloud = testing::TinyPointCloudConfig(5);
+  c.pointcloud.source = source;
+  c.holdout_fraction = holdout;
+  return c;
+}
+
+TEST(TrainingInputsTest, HoldsOutTheSplitAndRecordsTheOrigin) {
+  const model::io::PointCloudSet set = testing::Ellipses(12, 1, /*labelled=*/true);
+  const DatasetData data = Stored("shapes", DatasetKind::kPointClouds, 12, set);
+  const model::TrainingConfig config = CloudConfig(0.25, model::PointCloudSource::kUniform);
+  absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(in.ok()) << in.status();
+  const std::vector<int64_t> heldout = HoldoutIndices(12, 0.25, config.seed());
+  EXPECT_EQ(in->origin.heldout, heldout);
+  EXPECT_EQ(in->origin.dataset, "shapes");
+  EXPECT_EQ(in->origin.dataset_kind, "POINT_CLOUDS");
+  EXPECT_EQ(in->origin.dataset_created_unix_ms, 1700000000000);
+  EXPECT_EQ(in->origin.dataset_items, 12);
+  EXPECT_EQ(in->origin.niche_size, 0);
+  EXPECT_EQ(in->origin.holdout_fraction, 0.25);
+  const model::io::PointCloudSet kept = TakeClouds(set, Complement(12, heldout));
+  EXPECT_EQ(in->clouds.num_clouds(), 9);
+  EXPECT_EQ(in->clouds.points, kept.points);
+  EXPECT_EQ(in->clouds.labels.strings, kept.labels.strings);
+  EXPECT_EQ(in->source_clouds_or_null(), nullptr);
+  EXPECT_EQ(in->gaussians.num_gaussians(), 0);
+
+  // Without a holdout every item trains, in order.
+  absl::StatusOr<TrainingInputs> whole =
+      MakeTrainingInputs(data, nullptr, CloudConfig(0.0, model::PointCloudSource::kUniform));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_TRUE(whole->origin.heldout.empty());
+  EXPECT_EQ(whole->clouds.points, set.points);
+}
+
+TEST(TrainingInputsTest, MatchedSourcesFollowTheItemsThroughTheSplit) {
+  const model::io::PointCloudSet set = testing::Ellipses(8, 1);
+  const model::io::PointCloudSet noise = testing::Ellipses(8, 2);
+  const DatasetData data = Stored("shapes", DatasetKind::kPointClouds, 8, set);
+  const DatasetData source = Stored("noise", DatasetKind::kPointClouds, 8, noise);
+  const model::TrainingConfig matched = CloudConfig(0.25, model::PointCloudSource::kGivenMatched);
+  absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, &source, matched);
+  ASSERT_TRUE(in.ok()) << in.status();
+  const std::vector<int64_t> kept = Complement(8, HoldoutIndices(8, 0.25, matched.seed()));
+  ASSERT_NE(in->source_clouds_or_null(), nullptr);
+  EXPECT_EQ(in->source_clouds->points, TakeClouds(noise, kept).points);
+  // Random sources, and matched ones of another count, are taken whole.
+  absl::StatusOr<TrainingInputs> random =
+      MakeTrainingInputs(data, &source, CloudConfig(0.25, model::PointCloudSource::kGivenRandom));
+  ASSERT_TRUE(random.ok()) << random.status();
+  EXPECT_EQ(random->source_clouds->points, noise.points);
+  const DatasetData fewer = Stored("few", DatasetKind::kPointClouds, 5, testing::Ellipses(5, 3));
+  absl::StatusOr<TrainingInputs> other = MakeTrainingInputs(data, &fewer, matched);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->source_clouds->num_clouds(), 5);
+}
+
+TEST(TrainingInputsTest, CellsTrainOnTheirNiches) {
+  const testing::Cells c = testing::RandomCells(2, 15, 2, 3);
+  const DatasetData data = Stored("cells", DatasetKind::kSpatialCells, 30, ToCellSet(c));
+  model::TrainingConfig config;
+  config.family = model::Family::kGaussian;
+  config.gaussian = testing::TinyGaussianConfig(5);
+  config.niche_size = 4;
+  absl::StatusOr<TrainingInputs> gaussians = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(gaussians.ok()) << gaussians.status();
+  absl::StatusOr<model::io::GaussianSet> expected =
+      NicheGaussians(ToCellSet(c), 4, Complement(30, {}));
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(gaussians->gaussians.means, expected->means);
+  EXPECT_EQ(gaussians->gaussians.covs, expected->covs);
+  EXPECT_EQ(gaussians->origin.niche_size, 4);
+  EXPECT_EQ(gaussians->origin.dataset_kind, "SPATIAL_CELLS");
+
+  config.family = model::Family::kPointCloud;
+  config.pointcloud = testing::TinyPointCloudConfig(5);
+  config.holdout_fraction = 0.2;
+  absl::StatusOr<TrainingInputs> clouds = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(clouds.ok()) << clouds.status();
+  const std::vector<int64_t> kept = Complement(30, HoldoutIndices(30, 0.2, config.seed()));
+  absl::StatusOr<model::io::PointCloudSet> niches = NicheClouds(ToCellSet(c), 4, kept);
+  ASSERT_TRUE(niches.ok()) << niches.status();
+  EXPECT_EQ(clouds->clouds.points, niches->points);
+  EXPECT_EQ(clouds->origin.heldout.size(), 6u);
+}
+
+TEST(TrainingInputsTest, RefusesWhatDoesNotFit) {
+  const DatasetData gaussians =
+      Stored("g", DatasetKind::kGaussians, 4, testing::RandomGaussians(4, 2, 1));
+  const DatasetData clouds = Stored("pc", DatasetKind::kPointClouds, 4, testing::Ellipses(4, 1));
+  const model::TrainingConfig uniform = CloudConfig(0.0, model::PointCloudSource::kUniform);
+  absl::Status kind = MakeTrainingInputs(gaussians, nullptr, uniform).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(kind));
+  EXPECT_EQ(kind.message(),
+            "data set 'g' holds GAUSSIANS; pointcloud models train on POINT_CLOUDS or "
+            "SPATIAL_CELLS data");
+  const DatasetData one = Stored("one", DatasetKind::kPointClouds, 1, testing::Ellipses(1, 1));
+  EXPECT_EQ(MakeTrainingInputs(one, nullptr, CloudConfig(0.5, model::PointCloudSource::kUniform))
+                .status()
+                .message(),
+            "holdout_fraction leaves nothing to train on");
+  const model::TrainingConfig given = CloudConfig(0.0, model::PointCloudSource::kGivenRandom);
+  EXPECT_THAT(std::string(MakeTrainingInputs(clouds, nullptr, given).status().message()),
+              ::testing::HasSubstr("needs a data set of source items"));
+  EXPECT_THAT(std::string(MakeTrainingInputs(clouds, &clouds, uniform).status().message()),
+              ::testing::HasSubstr("only used with noise given_random or given_matched"));
+  EXPECT_EQ(MakeTrainingInputs(clouds, &gaussians, given).status().message(),
+            "source g: holds GAUSSIANS, needs POINT_CLOUDS");
+}
+
+TEST(TrainingInputsTest, KindsAndSourcesOfEachFamily) {
+  EXPECT_TRUE(KindFits(model::Family::kPointCloud, DatasetKind::kPointClouds));
+  EXPECT_TRUE(KindFits(model::Family::kPointCloud, DatasetKind::kSpatialCells));
+  EXPECT_FALSE(KindFits(model::Family::kPointCloud, DatasetKind::kGaussians));
+  EXPECT_TRUE(KindFits(model::Family::kGaussian, DatasetKind::kGaussians));
+  EXPECT_TRUE(KindFits(model::Family::kGaussian, DatasetKind::kSpatialCells));
+  EXPECT_FALSE(KindFits(model::Family::kGaussian, DatasetKind::kPointClouds));
+  EXPECT_EQ(FamilyKind(model::Family::kGaussian), DatasetKind::kGaussians);
+  model::TrainingConfig c;
+  c.family = model::Family::kGaussian;
+  c.gaussian.source = model::GaussianSource::kGivenMatched;
+  c.pointcloud.source = model::PointCloudSource::kUniform;  // the other family's: not read
+  EXPECT_TRUE(UsesGivenSource(c));
+  EXPECT_TRUE(UsesMatchedSource(c));
+  c.gaussian.source = model::GaussianSource::kGivenRandom;
+  EXPECT_TRUE(UsesGivenSource(c));
+  EXPECT_FALSE(UsesMatchedSource(c));
+  c.family = model::Family::kPointCloud;
+  EXPECT_FALSE(UsesGivenSource(c));
 }
 
 TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
