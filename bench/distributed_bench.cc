@@ -35,7 +35,6 @@
 #include "bench/bench_util.h"
 #include "model/common/status.h"
 #include "model/distributed/data_parallel.h"
-#include "model/nn/cpu_runtime.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
 
@@ -95,9 +94,6 @@ absl::StatusOr<nlohmann::json> TimeSteps(Trainer& trainer, DataParallel& dp,
 absl::StatusOr<nlohmann::json> RunRank(const TrainBenchArgs& a, int64_t rank, int64_t world,
                                        int port) {
   SetThreads(a.threads);
-  model::nn::CpuRuntimeOptions runtime;
-  runtime.threads = std::max(1, a.threads);
-  WFM_RETURN_IF_ERROR(model::nn::ConfigureCpuRuntime(runtime));
   DistributedOptions o;
   o.rank = rank;
   o.world_size = world;
@@ -224,7 +220,7 @@ int RunDistributedTrain(const TrainBenchArgs& a) {
                         {"allreduce_share", reduce / sec},
                         {"allreduce_bytes", ranks[0]["allreduce_bytes"]},
                         {"threads_per_process", a.threads}};
-  Emit(rec, a.threads);
+  Emit(rec);
   return 0;
 }
 

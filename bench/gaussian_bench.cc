@@ -22,7 +22,6 @@
 
 #include "bench/bench_args.h"
 #include "bench/bench_util.h"
-#include "model/nn/cpu_runtime.h"
 #include "model/sample/gaussian_model.h"
 #include "model/train/gaussian_trainer.h"
 
@@ -85,17 +84,10 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-absl::Status Configure(int threads) {
-  SetThreads(threads);
-  model::nn::CpuRuntimeOptions runtime;
-  runtime.threads = threads;
-  return model::nn::ConfigureCpuRuntime(runtime);
-}
-
 }  // namespace
 
 int RunGaussianTrain(const TrainBenchArgs& a) {
-  if (auto s = Configure(a.threads); !s.ok()) return Fail(s);
+  SetThreads(a.threads);
   if (a.steps < 1) return Fail(absl::InvalidArgumentError("--steps: must be >= 1"));
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
   auto trainer = model::GaussianTrainer::Create(
@@ -130,12 +122,12 @@ int RunGaussianTrain(const TrainBenchArgs& a) {
       {"phase_sec_per_step",
        {{"noise", ph.noise / n}, {"minibatch_ot", ph.pairing / n}, {"transport", ph.transport / n},
         {"network", ph.network / n}}}};
-  Emit(rec, a.threads);
+  Emit(rec);
   return 0;
 }
 
 int RunGaussianSample(const SampleBenchArgs& a) {
-  if (auto s = Configure(a.threads); !s.ok()) return Fail(s);
+  SetThreads(a.threads);
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
   // A randomly initialised network, as the anchor's sample benchmark.
   auto trainer = model::GaussianTrainer::Create(
@@ -162,9 +154,10 @@ int RunGaussianSample(const SampleBenchArgs& a) {
                         {"num", a.num}, {"steps", a.steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"mlp", a.mlp},
                         {"cov_update", a.reference_cov_sign ? "reference" : "corrected"},
-                        {"network_evals_per_step", 1}, {"params", (*model)->parameter_count()},
+                        {"network_evals_per_step", 1}, {"nfe", a.steps},
+                        {"params", (*model)->parameter_count()},
                         {"sec_total", seconds}, {"samples_per_sec", a.num / seconds}};
-  Emit(rec, a.threads);
+  Emit(rec);
   return 0;
 }
 

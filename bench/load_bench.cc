@@ -181,11 +181,12 @@ int RunLoad(const LoadArgs& a) {
         {"rss_mib", ProcStatusMiB("VmRSS")},
         {"peak_rss_mib", ProcStatusMiB("VmHWM")},
         {"num", a.num}, {"points", a.points}, {"dim", a.dim}, {"steps", a.steps},
+        {"nfe", 2 * a.steps},  // network evaluations per sample (midpoint rule)
         {"emb", a.emb}, {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
         {"max_queue", a.max_queue}, {"max_batch_samples", a.max_batch_samples},
         {"max_queue_delay_ms", a.queue_delay_ms}, {"retry_delay_ms", a.retry_delay_ms}};
     if (!error.empty()) record["error"] = error;
-    Emit(record, a.threads);
+    Emit(record);
     if (failed > 0) rc = 1;
   }
   return rc;
@@ -218,7 +219,9 @@ void AddLoadCommand(CLI::App& app) {
   cmd->add_option("--retry-delay-ms", args->retry_delay_ms,
                   "a refused client's pause before its next request")
       ->capture_default_str();
-  cmd->add_option("--threads", args->threads)->capture_default_str();
+  cmd->add_option("--threads", args->threads, kThreadsHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--seed", args->seed)->capture_default_str();
   cmd->callback([args] {
     for (int n : args->clients) {

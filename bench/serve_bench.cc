@@ -200,7 +200,9 @@ int RunServe(const ServeArgs& a) {
 
   nlohmann::json record = {
       {"bench", "serve"},
-      {"points", a.points}, {"dim", a.dim}, {"steps", a.steps}, {"emb", a.emb},
+      {"points", a.points}, {"dim", a.dim}, {"steps", a.steps},
+      {"nfe", 2 * a.steps},  // network evaluations per sample (midpoint rule)
+      {"emb", a.emb},
       {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
       {"single_num", a.num}, {"single_requests", a.requests},
       {"inproc_samples_per_second", inproc_rate},
@@ -218,7 +220,7 @@ int RunServe(const ServeArgs& a) {
       {"concurrent_p50_seconds", Percentile(concurrent_latency, 0.5)},
       {"concurrent_p99_seconds", Percentile(concurrent_latency, 0.99)},
       {"max_queue_delay_ms", a.queue_delay_ms}};
-  Emit(record, a.threads);
+  Emit(record);
   return 0;
 }
 
@@ -243,7 +245,9 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--rounds", args->rounds, "requests per concurrent client")
       ->capture_default_str();
   cmd->add_option("--max-queue-delay-ms", args->queue_delay_ms)->capture_default_str();
-  cmd->add_option("--threads", args->threads)->capture_default_str();
+  cmd->add_option("--threads", args->threads, kThreadsHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--seed", args->seed)->capture_default_str();
   cmd->callback([args] {
     const int rc = RunServe(*args);

@@ -90,7 +90,7 @@ int RunSinkhorn(const SinkhornArgs& args) {
       {"floor_fraction", floor / seconds},
       {"exps_per_second", static_cast<double>(B * N * N) / exp_pass},
   };
-  Emit(rec, args.threads);
+  Emit(rec);
   return 0;
 }
 
@@ -104,7 +104,9 @@ void AddSinkhornCommand(CLI::App& app) {
   cmd->add_option("--dim", args->dim, "space dimension (D)")->capture_default_str();
   cmd->add_option("--iters", args->iters, "Sinkhorn iterations (K)")->capture_default_str();
   cmd->add_option("--eps", args->eps, "epsilon relative to the max cost")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "intra-op threads")->capture_default_str();
+  cmd->add_option("--threads", args->threads, kThreadsHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--repeats", args->repeats, "timed runs (median)")->capture_default_str();
   cmd->add_option("--seed", args->seed)->capture_default_str();
   cmd->add_option("--dtype", args->dtype)->check(CLI::IsMember({"float32", "float64"}))

@@ -122,7 +122,7 @@ int RunTrain(const TrainBenchArgs& a) {
       {"phase_sec_per_step",
        {{"noise", ph.noise / n}, {"minibatch_ot", ph.pairing / n}, {"transport", ph.transport / n},
         {"network", ph.network / n}}}};
-  Emit(rec, a.threads);
+  Emit(rec);
   return 0;
 }
 
@@ -150,20 +150,25 @@ int RunSample(const SampleBenchArgs& a) {
   if (auto s = (*model)->Sample({r}); !s.ok()) return Fail(s.status());  // warm-up
   r.steps = a.steps;
   absl::Status failure;
+  const double cpu0 = ProcessCpuSeconds();
   const double seconds = MedianSeconds(
       [&] {
         auto s = (*model)->Sample({r});
         if (!s.ok()) failure = s.status();
       },
       a.repeats, 0);
+  const double cpu_seconds = (ProcessCpuSeconds() - cpu0) / std::max(1, a.repeats);
   if (!failure.ok()) return Fail(failure);
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "pointcloud"}, {"points", a.points},
                         {"dim", a.dim}, {"num", a.num}, {"steps", a.steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
-                        {"network_evals_per_step", 2}, {"params", (*model)->parameter_count()},
+                        {"network_evals_per_step", 2}, {"nfe", 2 * a.steps},
+                        {"params", (*model)->parameter_count()},
                         {"sec_total", seconds}, {"samples_per_sec", a.num / seconds},
-                        {"points_per_sec", a.num * a.points / seconds}};
-  Emit(rec, a.threads);
+                        {"points_per_sec", a.num * a.points / seconds},
+                        // CPU time of one run (mean over the repeats, all threads).
+                        {"cpu_sec_total", cpu_seconds}};
+  Emit(rec);
   return 0;
 }
 
@@ -187,7 +192,9 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--monge-map", a->monge_map)->capture_default_str();
   cmd->add_option("--minibatch", a->minibatch, "minibatch OT cost")->capture_default_str();
   cmd->add_option("--noise", a->noise)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "intra-op threads")->capture_default_str();
+  cmd->add_option("--threads", a->threads, kThreadsHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed)->capture_default_str();
   cmd->add_option("--world-size", a->world_size,
                   "> 1: the same global batch over that many data-parallel processes on "
@@ -212,7 +219,9 @@ void AddSampleCommand(CLI::App& app) {
   cmd->add_option("--heads", a->heads)->capture_default_str();
   cmd->add_option("--mlp", a->mlp)->capture_default_str();
   cmd->add_option("--repeats", a->repeats)->capture_default_str();
-  cmd->add_option("--threads", a->threads)->capture_default_str();
+  cmd->add_option("--threads", a->threads, kThreadsHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed)->capture_default_str();
   cmd->add_flag("--gaussian", a->gaussian, "Bures-Wasserstein family instead of point clouds");
   cmd->add_flag("--reference-cov-sign", a->reference_cov_sign,

@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
                  "CA (PEM) that client certificates must chain to; requires client certificates");
   app.add_option("--max-jobs", o.max_jobs, "training jobs run at once (more wait in a queue)")
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "ATen and OpenBLAS threads (0 = one per core)")
+  app.add_option("--threads", o.threads,
+                 "compute threads (0 = one per physical core the process may use, at most its "
+                 "cgroup CPU quota)")
       ->capture_default_str();
   app.add_option("--max-batch-samples", o.max_batch_samples,
                  "samples merged into one batched model call")

@@ -2,7 +2,6 @@
 #include "repository/logging.h"
 #include "server/server_app.h"
 
-#include <thread>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -66,7 +65,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError("--tls-client-ca: needs --tls-cert and --tls-key");
   }
   WFM_RETURN_IF_ERROR(CheckPositive("max-jobs", o.max_jobs));
-  if (o.threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0 (0 = one per core)");
+  if (o.threads < 0) {
+    return absl::InvalidArgumentError(
+        "--threads: must be >= 0 (0 = one per physical core, at most the CPU quota)");
+  }
   WFM_RETURN_IF_ERROR(CheckPositive("max-batch-samples", o.max_batch_samples));
   if (o.max_queue_delay_ms < 0) {
     return absl::InvalidArgumentError("--max-queue-delay-ms: must be >= 0");
@@ -110,11 +112,10 @@ absl::Status ServerApp::Init() {
   const ServerOptions& o = options_;
   WFM_ASSIGN_OR_RETURN(const LogLevel level, ParseLogLevel(o.log_level));
   SetLogLevel(level);
-  const int threads =
-      o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   model::nn::CpuRuntimeOptions cpu;
-  cpu.threads = threads;
+  cpu.threads = o.threads;  // 0: the default policy (model/nn/cpu_runtime.h)
   WFM_RETURN_IF_ERROR(model::nn::ConfigureCpuRuntime(cpu));
+  LogInfo(absl::StrCat("cpu: ", model::nn::DescribeCpuRuntime(model::nn::CurrentCpuRuntime())));
 
   auth_ = std::make_unique<TokenAuth>();
   if (!o.auth_token_file.empty()) {

@@ -46,7 +46,7 @@ struct ServerOptions {
   std::string tls_key;
   std::string tls_client_ca;    // client certificates required when given (mTLS)
   int max_jobs = 1;
-  int threads = 0;              // ATen and OpenBLAS threads; 0 = one per core
+  int threads = 0;              // compute threads; 0 = the default policy (model/nn/cpu_runtime.h)
   int64_t max_batch_samples = 64;
   int64_t max_queue_delay_ms = 5;
   int64_t max_queue = 256;

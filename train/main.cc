@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -253,7 +252,8 @@ int main(int argc, char** argv) {
   Opt(app, "--cov-scale", &f.cov_scale, "gaussian: scale of the source covariances")->group(kOpt);
 
   const std::string kRun = "Run";
-  app.add_option("--threads", threads, "ATen and OpenBLAS threads of this rank (0: one per core)")
+  app.add_option("--threads", threads,
+                 "compute threads of this rank (0: one per physical core, at most the CPU quota)")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group(kRun);
   app.add_option("--trace", o.trace_file, "per-step JSON lines of this rank (loss, parameter digest, times)")
       ->group(kRun);
@@ -289,7 +289,7 @@ int main(int argc, char** argv) {
   }
 
   wfm::model::nn::CpuRuntimeOptions cpu;
-  cpu.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu.threads = threads;  // 0: the default policy (model/nn/cpu_runtime.h)
   if (absl::Status s = wfm::model::nn::ConfigureCpuRuntime(cpu); !s.ok()) Fail(d.rank, s);
 
   wfm::LogInfo(absl::StrCat("wfm-train: rank ", d.rank, " of ", d.world_size,

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "model/nn/blas.h"
+#include "model/nn/cpu_runtime.h"
 
 namespace wfm::model::nn {
 namespace {
@@ -19,15 +21,17 @@ struct Geometry {
   int b, n, e, heads, head_dim, ld;
   float scale;  // 1 / sqrt(head_dim)
 
-  Geometry(const at::Tensor& qkv, int64_t num_heads) {
-    b = static_cast<int>(qkv.size(0));
-    n = static_cast<int>(qkv.size(1));
-    e = static_cast<int>(qkv.size(2) / 3);
-    heads = static_cast<int>(num_heads);
-    head_dim = e / heads;
-    ld = static_cast<int>(BlockStride(n));
-    scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  }
+  Geometry(int clouds, int points, int width, int num_heads)
+      : b(clouds),
+        n(points),
+        e(width),
+        heads(num_heads),
+        head_dim(width / num_heads),
+        ld(static_cast<int>(BlockStride(points))),
+        scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(width / num_heads)))) {}
+  Geometry(const at::Tensor& qkv, int64_t num_heads)
+      : Geometry(static_cast<int>(qkv.size(0)), static_cast<int>(qkv.size(1)),
+                 static_cast<int>(qkv.size(2) / 3), static_cast<int>(num_heads)) {}
   std::ptrdiff_t BlockOffset(int cloud, int head) const {
     return (static_cast<std::ptrdiff_t>(cloud) * heads + head) * n * ld;
   }
@@ -61,32 +65,39 @@ at::Tensor DropoutFactors(const kernel::DropoutStream& stream, int n, int ld) {
   return d;
 }
 
-// o = softmax(q kᵀ · scale + key_bias) ∘ drop · v, per cloud and head. The
-// probabilities go to `probs` and the dropped-out weights (with drop) to
-// `weights` ([B,heads,N,ld] each) when those are non-null, otherwise to
-// scratch blocks.
-void ForwardKernel(const Geometry& g, const float* qkv, const float* key_bias, const float* drop,
-                   float* probs, float* weights, float* out) {
+// o = softmax(q kᵀ · scale + key_bias) ∘ drop · v for every head of cloud
+// b. The probabilities go to `probs` and the dropped-out weights (with drop)
+// to `weights` ([B,heads,N,ld] each) when those are non-null, otherwise to
+// `scratch` (2 · N · ld floats).
+void ForwardCloud(const Geometry& g, int b, const float* qkv, const float* key_bias,
+                  const float* drop, float* probs, float* weights, float* scratch, float* out) {
   const kernel::FloatKernels& k = kernel::BestFloatKernels();
   const int row = 3 * g.e;
-  at::Tensor scratch = at::empty({2, g.n, g.ld}, at::kFloat);
-  float* probs_scratch = scratch.data_ptr<float>();
-  float* weights_scratch = probs_scratch + g.n * g.ld;
-  for (int b = 0; b < g.b; ++b) {
-    const float* bias = key_bias == nullptr ? nullptr : key_bias + b * g.n;
-    for (int h = 0; h < g.heads; ++h) {
-      const float* q = qkv + static_cast<std::ptrdiff_t>(b) * g.n * row + h * g.head_dim;
-      const float* kk = q + g.e;
-      const float* v = q + 2 * g.e;
-      float* p = probs == nullptr ? probs_scratch : probs + g.BlockOffset(b, h);
-      float* w = weights == nullptr ? weights_scratch : weights + g.BlockOffset(b, h);
-      blas::Sgemm(false, true, g.n, g.n, g.head_dim, g.scale, q, row, kk, row, 0.0f, p, g.ld);
-      k.softmax_rows(p, g.n, g.n, g.ld, bias, drop, w);
-      if (drop == nullptr) w = p;
-      float* o = out + static_cast<std::ptrdiff_t>(b) * g.n * g.e + h * g.head_dim;
-      blas::Sgemm(false, false, g.n, g.head_dim, g.n, 1.0f, w, g.ld, v, row, 0.0f, o, g.e);
-    }
+  float* probs_scratch = scratch;
+  float* weights_scratch = scratch + static_cast<std::ptrdiff_t>(g.n) * g.ld;
+  const float* bias = key_bias == nullptr ? nullptr : key_bias + b * g.n;
+  for (int h = 0; h < g.heads; ++h) {
+    const float* q = qkv + static_cast<std::ptrdiff_t>(b) * g.n * row + h * g.head_dim;
+    const float* kk = q + g.e;
+    const float* v = q + 2 * g.e;
+    float* p = probs == nullptr ? probs_scratch : probs + g.BlockOffset(b, h);
+    float* w = weights == nullptr ? weights_scratch : weights + g.BlockOffset(b, h);
+    blas::Sgemm(false, true, g.n, g.n, g.head_dim, g.scale, q, row, kk, row, 0.0f, p, g.ld);
+    k.softmax_rows(p, g.n, g.n, g.ld, bias, drop, w);
+    if (drop == nullptr) w = p;
+    float* o = out + static_cast<std::ptrdiff_t>(b) * g.n * g.e + h * g.head_dim;
+    blas::Sgemm(false, false, g.n, g.head_dim, g.n, 1.0f, w, g.ld, v, row, 0.0f, o, g.e);
   }
+}
+
+// ForwardCloud for every cloud, clouds in parallel (ParallelForEachItem).
+void ForwardKernel(const Geometry& g, const float* qkv, const float* key_bias, const float* drop,
+                   float* probs, float* weights, float* out) {
+  const std::ptrdiff_t scratch_floats = 2 * static_cast<std::ptrdiff_t>(g.n) * g.ld;
+  ParallelForEachItem(g.b, [&](int64_t b) {
+    std::unique_ptr<float[]> scratch(new float[scratch_floats]);
+    ForwardCloud(g, static_cast<int>(b), qkv, key_bias, drop, probs, weights, scratch.get(), out);
+  });
 }
 
 // d(qkv) from d(o), the saved probabilities (and dropped-out weights, with
@@ -95,9 +106,10 @@ void BackwardKernel(const Geometry& g, const float* qkv, const float* key_bias, 
                     const float* probs, const float* weights, const float* dout, float* dqkv) {
   const kernel::FloatKernels& k = kernel::BestFloatKernels();
   const int row = 3 * g.e;
-  at::Tensor scratch = at::empty({g.n, g.ld}, at::kFloat);
-  float* grad = scratch.data_ptr<float>();
-  for (int b = 0; b < g.b; ++b) {
+  ParallelForEachItem(g.b, [&](int64_t cloud) {
+    const int b = static_cast<int>(cloud);
+    std::unique_ptr<float[]> scratch(new float[static_cast<std::ptrdiff_t>(g.n) * g.ld]);
+    float* grad = scratch.get();
     const float* bias = key_bias == nullptr ? nullptr : key_bias + b * g.n;
     for (int h = 0; h < g.heads; ++h) {
       const std::ptrdiff_t qoff = static_cast<std::ptrdiff_t>(b) * g.n * row + h * g.head_dim;
@@ -120,7 +132,7 @@ void BackwardKernel(const Geometry& g, const float* qkv, const float* key_bias, 
       blas::Sgemm(false, false, g.n, g.head_dim, g.n, g.scale, grad, g.ld, kk, row, 0.0f, dq, row);
       blas::Sgemm(true, false, g.n, g.head_dim, g.n, g.scale, grad, g.ld, q, row, 0.0f, dk, row);
     }
-  }
+  });
 }
 
 class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunction> {
@@ -169,6 +181,14 @@ class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunc
 };
 
 }  // namespace
+
+int64_t AttentionCloudScratchFloats(int64_t n) { return 2 * n * BlockStride(n); }
+
+void AttentionCoreCloud(const float* qkv, int n, int width, int heads, float* out,
+                        float* scratch) {
+  ForwardCloud(Geometry(1, n, width, heads), 0, qkv, nullptr, nullptr, nullptr, nullptr, scratch,
+               out);
+}
 
 at::Tensor KeyBiasFromMask(const at::Tensor& mask) {
   return at::zeros(mask.sizes(), at::kFloat)

@@ -41,6 +41,15 @@ at::Tensor KeyBiasFromMask(const at::Tensor& mask);
 at::Tensor AttentionCore(const at::Tensor& qkv, const at::Tensor& key_bias, int64_t heads,
                          const kernel::DropoutStream* dropout);
 
+// The attention core of one cloud without padding or dropout, on raw
+// buffers (the inference path, pointcloud_inference.h): qkv n × 3E (row
+// stride 3E, layout as above), out n × E (row stride E; heads
+// concatenated), `scratch` AttentionCloudScratchFloats(n) floats. Runs on the
+// calling thread; the result is AttentionCore's for that cloud alone.
+int64_t AttentionCloudScratchFloats(int64_t n);
+void AttentionCoreCloud(const float* qkv, int n, int width, int heads, float* out,
+                        float* scratch);
+
 // Submodules (checkpoint keys, relative to the module):
 //   "qkv"  Dense(E -> 3E): rows [0,E) query, [E,2E) key, [2E,3E) value; each
 //          the flax query/key/value kernel of shape [E, heads, head_dim]

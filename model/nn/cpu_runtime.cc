@@ -3,6 +3,13 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 
 #include <ATen/Parallel.h>
 
@@ -10,14 +17,84 @@
 #include "model/nn/blas.h"
 
 namespace wfm::model::nn {
+namespace {
+
+// ------------------------------------------------ OpenMP wait policy at exec
+
+constexpr char kWaitPolicy[] = "OMP_WAIT_POLICY=passive";
+// Marks a process that re-executed itself with kWaitPolicy (for reports).
+constexpr char kWaitPolicyMarker[] = "WFM_OMP_WAIT_POLICY_SET=1";
+constexpr int kMaxEnvironment = 8192;
+
+bool StartsWith(const char* s, const char* prefix) {
+  return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+}
+
+// Runs from the executable's .preinit_array: after the dynamic loader has
+// mapped and relocated every library, before any of their initialisers
+// (libgomp reads its environment in one). setenv() would not do here: libc's
+// own initialiser resets the environment to the one given at exec, and runs
+// before libgomp's. So, when neither variable is set, the process executes
+// itself again with OMP_WAIT_POLICY=passive added; the second start finds it
+// set and carries on. Only async-signal-safe calls, no allocation: libc is
+// not initialised yet. If the exec fails (no /proc, a deleted binary), the
+// process carries on with libgomp's default policy.
+void ReexecWithPassiveWaitPolicy(int /*argc*/, char** argv, char** envp) {
+  if (argv == nullptr || envp == nullptr) return;
+  int n = 0;
+  for (; envp[n] != nullptr; ++n) {
+    if (StartsWith(envp[n], "OMP_WAIT_POLICY=") || StartsWith(envp[n], "GOMP_SPINCOUNT=")) return;
+    if (n >= kMaxEnvironment) return;
+  }
+  static char* environment[kMaxEnvironment + 3];
+  for (int i = 0; i < n; ++i) environment[i] = envp[i];
+  environment[n] = const_cast<char*>(kWaitPolicy);
+  environment[n + 1] = const_cast<char*>(kWaitPolicyMarker);
+  environment[n + 2] = nullptr;
+  execve("/proc/self/exe", argv, environment);
+}
+
+__attribute__((section(".preinit_array"), used)) void (*const kPreinitWaitPolicy)(int, char**,
+                                                                                  char**) =
+    &ReexecWithPassiveWaitPolicy;
+
+// ------------------------------------------------------------ settings
+
+std::mutex& InfoMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+CpuRuntimeInfo& Info() {
+  static CpuRuntimeInfo info = [] {
+    CpuRuntimeInfo i;
+    i.threads = at::get_num_threads();
+    i.default_threads = false;
+    i.topology = cpu::ReadCpuTopology();
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    i.omp_wait_policy = policy == nullptr ? "unset" : policy;
+    if (policy == nullptr && std::getenv("GOMP_SPINCOUNT") != nullptr) {
+      i.omp_wait_policy = absl::StrCat("GOMP_SPINCOUNT=", std::getenv("GOMP_SPINCOUNT"));
+    }
+    i.blas_threads = 0;
+    return i;
+  }();
+  return info;
+}
+
+}  // namespace
 
 absl::Status ConfigureCpuRuntime(const CpuRuntimeOptions& options) {
-  if (options.threads < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("threads (", options.threads, ") must be at least 1"));
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threads (", options.threads, ") must be at least 0 (0 = one per physical core)"));
   }
-  at::set_num_threads(options.threads);
-  blas::SetBlasThreads(options.threads);
+  std::lock_guard<std::mutex> lock(InfoMutex());
+  CpuRuntimeInfo& info = Info();
+  info.default_threads = options.threads == 0;
+  info.threads = options.threads > 0 ? options.threads : cpu::DefaultThreads(info.topology);
+  at::set_num_threads(info.threads);
+  info.blas_threads = blas::SetBlasThreads(1) ? 1 : 0;
 #if defined(__GLIBC__)
   if (options.retain_freed_memory) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
@@ -25,6 +102,37 @@ absl::Status ConfigureCpuRuntime(const CpuRuntimeOptions& options) {
   }
 #endif
   return absl::OkStatus();
+}
+
+CpuRuntimeInfo CurrentCpuRuntime() {
+  std::lock_guard<std::mutex> lock(InfoMutex());
+  return Info();
+}
+
+std::string DescribeCpuRuntime(const CpuRuntimeInfo& info) {
+  return absl::StrCat(info.threads, info.threads == 1 ? " thread" : " threads",
+                      info.default_threads ? " (default: " : " (of ",
+                      cpu::DescribeTopology(info.topology), "), OpenMP wait policy ",
+                      info.omp_wait_policy,
+                      info.blas_threads == 1 ? ", BLAS 1 thread" : ", BLAS threads not set");
+}
+
+void ParallelForEachItem(int64_t items, const std::function<void(int64_t)>& fn) {
+  if (items <= 0) return;
+  // The items call the BLAS themselves: it must not start threads of its own
+  // (ConfigureCpuRuntime sets this too; processes that never call it, such as
+  // tests, get it here).
+  static const bool blas_single_threaded = blas::SetBlasThreads(1);
+  (void)blas_single_threaded;
+  const int64_t threads = std::min<int64_t>(items, at::get_num_threads());
+  if (threads <= 1 || at::in_parallel_region()) {
+    for (int64_t i = 0; i < items; ++i) fn(i);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    for (int64_t i = next.fetch_add(1); i < items; i = next.fetch_add(1)) fn(i);
+  });
 }
 
 }  // namespace wfm::model::nn

@@ -1,8 +1,36 @@
-// Process-wide CPU settings the networks' speed depends on. Call once at
-// start-up (server main, benchmarks), before worker threads start.
+// The process's CPU policy: how many threads, how they wait, and how work is
+// split among them. Every program of wfm (wfm-server, wfm-train, wfm_bench)
+// applies it through ConfigureCpuRuntime once at start-up, before worker
+// threads start. The policy, and why (measured on 2-vCPU cloud VMs whose
+// vCPUs share one core's floating-point units, with and without another busy
+// process, README "Benchmarks"):
 //
-//  * threads: ATen's intra-op pool and OpenBLAS's own pool (OpenBLAS does not
-//    follow at::set_num_threads and otherwise starts one thread per core).
+//  * Thread count: `threads`, or with 0 the default, one thread per physical
+//    core the process may run on, at most its cgroup CPU quota rounded down
+//    (cpu::DefaultThreads, model/common/cpu_topology.h). SMT siblings add
+//    little floating-point throughput, and threads beyond the quota only
+//    make the kernel stop the process for the rest of each quota period.
+//  * No spinning: libgomp (ATen's thread pool) lets idle threads spin for
+//    about 300000 iterations after every parallel region unless
+//    OMP_WAIT_POLICY or GOMP_SPINCOUNT says otherwise, and it reads them only
+//    when it is loaded, before main. A spinning thread takes the
+//    floating-point units of its SMT sibling, or the CPU of another busy
+//    process, from the thread doing the work (measured: 2 threads at 0.4× the
+//    speed of one). Programs that link this file therefore start with
+//    OMP_WAIT_POLICY=passive: when neither variable is set, the process
+//    re-executes itself with it before any library initialiser runs (from
+//    the executable's .preinit_array, ~30 ms). Setting OMP_WAIT_POLICY (or
+//    GOMP_SPINCOUNT) yourself keeps your value and skips the re-execution.
+//  * No nested parallelism: the BLAS (OpenBLAS, which keeps its own thread
+//    pool and does not follow at::set_num_threads) always runs on the
+//    calling thread. Parallel work is split by wfm into independent items
+//    (whole clouds, row blocks, Sinkhorn pairs) run on ATen's threads
+//    (ParallelForEachItem, at::parallel_for), each item calling the BLAS
+//    single-threaded. The BLAS's own threads would otherwise split every
+//    small product of the attention loops and wait for each other.
+//  * Dynamic items: each thread takes the next unclaimed item, so a thread
+//    slowed by another process (or sharing a core) takes fewer items instead
+//    of holding the others back.
 //  * retain_freed_memory: glibc returns freed heap memory to the OS as soon as
 //    more than a few MiB are free at the top of the heap, and serves large
 //    blocks with fresh mmaps, so every network call page-faults its
@@ -13,18 +41,48 @@
 #ifndef WFM_MODEL_NN_CPU_RUNTIME_H_
 #define WFM_MODEL_NN_CPU_RUNTIME_H_
 
+#include <cstdint>
+#include <functional>
+#include <string>
+
 #include "absl/status/status.h"
+#include "model/common/cpu_topology.h"
 
 namespace wfm::model::nn {
 
 struct CpuRuntimeOptions {
-  int threads = 1;  // >= 1
+  int threads = 0;  // >= 0; 0 = cpu::DefaultThreads of this process's topology
   bool retain_freed_memory = true;
 };
 
-// INVALID_ARGUMENT when threads < 1. The malloc settings apply only with
+// INVALID_ARGUMENT when threads < 0. The malloc settings apply only with
 // glibc (elsewhere they are skipped).
 absl::Status ConfigureCpuRuntime(const CpuRuntimeOptions& options);
+
+// What is in force: after ConfigureCpuRuntime its settings, before it the
+// process's defaults (threads = ATen's current count).
+struct CpuRuntimeInfo {
+  int threads = 1;             // ATen intra-op threads
+  bool default_threads = true;  // threads came from the default policy
+  cpu::CpuTopology topology;
+  // OMP_WAIT_POLICY as libgomp read it at start-up ("passive" unless the
+  // environment said otherwise; "unset" when the re-execution was not
+  // possible, e.g. without /proc).
+  std::string omp_wait_policy;
+  int blas_threads = 1;  // 1 with OpenBLAS; 0 when another BLAS is loaded
+};
+CpuRuntimeInfo CurrentCpuRuntime();
+
+// One line for logs: "2 threads (default: 2 physical cores (2 logical CPUs)
+// of 2 online, no CPU quota), OpenMP wait policy passive, BLAS 1 thread".
+std::string DescribeCpuRuntime(const CpuRuntimeInfo& info);
+
+// Runs fn(i) for every i in [0, items) on ATen's intra-op threads: each
+// thread takes the next unclaimed item until none is left. Runs everything
+// on the calling thread for one item, one thread, or inside another
+// parallel region. fn must not throw; items must be independent. The first
+// call sets the BLAS to one thread (the policy above) if nothing did before.
+void ParallelForEachItem(int64_t items, const std::function<void(int64_t)>& fn);
 
 }  // namespace wfm::model::nn
 
