@@ -126,6 +126,26 @@ absl::Status ValidatePointCloudNetConfig(const PointCloudNetConfig& c) {
   return absl::OkStatus();
 }
 
+void CheckConditionArgument(const PointCloudNetConfig& config, const at::Tensor& condition,
+                            int64_t batch, const char* who) {
+  switch (config.condition) {
+    case ConditionKind::kNone:
+      TORCH_CHECK(!condition.defined(), who, ": an unconditional network takes no condition");
+      break;
+    case ConditionKind::kDiscrete:
+      TORCH_CHECK(condition.defined() && condition.dim() == 1 && condition.size(0) == batch &&
+                      condition.scalar_type() == at::kLong,
+                  who, ": labels must be int64 [B]");
+      break;
+    case ConditionKind::kContinuous:
+      TORCH_CHECK(condition.defined() && condition.dim() == 2 && condition.size(0) == batch &&
+                      condition.size(1) == config.cond_dim &&
+                      condition.scalar_type() == at::kFloat,
+                  who, ": condition must be float32 [B,", config.cond_dim, "]");
+      break;
+  }
+}
+
 // ---------------------------------------------------------------- FeedForward
 
 FeedForwardImpl::FeedForwardImpl(int64_t width, int64_t hidden) : width_(width), hidden_(hidden) {
@@ -262,23 +282,7 @@ at::Tensor PointCloudVelocityNetImpl::forward(const at::Tensor& points, const at
   TORCH_CHECK(!mask.defined() || (mask.dim() == 2 && mask.size(0) == batch && mask.size(1) == n &&
                                   mask.scalar_type() == at::kBool),
               "PointCloudVelocityNet: mask must be bool [B,N]");
-  switch (config_.condition) {
-    case ConditionKind::kNone:
-      TORCH_CHECK(!condition.defined(),
-                  "PointCloudVelocityNet: an unconditional network takes no condition");
-      break;
-    case ConditionKind::kDiscrete:
-      TORCH_CHECK(condition.defined() && condition.dim() == 1 && condition.size(0) == batch &&
-                      condition.scalar_type() == at::kLong,
-                  "PointCloudVelocityNet: labels must be int64 [B]");
-      break;
-    case ConditionKind::kContinuous:
-      TORCH_CHECK(condition.defined() && condition.dim() == 2 && condition.size(0) == batch &&
-                      condition.size(1) == config_.cond_dim &&
-                      condition.scalar_type() == at::kFloat,
-                  "PointCloudVelocityNet: condition must be float32 [B,", config_.cond_dim, "]");
-      break;
-  }
+  CheckConditionArgument(config_, condition, batch, "PointCloudVelocityNet");
 
   // Dropout streams, two per block (attention weights, hidden layer), drawn
   // in block order.

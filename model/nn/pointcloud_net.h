@@ -97,6 +97,11 @@ struct PointCloudNetConfig {
 // 0 <= dropout < 1, num_classes / cond_dim positive for their kind.
 absl::Status ValidatePointCloudNetConfig(const PointCloudNetConfig& config);
 
+// Throws c10::Error (prefixed by `who`) unless `condition` is what a network
+// of `config` takes for a batch of `batch` clouds (see forward below).
+void CheckConditionArgument(const PointCloudNetConfig& config, const at::Tensor& condition,
+                            int64_t batch, const char* who);
+
 // Dense(mlp) -> dropout -> leaky_relu(0.01) -> Dense(E).
 // Keys: fc1.{weight,bias} [mlp,E],[mlp]; fc2.{weight,bias} [E,mlp],[E].
 class FeedForwardImpl : public torch::nn::Cloneable<FeedForwardImpl> {
@@ -173,6 +178,8 @@ class PointCloudVelocityNetImpl : public torch::nn::Cloneable<PointCloudVelocity
   at::Tensor NullCondition(int64_t batch) const;
 
   const PointCloudNetConfig& config() const { return config_; }
+  // f_k = k · 2π/E (float32 [⌊E/2⌋]) of the time embedding.
+  const at::Tensor& time_frequencies() const { return time_freqs_; }
 
   Dense embed{nullptr};
   Dense time_embed{nullptr};

@@ -125,6 +125,7 @@ absl::StatusOr<std::shared_ptr<const PointCloudModel>> PointCloudModel::FromChec
     WFM_ASSIGN_OR_RETURN(m->net_, nn::MakePointCloudVelocityNet(net_config, init));
     WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors));
     m->net_->eval();
+    m->inference_ = std::make_unique<const nn::PointCloudInference>(*m->net_);
     return absl::OkStatus();
   }));
   return std::shared_ptr<const PointCloudModel>(std::move(m));
@@ -326,17 +327,19 @@ absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
       const at::Tensor gamma = at::tensor(gammas, at::kFloat).view({g, 1, 1});
       // For guidance the conditional and null batches go through one forward.
       at::Tensor cond2 = mode == VelocityMode::kGuided ? at::cat({cond, null}) : at::Tensor();
+      // The packed inference path: each cloud's velocity depends on that
+      // cloud alone, so merged requests get the results of lone ones.
       auto velocity = [&](const at::Tensor& pts, double t) {
         switch (mode) {
           case VelocityMode::kPlain:
-            return net_->forward(pts, {}, at::full({g}, t, at::kFloat));
+            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), {});
           case VelocityMode::kNull:
-            return net_->forward(pts, {}, at::full({g}, t, at::kFloat), null);
+            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), null);
           case VelocityMode::kCond:
-            return net_->forward(pts, {}, at::full({g}, t, at::kFloat), cond);
+            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), cond);
           case VelocityMode::kGuided: {
-            const at::Tensor both = net_->forward(at::cat({pts, pts}), {},
-                                                  at::full({2 * g}, t, at::kFloat), cond2);
+            const at::Tensor both = inference_->Velocity(at::cat({pts, pts}),
+                                                         at::full({2 * g}, t, at::kFloat), cond2);
             const at::Tensor vc = both.narrow(0, 0, g), vu = both.narrow(0, g, g);
             return vu + gamma * (vc - vu);
           }

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/checkpoint/checkpoint.h"
+#include "model/nn/pointcloud_inference.h"
 #include "model/nn/pointcloud_net.h"
 #include "model/noise/pointcloud_noise.h"
 #include "model/sample/sample_limits.h"
@@ -130,6 +131,8 @@ class PointCloudModel {
   // The network is stateless in eval mode; forward() is not const in
   // LibTorch, hence mutable.
   mutable nn::PointCloudVelocityNet net_{nullptr};
+  // Its weights packed for sampling (nn/pointcloud_inference.h).
+  std::unique_ptr<const nn::PointCloudInference> inference_;
 };
 
 }  // namespace wfm::model

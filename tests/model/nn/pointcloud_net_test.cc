@@ -12,6 +12,7 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include "tests/model/nn/perturb.h"
 #include "tests/testing/status.h"
 
 namespace wfm::model::nn {
@@ -40,20 +41,7 @@ absl::StatusOr<PointCloudVelocityNet> MakeNet(const PointCloudNetConfig& c, uint
 
 // Gives the near-zero final layer and the LayerNorms ordinary values, so that
 // outputs depend visibly on every parameter.
-void Perturb(PointCloudVelocityNet& net, uint64_t seed) {
-  at::Generator gen = Gen(seed);
-  at::NoGradGuard no_grad;
-  for (auto& p : net->named_parameters()) {
-    const std::string& key = p.key();
-    if (key.rfind("final.", 0) == 0) {
-      p.value().normal_(0.0, 0.3, gen);
-    } else if (key.find("norm") != std::string::npos && key.find(".weight") != std::string::npos) {
-      p.value().uniform_(0.5, 1.5, gen);
-    } else if (key.find(".bias") != std::string::npos) {
-      p.value().normal_(0.0, 0.1, gen);
-    }
-  }
-}
+void Perturb(PointCloudVelocityNet& net, uint64_t seed) { ::wfm::testing::Perturb(*net, seed); }
 
 at::Tensor Condition(const PointCloudNetConfig& c, int64_t batch) {
   switch (c.condition) {
