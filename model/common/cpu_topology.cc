@@ -105,8 +105,9 @@ std::optional<double> CgroupQuota(const CpuTopologyPaths& paths) {
   if (cgroups.v1_cpu.has_value()) {
     // The cpu controller is bound to a v1 hierarchy (v1 or hybrid set-ups):
     // the limits live there, and cpu.max of the unified tree does not exist.
-    for (const std::string& mount : {paths.cgroup_root + "/" + cgroups.v1_controllers,
-                                     paths.cgroup_root + "/cpu", paths.cgroup_root + "/cpu,cpuacct"}) {
+    const std::string mounts[] = {paths.cgroup_root + "/" + cgroups.v1_controllers,
+                                  paths.cgroup_root + "/cpu", paths.cgroup_root + "/cpu,cpuacct"};
+    for (const std::string& mount : mounts) {
       if (!IsDirectory(mount)) continue;
       for (const std::string& dir : SelfAndAncestors(*cgroups.v1_cpu)) {
         const auto q = ReadSmallFile(mount + dir + "/cpu.cfs_quota_us");
