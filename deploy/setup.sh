@@ -34,10 +34,12 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 # kubectl renders the Kubernetes manifests in tests/deploy (`kubectl
-# kustomize`). Any kubectl on PATH will do (the CI image has one, from a
-# package of its own); where none is, Debian's kubernetes-client provides it.
-# Debian 12's is kubectl 1.20, whose kustomize predates the `labels` field
-# the manifests use: tests/deploy then fails and says so.
+# kustomize`). Any kubectl on PATH will do; where none is (a fresh Debian
+# 12), Debian's kubernetes-client provides it.
+# Debian 12's is kubectl 1.20, with kustomize 2.0.3: the kustomizations keep
+# to the fields that version reads (tests/deploy checks it), and it renders
+# the same objects as a current kubectl (but for the generated Secret's hash
+# suffix, which kustomize versions compute differently).
 if ! command -v kubectl >/dev/null 2>&1; then
   missing+=(kubernetes-client)
 fi

@@ -44,7 +44,11 @@ def render():
     doc = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "wfm", "labels": {"app.kubernetes.io/component": "server"}},
+        # The common labels are written into each manifest (as in every
+        # other file under deploy/k8s) rather than added by kustomize.
+        "metadata": {"name": "wfm", "labels": {"app.kubernetes.io/name": "wfm",
+                                               "app.kubernetes.io/part-of": "wfm",
+                                               "app.kubernetes.io/component": "server"}},
         "spec": {"groups": rules["groups"]},
     }
     return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120,
