@@ -94,15 +94,28 @@ def kubectl():
     return path
 
 
+def kubectl_version():
+    """The kubectl in use, its version and (where it reports one) its
+    kustomize's, on one line."""
+    result = run([kubectl(), "version", "--client", "-o", "json"])
+    try:
+        info = json.loads(result.stdout)
+    except ValueError:
+        return f"{kubectl()}: {(result.stdout + result.stderr).strip()}"
+    line = f"{kubectl()} {info.get('clientVersion', {}).get('gitVersion', '(no version)')}"
+    if "kustomizeVersion" in info:
+        line += f", kustomize {info['kustomizeVersion']}"
+    return line
+
+
 def render_kustomization(directory):
     """The objects `kubectl kustomize DIRECTORY` renders."""
     result = run([kubectl(), "kustomize", directory])
     if result.returncode != 0:
-        version = run([kubectl(), "version", "--client"]).stdout.strip()
         raise RuntimeError(
             f"kubectl kustomize {directory} exited {result.returncode}: "
-            f"{result.stderr.strip()}\n(kubectl: {version}; the kustomizations use the "
-            "`labels` field, which needs kustomize 4.1 or later, i.e. kubectl 1.22 or later)")
+            f"{result.stderr.strip()}\n(kubectl: {kubectl_version()}; the kustomizations "
+            "are written for kustomize 2.0.3, embedded in kubectl 1.14 to 1.20, and later)")
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
@@ -142,8 +155,17 @@ class ManifestTest(unittest.TestCase):
     DIRS = ["base", "training", "overlays/example"]
     COMMON_LABELS = {"app.kubernetes.io/name": "wfm", "app.kubernetes.io/part-of": "wfm"}
 
+    # The fields kustomize 2.0.3 (kubectl 1.14 to 1.20, Debian 12's
+    # kubernetes-client) reads whose meaning current kustomize keeps; it
+    # rejects any other, e.g. labels (kustomize 4.1) or patches with path.
+    KUSTOMIZE_2_FIELDS = {"apiVersion", "kind", "namespace", "namePrefix", "nameSuffix",
+                          "commonLabels", "commonAnnotations", "resources", "bases", "crds",
+                          "images", "configMapGenerator", "secretGenerator", "generatorOptions",
+                          "patchesStrategicMerge", "patchesJson6902", "configurations", "vars"}
+
     @classmethod
     def setUpClass(cls):
+        print(f"kubectl: {kubectl_version()}", file=sys.stderr)
         cls.rendered = {}
         for d in cls.DIRS:
             objects = render_kustomization(os.path.join(K8S, d))
@@ -158,6 +180,21 @@ class ManifestTest(unittest.TestCase):
         self.assertGreaterEqual(len(files), 20)
         result = run(["yamllint", "--strict", "-c", os.path.join(DEPLOY, ".yamllint"), *files])
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_kustomizations_use_only_what_kustomize_2_reads(self):
+        # Whatever kubectl renders here, the same files must render with
+        # kustomize 2.0.3, which reads directories only under bases.
+        for d in self.DIRS:
+            with self.subTest(d):
+                with open(os.path.join(K8S, d, "kustomization.yaml")) as f:
+                    k = yaml.safe_load(f)
+                self.assertLessEqual(set(k), self.KUSTOMIZE_2_FIELDS)
+                for entry in k.get("resources", []):
+                    self.assertTrue(os.path.isfile(os.path.join(K8S, d, entry)), entry)
+                for entry in k.get("bases", []):
+                    self.assertTrue(os.path.isdir(os.path.join(K8S, d, entry)), entry)
+                for entry in k.get("patchesStrategicMerge", []):
+                    self.assertIsInstance(entry, str)
 
     def test_each_kustomization_renders_exactly_its_objects(self):
         def names(objects):
@@ -208,8 +245,8 @@ class ManifestTest(unittest.TestCase):
                 selectors.append(spec["template"]["metadata"]["labels"])
         self.assertEqual(len(selectors), 10)
         for selector in selectors:
-            # includeSelectors: false keeps release out of selectors (a
-            # StatefulSet's selector cannot change after creation).
+            # The overlay adds release to metadata only, not to selectors
+            # (a StatefulSet's selector cannot change after creation).
             self.assertNotIn("release", selector)
             self.assertEqual(selector.get("app.kubernetes.io/name"), "wfm", selector)
 
