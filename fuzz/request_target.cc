@@ -20,7 +20,7 @@
 #include "repository/names.h"
 #include "repository/training_data.h"
 #include "server/dataset_store.h"
-#include "server/job_manager.h"
+#include "server/job_record.h"
 #include "server/proto_convert.h"
 #include "wfm/v1/wfm_service.pb.h"
 
@@ -106,8 +106,9 @@ void FuzzUpload(absl::string_view bytes) {
   }
 }
 
-// What the job manager checks without a stored data set (server/job_manager.cc
-// ValidateRequest), then the config's JSON round trip a checkpoint relies on.
+// What the job manager checks without a stored data set
+// (server/job_validation.cc), then the config's JSON round trip a checkpoint
+// relies on.
 void FuzzStartTraining(const pb::StartTrainingRequest& req) {
   absl::StatusOr<server::TrainingRequest> r = server::TrainingRequestFromProto(req, 100);
   if (!r.ok()) return;

@@ -31,76 +31,10 @@ using repository::ValidateName;
 
 using model::io::Labels;
 
-constexpr int64_t kMaxDim = 100000;
-constexpr int64_t kMaxGaussianDim = 512;
-constexpr int64_t kMaxConditionDim = 4096;
-constexpr size_t kMaxDescription = 4096;
-constexpr size_t kMaxLabelBytes = 256;
-
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-const char* NonFiniteName(double v) { return std::isnan(v) ? "NaN" : "infinity"; }
-
-// Index of the first non-finite value, or -1.
-template <typename T>
-int64_t FirstNonFinite(absl::Span<const T> values) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) return static_cast<int64_t>(i);
-  }
-  return -1;
-}
-
-absl::Status CheckLabelText(absl::string_view item, const std::string& label) {
-  if (label.empty()) return absl::InvalidArgumentError(absl::StrCat(item, ".label: empty"));
-  if (label.size() > kMaxLabelBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(item, ".label: ", label.size(),
-                                                   " bytes, the limit is ", kMaxLabelBytes));
-  }
-  return absl::OkStatus();
-}
-
-// Checks the labels of `n` items of a chunk against the header's label type.
-absl::Status CheckChunkLabels(const DatasetHeader& h, int64_t chunk, absl::string_view items,
-                              int64_t first, int64_t n, const std::vector<std::string>& labels) {
-  if (h.label_type != LabelType::kDiscrete) {
-    if (!labels.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "chunk ", chunk, ": labels given but the header's label_type is ",
-          LabelTypeName(h.label_type)));
-    }
-    return absl::OkStatus();
-  }
-  if (static_cast<int64_t>(labels.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk ", chunk, ": ", labels.size(),
-                                                   " labels for ", n, " ", items,
-                                                   " (label_type discrete needs one per item)"));
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    WFM_RETURN_IF_ERROR(CheckLabelText(absl::StrCat(items, "[", first + i, "]"), labels[i]));
-  }
-  return absl::OkStatus();
-}
-
-// Cholesky in double precision: true when `a` [d, d] is positive definite.
-bool IsPositiveDefinite(const double* a, int64_t d) {
-  std::vector<double> l(static_cast<size_t>(d * d), 0.0);
-  for (int64_t j = 0; j < d; ++j) {
-    double diag = a[j * d + j];
-    for (int64_t k = 0; k < j; ++k) diag -= l[j * d + k] * l[j * d + k];
-    if (!(diag > 0.0) || !std::isfinite(diag)) return false;
-    const double ljj = std::sqrt(diag);
-    l[j * d + j] = ljj;
-    for (int64_t i = j + 1; i < d; ++i) {
-      double v = a[i * d + j];
-      for (int64_t k = 0; k < j; ++k) v -= l[i * d + k] * l[j * d + k];
-      l[i * d + j] = v / ljj;
-    }
-  }
-  return true;
 }
 
 std::vector<std::string> SortedUnique(const std::vector<std::string>& values) {
@@ -140,66 +74,10 @@ absl::Status DatasetUpload::AddBytes(int64_t bytes) {
 absl::Status DatasetUpload::AddClouds(const CloudChunkView& chunk) {
   if (!error_.ok()) return error_;
   const int64_t index = chunks_++;
-  const DatasetHeader& h = header_;
-  if (h.kind != DatasetKind::kPointClouds) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": a clouds chunk in a ", DatasetKindName(h.kind), " upload")));
-  }
-  int64_t label_bytes = 0;
-  for (const auto& l : chunk.labels) label_bytes += static_cast<int64_t>(l.size());
-  WFM_RETURN_IF_ERROR(Fail(AddBytes(static_cast<int64_t>(chunk.points.size()) * 4 +
-                                    static_cast<int64_t>(chunk.sizes.size()) * 8 +
-                                    static_cast<int64_t>(chunk.conditions.size()) * 4 +
-                                    label_bytes)));
-  const int64_t first = clouds_.num_clouds();
+  WFM_RETURN_IF_ERROR(Fail(CheckChunkKind(header_, index, DatasetKind::kPointClouds)));
+  WFM_RETURN_IF_ERROR(Fail(AddBytes(ChunkBytes(chunk))));
+  WFM_RETURN_IF_ERROR(Fail(ValidateCloudChunk(header_, index, clouds_.num_clouds(), chunk)));
   const int64_t n = static_cast<int64_t>(chunk.sizes.size());
-  const int64_t available = static_cast<int64_t>(chunk.points.size()) / h.dim;
-  int64_t total = 0;
-  for (int64_t c = 0; c < n; ++c) {
-    if (chunk.sizes[c] < 1) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "clouds[", first + c, "].size: must be >= 1, got ", chunk.sizes[c])));
-    }
-    // Never overflows: total stays <= available + 1.
-    if (chunk.sizes[c] > available - total) {
-      total = available + 1;
-      break;
-    }
-    total += chunk.sizes[c];
-  }
-  if (total > available || total * h.dim != static_cast<int64_t>(chunk.points.size())) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": points holds ", chunk.points.size(),
-        " values, but the sizes of its ", n, " clouds need ",
-        total > available ? "more" : absl::StrCat(total * h.dim), " (sum(sizes) x dim ", h.dim,
-        ")")));
-  }
-  const int64_t bad = FirstNonFinite(chunk.points);
-  if (bad >= 0) {
-    int64_t point = bad / h.dim, c = 0;
-    while (point >= chunk.sizes[c]) point -= chunk.sizes[c++];
-    return Fail(absl::InvalidArgumentError(absl::StrCat("clouds[", first + c, "].points: ",
-                                                        NonFiniteName(chunk.points[bad]),
-                                                        " at point ", point)));
-  }
-  WFM_RETURN_IF_ERROR(Fail(CheckChunkLabels(h, index, "clouds", first, n, chunk.labels)));
-  if (h.label_type == LabelType::kContinuous) {
-    if (static_cast<int64_t>(chunk.conditions.size()) != n * h.condition_dim) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "chunk ", index, ": conditions holds ", chunk.conditions.size(), " values for ", n,
-          " clouds of condition_dim ", h.condition_dim, " (need clouds x condition_dim)")));
-    }
-    const int64_t nf = FirstNonFinite(chunk.conditions);
-    if (nf >= 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "clouds[", first + nf / h.condition_dim, "].condition: ",
-          NonFiniteName(chunk.conditions[nf]), " at index ", nf % h.condition_dim)));
-    }
-  } else if (!chunk.conditions.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("chunk ", index, ": conditions given but the header's label_type is ",
-                     LabelTypeName(h.label_type))));
-  }
   clouds_.points.insert(clouds_.points.end(), chunk.points.begin(), chunk.points.end());
   for (int64_t c = 0; c < n; ++c) clouds_.offsets.push_back(clouds_.offsets.back() + chunk.sizes[c]);
   cloud_labels_.insert(cloud_labels_.end(), chunk.labels.begin(), chunk.labels.end());
@@ -211,56 +89,10 @@ absl::Status DatasetUpload::AddClouds(const CloudChunkView& chunk) {
 absl::Status DatasetUpload::AddGaussians(const GaussianChunkView& chunk) {
   if (!error_.ok()) return error_;
   const int64_t index = chunks_++;
-  const DatasetHeader& h = header_;
-  if (h.kind != DatasetKind::kGaussians) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": a gaussians chunk in a ", DatasetKindName(h.kind), " upload")));
-  }
-  int64_t label_bytes = 0;
-  for (const auto& l : chunk.labels) label_bytes += static_cast<int64_t>(l.size());
-  WFM_RETURN_IF_ERROR(Fail(AddBytes(
-      static_cast<int64_t>(chunk.means.size() + chunk.covs.size()) * 8 + label_bytes)));
-  const int64_t d = h.dim;
-  const int64_t first = gaussians_.num_gaussians();
-  if (chunk.means.size() % d != 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": means holds ", chunk.means.size(), " values, not a multiple of dim ", d)));
-  }
-  const int64_t n = static_cast<int64_t>(chunk.means.size()) / d;
-  if (static_cast<int64_t>(chunk.covs.size()) != n * d * d) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": covs holds ", chunk.covs.size(), " values for ", n,
-        " Gaussians of dim ", d, " (need n x dim x dim = ", n * d * d, ")")));
-  }
-  for (int64_t g = 0; g < n; ++g) {
-    const std::string item = absl::StrCat("gaussians[", first + g, "]");
-    const int64_t bm = FirstNonFinite(chunk.means.subspan(g * d, d));
-    if (bm >= 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          item, ".mean: ", NonFiniteName(chunk.means[g * d + bm]), " at index ", bm)));
-    }
-    const double* s = chunk.covs.data() + g * d * d;
-    const int64_t bc = FirstNonFinite(chunk.covs.subspan(g * d * d, d * d));
-    if (bc >= 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(item, ".cov: ", NonFiniteName(s[bc]),
-                                                          " at [", bc / d, ", ", bc % d, "]")));
-    }
-    double largest = 0.0;
-    for (int64_t i = 0; i < d * d; ++i) largest = std::max(largest, std::abs(s[i]));
-    for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = i + 1; j < d; ++j) {
-        if (std::abs(s[i * d + j] - s[j * d + i]) > 1e-6 * largest) {
-          return Fail(absl::InvalidArgumentError(
-              absl::StrCat(item, ".cov: not symmetric ([", i, ", ", j, "] = ", s[i * d + j],
-                           ", [", j, ", ", i, "] = ", s[j * d + i], ")")));
-        }
-      }
-    }
-    if (!IsPositiveDefinite(s, d)) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(item, ".cov: not positive definite")));
-    }
-  }
-  WFM_RETURN_IF_ERROR(Fail(CheckChunkLabels(h, index, "gaussians", first, n, chunk.labels)));
+  WFM_RETURN_IF_ERROR(Fail(CheckChunkKind(header_, index, DatasetKind::kGaussians)));
+  WFM_RETURN_IF_ERROR(Fail(AddBytes(ChunkBytes(chunk))));
+  WFM_RETURN_IF_ERROR(
+      Fail(ValidateGaussianChunk(header_, index, gaussians_.num_gaussians(), chunk)));
   gaussians_.means.insert(gaussians_.means.end(), chunk.means.begin(), chunk.means.end());
   gaussians_.covs.insert(gaussians_.covs.end(), chunk.covs.begin(), chunk.covs.end());
   gaussian_labels_.insert(gaussian_labels_.end(), chunk.labels.begin(), chunk.labels.end());
@@ -270,67 +102,11 @@ absl::Status DatasetUpload::AddGaussians(const GaussianChunkView& chunk) {
 absl::Status DatasetUpload::AddCells(const CellChunkView& chunk) {
   if (!error_.ok()) return error_;
   const int64_t index = chunks_++;
-  const DatasetHeader& h = header_;
-  if (h.kind != DatasetKind::kSpatialCells) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": a cells chunk in a ", DatasetKindName(h.kind), " upload")));
-  }
-  int64_t text_bytes = 0;
-  for (const auto& l : chunk.labels) text_bytes += static_cast<int64_t>(l.size());
-  for (const auto& l : chunk.sample_ids) text_bytes += static_cast<int64_t>(l.size());
-  WFM_RETURN_IF_ERROR(Fail(AddBytes(
-      static_cast<int64_t>(chunk.features.size() + chunk.coords.size()) * 4 + text_bytes)));
-  const int64_t d = h.dim;
-  const int64_t first = cells_.num_cells();
-  if (chunk.features.size() % d != 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("chunk ", index, ": features holds ",
-                                                        chunk.features.size(),
-                                                        " values, not a multiple of dim ", d)));
-  }
-  const int64_t n = static_cast<int64_t>(chunk.features.size()) / d;
-  if (static_cast<int64_t>(chunk.coords.size()) != 2 * n) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, ": coords holds ", chunk.coords.size(), " values for ", n,
-        " cells; coords must be [cells, 2]")));
-  }
-  const int64_t bf = FirstNonFinite(chunk.features);
-  if (bf >= 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("cells[", first + bf / d, "].features: ",
-                                                        NonFiniteName(chunk.features[bf]),
-                                                        " at feature ", bf % d)));
-  }
-  const int64_t bc = FirstNonFinite(chunk.coords);
-  if (bc >= 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("cells[", first + bc / 2, "].coords: ",
-                                                        NonFiniteName(chunk.coords[bc]),
-                                                        " at index ", bc % 2)));
-  }
-  if (n > 0) {
-    const bool has_ids = !chunk.sample_ids.empty();
-    if (has_ids && static_cast<int64_t>(chunk.sample_ids.size()) != n) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("chunk ", index, ": ",
-                                                          chunk.sample_ids.size(),
-                                                          " sample_ids for ", n,
-                                                          " cells (one per cell, or none)")));
-    }
-    if (first > 0 && has_ids != cells_have_sample_ids_) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "chunk ", index, ": sample_ids ", has_ids ? "given" : "missing",
-          " but earlier chunks ", cells_have_sample_ids_ ? "gave them" : "gave none",
-          " (give them in every chunk or in none)")));
-    }
-    cells_have_sample_ids_ = has_ids;
-    for (int64_t i = 0; has_ids && i < n; ++i) {
-      if (chunk.sample_ids[i].size() > kMaxLabelBytes) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            "cells[", first + i, "].sample_id: longer than ", kMaxLabelBytes, " bytes")));
-      }
-    }
-  } else if (!chunk.sample_ids.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("chunk ", index, ": sample_ids given for a chunk without cells")));
-  }
-  WFM_RETURN_IF_ERROR(Fail(CheckChunkLabels(h, index, "cells", first, n, chunk.labels)));
+  WFM_RETURN_IF_ERROR(Fail(CheckChunkKind(header_, index, DatasetKind::kSpatialCells)));
+  WFM_RETURN_IF_ERROR(Fail(AddBytes(ChunkBytes(chunk))));
+  WFM_RETURN_IF_ERROR(Fail(
+      ValidateCellChunk(header_, index, cells_.num_cells(), cells_have_sample_ids_, chunk)));
+  if (!chunk.features.empty()) cells_have_sample_ids_ = !chunk.sample_ids.empty();
   cells_.features.insert(cells_.features.end(), chunk.features.begin(), chunk.features.end());
   cells_.coords.insert(cells_.coords.end(), chunk.coords.begin(), chunk.coords.end());
   cells_.sample_ids.insert(cells_.sample_ids.end(), chunk.sample_ids.begin(),
@@ -483,35 +259,7 @@ void DatasetStore::UpdateMetrics() const {
 
 absl::StatusOr<std::unique_ptr<DatasetUpload>> DatasetStore::BeginUpload(
     const DatasetHeader& header) {
-  WFM_RETURN_IF_ERROR(ValidateName("header.name", header.name));
-  const bool cells = header.kind == DatasetKind::kSpatialCells;
-  const int64_t max_dim = header.kind == DatasetKind::kGaussians ? kMaxGaussianDim : kMaxDim;
-  if (header.dim < 1 || header.dim > max_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("header.dim: must be in [1, ", max_dim,
-                                                   "] for ", DatasetKindName(header.kind),
-                                                   ", got ", header.dim));
-  }
-  if (header.label_type == LabelType::kContinuous) {
-    if (header.kind != DatasetKind::kPointClouds) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS, "
-          "not ", DatasetKindName(header.kind), cells ? " (cells take discrete labels)" : ""));
-    }
-    if (header.condition_dim < 1 || header.condition_dim > kMaxConditionDim) {
-      return absl::InvalidArgumentError(absl::StrCat("header.condition_dim: must be in [1, ",
-                                                     kMaxConditionDim,
-                                                     "] for continuous labels, got ",
-                                                     header.condition_dim));
-    }
-  } else if (header.condition_dim != 0) {
-    return absl::InvalidArgumentError(
-        "header.condition_dim: only meaningful with label_type continuous; leave it 0");
-  }
-  if (header.description.size() > kMaxDescription) {
-    return absl::InvalidArgumentError(absl::StrCat("header.description: ",
-                                                   header.description.size(),
-                                                   " bytes, the limit is ", kMaxDescription));
-  }
+  WFM_RETURN_IF_ERROR(ValidateDatasetHeader(header));
   if (!header.overwrite) {
     std::lock_guard<std::mutex> lock(mu_);
     if (datasets_.count(header.name) > 0) {

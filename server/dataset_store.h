@@ -1,13 +1,15 @@
-// The data set store: data sets uploaded by clients, validated, persisted
-// under <data-dir>/datasets/<name>/ (one folder per data set,
-// repository/dataset_record.h) and reloaded at start-up.
+// The data set store: data sets uploaded by clients, validated as they
+// arrive (dataset_validation.h), persisted under <data-dir>/datasets/<name>/
+// (one folder per data set, repository/dataset_record.h) and reloaded at
+// start-up.
 //
 // A new data set is written into a staging folder (files fsynced) and renamed
 // into place, so a reader or a restarted server sees a data set completely or
 // not at all. A folder whose record is unreadable or does not match its data
 // file is logged and skipped at start-up; it never stops the server.
 //
-// No gRPC here: the service converts its messages into the plain views below.
+// No gRPC here: the service converts its messages into the plain views of
+// dataset_validation.h.
 #ifndef WFM_SERVER_DATASET_STORE_H_
 #define WFM_SERVER_DATASET_STORE_H_
 
@@ -22,55 +24,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/types/span.h"
 #include "model/io/point_sets.h"
 #include "repository/dataset_record.h"
+#include "server/dataset_validation.h"
 
 namespace wfm::server {
 
 class Metrics;
-
-// The stored data set's types (repository/dataset_record.h), as the store's
-// API names them.
-using repository::CellSet;
-using repository::DatasetData;
-using repository::DatasetInfo;
-using repository::DatasetKind;
-using repository::DatasetKindName;
-using repository::LabelType;
-using repository::LabelTypeName;
-using repository::ParseDatasetKind;
-using repository::ParseLabelType;
-
-// The first message of an upload.
-struct DatasetHeader {
-  std::string name;
-  DatasetKind kind = DatasetKind::kPointClouds;
-  int64_t dim = 0;                 // point / Gaussian / feature dimension, >= 1
-  LabelType label_type = LabelType::kNone;
-  int64_t condition_dim = 0;       // kContinuous (point clouds only), >= 1
-  std::string description;         // at most 4096 bytes
-  bool overwrite = false;
-};
-
-// Upload chunks as views of the received arrays (row-major).
-struct CloudChunkView {
-  absl::Span<const int64_t> sizes;       // points of each cloud
-  absl::Span<const float> points;        // [sum(sizes), dim]
-  std::vector<std::string> labels;       // discrete: one per cloud
-  absl::Span<const float> conditions;    // continuous: [clouds, condition_dim]
-};
-struct GaussianChunkView {
-  absl::Span<const double> means;        // [n, dim]
-  absl::Span<const double> covs;         // [n, dim, dim]
-  std::vector<std::string> labels;       // discrete: one per Gaussian
-};
-struct CellChunkView {
-  absl::Span<const float> features;      // [n, dim]
-  absl::Span<const float> coords;        // [n, 2]
-  std::vector<std::string> sample_ids;   // one per cell, or empty (one sample)
-  std::vector<std::string> labels;       // discrete: one per cell
-};
 
 struct DatasetStoreOptions {
   std::string root;                         // <data-dir>/datasets

@@ -4,44 +4,29 @@
 #include <chrono>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "model/checkpoint/checkpoint.h"
 #include "model/common/status.h"
-#include "model/io/atomic_file.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
 #include "model/train/train_hooks.h"
 #include "repository/fs_util.h"
 #include "repository/logging.h"
-#include "repository/names.h"
 #include "repository/training_data.h"
+#include "server/job_validation.h"
 #include "server/metrics.h"
 
 namespace wfm::server {
 
-using repository::FamilyKind;
-using repository::FsyncDir;
-using repository::HoldoutCount;
 using repository::KindFits;
 using repository::ListDir;
 using repository::MakeDirs;
-using repository::ReadFileToString;
 using repository::RemoveTree;
 using repository::TrainingInputs;
 using repository::UsesGivenSource;
-using repository::ValidateName;
 
 namespace {
 
-constexpr char kJobPrefix[] = "job-";
-constexpr char kRecordFormat[] = "wfm.job";
-constexpr int kRecordVersion = 1;
-constexpr int64_t kMaxNicheSize = 1024;
 // Readers are woken at most this often by progress (state changes always).
 constexpr absl::Duration kNotifyInterval = absl::Milliseconds(250);
 // A running job's record is rewritten at most this often.
@@ -49,142 +34,11 @@ constexpr absl::Duration kPersistInterval = absl::Seconds(5);
 
 int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
 
-nlohmann::json RequestToJson(const TrainingRequest& r) {
-  const model::TrainingConfig& c = r.config;
-  nlohmann::json j = {{"dataset", r.dataset},
-                      {"model", r.model},
-                      {"family", model::FamilyName(c.family)},
-                      {"source_dataset", c.source_dataset},
-                      {"niche_size", c.niche_size},
-                      {"holdout_fraction", c.holdout_fraction},
-                      {"overwrite", r.overwrite}};
-  j["config"] = c.family == model::Family::kPointCloud ? model::ToJson(c.pointcloud)
-                                                       : model::ToJson(c.gaussian);
-  return j;
-}
-
-absl::StatusOr<TrainingRequest> RequestFromJson(const nlohmann::json& j) {
-  TrainingRequest r;
-  model::TrainingConfig& c = r.config;
-  r.dataset = j.at("dataset").get<std::string>();
-  r.model = j.at("model").get<std::string>();
-  WFM_ASSIGN_OR_RETURN(c.family, model::ParseFamily(j.at("family").get<std::string>()));
-  c.source_dataset = j.value("source_dataset", "");
-  c.niche_size = j.value("niche_size", repository::kDefaultNicheSize);
-  c.holdout_fraction = j.value("holdout_fraction", 0.0);
-  r.overwrite = j.value("overwrite", false);
-  if (c.family == model::Family::kPointCloud) {
-    WFM_ASSIGN_OR_RETURN(c.pointcloud, model::PointCloudTrainConfigFromJson(j.at("config")));
-  } else {
-    WFM_ASSIGN_OR_RETURN(c.gaussian, model::GaussianTrainConfigFromJson(j.at("config")));
-  }
-  return r;
-}
-
-nlohmann::json StatusToJson(const JobStatus& s) {
-  return {{"format", kRecordFormat},
-          {"version", kRecordVersion},
-          {"id", s.id},
-          {"request", RequestToJson(s.request)},
-          {"state", JobStateName(s.state)},
-          {"step", s.step},
-          {"total_steps", s.total_steps},
-          {"loss", s.loss},
-          {"steps_per_second", s.steps_per_second},
-          {"eta_seconds", s.eta_seconds},
-          {"error", s.error},
-          {"created_unix_ms", s.created_unix_ms},
-          {"started_unix_ms", s.started_unix_ms},
-          {"finished_unix_ms", s.finished_unix_ms},
-          {"checkpoint_step", s.checkpoint_step}};
-}
-
-absl::StatusOr<JobStatus> StatusFromJson(const nlohmann::json& j) {
-  try {
-    if (j.at("format").get<std::string>() != kRecordFormat) {
-      return absl::DataLossError("not a wfm job record");
-    }
-    JobStatus s;
-    s.id = j.at("id").get<std::string>();
-    WFM_ASSIGN_OR_RETURN(s.request, RequestFromJson(j.at("request")));
-    WFM_ASSIGN_OR_RETURN(s.state, ParseJobState(j.at("state").get<std::string>()));
-    s.step = j.value("step", int64_t{0});
-    s.total_steps = j.value("total_steps", int64_t{0});
-    // Non-finite numbers are stored as null.
-    auto number = [&](const char* key) {
-      return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
-    };
-    s.loss = number("loss");
-    s.steps_per_second = number("steps_per_second");
-    s.eta_seconds = number("eta_seconds");
-    s.error = j.value("error", "");
-    s.created_unix_ms = j.value("created_unix_ms", int64_t{0});
-    s.started_unix_ms = j.value("started_unix_ms", int64_t{0});
-    s.finished_unix_ms = j.value("finished_unix_ms", int64_t{0});
-    s.checkpoint_step = j.value("checkpoint_step", int64_t{0});
-    return s;
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat("job record: ", e.what()));
-  }
-}
-
-// The number in "job-<n>", or 0.
-int64_t JobNumber(absl::string_view id) {
-  int64_t n = 0;
-  if (!absl::ConsumePrefix(&id, kJobPrefix) || !absl::SimpleAtoi(id, &n)) return 0;
-  return n;
-}
-
 std::string CodeText(const absl::Status& s) {
   return absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message());
 }
 
-// A file an atomic write leaves behind when the process dies between creating
-// its temporary file and renaming it (model/io/atomic_file.cc names them
-// ".<file>.tmp-<pid>-<n>-<hex>").
-bool IsLeftoverTemp(absl::string_view entry) {
-  return absl::StartsWith(entry, ".") && absl::StrContains(entry, ".tmp-");
-}
-
-// Removes the leftover temporary files of `folder` and of its job folders
-// (jobs/<id>/, which hold the periodic checkpoints). Logs what it removes.
-void RemoveLeftoverTemps(const std::string& folder, bool recurse) {
-  absl::StatusOr<std::vector<std::string>> entries = ListDir(folder);
-  if (!entries.ok()) return;
-  bool removed = false;
-  for (const std::string& entry : *entries) {
-    const std::string path = absl::StrCat(folder, "/", entry);
-    if (IsLeftoverTemp(entry)) {
-      LogWarning(absl::StrCat("removing the leftover temporary file ", path));
-      if (absl::Status s = RemoveTree(path); !s.ok()) LogWarning(std::string(s.message()));
-      removed = true;
-    } else if (recurse && absl::StartsWith(entry, kJobPrefix) && !absl::EndsWith(entry, ".json")) {
-      RemoveLeftoverTemps(path, /*recurse=*/false);
-    }
-  }
-  if (removed) (void)FsyncDir(folder);
-}
-
 }  // namespace
-
-std::string JobStateName(JobState state) {
-  switch (state) {
-    case JobState::kQueued: return "QUEUED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kSucceeded: return "SUCCEEDED";
-    case JobState::kFailed: return "FAILED";
-    case JobState::kCancelled: return "CANCELLED";
-  }
-  return "?";
-}
-
-absl::StatusOr<JobState> ParseJobState(absl::string_view name) {
-  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
-                     JobState::kCancelled}) {
-    if (name == JobStateName(s)) return s;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown job state '", name, "'"));
-}
 
 struct JobManager::Job {
   JobStatus status;
@@ -218,19 +72,14 @@ JobManager::~JobManager() { Shutdown(absl::InfiniteFuture()); }
 absl::Status JobManager::LoadAll() {
   // A crash in the middle of a record or checkpoint write leaves its
   // temporary file; the previous complete version is still in place.
-  RemoveLeftoverTemps(options_.root, /*recurse=*/true);
+  RemoveLeftoverTemps(options_.root);
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> entries, ListDir(options_.root));
   std::vector<std::shared_ptr<Job>> interrupted;
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& entry : entries) {
-    if (!absl::StartsWith(entry, kJobPrefix) || !absl::EndsWith(entry, ".json")) continue;
+    if (!IsJobRecordFile(entry)) continue;
     const std::string path = absl::StrCat(options_.root, "/", entry);
-    absl::StatusOr<JobStatus> status = [&]() -> absl::StatusOr<JobStatus> {
-      WFM_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
-      const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-      if (j.is_discarded()) return absl::DataLossError("not valid JSON");
-      return StatusFromJson(j);
-    }();
+    absl::StatusOr<JobStatus> status = ReadJobRecord(path);
     if (!status.ok() || absl::StrCat(status->id, ".json") != entry) {
       LogWarning(absl::StrCat("skipping job record ", path, ": ",
                               status.ok() ? "the id does not match the file name"
@@ -256,10 +105,7 @@ absl::Status JobManager::LoadAll() {
     LogWarning(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model,
                             "'): ", job->status.error));
     // Persist takes mu_ itself: write directly here (still single-threaded).
-    absl::Status s = model::io::WriteFileAtomically(
-        absl::StrCat(options_.root, "/", job->status.id, ".json"),
-        StatusToJson(job->status).dump(2) + "\n");
-    if (!s.ok()) LogError(absl::StrCat("cannot record job ", job->status.id, ": ", s.message()));
+    (void)WriteJobRecord(options_.root, job->status);
   }
   return absl::OkStatus();
 }
@@ -298,84 +144,11 @@ absl::Status JobManager::WriteStatus(Job& job, const JobStatus& status) {
 }
 
 absl::Status JobManager::WriteRecordLocked(const JobStatus& snapshot) {
-  absl::Status s = model::io::WriteFileAtomically(
-      absl::StrCat(options_.root, "/", snapshot.id, ".json"), StatusToJson(snapshot).dump(2) + "\n");
-  if (!s.ok()) LogError(absl::StrCat("cannot record job ", snapshot.id, ": ", s.message()));
-  return s;
-}
-
-absl::Status JobManager::ValidateRequest(const TrainingRequest& request) const {
-  const model::TrainingConfig& r = request.config;
-  WFM_RETURN_IF_ERROR(ValidateName("dataset", request.dataset));
-  WFM_RETURN_IF_ERROR(ValidateName("model", request.model));
-  WFM_ASSIGN_OR_RETURN(const DatasetInfo data, datasets_->Get(request.dataset));
-  if (!KindFits(r.family, data.kind)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.family: ", model::FamilyName(r.family), " models train on ",
-        r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
-        " or SPATIAL_CELLS data sets; '", request.dataset, "' holds ", DatasetKindName(data.kind)));
-  }
-  if (r.family == model::Family::kPointCloud) {
-    WFM_RETURN_IF_ERROR(model::ValidatePointCloudTrainConfig(r.pointcloud));
-  } else {
-    WFM_RETURN_IF_ERROR(model::ValidateGaussianTrainConfig(r.gaussian));
-  }
-  if (data.kind == DatasetKind::kSpatialCells &&
-      (r.niche_size < 1 || r.niche_size > kMaxNicheSize)) {
-    return absl::InvalidArgumentError(absl::StrCat("config.niche_size: must be in [1, ",
-                                                   kMaxNicheSize, "], got ", r.niche_size));
-  }
-  if (!(r.holdout_fraction >= 0.0 && r.holdout_fraction < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.holdout_fraction: must be in [0, 1), got ", r.holdout_fraction));
-  }
-  const int64_t training_items = data.items - HoldoutCount(data.items, r.holdout_fraction);
-  if (training_items < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.holdout_fraction: ", r.holdout_fraction, " of ", data.items,
-        " items leaves nothing to train on"));
-  }
-  const int64_t batch = r.family == model::Family::kPointCloud ? r.pointcloud.optimizer.batch_size
-                                                               : r.gaussian.optimizer.batch_size;
-  if (batch > training_items) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.optimizer.batch_size: ", batch, " is larger than the ", training_items,
-        " training items of '", request.dataset, "'"));
-  }
-  const char* source_field = r.family == model::Family::kPointCloud
-                                 ? "config.pointcloud.source_dataset"
-                                 : "config.gaussian.source_dataset";
-  if (UsesGivenSource(r)) {
-    if (r.source_dataset.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_field, ": noise given_random / given_matched needs a data set of source items"));
-    }
-    WFM_RETURN_IF_ERROR(ValidateName(source_field, r.source_dataset));
-    WFM_ASSIGN_OR_RETURN(const DatasetInfo source, datasets_->Get(r.source_dataset));
-    const DatasetKind want = FamilyKind(r.family);
-    if (source.kind != want) {
-      return absl::InvalidArgumentError(absl::StrCat(source_field, ": '", r.source_dataset,
-                                                     "' holds ", DatasetKindName(source.kind),
-                                                     ", sources must be ", DatasetKindName(want)));
-    }
-    if (source.dim != data.dim) {
-      return absl::InvalidArgumentError(absl::StrCat(source_field, ": '", r.source_dataset,
-                                                     "' has dim ", source.dim, ", the data set ",
-                                                     data.dim));
-    }
-  } else if (!r.source_dataset.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source_field, ": only used with noise given_random or given_matched"));
-  }
-  if (!request.overwrite && models_->Contains(request.model)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("model: '", request.model, "' already exists (set overwrite to replace it)"));
-  }
-  return absl::OkStatus();
+  return WriteJobRecord(options_.root, snapshot);
 }
 
 absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
-  WFM_RETURN_IF_ERROR(ValidateRequest(request));
+  WFM_RETURN_IF_ERROR(ValidateTrainingRequest(request, *datasets_, *models_));
   auto job = std::make_shared<Job>();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -6,8 +6,9 @@
 // steps to <data-dir>/jobs/<id>/checkpoint.wfm, and on success publishes the
 // model to the registry (atomically) and removes that folder.
 //
-// Job records are persisted as <data-dir>/jobs/<id>.json (atomic writes) at
-// every state change, at checkpoints and every few seconds while running.
+// Job records (job_record.h) are persisted as <data-dir>/jobs/<id>.json
+// (atomic writes) at every state change, at checkpoints and every few
+// seconds while running; requests are checked by job_validation.h.
 // After a restart, jobs that were QUEUED or RUNNING are reported FAILED with
 // the error "interrupted by a server restart at step N" (N = the last
 // recorded step); their checkpoint folder, if any, is kept. Temporary files
@@ -37,46 +38,12 @@
 #include "model/config/config.h"
 #include "model/train/train_hooks.h"
 #include "server/dataset_store.h"
+#include "server/job_record.h"
 #include "server/model_registry.h"
 
 namespace wfm::server {
 
 class Metrics;
-
-enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
-// "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED".
-std::string JobStateName(JobState state);
-absl::StatusOr<JobState> ParseJobState(absl::string_view name);
-inline bool IsTerminal(JobState s) {
-  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
-}
-
-// What a training run asks for, with every default filled in.
-struct TrainingRequest {
-  std::string dataset;
-  std::string model;
-  model::TrainingConfig config;
-  bool overwrite = false;
-};
-
-// A snapshot of a job.
-struct JobStatus {
-  std::string id;
-  TrainingRequest request;
-  JobState state = JobState::kQueued;
-  int64_t step = 0;
-  int64_t total_steps = 0;
-  double loss = 0.0;
-  double steps_per_second = 0.0;
-  double eta_seconds = 0.0;
-  std::string error;  // FAILED / CANCELLED: why
-  int64_t created_unix_ms = 0;
-  int64_t started_unix_ms = 0;
-  int64_t finished_unix_ms = 0;
-  int64_t checkpoint_step = 0;  // last periodic checkpoint (0 = none)
-  // Increases with every published update (Watch waits for a newer one).
-  int64_t version = 0;
-};
 
 struct JobManagerOptions {
   std::string root;           // <data-dir>/jobs
@@ -145,7 +112,6 @@ class JobManager {
   // is being written now, which restarts the periodic-write clock).
   void Announce(Job& job, bool persisted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateStateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status ValidateRequest(const TrainingRequest& request) const;
 
   const JobManagerOptions options_;
   DatasetStore* const datasets_;

@@ -1,0 +1,269 @@
+// server/dataset_validation: the checks of an upload's header and chunks,
+// called directly and through the store's uploads (what a client sees).
+#include "server/dataset_validation.h"
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/server/store_test_util.h"
+
+namespace wfm::server {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::CloudHeader;
+using testing::OpenStore;
+using testing::UploadClouds;
+
+class DatasetValidationTest : public DatasetsTest {};
+
+TEST_F(DatasetValidationTest, NamesTheItemAcrossChunks) {
+  auto store = OpenStore(root());
+  model::io::PointCloudSet set = testing::Ellipses(6, 2);
+  // Cloud 4 (second chunk of 3), point 2, second coordinate.
+  set.points[(set.offsets[4] + 2) * 2 + 1] = std::numeric_limits<float>::quiet_NaN();
+  absl::Status s = UploadClouds(*store, CloudHeader("bad"), set, 3).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_EQ(s.message(), "clouds[4].points: NaN at point 2");
+  set.points[(set.offsets[4] + 2) * 2 + 1] = std::numeric_limits<float>::infinity();
+  s = UploadClouds(*store, CloudHeader("bad"), set, 2).status();
+  EXPECT_EQ(s.message(), "clouds[4].points: infinity at point 2");
+  EXPECT_TRUE(store->List().empty());
+  // Nothing is left on disk by failed uploads.
+  EXPECT_TRUE(fs::is_empty(root()));
+}
+
+TEST_F(DatasetValidationTest, RejectsInconsistentCloudChunks) {
+  auto store = OpenStore(root());
+  auto upload = store->BeginUpload(CloudHeader("x", LabelType::kDiscrete));
+  ASSERT_TRUE(upload.ok());
+  const std::vector<int64_t> sizes = {2, 3};
+  const std::vector<float> points(9, 0.5f);  // 4.5 points of dim 2
+  CloudChunkView chunk{sizes, points, {"a", "b"}, {}};
+  absl::Status s = (*upload)->AddClouds(chunk);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("chunk 0: points holds 9 values"));
+  // The upload stays failed.
+  EXPECT_EQ((*upload)->Finish().status(), s);
+
+  auto labels = store->BeginUpload(CloudHeader("y", LabelType::kDiscrete));
+  const std::vector<float> ten(10, 0.5f);
+  s = (*labels)->AddClouds(CloudChunkView{sizes, ten, {"a"}, {}});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("1 labels for 2 clouds"));
+  auto empty_label = store->BeginUpload(CloudHeader("y2", LabelType::kDiscrete));
+  s = (*empty_label)->AddClouds(CloudChunkView{sizes, ten, {"a", ""}, {}});
+  EXPECT_EQ(s.message(), "clouds[1].label: empty");
+  auto unlabelled = store->BeginUpload(CloudHeader("z"));
+  s = (*unlabelled)->AddClouds(CloudChunkView{sizes, ten, {"a", "b"}, {}});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("label_type is none"));
+  auto zero = store->BeginUpload(CloudHeader("w"));
+  const std::vector<int64_t> bad_sizes = {0, 5};
+  s = (*zero)->AddClouds(CloudChunkView{bad_sizes, ten, {}, {}});
+  EXPECT_EQ(s.message(), "clouds[0].size: must be >= 1, got 0");
+  auto wrong_kind = store->BeginUpload(CloudHeader("v"));
+  const std::vector<double> means = {0, 0};
+  s = (*wrong_kind)->AddGaussians(GaussianChunkView{means, means, {}});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("a gaussians chunk in a POINT_CLOUDS upload"));
+  auto nothing = store->BeginUpload(CloudHeader("u"));
+  EXPECT_THAT(std::string((*nothing)->Finish().status().message()), HasSubstr("no clouds"));
+}
+
+TEST_F(DatasetValidationTest, ContinuousConditionsAreChecked) {
+  auto store = OpenStore(root());
+  DatasetHeader h = CloudHeader("cond", LabelType::kContinuous);
+  h.condition_dim = 2;
+  auto upload = store->BeginUpload(h);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::vector<int64_t> sizes = {2, 3};
+  const std::vector<float> points(10, 0.25f);
+  const std::vector<float> three = {1, 2, 3};
+  EXPECT_THAT(std::string((*upload)->AddClouds(CloudChunkView{sizes, points, {}, three}).message()),
+              HasSubstr("conditions holds 3 values for 2 clouds of condition_dim 2"));
+  auto again = store->BeginUpload(h);
+  const std::vector<float> nan = {1, 2, 3, std::nanf("")};
+  EXPECT_EQ((*again)->AddClouds(CloudChunkView{sizes, points, {}, nan}).message(),
+            "clouds[1].condition: NaN at index 1");
+  auto good = store->BeginUpload(h);
+  const std::vector<float> four = {1, 2, 3, 4};
+  ASSERT_TRUE((*good)->AddClouds(CloudChunkView{sizes, points, {}, four}).ok());
+  absl::StatusOr<DatasetInfo> info = (*good)->Finish();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->condition_dim, 2);
+  auto data = store->Load("cond");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->clouds().labels.values, four);
+}
+
+TEST_F(DatasetValidationTest, ValidatesHeaders) {
+  auto store = OpenStore(root());
+  DatasetHeader h = CloudHeader("bad name");
+  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()), HasSubstr("header.name"));
+  h = CloudHeader("x");
+  h.dim = 0;
+  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()), HasSubstr("header.dim"));
+  h = CloudHeader("x");
+  h.condition_dim = 3;
+  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
+              HasSubstr("header.condition_dim"));
+  h = CloudHeader("x", LabelType::kContinuous);
+  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
+              HasSubstr("header.condition_dim"));
+  h.kind = DatasetKind::kSpatialCells;
+  h.condition_dim = 2;
+  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
+              HasSubstr("header.label_type"));
+  h = CloudHeader("x");
+  h.kind = DatasetKind::kGaussians;
+  h.dim = 513;
+  EXPECT_TRUE(absl::IsInvalidArgument(store->BeginUpload(h).status()));
+}
+
+TEST_F(DatasetValidationTest, GaussiansMustBeSymmetricPositiveDefinite) {
+  auto store = OpenStore(root());
+  DatasetHeader h;
+  h.name = "g";
+  h.kind = DatasetKind::kGaussians;
+  h.dim = 2;
+  const std::vector<double> means = {0, 0, 1, 1};
+  const std::vector<double> not_pd = {1, 0, 0, 1, 1, 2, 2, 1};  // eigenvalues 3, -1
+  auto a = store->BeginUpload(h);
+  EXPECT_EQ((*a)->AddGaussians(GaussianChunkView{means, not_pd, {}}).message(),
+            "gaussians[1].cov: not positive definite");
+  const std::vector<double> asym = {1, 0.5, 0.4, 1, 1, 0, 0, 1};
+  auto b = store->BeginUpload(h);
+  EXPECT_THAT(std::string((*b)->AddGaussians(GaussianChunkView{means, asym, {}}).message()),
+              HasSubstr("gaussians[0].cov: not symmetric"));
+  const std::vector<double> nan_mean = {0, std::nan(""), 1, 1};
+  const std::vector<double> good = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
+  auto c = store->BeginUpload(h);
+  EXPECT_EQ((*c)->AddGaussians(GaussianChunkView{nan_mean, good, {}}).message(),
+            "gaussians[0].mean: NaN at index 1");
+  const std::vector<double> short_covs = {1, 0, 0, 1};
+  auto d = store->BeginUpload(h);
+  EXPECT_THAT(std::string((*d)->AddGaussians(GaussianChunkView{means, short_covs, {}}).message()),
+              HasSubstr("covs holds 4 values for 2 Gaussians"));
+  auto e = store->BeginUpload(h);
+  ASSERT_TRUE((*e)->AddGaussians(GaussianChunkView{means, good, {}}).ok());
+  absl::StatusOr<DatasetInfo> info = (*e)->Finish();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->items, 2);
+  auto data = store->Load("g");
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ((*data)->gaussians().covs, good);
+}
+
+TEST_F(DatasetValidationTest, CellsNeedCoordinatesAndConsistentSampleIds) {
+  auto store = OpenStore(root());
+  DatasetHeader h;
+  h.name = "cells";
+  h.kind = DatasetKind::kSpatialCells;
+  h.dim = 3;
+  h.label_type = LabelType::kDiscrete;
+  const testing::Cells cells = testing::RandomCells(2, 10, 3, 5);
+  auto bad = store->BeginUpload(h);
+  const std::vector<float> coords_3d(30, 1.0f);
+  EXPECT_THAT(std::string((*bad)->AddCells(CellChunkView{absl::MakeConstSpan(cells.features).subspan(0, 30),
+                                                      coords_3d, {}, std::vector<std::string>(10, "l")})
+                              .message()),
+              HasSubstr("coords must be [cells, 2]"));
+  auto upload = store->BeginUpload(h);
+  auto chunk = [&](int64_t first, int64_t n, bool ids) {
+    CellChunkView v;
+    v.features = absl::MakeConstSpan(cells.features).subspan(first * 3, n * 3);
+    v.coords = absl::MakeConstSpan(cells.coords).subspan(first * 2, n * 2);
+    if (ids) v.sample_ids.assign(cells.sample_ids.begin() + first, cells.sample_ids.begin() + first + n);
+    v.labels.assign(cells.labels.begin() + first, cells.labels.begin() + first + n);
+    return v;
+  };
+  ASSERT_TRUE((*upload)->AddCells(chunk(0, 12, true)).ok());
+  EXPECT_THAT(std::string((*upload)->AddCells(chunk(12, 8, false)).message()),
+              HasSubstr("sample_ids missing but earlier chunks gave them"));
+  auto good = store->BeginUpload(h);
+  ASSERT_TRUE((*good)->AddCells(chunk(0, 12, true)).ok());
+  ASSERT_TRUE((*good)->AddCells(chunk(12, 8, true)).ok());
+  absl::StatusOr<DatasetInfo> info = (*good)->Finish();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->items, 20);
+  EXPECT_EQ(info->samples, 2);
+  EXPECT_THAT(info->label_names, ElementsAre("left", "right"));
+  auto reopened = OpenStore(root());
+  auto data = reopened->Load("cells");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->cells().features, cells.features);
+  EXPECT_EQ((*data)->cells().coords, cells.coords);
+  EXPECT_EQ((*data)->cells().sample_ids, cells.sample_ids);
+  EXPECT_EQ((*data)->cells().labels.strings, cells.labels);
+}
+
+TEST(DatasetValidationFunctionsTest, ChunksAreCheckedAgainstTheHeaderAndTheirPlace) {
+  const DatasetHeader h = CloudHeader("x", LabelType::kDiscrete);
+  EXPECT_TRUE(ValidateDatasetHeader(h).ok());
+  EXPECT_TRUE(CheckChunkKind(h, 0, DatasetKind::kPointClouds).ok());
+  EXPECT_EQ(CheckChunkKind(h, 3, DatasetKind::kSpatialCells).message(),
+            "chunk 3: a cells chunk in a POINT_CLOUDS upload");
+  const std::vector<int64_t> sizes = {2, 3};
+  std::vector<float> points(10, 0.5f);
+  const CloudChunkView chunk{sizes, points, {"a", "b"}, {}};
+  // 10 floats, 2 sizes and the label texts.
+  EXPECT_EQ(ChunkBytes(chunk), 10 * 4 + 2 * 8 + 2);
+  EXPECT_TRUE(ValidateCloudChunk(h, 0, 0, chunk).ok());
+  // Items are named by their place in the whole upload.
+  points[2 * 2 + 1] = std::numeric_limits<float>::quiet_NaN();  // cloud 1, point 0
+  EXPECT_EQ(ValidateCloudChunk(h, 4, 7, chunk).message(), "clouds[8].points: NaN at point 0");
+
+  DatasetHeader g;
+  g.name = "g";
+  g.kind = DatasetKind::kGaussians;
+  g.dim = 2;
+  const std::vector<double> means = {0, 0};
+  const std::vector<double> spd = {2, 1, 1, 2};
+  const std::vector<double> singular = {1, 1, 1, 1};
+  EXPECT_EQ(ChunkBytes(GaussianChunkView{means, spd, {}}), 6 * 8);
+  EXPECT_TRUE(ValidateGaussianChunk(g, 0, 0, GaussianChunkView{means, spd, {}}).ok());
+  EXPECT_EQ(ValidateGaussianChunk(g, 1, 5, GaussianChunkView{means, singular, {}}).message(),
+            "gaussians[5].cov: not positive definite");
+
+  DatasetHeader c;
+  c.name = "c";
+  c.kind = DatasetKind::kSpatialCells;
+  c.dim = 1;
+  const std::vector<float> features = {1, 2};
+  const std::vector<float> coords = {0, 0, 1, 1};
+  const CellChunkView with_ids{features, coords, {"s", "s"}, {}};
+  const CellChunkView without_ids{features, coords, {}, {}};
+  EXPECT_EQ(ChunkBytes(with_ids), 6 * 4 + 2);
+  EXPECT_TRUE(ValidateCellChunk(c, 0, 0, /*had_sample_ids=*/false, with_ids).ok());
+  EXPECT_TRUE(ValidateCellChunk(c, 1, 2, /*had_sample_ids=*/true, with_ids).ok());
+  EXPECT_THAT(std::string(ValidateCellChunk(c, 1, 2, /*had_sample_ids=*/true, without_ids).message()),
+              HasSubstr("sample_ids missing but earlier chunks gave them"));
+  EXPECT_THAT(std::string(ValidateCellChunk(c, 1, 2, /*had_sample_ids=*/false, with_ids).message()),
+              HasSubstr("sample_ids given but earlier chunks gave none"));
+}
+
+TEST(DatasetValidationFunctionsTest, HeadersNameTheFieldAndTheRule) {
+  DatasetHeader h = CloudHeader("x");
+  h.dim = 100001;
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.dim: must be in [1, 100000] for POINT_CLOUDS, got 100001");
+  h = CloudHeader("x", LabelType::kContinuous);
+  h.condition_dim = 4097;
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.condition_dim: must be in [1, 4096] for continuous labels, got 4097");
+  h = CloudHeader("x");
+  h.description.assign(4097, 'd');
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.description: 4097 bytes, the limit is 4096");
+  h = CloudHeader("..");
+  EXPECT_THAT(std::string(ValidateDatasetHeader(h).message()), HasSubstr("header.name"));
+}
+
+}  // namespace
+}  // namespace wfm::server
