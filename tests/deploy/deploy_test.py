@@ -665,6 +665,43 @@ def closure(roots, packages):
     return seen
 
 
+def cmake_folders(options):
+    """Folders the top-level CMakeLists.txt adds (add_subdirectory, also in a
+    foreach over literal items, and its module path) when configured with
+    `options` ({name: bool}; other options at their defaults). Blocks under
+    a condition that is not a plain option are taken as built."""
+    with open(os.path.join(SOURCE, "CMakeLists.txt")) as f:
+        text = f.read()
+    values = {name: default == "ON"
+              for name, default in re.findall(r'option\((\w+)\s+"[^"]*"\s+(ON|OFF)\)', text)}
+    values.update(options)
+    folders = set(re.findall(r"CMAKE_MODULE_PATH\s+\$\{CMAKE_CURRENT_SOURCE_DIR\}/([\w.-]+)", text))
+    taken, loops = [], []  # per open if(): True, False or None (unknown)
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        m = re.match(r"if\((\w+)\)$", line)
+        if m or line.startswith("if("):
+            taken.append(values.get(m.group(1)) if m else None)
+        elif line.startswith("else(") or line.startswith("elseif("):
+            taken[-1] = None if taken[-1] is None or line.startswith("elseif(") else not taken[-1]
+        elif line.startswith("endif("):
+            taken.pop()
+        elif line.startswith("foreach("):
+            m = re.match(r"foreach\((\w+) IN ITEMS ([^)]*)\)", line)
+            loops.append((m.group(1), m.group(2).split()) if m else None)
+        elif line.startswith("endforeach("):
+            loops.pop()
+        elif False not in taken:
+            m = re.match(r"add_subdirectory\(([^)\s]+)", line)
+            if m:
+                loop = loops[-1] if loops else None
+                if loop and m.group(1) == "${%s}" % loop[0]:
+                    folders.update(loop[1])
+                else:
+                    folders.add(m.group(1))
+    return folders
+
+
 class DockerfileTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -701,6 +738,39 @@ class DockerfileTest(unittest.TestCase):
         copies = [r for w, r in self.runtime["steps"] if w == "COPY"]
         self.assertTrue(any(c.startswith("--from=build ") for c in copies), copies)
         self.assertTrue(os.path.exists(DOCKERFILE + ".dockerignore"))
+
+    def build_run(self):
+        """The build stage's RUN that compiles."""
+        found = [r for w, r in self.stages[0]["steps"] if w == "RUN" and "cmake --build" in r]
+        self.assertEqual(len(found), 1, self.stages[0]["steps"])
+        return found[0]
+
+    def test_build_stage_keeps_ccache_in_a_cache_mount(self):
+        run = self.build_run()
+        m = re.match(r"--mount=(\S+)\s", run)
+        self.assertIsNotNone(m, "the compiling RUN has no --mount")
+        mount = dict(kv.split("=", 1) for kv in m.group(1).split(","))
+        self.assertEqual(mount.get("type"), "cache", mount)
+        self.assertIn("target", mount)
+        self.assertIn(f"CCACHE_DIR={mount['target']} ", run)
+        self.assertIn("-DWFM_USE_CCACHE=ON", run)
+        self.assertNotIn("-DWFM_USE_CCACHE=OFF", run)
+
+    def test_build_context_holds_every_folder_the_build_adds(self):
+        run = self.build_run()
+        options = {k: v == "ON" for k, v in re.findall(r"-D(\w+)=(ON|OFF)\b", run)}
+        needed = cmake_folders(options) | {"CMakeLists.txt", "deploy/setup.sh"}
+        # The parser sees the layers, the module path and what the options leave out.
+        self.assertLessEqual({"proto", "model", "server", "train", "client", "cmake"}, needed)
+        self.assertTrue(needed.isdisjoint({"tests", "bench", "fuzz"}), needed)
+        with open(DOCKERFILE + ".dockerignore") as f:
+            patterns = [line.strip() for line in f
+                        if line.strip() and not line.lstrip().startswith("#")]
+        # An allow-list: everything out, then the sources back in.
+        self.assertEqual(patterns[0], "**")
+        included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+        self.assertEqual(sorted(needed - included), [],
+                         "deploy/Dockerfile.dockerignore leaves these out of the build context")
 
     def test_built_binaries_are_where_the_dockerfile_copies_them_from(self):
         build_runs = " ".join(r for w, r in self.stages[0]["steps"] if w == "RUN")
