@@ -7,8 +7,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "model/common/parallel.h"
 #include "model/nn/blas.h"
-#include "model/nn/cpu_runtime.h"
 
 namespace wfm::model::nn {
 namespace {

@@ -14,6 +14,11 @@ namespace wfm::model::nn::blas {
 void Sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
            const float* b, int ldb, float beta, float* c, int ldc) {
   if (m <= 0 || n <= 0) return;
+  // wfm calls the BLAS from its own parallel items: the BLAS must not start
+  // threads of its own (the thread policy, model/nn/cpu_runtime.h, sets this
+  // at start-up; processes that never apply it, such as tests, get it here).
+  static const bool single_threaded = SetBlasThreads(1);
+  (void)single_threaded;
   // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: the row-major
   // buffers read column-major are the transposes, so the operands swap and
   // keep their own transpose flags.

@@ -12,7 +12,8 @@ namespace wfm::model::nn::blas {
 // Row-major C[m,n] = alpha · op(A) · op(B) + beta · C, where op(A) is [m,k]
 // (A stored [m,k] with row stride lda, or [k,m] when trans_a), op(B) is [k,n]
 // (B stored [k,n] with row stride ldb, or [n,k] when trans_b); ldc is C's row
-// stride. beta = 0 overwrites C (its previous values may be NaN).
+// stride. beta = 0 overwrites C (its previous values may be NaN). Runs on
+// the calling thread: the first call sets the BLAS to one thread.
 void Sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
            const float* b, int ldb, float beta, float* c, int ldc);
 

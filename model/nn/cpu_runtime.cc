@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -115,24 +114,6 @@ std::string DescribeCpuRuntime(const CpuRuntimeInfo& info) {
                       cpu::DescribeTopology(info.topology), "), OpenMP wait policy ",
                       info.omp_wait_policy,
                       info.blas_threads == 1 ? ", BLAS 1 thread" : ", BLAS threads not set");
-}
-
-void ParallelForEachItem(int64_t items, const std::function<void(int64_t)>& fn) {
-  if (items <= 0) return;
-  // The items call the BLAS themselves: it must not start threads of its own
-  // (ConfigureCpuRuntime sets this too; processes that never call it, such as
-  // tests, get it here).
-  static const bool blas_single_threaded = blas::SetBlasThreads(1);
-  (void)blas_single_threaded;
-  const int64_t threads = std::min<int64_t>(items, at::get_num_threads());
-  if (threads <= 1 || at::in_parallel_region()) {
-    for (int64_t i = 0; i < items; ++i) fn(i);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-    for (int64_t i = next.fetch_add(1); i < items; i = next.fetch_add(1)) fn(i);
-  });
 }
 
 }  // namespace wfm::model::nn

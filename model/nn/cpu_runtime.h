@@ -25,8 +25,8 @@
 //    pool and does not follow at::set_num_threads) always runs on the
 //    calling thread. Parallel work is split by wfm into independent items
 //    (whole clouds, row blocks, Sinkhorn pairs) run on ATen's threads
-//    (ParallelForEachItem, at::parallel_for), each item calling the BLAS
-//    single-threaded. The BLAS's own threads would otherwise split every
+//    (ParallelForEachItem, model/common/parallel.h), each item calling the
+//    BLAS single-threaded. The BLAS's own threads would otherwise split every
 //    small product of the attention loops and wait for each other.
 //  * Dynamic items: each thread takes the next unclaimed item, so a thread
 //    slowed by another process (or sharing a core) takes fewer items instead
@@ -41,8 +41,6 @@
 #ifndef WFM_MODEL_NN_CPU_RUNTIME_H_
 #define WFM_MODEL_NN_CPU_RUNTIME_H_
 
-#include <cstdint>
-#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -76,13 +74,6 @@ CpuRuntimeInfo CurrentCpuRuntime();
 // One line for logs: "2 threads (default: 2 physical cores (2 logical CPUs)
 // of 2 online, no CPU quota), OpenMP wait policy passive, BLAS 1 thread".
 std::string DescribeCpuRuntime(const CpuRuntimeInfo& info);
-
-// Runs fn(i) for every i in [0, items) on ATen's intra-op threads: each
-// thread takes the next unclaimed item until none is left. Runs everything
-// on the calling thread for one item, one thread, or inside another
-// parallel region. fn must not throw; items must be independent. The first
-// call sets the BLAS to one thread (the policy above) if nothing did before.
-void ParallelForEachItem(int64_t items, const std::function<void(int64_t)>& fn);
 
 }  // namespace wfm::model::nn
 

@@ -6,8 +6,8 @@
 
 #include <ATen/ATen.h>
 
+#include "model/common/parallel.h"
 #include "model/nn/attention.h"
-#include "model/nn/cpu_runtime.h"
 
 namespace wfm::model::nn {
 namespace {
@@ -17,6 +17,10 @@ namespace {
 // them, more than the caches), while a batch still splits into several items
 // for the threads.
 constexpr int64_t kItemRows = 128;
+// Work per item at least this many floating-point operations (~0.1 ms): a
+// parallel region costs tens of microseconds to start and join, so a small
+// network's evaluation of a few clouds stays on one thread.
+constexpr double kMinItemFlops = 16e6;
 
 std::vector<float> ToVector(const at::Tensor& tensor) {
   const at::Tensor c = tensor.detach().to(at::kFloat).contiguous();
@@ -44,6 +48,12 @@ PointCloudInference::PointCloudInference(const PointCloudVelocityNetImpl& net)
   }
   final_norm_ = CopyNorm(net.final_norm->weight, net.final_norm->bias);
   final_ = Pack(net.final->weight, net.final->bias);
+  dense_flops_per_point_ = 2.0 * (embed_.in * embed_.out + final_.in * final_.out);
+  for (const Block& b : blocks_) {
+    for (const Dense* d : {&b.qkv, &b.out, &b.fc1, &b.fc2}) {
+      dense_flops_per_point_ += 2.0 * d->in * d->out;
+    }
+  }
 }
 
 PointCloudInference::Dense PointCloudInference::Pack(const at::Tensor& weight,
@@ -165,7 +175,12 @@ at::Tensor PointCloudInference::Velocity(const at::Tensor& points, const at::Ten
   if (batch == 0 || n == 0) return velocity;
   const at::Tensor pts = points.contiguous();
   const std::vector<float> cond = Conditioning(t, condition);
-  const int64_t per_item = std::max<int64_t>(1, kItemRows / n);
+  // Per point: the dense layers, plus q·kᵀ and P·v against the n keys.
+  const double flops_per_row =
+      dense_flops_per_point_ + 4.0 * static_cast<double>(n * config_.width * config_.layers);
+  const int64_t item_rows =
+      std::max<int64_t>(kItemRows, static_cast<int64_t>(std::ceil(kMinItemFlops / flops_per_row)));
+  const int64_t per_item = std::max<int64_t>(1, item_rows / n);
   const int64_t items = (batch + per_item - 1) / per_item;
   const float* p = pts.data_ptr<float>();
   float* v = velocity.data_ptr<float>();

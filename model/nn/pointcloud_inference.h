@@ -21,10 +21,11 @@
 // differs from forward() by float rounding only (the same operations,
 // summed in another order).
 //
-// Threads: the clouds are split into items of whole clouds (about 128 rows
-// each) run by ParallelForEachItem (cpu_runtime.h), each item through the
-// whole network on one thread, so one network evaluation has one parallel
-// region and no thread waits for another between layers.
+// Threads: the clouds are split into items of whole clouds (about 128 rows,
+// and at least ~0.1 ms of work, each) run by ParallelForEachItem
+// (model/common/parallel.h), each item through the whole network on one
+// thread, so one network evaluation has one parallel region and no thread
+// waits for another between layers.
 #ifndef WFM_MODEL_NN_POINTCLOUD_INFERENCE_H_
 #define WFM_MODEL_NN_POINTCLOUD_INFERENCE_H_
 
@@ -94,6 +95,7 @@ class PointCloudInference {
   std::vector<Block> blocks_;
   Norm final_norm_;
   Dense final_;
+  double dense_flops_per_point_ = 0.0;  // of the dense layers, for the item size
 };
 
 }  // namespace wfm::model::nn

@@ -44,9 +44,11 @@
 // BLAS calls; dropout masks come from a counter-based hash keyed by the
 // caller's generator (nn_kernels.h), not from per-element generator draws.
 // Without a graph (c10::InferenceMode / NoGradGuard) nothing is saved for a
-// backward and residual sums are made in place. The attention loop over
-// (cloud, head) runs on the calling thread; the Dense layers use ATen/BLAS
-// threading. See cpu_runtime.h for the process settings that matter.
+// backward and residual sums are made in place. The attention core runs
+// clouds in parallel (model/common/parallel.h), each calling the BLAS
+// single-threaded; the Dense layers are single-threaded BLAS products. See
+// cpu_runtime.h for the process settings that matter; sampling uses the
+// packed inference path (pointcloud_inference.h).
 #ifndef WFM_MODEL_NN_POINTCLOUD_NET_H_
 #define WFM_MODEL_NN_POINTCLOUD_NET_H_
 

@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include "absl/strings/str_cat.h"
+#include "model/common/parallel.h"
 #include "model/common/status.h"
 #include "model/common/tensor_checks.h"
 #include "model/common/torch_status.h"
@@ -316,12 +317,13 @@ SinkhornSolution SolveBatch(const at::Tensor& cost_in, const at::Tensor& a_in,
   T* ep = error.data_ptr<T>();
   int64_t* ip = iterations.data_ptr<int64_t>();
   const Ops<T> ops;
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  // One problem per item, taken by whichever thread is free (a static split
+  // waits for a thread that another process slows down). The workspace is
+  // the item's own: its arrays are small next to the problem's iterations.
+  ParallelForEachItem(B, [&](int64_t k) {
     Workspace<T> ws;
-    for (int64_t k = begin; k < end; ++k) {
-      SolveOne<T>(cp + k * n * m, ap + k * n, bp + k * m, n, m, opt, ws, ops,
-                  {fp + k * n, gp + k * m, sp + k, ip + k, ep + k});
-    }
+    SolveOne<T>(cp + k * n * m, ap + k * n, bp + k * m, n, m, opt, ws, ops,
+                {fp + k * n, gp + k * m, sp + k, ip + k, ep + k});
   });
   const double eps = opt.epsilon;
   at::Tensor scaled = cost / scale.view({B, 1, 1});
