@@ -35,23 +35,18 @@ absl::StatusOr<v1::StartTrainingRequest> Request(const std::string& family,
 
 TEST(TrainFlagsReachTest, EveryTrainingConfigFieldIsReachableFromWfmTrain) {
   for (const testing::ConfigPath& p : testing::TrainingConfigPaths()) {
-    int reached = 0;
-    for (model::Family family : p.families) {
-      for (const model::TrainingOption& o : model::TrainingOptions()) {
-        const model::OptionField* f = o.For(family);
-        if (f == nullptr || f->path != p.path) continue;
-        const model::OptionValue value = testing::NonDefaultValue(*f);
-        std::vector<std::string> args = {"--" + o.name, model::OptionValueText(value)};
-        if (o.name == "source-dataset") args.insert(args.end(), {"--noise", "given_random"});
-        auto request = Request(model::FamilyName(family), args);
-        ASSERT_TRUE(request.ok()) << p.path << ": " << request.status();
-        auto sent = api::GetConfigField(request->config(), p.path, o.type);
-        ASSERT_TRUE(sent.ok()) << sent.status();
-        ASSERT_TRUE(sent->has_value()) << "--" << o.name << " did not set " << p.path;
-        EXPECT_EQ(**sent, value) << "--" << o.name;
-        ++reached;
-      }
-    }
+    const int reached = testing::ForEachOptionFieldAt(
+        p, [&](const model::TrainingOption& o, const model::OptionField& f) {
+          const model::OptionValue value = testing::NonDefaultValue(f);
+          std::vector<std::string> args = {"--" + o.name, model::OptionValueText(value)};
+          if (o.name == "source-dataset") args.insert(args.end(), {"--noise", "given_random"});
+          auto request = Request(model::FamilyName(f.family), args);
+          ASSERT_TRUE(request.ok()) << p.path << ": " << request.status();
+          auto sent = api::GetConfigField(request->config(), p.path, o.type);
+          ASSERT_TRUE(sent.ok()) << sent.status();
+          ASSERT_TRUE(sent->has_value()) << "--" << o.name << " did not set " << p.path;
+          EXPECT_EQ(**sent, value) << "--" << o.name;
+        });
     EXPECT_GT(reached, 0) << "wfm.v1.TrainingConfig." << p.path << " cannot be set by wfm train";
   }
 }
@@ -61,13 +56,13 @@ TEST(TrainFlagsReachTest, UnsetFlagsStayUnset) {
   ASSERT_TRUE(request.ok()) << request.status();
   int set = 0;
   for (const testing::ConfigPath& p : testing::TrainingConfigPaths()) {
-    for (const model::TrainingOption& o : model::TrainingOptions()) {
-      const model::OptionField* f = o.For(model::Family::kPointCloud);
-      if (f == nullptr || f->path != p.path) continue;
-      auto sent = api::GetConfigField(request->config(), p.path, o.type);
-      ASSERT_TRUE(sent.ok());
-      set += sent->has_value();
-    }
+    testing::ForEachOptionFieldAt(
+        p, [&](const model::TrainingOption& o, const model::OptionField& f) {
+          if (f.family != model::Family::kPointCloud) return;
+          auto sent = api::GetConfigField(request->config(), p.path, o.type);
+          ASSERT_TRUE(sent.ok());
+          set += sent->has_value();
+        });
   }
   EXPECT_EQ(set, 1);  // network.width only
   EXPECT_EQ(request->config().network().width(), 64);

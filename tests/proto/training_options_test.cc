@@ -15,24 +15,11 @@ namespace {
 using model::Family;
 using ::testing::HasSubstr;
 
-const model::OptionField* FieldWithPath(const std::string& path, Family family,
-                                        const model::TrainingOption** option = nullptr) {
-  for (const model::TrainingOption& o : model::TrainingOptions()) {
-    const model::OptionField* f = o.For(family);
-    if (f != nullptr && f->path == path) {
-      if (option != nullptr) *option = &o;
-      return f;
-    }
-  }
-  return nullptr;
-}
-
 TEST(TrainingOptionsProtoTest, EveryTrainingConfigFieldIsAnOption) {
   for (const testing::ConfigPath& p : testing::TrainingConfigPaths()) {
-    int found = 0;
-    for (Family family : p.families) found += FieldWithPath(p.path, family) != nullptr;
-    EXPECT_GT(found, 0) << "wfm.v1.TrainingConfig." << p.path
-                        << " has no entry in the option table (model/config/options.cc)";
+    EXPECT_GT(testing::ForEachOptionFieldAt(p, [](const auto&, const auto&) {}), 0)
+        << "wfm.v1.TrainingConfig." << p.path
+        << " has no entry in the option table (model/config/options.cc)";
   }
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config/config.h"
+#include "model/config/options.h"
 #include "wfm/v1/types.pb.h"
 
 namespace wfm::testing {
@@ -34,6 +34,22 @@ inline void CollectConfigPaths(const google::protobuf::Descriptor* d, const std:
     if (path.rfind("gaussian.", 0) == 0) families = {model::Family::kGaussian};
     out->push_back({path, families});
   }
+}
+
+// Calls fn(option, field) for every field of the option table at `p.path` in
+// one of `p.families`; returns how many there were.
+template <typename Fn>
+int ForEachOptionFieldAt(const ConfigPath& p, Fn fn) {
+  int count = 0;
+  for (model::Family family : p.families) {
+    for (const model::TrainingOption& o : model::TrainingOptions()) {
+      const model::OptionField* f = o.For(family);
+      if (f == nullptr || f->path != p.path) continue;
+      fn(o, *f);
+      ++count;
+    }
+  }
+  return count;
 }
 
 inline std::vector<ConfigPath> TrainingConfigPaths() {

@@ -3,11 +3,11 @@
 // --family.
 #include "train/flags.h"
 
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "tests/testing/option_values.h"
 #include "tests/testing/training_config_paths.h"
@@ -36,24 +36,19 @@ absl::StatusOr<TrainCommand> Parse(std::vector<std::string> args) {
 
 TEST(TrainFlagsTest, EveryTrainingConfigFieldIsReachableFromWfmTrain) {
   for (const testing::ConfigPath& p : testing::TrainingConfigPaths()) {
-    int reached = 0;
-    for (model::Family family : p.families) {
-      for (const model::TrainingOption& o : model::TrainingOptions()) {
-        const model::OptionField* f = o.For(family);
-        if (f == nullptr || f->path != p.path) continue;
-        const model::OptionValue value = testing::NonDefaultValue(*f);
-        const std::string text = model::OptionValueText(value);
-        // With --family, and without it (the family then comes from the data).
-        for (bool with_family : {true, false}) {
-          std::vector<std::string> args = {"--" + o.name, text};
-          if (with_family) args.insert(args.end(), {"--family", model::FamilyName(family)});
-          absl::StatusOr<TrainCommand> c = Parse(args);
-          ASSERT_TRUE(c.ok()) << p.path << ": " << c.status();
-          EXPECT_EQ(f->get(c->run.config), value) << "--" << o.name << " " << text;
-        }
-        ++reached;
-      }
-    }
+    const int reached = testing::ForEachOptionFieldAt(
+        p, [&](const model::TrainingOption& o, const model::OptionField& f) {
+          const model::OptionValue value = testing::NonDefaultValue(f);
+          const std::string text = model::OptionValueText(value);
+          // With --family, and without it (the family then comes from the data).
+          for (bool with_family : {true, false}) {
+            std::vector<std::string> args = {"--" + o.name, text};
+            if (with_family) args.insert(args.end(), {"--family", model::FamilyName(f.family)});
+            absl::StatusOr<TrainCommand> c = Parse(args);
+            ASSERT_TRUE(c.ok()) << p.path << ": " << c.status();
+            EXPECT_EQ(f.get(c->run.config), value) << "--" << o.name << " " << text;
+          }
+        });
     EXPECT_GT(reached, 0) << "wfm.v1.TrainingConfig." << p.path << " cannot be set by wfm-train";
   }
 }
