@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
 #include "model/io/atomic_file.h"
+#include "model/io/json_depth.h"
 #include "model/io/npz.h"
 #include "repository/fs_util.h"
 
@@ -124,6 +125,7 @@ absl::Status WriteDatasetRecord(const std::string& folder, const DatasetInfo& in
 absl::StatusOr<DatasetInfo> ReadDatasetRecord(const std::string& folder, absl::string_view name) {
   WFM_ASSIGN_OR_RETURN(const std::string text,
                        ReadFileToString(absl::StrCat(folder, "/", kDatasetRecordFile)));
+  if (model::io::JsonTooDeep(text)) return absl::DataLossError("dataset.json is nested too deeply");
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::DataLossError("dataset.json is not valid JSON");
   WFM_ASSIGN_OR_RETURN(DatasetInfo record, DatasetRecordFromJson(j));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
+#include "model/gaussian/spd_check.h"
 #include "repository/names.h"
 
 namespace wfm::server {
@@ -56,24 +57,6 @@ absl::Status CheckChunkLabels(const DatasetHeader& h, int64_t chunk, absl::strin
     WFM_RETURN_IF_ERROR(CheckLabelText(absl::StrCat(items, "[", first + i, "]"), labels[i]));
   }
   return absl::OkStatus();
-}
-
-// Cholesky in double precision: true when `a` [d, d] is positive definite.
-bool IsPositiveDefinite(const double* a, int64_t d) {
-  std::vector<double> l(static_cast<size_t>(d * d), 0.0);
-  for (int64_t j = 0; j < d; ++j) {
-    double diag = a[j * d + j];
-    for (int64_t k = 0; k < j; ++k) diag -= l[j * d + k] * l[j * d + k];
-    if (!(diag > 0.0) || !std::isfinite(diag)) return false;
-    const double ljj = std::sqrt(diag);
-    l[j * d + j] = ljj;
-    for (int64_t i = j + 1; i < d; ++i) {
-      double v = a[i * d + j];
-      for (int64_t k = 0; k < j; ++k) v -= l[i * d + k] * l[j * d + k];
-      l[i * d + j] = v / ljj;
-    }
-  }
-  return true;
 }
 
 const char* ChunkName(DatasetKind kind) {
@@ -223,24 +206,20 @@ absl::Status ValidateGaussianChunk(const DatasetHeader& h, int64_t index, int64_
           absl::StrCat(item, ".mean: ", NonFiniteName(chunk.means[g * d + bm]), " at index ", bm));
     }
     const double* s = chunk.covs.data() + g * d * d;
-    const int64_t bc = FirstNonFinite(chunk.covs.subspan(g * d * d, d * d));
-    if (bc >= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(item, ".cov: ", NonFiniteName(s[bc]), " at [", bc / d, ", ", bc % d, "]"));
-    }
-    double largest = 0.0;
-    for (int64_t i = 0; i < d * d; ++i) largest = std::max(largest, std::abs(s[i]));
-    for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = i + 1; j < d; ++j) {
-        if (std::abs(s[i * d + j] - s[j * d + i]) > 1e-6 * largest) {
-          return absl::InvalidArgumentError(absl::StrCat(item, ".cov: not symmetric ([", i, ", ", j,
-                                                         "] = ", s[i * d + j], ", [", j, ", ", i,
-                                                         "] = ", s[j * d + i], ")"));
-        }
-      }
-    }
-    if (!IsPositiveDefinite(s, d)) {
-      return absl::InvalidArgumentError(absl::StrCat(item, ".cov: not positive definite"));
+    // The acceptance rule every reader of covariances shares (spd_check.h).
+    const model::gaussian::SpdVerdict v = model::gaussian::CheckSpd(s, d);
+    const int64_t i = v.row, j = v.col;
+    switch (v.kind) {
+      case model::gaussian::SpdVerdict::Kind::kSpd: break;
+      case model::gaussian::SpdVerdict::Kind::kNotFinite:
+        return absl::InvalidArgumentError(absl::StrCat(item, ".cov: ", NonFiniteName(s[i * d + j]),
+                                                       " at [", i, ", ", j, "]"));
+      case model::gaussian::SpdVerdict::Kind::kNotSymmetric:
+        return absl::InvalidArgumentError(absl::StrCat(item, ".cov: not symmetric ([", i, ", ", j,
+                                                       "] = ", s[i * d + j], ", [", j, ", ", i,
+                                                       "] = ", s[j * d + i], ")"));
+      case model::gaussian::SpdVerdict::Kind::kNotPositiveDefinite:
+        return absl::InvalidArgumentError(absl::StrCat(item, ".cov: not positive definite"));
     }
   }
   WFM_RETURN_IF_ERROR(CheckChunkLabels(h, index, "gaussians", first, n, chunk.labels));

@@ -8,6 +8,7 @@
 #include "absl/strings/strip.h"
 #include "model/common/status.h"
 #include "model/io/atomic_file.h"
+#include "model/io/json_depth.h"
 #include "repository/fs_util.h"
 #include "repository/logging.h"
 #include "repository/training_data.h"
@@ -165,6 +166,7 @@ absl::Status WriteJobRecord(const std::string& root, const JobStatus& status) {
 
 absl::StatusOr<JobStatus> ReadJobRecord(const std::string& path) {
   WFM_ASSIGN_OR_RETURN(const std::string text, repository::ReadFileToString(path));
+  if (model::io::JsonTooDeep(text)) return absl::DataLossError("JSON nested too deeply");
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return absl::DataLossError("not valid JSON");
   return JobRecordFromJson(j);

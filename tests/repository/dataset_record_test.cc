@@ -153,6 +153,10 @@ TEST(DatasetRecordTest, BrokenRecordFilesAreDataLoss) {
   absl::Status broken = ReadDatasetRecord(folder, "shapes").status();
   EXPECT_TRUE(absl::IsDataLoss(broken));
   EXPECT_EQ(broken.message(), "dataset.json is not valid JSON");
+  std::ofstream(folder + "/dataset.json", std::ios::trunc)
+      << std::string(1000000, '{') << std::string(1000000, '}');
+  EXPECT_EQ(ReadDatasetRecord(folder, "shapes").status().message(),
+            "dataset.json is nested too deeply");
 }
 
 }  // namespace

@@ -121,6 +121,10 @@ TEST(JobRecordTest, WrittenAtomicallyAndReadBack) {
   EXPECT_EQ(std::vector<std::string>{"job-12.json"}, *repository::ListDir(dir.path()));
   std::ofstream(path, std::ios::trunc) << "{broken";
   EXPECT_EQ(ReadJobRecord(path).status().message(), "not valid JSON");
+  // A record nested a million levels deep is refused before parsing, which
+  // would otherwise recurse that deep.
+  std::ofstream(path, std::ios::trunc) << std::string(1000000, '[') << std::string(1000000, ']');
+  EXPECT_EQ(ReadJobRecord(path).status().message(), "JSON nested too deeply");
   EXPECT_TRUE(absl::IsNotFound(ReadJobRecord(dir.path() + "/job-13.json").status()));
   const absl::Status unwritable = WriteJobRecord(dir.path() + "/missing", s);
   EXPECT_FALSE(unwritable.ok());
