@@ -21,8 +21,6 @@ namespace {
 // ------------------------------------------------ OpenMP wait policy at exec
 
 constexpr char kWaitPolicy[] = "OMP_WAIT_POLICY=passive";
-// Marks a process that re-executed itself with kWaitPolicy (for reports).
-constexpr char kWaitPolicyMarker[] = "WFM_OMP_WAIT_POLICY_SET=1";
 constexpr int kMaxEnvironment = 8192;
 
 bool StartsWith(const char* s, const char* prefix) {
@@ -45,11 +43,10 @@ void ReexecWithPassiveWaitPolicy(int /*argc*/, char** argv, char** envp) {
     if (StartsWith(envp[n], "OMP_WAIT_POLICY=") || StartsWith(envp[n], "GOMP_SPINCOUNT=")) return;
     if (n >= kMaxEnvironment) return;
   }
-  static char* environment[kMaxEnvironment + 3];
+  static char* environment[kMaxEnvironment + 2];
   for (int i = 0; i < n; ++i) environment[i] = envp[i];
   environment[n] = const_cast<char*>(kWaitPolicy);
-  environment[n + 1] = const_cast<char*>(kWaitPolicyMarker);
-  environment[n + 2] = nullptr;
+  environment[n + 1] = nullptr;
   execve("/proc/self/exe", argv, environment);
 }
 
