@@ -3,10 +3,12 @@
 # demo need. Idempotent and non-interactive: packages already present are not
 # touched, and apt runs only when something is missing.
 #
-#   deploy/setup.sh            # as root, or as a user with sudo
+#   deploy/setup.sh              # as root, or as a user with sudo
+#   deploy/setup.sh --build-only # only what building wfm-server, wfm and
+#                                # wfm-train needs (the container's build stage)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
   # model/: LibTorch with a fast BLAS (without OpenBLAS, LibTorch falls back
@@ -17,6 +19,8 @@ PACKAGES=(
   # server/ and client/
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libcli11-dev
+)
+TEST_PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-scipy python3-pot python3-torch python3-h5py
@@ -25,6 +29,15 @@ PACKAGES=(
   # sanitizer and fuzzing builds
   clang libclang-rt-14-dev
 )
+
+build_only=false
+case "${1:-}" in
+  --build-only) build_only=true ;;
+  "") ;;
+  *) echo "usage: deploy/setup.sh [--build-only]" >&2; exit 2 ;;
+esac
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if ! $build_only; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -40,7 +53,7 @@ done
 # to the fields that version reads (tests/deploy checks it), and it renders
 # the same objects as a current kubectl (but for the generated Secret's hash
 # suffix, which kustomize versions compute differently).
-if ! command -v kubectl >/dev/null 2>&1; then
+if ! $build_only && ! command -v kubectl >/dev/null 2>&1; then
   missing+=(kubernetes-client)
 fi
 
