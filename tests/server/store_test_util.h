@@ -169,20 +169,20 @@ class JobsTest : public ::testing::Test {
     return r;
   }
 
-  // Waits for the job to end (at most a minute).
+  // Waits for the job to end (at most a minute); its last status.
   JobStatus WaitForEnd(const std::string& id) {
-    int64_t version = -1;
+    JobStatus last;
     for (int i = 0; i < 600; ++i) {
-      auto s = jobs_->WaitForUpdate(id, version, absl::Milliseconds(100));
+      absl::StatusOr<JobStatus> s = jobs_->WaitForUpdate(id, last.version, absl::Milliseconds(100));
       if (!s.ok()) {
         ADD_FAILURE() << s.status();
-        return {};
+        return last;
       }
-      if (IsTerminal(s->state)) return *s;
-      version = s->version;
+      last = *std::move(s);
+      if (IsTerminal(last.state)) return last;
     }
     ADD_FAILURE() << "job " << id << " did not end";
-    return jobs_->Get(id).value_or(JobStatus{});
+    return last;
   }
 
   // Waits until the job has run at least `steps` steps.
