@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 
 namespace wfm::client {
 namespace {
@@ -163,11 +164,15 @@ absl::StatusOr<std::unique_ptr<LocalServer>> LocalServer::Start(const LocalServe
   std::string ready_line;
   bool eof = false;
   {
-    std::unique_lock<std::mutex> lock(server->mu_);
-    server->cv_.wait_until(lock, deadline,
-                           [&] { return !server->ready_line_.empty() || server->eof_; });
-    ready_line = server->ready_line_;
-    eof = server->eof_;
+    LocalServer& s = *server;
+    MutexLock lock(&s.mu_);
+    while (s.ready_line_.empty() && !s.eof_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      s.cv_.WaitWithTimeout(&s.mu_, absl::FromChrono(deadline - now));
+    }
+    ready_line = s.ready_line_;
+    eof = s.eof_;
   }
   if (ready_line.empty()) {
     absl::Status stopped = server->Stop(5);
@@ -204,21 +209,21 @@ void LocalServer::ReadOutput(int fd) {
       std::string line = pending.substr(0, newline);
       pending.erase(0, newline + 1);
       if (echo_) std::fprintf(stderr, "[wfm-server] %s\n", line.c_str());
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (ready_line_.empty() && absl::StrContains(line, "ready") &&
           ParseReadyLine(line).ok()) {
         ready_line_ = line;
-        cv_.notify_all();
+        cv_.SignalAll();
       }
       lines_.push_back(std::move(line));
       if (lines_.size() > kKeptLines) lines_.pop_front();
     }
   }
   close(fd);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!pending.empty()) lines_.push_back(std::move(pending));
   eof_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 absl::Status LocalServer::ExitStatus(int wait_status) const {
@@ -272,7 +277,7 @@ absl::Status LocalServer::Stop(double grace_seconds) {
 LocalServer::~LocalServer() { Stop().IgnoreError(); }
 
 std::string LocalServer::RecentOutput() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return absl::StrJoin(lines_, "\n");
 }
 

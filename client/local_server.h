@@ -13,10 +13,8 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "model/common/mutex.h"
 
 namespace wfm::client {
 
@@ -73,11 +72,11 @@ class LocalServer {
   // Whether the process is still running (reaps it when it has exited).
   bool Running();
   // The last lines the server printed (at most 200), newline-separated.
-  std::string RecentOutput() const;
+  std::string RecentOutput() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   LocalServer() = default;
-  void ReadOutput(int fd);
+  void ReadOutput(int fd) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ExitStatus(int wait_status) const;
 
   pid_t pid_ = -1;
@@ -86,8 +85,8 @@ class LocalServer {
   ReadyLine ready_;
   bool echo_ = false;
   std::thread reader_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable Mutex mu_;
+  CondVar cv_;  // a ready line or the end of the output
   std::deque<std::string> lines_ ABSL_GUARDED_BY(mu_);
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
   std::string ready_line_ ABSL_GUARDED_BY(mu_);

@@ -25,6 +25,10 @@
 // integration step) when all its requests are cancelled or the batcher is
 // stopped hard.
 //
+// Locking: the batcher's state (queue, concurrency estimate, the running
+// call) is guarded by mu_, each request's result by its own mutex; clang's
+// -Wthread-safety checks both. The model runs with no lock held.
+//
 // Model must provide
 //   absl::StatusOr<std::vector<Result>> Sample(const std::vector<Request>&,
 //                                             const std::function<bool()>&) const;
@@ -35,21 +39,21 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "model/common/mutex.h"
 
 namespace wfm::server {
 
@@ -84,10 +88,10 @@ class Batcher {
   // Finishes what is queued, then stops the worker.
   ~Batcher() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
     }
-    work_.notify_all();
+    work_.SignalAll();
     worker_.join();
   }
 
@@ -99,12 +103,13 @@ class Batcher {
   // Queues the request and blocks until its result. RESOURCE_EXHAUSTED when
   // the queue is full, CANCELLED when `cancelled` turned true first,
   // UNAVAILABLE when the batcher is stopping.
-  absl::StatusOr<Result> Run(Request request, std::function<bool()> cancelled = nullptr) {
+  absl::StatusOr<Result> Run(Request request, std::function<bool()> cancelled = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     auto pending = std::make_shared<Pending>();
     pending->request = std::move(request);
     pending->cancelled_fn = std::move(cancelled);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return absl::UnavailableError("sampling: the server is shutting down");
       if (static_cast<int64_t>(queue_.size()) >= options_.max_queue) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -116,15 +121,15 @@ class Batcher {
       concurrency_ = std::max(concurrency_, static_cast<int64_t>(queue_.size()) + running_);
       ReportDepth();
     }
-    work_.notify_all();
-    std::unique_lock<std::mutex> lock(pending->mu);
+    work_.SignalAll();
+    MutexLock lock(&pending->mu);
     while (!pending->done) {
-      pending->cv.wait_for(lock, absl::ToChronoNanoseconds(options_.cancel_poll));
+      pending->cv.WaitWithTimeout(&pending->mu, options_.cancel_poll);
       if (pending->done) break;
       if (pending->cancelled_fn && pending->cancelled_fn()) {
         pending->cancelled.store(true);
         // The worker drops it when it comes to it (or stops the call).
-        work_.notify_all();
+        work_.SignalAll();
         return absl::CancelledError("sampling cancelled by the client");
       }
     }
@@ -132,8 +137,8 @@ class Batcher {
   }
 
   // Requests waiting (not yet in a call).
-  int64_t queue_depth() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  int64_t queue_depth() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return static_cast<int64_t>(queue_.size());
   }
 
@@ -142,35 +147,45 @@ class Batcher {
     Request request;
     std::function<bool()> cancelled_fn;  // called on Run()'s thread only
     std::atomic<bool> cancelled{false};  // what it said; read by the worker
+    // Set before the request is queued, under the batcher's mu_.
     std::chrono::steady_clock::time_point enqueued;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    absl::StatusOr<Result> result = absl::UnknownError("no result");
+    Mutex mu;
+    CondVar cv;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::StatusOr<Result> result ABSL_GUARDED_BY(mu) = absl::UnknownError("no result");
 
-    void Finish(absl::StatusOr<Result> r) {
-      std::lock_guard<std::mutex> lock(mu);
+    void Finish(absl::StatusOr<Result> r) ABSL_LOCKS_EXCLUDED(mu) {
+      MutexLock lock(&mu);
       result = std::move(r);
       done = true;
-      cv.notify_all();
+      cv.SignalAll();
     }
   };
 
-  void ReportDepth() {
+  void ReportDepth() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (observer_.on_queue_depth) observer_.on_queue_depth(static_cast<int64_t>(queue_.size()));
   }
 
-  int64_t QueuedSamples() const {
+  int64_t QueuedSamples() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int64_t n = 0;
     for (const auto& p : queue_) n += p->request.num_samples;
     return n;
   }
 
-  void WorkerLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
+  // Whether the queue holds what the worker waits for before a call.
+  bool BatchReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || queue_.empty() || QueuedSamples() >= options_.max_batch_samples ||
+           static_cast<int64_t>(queue_.size()) >= concurrency_;
+  }
+
+  // The next call's requests (and their samples), taken off the queue, with
+  // running_ set; false once stopping and drained.
+  bool NextBatch(std::vector<std::shared_ptr<Pending>>* batch, int64_t* samples)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     while (true) {
-      work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
+      while (!stopping_ && queue_.empty()) work_.Wait(&mu_);
+      if (queue_.empty()) return false;  // stopping and drained
       // Wait for company only when there is evidence of concurrency.
       if (!stopping_ && concurrency_ > 1 &&
           static_cast<int64_t>(queue_.size()) < concurrency_) {
@@ -179,16 +194,19 @@ class Batcher {
         // the delay to come back.
         const auto deadline = std::max(queue_.front()->enqueued, idle_since_) +
                               absl::ToChronoNanoseconds(options_.max_queue_delay);
-        const bool full = work_.wait_until(lock, deadline, [&] {
-          return stopping_ || queue_.empty() || QueuedSamples() >= options_.max_batch_samples ||
-                 static_cast<int64_t>(queue_.size()) >= concurrency_;
-        });
+        bool full = BatchReady();
+        while (!full) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now >= deadline) break;
+          work_.WaitWithTimeout(&mu_, absl::FromChrono(deadline - now));
+          full = BatchReady();
+        }
         if (queue_.empty()) continue;
         // Fewer came than expected: expect that many from now on.
         if (!full) concurrency_ = std::max<int64_t>(1, static_cast<int64_t>(queue_.size()));
       }
-      std::vector<std::shared_ptr<Pending>> batch;
-      int64_t samples = 0;
+      batch->clear();
+      *samples = 0;
       while (!queue_.empty()) {
         const std::shared_ptr<Pending>& next = queue_.front();
         if (next->cancelled.load()) {
@@ -196,19 +214,27 @@ class Batcher {
           queue_.pop_front();
           continue;
         }
-        if (!batch.empty() && samples + next->request.num_samples > options_.max_batch_samples) {
+        if (!batch->empty() &&
+            *samples + next->request.num_samples > options_.max_batch_samples) {
           break;
         }
-        samples += next->request.num_samples;
-        batch.push_back(next);
+        *samples += next->request.num_samples;
+        batch->push_back(next);
         queue_.pop_front();
       }
       ReportDepth();
-      if (batch.empty()) continue;
-      running_ = static_cast<int64_t>(batch.size());
-      lock.unlock();
+      if (batch->empty()) continue;
+      running_ = static_cast<int64_t>(batch->size());
+      return true;
+    }
+  }
+
+  void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<std::shared_ptr<Pending>> batch;
+    int64_t samples = 0;
+    while (NextBatch(&batch, &samples)) {
       std::vector<absl::StatusOr<Result>> outcomes = Execute(batch, samples);
-      lock.lock();
+      MutexLock lock(&mu_);
       // Reset before the clients learn their results: a lone client's next
       // request must not count this call as concurrent with it.
       running_ = 0;
@@ -250,13 +276,14 @@ class Batcher {
   const BatcherOptions options_;
   const BatchObserver observer_;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_;
-  std::deque<std::shared_ptr<Pending>> queue_;
-  bool stopping_ = false;
-  int64_t running_ = 0;      // requests in the call being executed
-  int64_t concurrency_ = 1;  // expected requests in flight (see the top)
-  std::chrono::steady_clock::time_point idle_since_;  // end of the last call
+  mutable Mutex mu_;
+  CondVar work_;  // the queue or stopping_ changed
+  std::deque<std::shared_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;      // requests in the call being executed
+  int64_t concurrency_ ABSL_GUARDED_BY(mu_) = 1;  // expected requests in flight (see the top)
+  // End of the last call.
+  std::chrono::steady_clock::time_point idle_since_ ABSL_GUARDED_BY(mu_);
   std::thread worker_;  // last: starts after everything above is built
 };
 

@@ -233,7 +233,7 @@ void DatasetStore::LoadAll() {
     LogError(absl::StrCat("cannot list data sets: ", entries.status().message()));
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const std::string& entry : *entries) {
     // Only the store's own temporary folders (".~staging-", ".~trash-",
     // ".~deleted-", handled by RecoverDirs) are skipped: valid names may
@@ -261,7 +261,7 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> DatasetStore::BeginUpload(
     const DatasetHeader& header) {
   WFM_RETURN_IF_ERROR(ValidateDatasetHeader(header));
   if (!header.overwrite) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (datasets_.count(header.name) > 0) {
       return absl::AlreadyExistsError(absl::StrCat(
           "header.name: data set '", header.name, "' already exists (set overwrite to replace it)"));
@@ -272,7 +272,7 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> DatasetStore::BeginUpload(
 
 absl::StatusOr<DatasetInfo> DatasetStore::Publish(const std::string& staging, DatasetInfo info,
                                                   bool overwrite) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   absl::Status published = PublishDir(staging, options_.root, info.name, overwrite);
   if (absl::IsAlreadyExists(published)) {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -288,7 +288,7 @@ absl::StatusOr<DatasetInfo> DatasetStore::Publish(const std::string& staging, Da
 }
 
 std::vector<DatasetInfo> DatasetStore::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<DatasetInfo> out;
   out.reserve(datasets_.size());
   for (const auto& [name, info] : datasets_) out.push_back(info);
@@ -296,7 +296,7 @@ std::vector<DatasetInfo> DatasetStore::List() const {
 }
 
 absl::StatusOr<DatasetInfo> DatasetStore::Get(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = datasets_.find(name);
   if (it == datasets_.end()) {
     return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
@@ -305,14 +305,14 @@ absl::StatusOr<DatasetInfo> DatasetStore::Get(const std::string& name) const {
 }
 
 int64_t DatasetStore::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(datasets_.size());
 }
 
 absl::StatusOr<std::shared_ptr<const DatasetData>> DatasetStore::Load(const std::string& name) const {
   DatasetInfo info;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = datasets_.find(name);
     if (it == datasets_.end()) {
       return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
@@ -326,13 +326,13 @@ absl::StatusOr<std::shared_ptr<const DatasetData>> DatasetStore::Load(const std:
   }
   WFM_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetData> data,
                        repository::ReadDatasetFolder(absl::StrCat(options_.root, "/", name), info));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   cache_[name] = data;
   return data;
 }
 
 absl::Status DatasetStore::Delete(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (datasets_.count(name) == 0) {
     return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
   }

@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "model/common/mutex.h"
 #include "model/io/point_sets.h"
 #include "repository/dataset_record.h"
 #include "server/dataset_validation.h"
@@ -94,17 +94,19 @@ class DatasetStore {
 
   // Validates the header (name, kind, dim, label type) and starts an upload.
   // ALREADY_EXISTS when the name is taken and !header.overwrite.
-  absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(const DatasetHeader& header);
+  absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(const DatasetHeader& header)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records sorted by name.
-  std::vector<DatasetInfo> List() const;
-  absl::StatusOr<DatasetInfo> Get(const std::string& name) const;
+  std::vector<DatasetInfo> List() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<DatasetInfo> Get(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   // The data, read from disk (or shared with another reader that still holds
   // it). NOT_FOUND for an unknown name; DATA_LOSS when the file no longer
   // holds what the record says.
-  absl::StatusOr<std::shared_ptr<const DatasetData>> Load(const std::string& name) const;
-  absl::Status Delete(const std::string& name);
-  int64_t size() const;
+  absl::StatusOr<std::shared_ptr<const DatasetData>> Load(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   const DatasetStoreOptions& options() const { return options_; }
 
@@ -112,24 +114,19 @@ class DatasetStore {
   friend class DatasetUpload;
   DatasetStore(DatasetStoreOptions options, Metrics* metrics)
       : options_(std::move(options)), metrics_(metrics) {}
-  void LoadAll();
+  void LoadAll() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<DatasetInfo> Publish(const std::string& staging, DatasetInfo info,
-                                      bool overwrite);
+                                      bool overwrite) ABSL_LOCKS_EXCLUDED(mu_);
   void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const DatasetStoreOptions options_;
   Metrics* const metrics_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, DatasetInfo> datasets_ ABSL_GUARDED_BY(mu_);
   // Loaded data still held by a reader, reused by the next Load of the same
   // version (keyed by name, checked against created_unix_ms).
   mutable std::map<std::string, std::weak_ptr<const DatasetData>> cache_ ABSL_GUARDED_BY(mu_);
 };
-
-// Reads the data of `info` from `folder` (data.npz) and checks it against
-// the record. Exposed for tests.
-absl::StatusOr<std::shared_ptr<const DatasetData>> ReadDatasetFolder(const std::string& folder,
-                                                                     const DatasetInfo& info);
 
 }  // namespace wfm::server
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "model/checkpoint/checkpoint.h"
 #include "model/common/status.h"
 #include "model/train/gaussian_trainer.h"
@@ -43,10 +44,12 @@ std::string CodeText(const absl::Status& s) {
 struct JobManager::Job {
   JobStatus status;
   std::atomic<bool> cancel{false};
-  std::string cancel_reason;  // guarded by the manager's mu_
+  // status, cancel_reason, last_notify and last_persist are guarded by the
+  // manager's mu_ (annotations cannot name another object's mutex).
+  std::string cancel_reason;
   absl::Time last_notify = absl::InfinitePast();
   absl::Time last_persist = absl::InfinitePast();
-  std::mutex persist_mu;      // one record write at a time, newest last
+  Mutex persist_mu;  // one record write at a time, newest last
 };
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Open(const JobManagerOptions& options,
@@ -75,7 +78,7 @@ absl::Status JobManager::LoadAll() {
   RemoveLeftoverTemps(options_.root);
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> entries, ListDir(options_.root));
   std::vector<std::shared_ptr<Job>> interrupted;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const std::string& entry : entries) {
     if (!IsJobRecordFile(entry)) continue;
     const std::string path = absl::StrCat(options_.root, "/", entry);
@@ -125,21 +128,21 @@ void JobManager::Announce(Job& job, bool persisted) {
   ++job.status.version;
   job.last_notify = absl::Now();
   if (persisted) job.last_persist = job.last_notify;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 absl::Status JobManager::WriteRecord(Job& job) {
-  std::lock_guard<std::mutex> persist(job.persist_mu);
+  MutexLock persist(&job.persist_mu);
   JobStatus snapshot;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     snapshot = job.status;
   }
   return WriteRecordLocked(snapshot);
 }
 
 absl::Status JobManager::WriteStatus(Job& job, const JobStatus& status) {
-  std::lock_guard<std::mutex> persist(job.persist_mu);
+  MutexLock persist(&job.persist_mu);
   return WriteRecordLocked(status);
 }
 
@@ -151,7 +154,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   WFM_RETURN_IF_ERROR(ValidateTrainingRequest(request, *datasets_, *models_));
   auto job = std::make_shared<Job>();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down");
     if (static_cast<int64_t>(queue_.size()) >= options_.max_queued) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -176,17 +179,17 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   }
   // The QUEUED record is on disk before a worker can take the job.
   if (absl::Status s = WriteRecord(*job); !s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     jobs_.erase(job->status.id);
     UpdateStateMetrics();
     return s;
   }
   JobStatus snapshot;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(job);
     snapshot = job->status;
-    changed_.notify_all();
+    changed_.SignalAll();
   }
   LogInfo(absl::StrCat("job ", snapshot.id, " queued: train ",
                        model::FamilyName(request.config.family), " model '", request.model,
@@ -195,7 +198,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
 }
 
 absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
   return it->second->status;
@@ -204,7 +207,7 @@ absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
 std::vector<JobStatus> JobManager::List() const {
   std::vector<JobStatus> out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [id, job] : jobs_) out.push_back(job->status);
   }
   std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) {
@@ -215,19 +218,20 @@ std::vector<JobStatus> JobManager::List() const {
 
 absl::StatusOr<JobStatus> JobManager::WaitForUpdate(const std::string& id, int64_t after_version,
                                                     absl::Duration timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
   std::shared_ptr<Job> job = it->second;
-  changed_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout),
-                      [&] { return job->status.version > after_version; });
+  WaitUntil(absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return job->status.version > after_version;
+  });
   return job->status;
 }
 
 absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Duration wait) {
   std::shared_ptr<Job> job;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
     job = it->second;
@@ -239,8 +243,9 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Durati
     if (s.state == JobState::kRunning) {
       if (job->cancel_reason.empty()) job->cancel_reason = "by request";
       job->cancel.store(true);
-      changed_.wait_until(lock, absl::ToChronoTime(absl::Now() + wait),
-                          [&] { return IsTerminal(job->status.state); });
+      WaitUntil(absl::Now() + wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return IsTerminal(job->status.state);
+      });
       return job->status;
     }
     // Queued: it never starts.
@@ -253,14 +258,14 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Durati
   }
   (void)WriteRecord(*job);
   LogInfo(absl::StrCat("job ", id, " cancelled before it started"));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return job->status;
 }
 
 bool JobManager::Shutdown(absl::Time deadline) {
   std::vector<std::shared_ptr<Job>> cancelled;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!stopping_) {
       stopping_ = true;
       for (const auto& job : queue_) {
@@ -278,14 +283,14 @@ bool JobManager::Shutdown(absl::Time deadline) {
         }
       }
       UpdateStateMetrics();
-      changed_.notify_all();
+      changed_.SignalAll();
     }
   }
   for (const auto& job : cancelled) (void)WriteRecord(*job);
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    const bool idle = changed_.wait_until(lock, absl::ToChronoTime(deadline),
-                                          [&] { return running_ == 0; });
+    MutexLock lock(&mu_);
+    const bool idle =
+        WaitUntil(deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; });
     if (!idle) {
       LogWarning("shutdown: a training job did not stop within the grace period");
       return false;
@@ -302,8 +307,8 @@ void JobManager::WorkerLoop() {
   while (true) {
     std::shared_ptr<Job> job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) changed_.Wait(&mu_);
       if (stopping_) return;
       job = queue_.front();
       queue_.pop_front();
@@ -325,7 +330,7 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
   // successful job is gone) before any reader can see it.
   JobStatus final;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     final = job->status;
   }
   final.finished_unix_ms = NowUnixMs();
@@ -334,7 +339,7 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
     final.state = JobState::kSucceeded;
   } else if (absl::IsCancelled(result) && job->cancel.load()) {
     final.state = JobState::kCancelled;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     final.error = absl::StrCat("cancelled ", job->cancel_reason, " at step ", final.step);
   } else {
     final.state = JobState::kFailed;
@@ -345,7 +350,7 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
     (void)RemoveTree(absl::StrCat(options_.root, "/", final.id));
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     final.version = job->status.version;
     job->status = final;
     --running_;
@@ -375,7 +380,7 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
     WFM_RETURN_IF_ERROR(
         model::checkpoint::Write(absl::StrCat(checkpoint_dir, "/checkpoint.wfm"), ckpt));
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       job->status.checkpoint_step = step;
     }
     // The record then names a step a restart could resume from.
@@ -389,7 +394,7 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
 absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   TrainingRequest req;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     req = job->status.request;
   }
   const model::TrainingConfig& config = req.config;
@@ -416,7 +421,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
     last_step = p.step;
     bool persist_now = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       JobStatus& s = job->status;
       s.step = p.step;
       s.total_steps = p.total_steps;

@@ -19,13 +19,11 @@
 #define WFM_SERVER_JOB_MANAGER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/checkpoint/checkpoint.h"
+#include "model/common/mutex.h"
 #include "model/config/config.h"
 #include "model/train/train_hooks.h"
 #include "server/dataset_store.h"
@@ -66,24 +65,25 @@ class JobManager {
   // INVALID_ARGUMENT: config or data set kind; ALREADY_EXISTS: model exists
   // without overwrite; FAILED_PRECONDITION: another job is training that
   // model; UNAVAILABLE: shutting down) and queues the job.
-  absl::StatusOr<JobStatus> Start(const TrainingRequest& request);
-  absl::StatusOr<JobStatus> Get(const std::string& id) const;
+  absl::StatusOr<JobStatus> Start(const TrainingRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<JobStatus> Get(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
   // By creation, oldest first.
-  std::vector<JobStatus> List() const;
+  std::vector<JobStatus> List() const ABSL_LOCKS_EXCLUDED(mu_);
   // QUEUED: cancelled at once. RUNNING: the cancel flag is set and the call
   // waits up to `wait` for the job to stop (within one step). Ended jobs:
   // FAILED_PRECONDITION.
-  absl::StatusOr<JobStatus> Cancel(const std::string& id, absl::Duration wait = absl::Seconds(10));
+  absl::StatusOr<JobStatus> Cancel(const std::string& id, absl::Duration wait = absl::Seconds(10))
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The job once its version exceeds `after_version`, or at `timeout`,
   // whichever comes first (a heartbeat: the same version again).
   absl::StatusOr<JobStatus> WaitForUpdate(const std::string& id, int64_t after_version,
-                                          absl::Duration timeout) const;
+                                          absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops accepting jobs, cancels queued and running ones (recorded as
   // CANCELLED, "cancelled by server shutdown at step N") and waits for the
   // workers until `deadline`. false when a job was still running then (it
   // stays RUNNING on disk and is reported as interrupted after a restart).
-  bool Shutdown(absl::Time deadline);
+  bool Shutdown(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Job;
@@ -112,14 +112,23 @@ class JobManager {
   // is being written now, which restarts the periodic-write clock).
   void Announce(Job& job, bool persisted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateStateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits on changed_ until done() holds or `deadline` passes; done()'s
+  // value then.
+  template <typename Done>
+  bool WaitUntil(absl::Time deadline, const Done& done) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (!done()) {
+      if (changed_.WaitWithDeadline(&mu_, deadline)) return done();
+    }
+    return true;
+  }
 
   const JobManagerOptions options_;
   DatasetStore* const datasets_;
   ModelRegistry* const models_;
   Metrics* const metrics_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable changed_;  // any job's version changed; queue changes
+  mutable Mutex mu_;
+  mutable CondVar changed_;  // any job's version changed; queue changes
   std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "model/common/status.h"
 #include "repository/fs_util.h"
 #include "repository/logging.h"
@@ -91,7 +92,7 @@ void ModelRegistry::LoadAll() {
 
 ModelRegistry::RescanResult ModelRegistry::Rescan() {
   RescanResult result;
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   absl::StatusOr<std::vector<std::string>> entries = ListDir(root_);
   if (!entries.ok()) {
     LogError(absl::StrCat("cannot list models: ", entries.status().message()));
@@ -128,7 +129,7 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
   }
   std::vector<std::string> removed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto it = models_.begin(); it != models_.end();) {
       if (stamps.count(it->first) == 0) {
         removed.push_back(it->first);
@@ -156,23 +157,28 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
 
 void ModelRegistry::StartRescanning(absl::Duration interval) {
   if (rescanner_.joinable() || interval <= absl::ZeroDuration()) return;
-  rescanner_ = std::thread([this, interval] {
-    std::unique_lock<std::mutex> lock(rescan_mu_);
-    while (!rescan_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
-                                [this] { return stop_rescanning_; })) {
-      lock.unlock();
-      Rescan();
-      lock.lock();
+  rescanner_ = std::thread([this, interval] { RescanLoop(interval); });
+}
+
+void ModelRegistry::RescanLoop(absl::Duration interval) {
+  while (true) {
+    {
+      MutexLock lock(&rescan_mu_);
+      const absl::Time deadline = absl::Now() + interval;
+      while (!stop_rescanning_ && !rescan_cv_.WaitWithDeadline(&rescan_mu_, deadline)) {
+      }
+      if (stop_rescanning_) return;
     }
-  });
+    Rescan();
+  }
 }
 
 ModelRegistry::~ModelRegistry() {
   {
-    std::lock_guard<std::mutex> lock(rescan_mu_);
+    MutexLock lock(&rescan_mu_);
     stop_rescanning_ = true;
   }
-  rescan_cv_.notify_all();
+  rescan_cv_.SignalAll();
   if (rescanner_.joinable()) rescanner_.join();
 }
 
@@ -181,7 +187,7 @@ void ModelRegistry::UpdateMetrics() const {
 }
 
 std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<const Servable>> out;
   out.reserve(models_.size());
   for (const auto& [name, servable] : models_) out.push_back(servable);
@@ -189,19 +195,19 @@ std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {
 }
 
 absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Get(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   return it->second;
 }
 
 bool ModelRegistry::Contains(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return models_.count(name) > 0;
 }
 
 int64_t ModelRegistry::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(models_.size());
 }
 
@@ -210,7 +216,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   WFM_RETURN_IF_ERROR(ValidateName("model", name));
   // Build first: a checkpoint that does not load is never written.
   WFM_ASSIGN_OR_RETURN(std::shared_ptr<const Servable> probe, MakeServable(name, ckpt, 0));
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   if (!overwrite && repository::Exists(absl::StrCat(root_, "/", name))) {
     return absl::AlreadyExistsError(
         absl::StrCat("model '", name, "' already exists (set overwrite to replace it)"));
@@ -229,7 +235,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   std::shared_ptr<const Servable> published = servable;
   std::shared_ptr<const Servable> previous;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     previous = std::exchange(models_[name], published);
     UpdateMetrics();
   }
@@ -240,13 +246,13 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
 }
 
 absl::Status ModelRegistry::Delete(const std::string& name) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   if (!Contains(name)) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   WFM_RETURN_IF_ERROR(RemovePublishedDir(root_, name));
   loaded_stamps_.erase(name);
   std::shared_ptr<const Servable> previous;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = models_.find(name);
     if (it != models_.end()) {
       previous = std::move(it->second);

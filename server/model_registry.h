@@ -18,11 +18,9 @@
 #ifndef WFM_SERVER_MODEL_REGISTRY_H_
 #define WFM_SERVER_MODEL_REGISTRY_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -35,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/checkpoint/checkpoint.h"
+#include "model/common/mutex.h"
 #include "model/sample/gaussian_model.h"
 #include "model/sample/pointcloud_model.h"
 #include "model/config/config.h"
@@ -88,20 +87,22 @@ class ModelRegistry {
                                                              Metrics* metrics = nullptr);
 
   // Sorted by name.
-  std::vector<std::shared_ptr<const Servable>> List() const;
+  std::vector<std::shared_ptr<const Servable>> List() const ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND for an unknown name.
-  absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name) const;
-  bool Contains(const std::string& name) const;
-  int64_t size() const;
+  absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool Contains(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Builds the servable from `ckpt` (so a bad checkpoint is never
   // published), writes <root>/<name>/model.wfm atomically and swaps it in.
   // ALREADY_EXISTS when the name is taken and !overwrite.
   absl::StatusOr<std::shared_ptr<const Servable>> Publish(const std::string& name,
                                                           const model::checkpoint::Checkpoint& ckpt,
-                                                          bool overwrite);
+                                                          bool overwrite)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // NOT_FOUND for an unknown name. Readers holding the model keep it.
-  absl::Status Delete(const std::string& name);
+  absl::Status Delete(const std::string& name) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
   // Brings the registry in line with the folder (see above). A folder that
   // fails to load is logged once per version of its file and skipped.
@@ -110,7 +111,7 @@ class ModelRegistry {
     int replaced = 0;
     int removed = 0;
   };
-  RescanResult Rescan();
+  RescanResult Rescan() ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Rescan() every `interval` on a background thread until destruction.
   void StartRescanning(absl::Duration interval);
   ~ModelRegistry();
@@ -121,24 +122,27 @@ class ModelRegistry {
   ModelRegistry(std::string root, Metrics* metrics) : root_(std::move(root)), metrics_(metrics) {}
   void LoadAll();
   void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rescan() every `interval` until stop_rescanning_.
+  void RescanLoop(absl::Duration interval) ABSL_LOCKS_EXCLUDED(rescan_mu_);
   // Loads <root>/<entry>/model.wfm.
   absl::StatusOr<std::shared_ptr<const Servable>> LoadFolder(const std::string& entry,
                                                              repository::FileStamp* stamp) const;
 
   const std::string root_;
   Metrics* const metrics_;
-  // Serialises writers (publish, delete) without blocking readers.
-  std::mutex write_mu_;
-  mutable std::mutex mu_;
+  // Serialises writers (publish, delete, rescan) without blocking readers;
+  // taken before mu_.
+  Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<const Servable>> models_ ABSL_GUARDED_BY(mu_);
   // The version of each loaded file, and of each file that failed to load
-  // (so it is logged once), both under write_mu_.
-  std::map<std::string, repository::FileStamp> loaded_stamps_;
-  std::map<std::string, repository::FileStamp> failed_stamps_;
+  // (so it is logged once).
+  std::map<std::string, repository::FileStamp> loaded_stamps_ ABSL_GUARDED_BY(write_mu_);
+  std::map<std::string, repository::FileStamp> failed_stamps_ ABSL_GUARDED_BY(write_mu_);
 
-  std::mutex rescan_mu_;
-  std::condition_variable rescan_cv_;
-  bool stop_rescanning_ = false;
+  Mutex rescan_mu_;
+  CondVar rescan_cv_;  // stop_rescanning_ turned true
+  bool stop_rescanning_ ABSL_GUARDED_BY(rescan_mu_) = false;
   std::thread rescanner_;
 };
 

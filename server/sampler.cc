@@ -1,5 +1,6 @@
 #include "server/sampler.h"
 
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,19 +16,27 @@ Sampler::Sampler(ModelRegistry* models, SamplerOptions options, Metrics* metrics
 Sampler::~Sampler() {
   std::map<std::string, std::shared_ptr<CloudBatcher>> clouds;
   std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussians;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   clouds.swap(cloud_batchers_);
   gaussians.swap(gaussian_batchers_);
 }
 
 template <typename B>
-std::shared_ptr<B> Sampler::BatcherFor(std::map<std::string, std::shared_ptr<B>>& batchers,
-                                       const std::string& name,
+std::map<std::string, std::shared_ptr<B>>& Sampler::BatchersOf() {
+  if constexpr (std::is_same_v<B, CloudBatcher>) {
+    return cloud_batchers_;
+  } else {
+    return gaussian_batchers_;
+  }
+}
+
+template <typename B>
+std::shared_ptr<B> Sampler::BatcherFor(const std::string& name,
                                        const std::shared_ptr<const typename B::ModelType>& model,
                                        const char* family) {
   std::shared_ptr<B> replaced;  // destroyed after the lock is released
-  std::lock_guard<std::mutex> lock(mu_);
-  std::shared_ptr<B>& slot = batchers[name];
+  MutexLock lock(&mu_);
+  std::shared_ptr<B>& slot = BatchersOf<B>()[name];
   if (slot == nullptr || slot->model() != model) {
     BatchObserver observer;
     if (metrics_ != nullptr) {
@@ -55,7 +64,7 @@ absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
   }
   WFM_RETURN_IF_ERROR(servable->pointcloud->ValidateRequest(request, options_.limits));
   std::shared_ptr<CloudBatcher> batcher =
-      BatcherFor(cloud_batchers_, model, servable->pointcloud, "pointcloud");
+      BatcherFor<CloudBatcher>(model, servable->pointcloud, "pointcloud");
   WFM_ASSIGN_OR_RETURN(model::GeneratedClouds clouds, batcher->Run(request, std::move(cancelled)));
   if (metrics_ != nullptr) {
     const int64_t points = clouds.offsets.empty() ? 0 : clouds.offsets.back();
@@ -75,7 +84,7 @@ absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
   }
   WFM_RETURN_IF_ERROR(servable->gaussian->ValidateRequest(request, options_.limits));
   std::shared_ptr<GaussianBatcher> batcher =
-      BatcherFor(gaussian_batchers_, model, servable->gaussian, "gaussian");
+      BatcherFor<GaussianBatcher>(model, servable->gaussian, "gaussian");
   WFM_ASSIGN_OR_RETURN(model::GeneratedGaussians gaussians,
                        batcher->Run(request, std::move(cancelled)));
   if (metrics_ != nullptr) metrics_->AddGenerated(model, "gaussian", request.num_samples, 0);
@@ -85,7 +94,7 @@ absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
 void Sampler::Forget(const std::string& model) {
   std::shared_ptr<CloudBatcher> clouds;  // destroyed after the lock is released
   std::shared_ptr<GaussianBatcher> gaussians;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (auto it = cloud_batchers_.find(model); it != cloud_batchers_.end()) {
     clouds = std::move(it->second);
     cloud_batchers_.erase(it);

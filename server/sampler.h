@@ -8,11 +8,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "model/common/mutex.h"
 #include "model/sample/gaussian_model.h"
 #include "model/sample/pointcloud_model.h"
 #include "server/batcher.h"
@@ -59,15 +59,17 @@ class Sampler {
  private:
   // The batcher of `name` serving `model`; a new one when the model changed.
   template <typename B>
-  std::shared_ptr<B> BatcherFor(std::map<std::string, std::shared_ptr<B>>& batchers,
-                                const std::string& name,
+  std::shared_ptr<B> BatcherFor(const std::string& name,
                                 const std::shared_ptr<const typename B::ModelType>& model,
                                 const char* family) ABSL_LOCKS_EXCLUDED(mu_);
+  // The batchers of B's family.
+  template <typename B>
+  std::map<std::string, std::shared_ptr<B>>& BatchersOf() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ModelRegistry* const models_;
   const SamplerOptions options_;
   Metrics* const metrics_;
-  std::mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
 };
