@@ -198,6 +198,11 @@ absl::StatusOr<TrainRunResult> Drive(Trainer& trainer, const TrainRunOptions& o,
   model::TrainHooks hooks;
   hooks.cancel = &stop;
   hooks.reduce_gradients = dp.GradientReducer(params);
+  // With --time-budget every rank stops once any rank's budget is spent.
+  hooks.agree_to_stop = [&dp](bool spent) -> absl::StatusOr<bool> {
+    WFM_ASSIGN_OR_RETURN(const double any, dp.Mean(spent ? 1.0 : 0.0, "the time budget"));
+    return any > 0;
+  };
   hooks.on_progress = [&](const model::TrainProgress& progress) {
     if (!hook_error.ok()) return;
     absl::Status s = [&]() -> absl::Status {

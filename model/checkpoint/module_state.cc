@@ -115,4 +115,11 @@ absl::Status LoadStateTensors(torch::nn::Module& module, const NamedTensors& ten
   });
 }
 
+absl::string_view SamplingPrefix(const NamedTensors& tensors) {
+  for (const auto& entry : tensors) {
+    if (absl::StartsWith(entry.first, kEmaPrefix)) return kEmaPrefix;
+  }
+  return kModelPrefix;
+}
+
 }  // namespace wfm::model::checkpoint

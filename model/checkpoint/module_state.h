@@ -5,8 +5,10 @@
 // default layout of a wfm checkpoint:
 //   "model.<name>"       the model's parameters and buffers   (kModelPrefix)
 //   "optimizer.<...>"    the Adam state, see adam_state.h      (kOptimizerPrefix)
-// so one checkpoint can hold several modules (e.g. "ema.") and optimizer state
-// without name clashes; each loader looks only at the names under its prefix.
+//   "ema.<name>"         the moving average of the parameters (and the
+//                        buffers), when training kept one    (kEmaPrefix)
+// so one checkpoint can hold several modules and optimizer state without
+// name clashes; each loader looks only at the names under its prefix.
 #ifndef WFM_MODEL_CHECKPOINT_MODULE_STATE_H_
 #define WFM_MODEL_CHECKPOINT_MODULE_STATE_H_
 
@@ -21,6 +23,12 @@ namespace wfm::model::checkpoint {
 
 inline constexpr absl::string_view kModelPrefix = "model.";
 inline constexpr absl::string_view kOptimizerPrefix = "optimizer.";
+inline constexpr absl::string_view kEmaPrefix = "ema.";
+
+// The prefix of the weights a model samples with: kEmaPrefix when `tensors`
+// hold a moving average, kModelPrefix otherwise (checkpoints before moving
+// averages existed, or trained without one).
+absl::string_view SamplingPrefix(const NamedTensors& tensors);
 
 // Snapshot of every defined parameter, then every defined buffer, of `module`
 // and its submodules, in registration order, named prefix + registered name.

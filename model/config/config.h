@@ -32,15 +32,28 @@ struct NetworkConfig {
   std::string architecture = "separate";
 };
 
-// Adam with exponential learning-rate decay lr · rate^(step / decay_steps)
-// (optax.exponential_decay, not staircased; constant when decay_steps = 0).
+// Adam (AdamW with a weight decay) at a scheduled learning rate: the
+// reference's exponential decay lr · rate^(step / decay_steps)
+// (optax.exponential_decay, not staircased; constant when decay_steps = 0) or
+// a cosine from lr to 0 over the run, either after a linear warm-up; an
+// exponential moving average of the weights for sampling; and the bounds of
+// the run (steps, and a wall-clock budget).
 struct OptimizerConfig {
   int64_t steps = 2000;
   int64_t batch_size = 16;
   double learning_rate = 2e-4;
-  int64_t decay_steps = 1000;
-  double decay_rate = 0.998;
+  std::string lr_schedule = "exponential";  // exponential | cosine
+  int64_t decay_steps = 1000;               // exponential
+  double decay_rate = 0.998;                // exponential
+  int64_t warmup_steps = 0;  // lr · (step + 1) / warmup_steps for the first steps
+  double weight_decay = 0.0;  // decoupled (AdamW); 0 = Adam
   double grad_clip_norm = 0.0;  // 0 = no clipping
+  // Decay of the exponential moving average of the weights that sampling
+  // uses (0 = none: sampling uses the trained weights).
+  double ema_decay = 0.0;
+  // Training ends after the step during which this many seconds of training
+  // have passed (0 = no budget; `steps` bounds the run either way).
+  double time_budget_seconds = 0.0;
   uint64_t seed = 0;
 };
 
@@ -79,6 +92,14 @@ struct PointCloudTrainConfig {
   // step (0 = whole clouds).
   int64_t subsample_points = 0;
   int64_t source_subsample_points = 0;
+  // Distribution of the flow time t in training: uniform | logit_normal.
+  std::string time_distribution = "uniform";
+  // Transform of the points' coordinates (features) the flow is trained in;
+  // samples are mapped back. none | log1p | standardize | log1p_standardize
+  // (per-feature mean 0, standard deviation 1, after log1p) | auto
+  // (log1p_standardize for count data — every value a non-negative integer —,
+  // none otherwise). See feature_transform.h.
+  std::string feature_transform = "none";
   int64_t checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
 };
 
@@ -97,6 +118,7 @@ struct GaussianTrainConfig {
   double degrees_of_freedom_scale = 5.0;
   double mean_scale_factor = 1.0;
   double cov_scale_factor = 1.0;
+  std::string time_distribution = "uniform";  // uniform | logit_normal
   int64_t checkpoint_every = 0;
 };
 

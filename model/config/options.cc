@@ -174,6 +174,11 @@ std::vector<TrainingOption> MakeTable() {
   t.push_back(Option("lr", kOpt, "learning rate",
                      BothFamilies("optimizer.learning_rate", Above(0),
                                   WFM_FAMILY_MEMBER(optimizer.learning_rate))));
+  t.push_back(Option("lr-schedule", kOpt,
+                     "learning-rate schedule: exponential (--decay-steps, --decay-rate) or cosine "
+                     "(to 0 at the end of the run)",
+                     BothFamilies("optimizer.lr_schedule", OneOf({"exponential", "cosine"}),
+                                  WFM_FAMILY_MEMBER(optimizer.lr_schedule))));
   t.push_back(Option(
       "decay-steps", kOpt,
       "the learning rate is multiplied by --decay-rate every this many steps (0 = constant)",
@@ -181,9 +186,25 @@ std::vector<TrainingOption> MakeTable() {
   t.push_back(Option("decay-rate", kOpt, "learning-rate decay factor",
                      BothFamilies("optimizer.decay_rate", AboveUpTo(0, 1),
                                   WFM_FAMILY_MEMBER(optimizer.decay_rate))));
+  t.push_back(Option("warmup-steps", kOpt,
+                     "linear learning-rate warm-up over the first steps (0 = none)",
+                     BothFamilies("optimizer.warmup_steps", Between(0, kMaxSteps),
+                                  WFM_FAMILY_MEMBER(optimizer.warmup_steps))));
+  t.push_back(Option("weight-decay", kOpt, "decoupled weight decay (AdamW; 0 = Adam)",
+                     BothFamilies("optimizer.weight_decay", FromUpTo(0, 1),
+                                  WFM_FAMILY_MEMBER(optimizer.weight_decay))));
   t.push_back(Option("grad-clip", kOpt, "gradient norm clip (0 = none)",
                      BothFamilies("optimizer.grad_clip_norm", AtLeast(0),
                                   WFM_FAMILY_MEMBER(optimizer.grad_clip_norm))));
+  t.push_back(Option("ema", kOpt,
+                     "decay of the moving average of the weights that sampling uses (0 = none)",
+                     BothFamilies("optimizer.ema_decay", FromUpTo(0, 1),
+                                  WFM_FAMILY_MEMBER(optimizer.ema_decay))));
+  t.push_back(Option("time-budget", kOpt,
+                     "seconds of training after which the run ends with its model, before "
+                     "--steps if sooner (0 = no budget)",
+                     BothFamilies("optimizer.time_budget_seconds", AtLeast(0),
+                                  WFM_FAMILY_MEMBER(optimizer.time_budget_seconds))));
   t.push_back(Option("seed", kOpt, "random seed of the run",
                      BothFamilies("optimizer.seed", Any(), WFM_FAMILY_MEMBER(optimizer.seed))));
 
@@ -310,6 +331,23 @@ std::vector<TrainingOption> MakeTable() {
                             WFM_MEMBER(pointcloud.noise_df_scale)),
                       Field(F::kGaussian, "gaussian.degrees_of_freedom_scale", Above(0),
                             WFM_MEMBER(gaussian.degrees_of_freedom_scale))}));
+  t.push_back(Option("t-dist", kFlow,
+                     "distribution of the flow time t in training: uniform, or logit_normal "
+                     "(sigmoid of a standard normal: more weight mid-way)",
+                     {Field(F::kPointCloud, "pointcloud.time_distribution",
+                            OneOf({"uniform", "logit_normal"}),
+                            WFM_MEMBER(pointcloud.time_distribution)),
+                      Field(F::kGaussian, "gaussian.time_distribution",
+                            OneOf({"uniform", "logit_normal"}),
+                            WFM_MEMBER(gaussian.time_distribution))}));
+  t.push_back(Option("feature-transform", kData,
+                     "transform of the point features the flow is trained in (samples are mapped "
+                     "back); auto: log1p_standardize for counts (non-negative integers), none "
+                     "otherwise",
+                     PointCloudOnly("pointcloud.feature_transform",
+                                    OneOf({"none", "log1p", "standardize", "log1p_standardize",
+                                           "auto"}),
+                                    WFM_MEMBER(pointcloud.feature_transform))));
   t.push_back(Option("velocity", kFlow, "velocity field of the covariance path",
                      GaussianOnly("gaussian.velocity", OneOf({"riemannian", "euclidean"}),
                                   WFM_MEMBER(gaussian.velocity))));

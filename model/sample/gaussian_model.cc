@@ -141,7 +141,8 @@ absl::StatusOr<std::shared_ptr<const GaussianModel>> GaussianModel::FromCheckpoi
   WFM_RETURN_IF_ERROR(GuardTorch("GaussianModel", [&]() -> absl::Status {
     at::Generator init = at::make_generator<at::CPUGeneratorImpl>(0);
     WFM_ASSIGN_OR_RETURN(m->net_, nn::MakeGaussianVelocityNet(net_config, init));
-    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors));
+    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors,
+                                                     checkpoint::SamplingPrefix(ckpt.tensors)));
     m->net_->eval();
     return absl::OkStatus();
   }));

@@ -89,8 +89,9 @@ absl::StatusOr<nn::GaussianNetConfig> GaussianNetConfigFor(const GaussianTrainCo
 class GaussianModel {
  public:
   // A model from a checkpoint written by GaussianTrainer (optimizer state, if
-  // any, is ignored). INVALID_ARGUMENT / DATA_LOSS for a checkpoint of
-  // another family or with inconsistent content.
+  // any, is ignored; the weights are the moving average "ema.*" when the
+  // checkpoint has one, "model.*" otherwise). INVALID_ARGUMENT / DATA_LOSS
+  // for a checkpoint of another family or with inconsistent content.
   static absl::StatusOr<std::shared_ptr<const GaussianModel>> FromCheckpoint(
       const checkpoint::Checkpoint& ckpt);
   // Read + FromCheckpoint.

@@ -85,6 +85,9 @@ absl::StatusOr<std::shared_ptr<const PointCloudModel>> PointCloudModel::FromChec
     WFM_ASSIGN_OR_RETURN(m->labels_, LabelSpace::FromJson(meta.at("labels")));
     WFM_ASSIGN_OR_RETURN(m->stats_, noise::PointCloudStats::FromJson(meta.at("data_stats")));
     m->summary_ = TrainingSummary::FromJson(meta.value("summary", nlohmann::json::object()));
+    if (meta.contains("feature_transform")) {
+      WFM_ASSIGN_OR_RETURN(m->transform_, FeatureTransform::FromJson(meta["feature_transform"]));
+    }
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("checkpoint metadata: ", e.what()));
   }
@@ -123,7 +126,8 @@ absl::StatusOr<std::shared_ptr<const PointCloudModel>> PointCloudModel::FromChec
   WFM_RETURN_IF_ERROR(GuardTorch("PointCloudModel", [&]() -> absl::Status {
     at::Generator init = at::make_generator<at::CPUGeneratorImpl>(0);
     WFM_ASSIGN_OR_RETURN(m->net_, nn::MakePointCloudVelocityNet(net_config, init));
-    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors));
+    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*m->net_, ckpt.tensors,
+                                                     checkpoint::SamplingPrefix(ckpt.tensors)));
     m->net_->eval();
     m->inference_ = std::make_unique<const nn::PointCloudInference>(*m->net_);
     return absl::OkStatus();
@@ -374,6 +378,10 @@ absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
         const float* src = x.data_ptr<float>() + k * n * d;
         std::copy(src, src + n * d, out.points.data() + out.offsets[job->sample] * d);
       }
+    }
+    for (GeneratedClouds& out : outs) {  // back from the space the flow was trained in
+      transform_.Invert(out.points.data(), static_cast<int64_t>(out.points.size()));
+      transform_.Invert(out.trajectory.data(), static_cast<int64_t>(out.trajectory.size()));
     }
     return outs;
   });

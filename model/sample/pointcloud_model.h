@@ -26,6 +26,7 @@
 #include "model/noise/pointcloud_noise.h"
 #include "model/sample/sample_limits.h"
 #include "model/config/config.h"
+#include "model/config/feature_transform.h"
 #include "model/config/metadata.h"
 
 namespace wfm::model {
@@ -74,8 +75,9 @@ nn::PointCloudNetConfig PointCloudNetConfigFor(const PointCloudTrainConfig& conf
 class PointCloudModel {
  public:
   // A model from a checkpoint written by PointCloudTrainer (optimizer state,
-  // if any, is ignored). INVALID_ARGUMENT / DATA_LOSS for a checkpoint of
-  // another family or with inconsistent content.
+  // if any, is ignored; the weights are the moving average "ema.*" when the
+  // checkpoint has one, "model.*" otherwise). INVALID_ARGUMENT / DATA_LOSS
+  // for a checkpoint of another family or with inconsistent content.
   static absl::StatusOr<std::shared_ptr<const PointCloudModel>> FromCheckpoint(
       const checkpoint::Checkpoint& ckpt);
   // Read + FromCheckpoint.
@@ -131,6 +133,9 @@ class PointCloudModel {
   // The network is stateless in eval mode; forward() is not const in
   // LibTorch, hence mutable.
   mutable nn::PointCloudVelocityNet net_{nullptr};
+  // The features' transform the flow was trained in (samples are mapped
+  // back with its inverse; the identity for older checkpoints).
+  FeatureTransform transform_;
   // Its weights packed for sampling (nn/pointcloud_inference.h).
   std::unique_ptr<const nn::PointCloudInference> inference_;
 };

@@ -225,7 +225,7 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
       m0_all = source_means_.index_select(0, sidx);
       s0_all = source_covs_.index_select(0, sidx);
     }
-    const at::Tensor t_all = at::rand({global}, gen, at::kFloat);
+    const at::Tensor t_all = SampleFlowTimes(config_.time_distribution, global, gen);
 
     // This rank's share.
     const at::Tensor rows = idx.narrow(0, first, share);
@@ -299,6 +299,8 @@ absl::StatusOr<checkpoint::Checkpoint> GaussianTrainer::MakeCheckpoint(bool with
                                   dim_, ToJson(config_), labels_.space, Summary(), dataset_);
     ckpt.metadata["data_stats"] = stats_.ToJson();
     WFM_ASSIGN_OR_RETURN(ckpt.tensors, checkpoint::StateTensors(*net_));
+    WFM_ASSIGN_OR_RETURN(checkpoint::NamedTensors ema, state_->SamplingWeights());
+    for (auto& entry : ema) ckpt.tensors.push_back(std::move(entry));
     if (codes_.defined()) ckpt.tensors.emplace_back("data.label_codes", codes_.clone());
     if (source_means_.defined()) {
       ckpt.tensors.emplace_back("source.means", source_means_.clone());

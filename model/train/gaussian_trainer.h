@@ -10,7 +10,7 @@
 //      to its largest entry (200 iterations) and a rounded matching (the
 //      reference always uses ε = 0.002, the config's default, whatever its
 //      minibatch_ot_eps says);
-//   3. t ~ U(0,1) per item; the Monge map (A, b) from source to data, the
+//   3. t per item (U(0,1), or config.time_distribution); the Monge map (A, b) from source to data, the
 //      McCann point (m_s, S_s) and the target velocity (dm/ds, V) with
 //      dS/ds = V S_s + S_s V (Riemannian, the default) or (dm/ds, dS/ds)
 //      (Euclidean);
@@ -19,7 +19,8 @@
 //      |−u − dm/ds|² + tr(S_s ΔV ΔV), ΔV = −W − V (default) or the Euclidean
 //      norm |−u − dm/ds|² + |−W − target|²_F / d, averaged over the batch;
 //   5. an Adam step (FusedAdamStep: torch::optim::Adam's update and state in
-//      one pass) at lr · rate^(step / decay_steps) with, as the reference,
+//      one pass; optimization_state.h for the other schedules, AdamW and the
+//      moving average) at lr · rate^(step / decay_steps) with, as the reference,
 //      decay_steps replaced by min(decay_steps, total_steps / 100) (integer
 //      division; a constant learning rate when that is 0). The effective value
 //      is fixed when the run is created and kept on resume.
@@ -108,7 +109,8 @@ class GaussianTrainer {
   nn::GaussianVelocityNet& network() { return net_; }
 
   // Everything needed to serve the model, and (with_optimizer) to resume.
-  // Tensors: "model.*" (network), "source.means" float64 [S,d] and
+  // Tensors: "model.*" (network), "ema.*" (its moving average, with
+  // optimizer.ema_decay > 0; what sampling uses), "source.means" float64 [S,d] and
   // "source.covs" float64 [S,d,d] (given sources), "data.label_codes" int64
   // [C] (labelled data); with_optimizer adds "optimizer.*" and "trainer.rng".
   // Metadata: ModelMetadata(...) + "data_stats" (+ "trainer").

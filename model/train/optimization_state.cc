@@ -1,8 +1,11 @@
 #include "model/train/optimization_state.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <string>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -11,6 +14,7 @@
 #include "model/checkpoint/adam_state.h"
 #include "model/common/status.h"
 #include "model/checkpoint/model_files.h"
+#include "model/checkpoint/module_state.h"
 #include "model/train/fused_adam.h"
 #include "model/train/train_common.h"
 
@@ -30,7 +34,15 @@ OptimizationState::OptimizationState(std::shared_ptr<torch::nn::Module> net,
       config_(config),
       decay_steps_(decay_steps),
       adam_(MakeAdam(net_->parameters(), config)),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(StreamSeed(config.seed))) {}
+      gen_(at::make_generator<at::CPUGeneratorImpl>(StreamSeed(config.seed))) {
+  ResetAverage();
+}
+
+void OptimizationState::ResetAverage() {
+  ema_.clear();
+  if (config_.ema_decay <= 0) return;
+  for (const auto& p : net_->parameters()) ema_.push_back(p.detach().clone());
+}
 
 absl::StatusOr<double> OptimizationState::Apply(const at::Tensor& loss, const TrainHooks& hooks) {
   // Gradients start undefined, so backward stores them instead of adding
@@ -47,9 +59,22 @@ absl::StatusOr<double> OptimizationState::Apply(const at::Tensor& loss, const Tr
   }
   OptimizerConfig schedule = config_;
   schedule.decay_steps = decay_steps_;
-  SetLearningRate(*adam_, ScheduledLearningRate(schedule, step_));
-  FusedAdamStep(*adam_);
-  ++step_;
+  const double lr = ScheduledLearningRate(schedule, step_, Progress());
+  SetLearningRate(*adam_, lr);
+  {
+    at::NoGradGuard no_grad;
+    if (config_.weight_decay > 0) {
+      for (auto& p : net_->parameters()) p.mul_(1.0 - lr * config_.weight_decay);
+    }
+    FusedAdamStep(*adam_);
+    ++step_;
+    if (!ema_.empty()) {
+      const double n = static_cast<double>(step_);
+      const double d = std::min(config_.ema_decay, (1.0 + n) / (10.0 + n));
+      const std::vector<at::Tensor> params = net_->parameters();
+      for (size_t i = 0; i < ema_.size(); ++i) ema_[i].mul_(d).add_(params[i].detach(), 1.0 - d);
+    }
+  }
   last_loss_ = loss.item<double>();
   recent_losses_.push_back(last_loss_);
   if (recent_losses_.size() > kRecentLosses) recent_losses_.pop_front();
@@ -64,8 +89,30 @@ absl::StatusOr<double> OptimizationState::Apply(const at::Tensor& loss, const Tr
 absl::Status OptimizationState::Train(const TrainHooks& hooks, int64_t total_steps,
                                       int64_t checkpoint_every,
                                       const std::function<absl::StatusOr<double>()>& step) {
-  return RunTrainingLoop(hooks, total_steps, checkpoint_every, [this] { return step_; }, step,
-                         &seconds_);
+  return RunTrainingLoop(hooks, total_steps, checkpoint_every, config_.time_budget_seconds,
+                         [this] { return step_; }, step, &seconds_);
+}
+
+double OptimizationState::Progress() const {
+  double progress = config_.steps > 0 ? static_cast<double>(step_) / config_.steps : 0.0;
+  if (config_.time_budget_seconds > 0) {
+    progress = std::max(progress, seconds_ / config_.time_budget_seconds);
+  }
+  return std::min(progress, 1.0);
+}
+
+absl::StatusOr<checkpoint::NamedTensors> OptimizationState::SamplingWeights() const {
+  if (ema_.empty()) return checkpoint::NamedTensors{};
+  WFM_ASSIGN_OR_RETURN(checkpoint::NamedTensors tensors,
+                       checkpoint::StateTensors(*net_, checkpoint::kEmaPrefix));
+  const std::vector<std::pair<std::string, at::Tensor>> params = net_->named_parameters().pairs();
+  for (size_t i = 0; i < ema_.size(); ++i) {
+    const std::string name = absl::StrCat(checkpoint::kEmaPrefix, params[i].first);
+    for (auto& entry : tensors) {
+      if (entry.first == name) entry.second = ema_[i].clone();
+    }
+  }
+  return tensors;
 }
 
 void OptimizationState::Summarize(TrainingSummary* s) const {
@@ -109,6 +156,19 @@ absl::Status OptimizationState::RestoreFrom(const checkpoint::Checkpoint& ckpt) 
     return absl::DataLossError(absl::StrCat("checkpoint: trainer state: ", e.what()));
   }
   if (step_ < 0) return absl::DataLossError("checkpoint: trainer state: negative step");
+  ResetAverage();
+  if (ema_.empty()) return absl::OkStatus();
+  const std::vector<std::pair<std::string, at::Tensor>> params = net_->named_parameters().pairs();
+  for (size_t i = 0; i < ema_.size(); ++i) {
+    const at::Tensor* saved =
+        FindTensor(ckpt, absl::StrCat(checkpoint::kEmaPrefix, params[i].first));
+    if (saved == nullptr) continue;  // a checkpoint without an average starts it here
+    if (saved->sizes() != ema_[i].sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint: moving average of '", params[i].first, "' has another shape"));
+    }
+    ema_[i].copy_(*saved);
+  }
   return absl::OkStatus();
 }
 

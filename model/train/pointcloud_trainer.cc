@@ -23,9 +23,12 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Points [P,d] of a set as a float32 tensor (a copy).
-at::Tensor PointsTensor(const io::PointCloudSet& set) {
-  return at::tensor(set.points, at::kFloat).view({set.num_points(), set.dim}).clone();
+// Points [P,d] of a set as a float32 tensor (a copy), through `transform`.
+absl::StatusOr<at::Tensor> PointsTensor(const io::PointCloudSet& set,
+                                        const FeatureTransform& transform, absl::string_view what) {
+  at::Tensor points = at::tensor(set.points, at::kFloat).view({set.num_points(), set.dim}).clone();
+  WFM_RETURN_IF_ERROR(transform.Apply(points.data_ptr<float>(), points.numel(), what));
+  return points;
 }
 
 }  // namespace
@@ -88,16 +91,18 @@ absl::Status PointCloudTrainer::Init(const io::PointCloudSet& data,
   minibatch_ot_ = config.minibatch_ot && !labels_.space.conditional() &&
                   config.source != PointCloudSource::kGivenMatched;
   p_uncond_ = labels_.space.conditional() && config.guidance > 1.0 ? config.p_uncond : 0.0;
+  WFM_ASSIGN_OR_RETURN(transform_,
+                       FeatureTransform::Fit(config.feature_transform, data.points, data.dim));
 
   return GuardTorch("PointCloudTrainer", [&]() -> absl::Status {
-    points_ = PointsTensor(data);
+    WFM_ASSIGN_OR_RETURN(points_, PointsTensor(data, transform_, "dataset"));
     offsets_ = data.offsets;
     if (labels_.space.kind == LabelSpace::Kind::kDiscrete) codes_ = Int64Tensor(labels_.codes);
     if (labels_.space.kind == LabelSpace::Kind::kContinuous) {
       conditions_ = FloatTensor(labels_.conditions, {data.num_clouds(), labels_.space.cond_dim});
     }
     if (given) {
-      source_points_ = PointsTensor(*source);
+      WFM_ASSIGN_OR_RETURN(source_points_, PointsTensor(*source, transform_, "source"));
       source_offsets_ = source->offsets;
     }
     // Data statistics from all clouds, padded once.
@@ -204,7 +209,7 @@ absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
       noise_all = Gather(source_points_, source_offsets_, source_ids,
                          config_.source_subsample_points, longest);
     }
-    const at::Tensor t_all = at::rand({global}, gen, at::kFloat);
+    const at::Tensor t_all = SampleFlowTimes(config_.time_distribution, global, gen);
     at::Tensor uncond_all;
     if (p_uncond_ > 0) uncond_all = at::rand({global}, gen, at::kFloat) < p_uncond_;
 
@@ -294,7 +299,10 @@ absl::StatusOr<checkpoint::Checkpoint> PointCloudTrainer::MakeCheckpoint(bool wi
     ckpt.metadata = ModelMetadata(kPointCloudModelFormat, kPointCloudModelVersion, Family::kPointCloud,
                                   dim_, ToJson(config_), labels_.space, Summary(), dataset_);
     ckpt.metadata["data_stats"] = stats_.ToJson();
+    if (!transform_.identity()) ckpt.metadata["feature_transform"] = transform_.ToJson();
     WFM_ASSIGN_OR_RETURN(ckpt.tensors, checkpoint::StateTensors(*net_));
+    WFM_ASSIGN_OR_RETURN(checkpoint::NamedTensors ema, state_->SamplingWeights());
+    for (auto& entry : ema) ckpt.tensors.push_back(std::move(entry));
     std::vector<int64_t> sizes(offsets_.size() - 1);
     for (size_t c = 0; c + 1 < offsets_.size(); ++c) sizes[c] = offsets_[c + 1] - offsets_[c];
     ckpt.tensors.emplace_back("data.sizes", Int64Tensor(sizes));

@@ -1,8 +1,12 @@
 // Training of point-cloud WFM models (DESIGN.md, point clouds steps 1-7):
 // per step, a batch of data clouds, source clouds, optional minibatch OT
 // re-pairing, per-pair entropic OT and a Monge map, the interpolant
-// y + (1 - t)(T(y) - y) with target -(T(y) - y), and an Adam step on the
-// weighted squared error of the velocity network.
+// y + (1 - t)(T(y) - y) with target -(T(y) - y) at t drawn from
+// config.time_distribution, and an Adam step on the weighted squared error of
+// the velocity network (optimization_state.h: schedule, AdamW, moving
+// average). The flow runs in the space of config.feature_transform: the data
+// (and user-given source clouds) are transformed once, and the checkpoint's
+// metadata "feature_transform" tells the sampler how to map samples back.
 #ifndef WFM_MODEL_TRAIN_POINTCLOUD_TRAINER_H_
 #define WFM_MODEL_TRAIN_POINTCLOUD_TRAINER_H_
 
@@ -23,6 +27,7 @@
 #include "model/ot/monge.h"
 #include "model/sample/pointcloud_model.h"
 #include "model/config/config.h"
+#include "model/config/feature_transform.h"
 #include "model/config/metadata.h"
 #include "model/train/optimization_state.h"
 #include "model/train/train_hooks.h"
@@ -101,6 +106,8 @@ class PointCloudTrainer {
   at::Tensor conditions_;          // float32 [C,k] (continuous)
   at::Tensor source_points_;       // float32 [P_s,d] (given sources)
   std::vector<int64_t> source_offsets_;
+  // The features' transform (points_ and source_points_ are transformed).
+  FeatureTransform transform_;
   noise::PointCloudStats stats_;
   ot::MongeMapKind monge_ = ot::MongeMapKind::kRoundedMatching;
   ot::CloudCostKind minibatch_cost_ = ot::CloudCostKind::kChamfer;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 #include <torch/optim/adam.h>
@@ -26,10 +27,19 @@ namespace wfm::model {
 std::unique_ptr<torch::optim::Adam> MakeAdam(const std::vector<at::Tensor>& params,
                                              const OptimizerConfig& config);
 
-// lr · rate^(step / decay_steps) (optax.exponential_decay, not staircased);
-// lr when decay_steps is 0.
-double ScheduledLearningRate(const OptimizerConfig& config, int64_t step);
+// The learning rate of step `step` (0-based):
+//   exponential  lr · rate^(step / decay_steps) (optax.exponential_decay, not
+//                staircased; lr when decay_steps is 0);
+//   cosine       lr · (1 + cos(π · progress)) / 2, progress in [0, 1] the
+//                fraction of the run done;
+// times (step + 1) / warmup_steps during the first warmup_steps steps.
+double ScheduledLearningRate(const OptimizerConfig& config, int64_t step, double progress);
 void SetLearningRate(torch::optim::Adam& adam, double lr);
+
+// `n` flow times t in (0, 1) (float32 [n]) drawn from `distribution`:
+// "uniform" (U(0, 1), the reference's) or "logit_normal" (sigmoid of a
+// standard normal).
+at::Tensor SampleFlowTimes(const std::string& distribution, int64_t n, at::Generator& gen);
 
 // 0 <= rank < world_size, and the global batch splits evenly.
 absl::Status ValidateDistributedRole(const DistributedRole& role, int64_t batch_size);
@@ -37,8 +47,13 @@ absl::Status ValidateDistributedRole(const DistributedRole& role, int64_t batch_
 // Calls step() until current_step() reaches total_steps: cancel flag before
 // every step, progress after every step, on_checkpoint every
 // checkpoint_every steps (not after the last). Adds the time spent in step()
-// to *seconds.
+// to *seconds. With time_budget_seconds > 0 the loop also ends (OK) before a
+// step once at least one step is done and *seconds (which includes the time
+// of earlier segments of a resumed run) plus the time spent outside step()
+// in this loop has reached the budget; hooks.agree_to_stop makes that a
+// decision of all ranks.
 absl::Status RunTrainingLoop(const TrainHooks& hooks, int64_t total_steps, int64_t checkpoint_every,
+                             double time_budget_seconds,
                              const std::function<int64_t()>& current_step,
                              const std::function<absl::StatusOr<double>()>& step, double* seconds);
 

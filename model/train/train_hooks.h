@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace wfm::model {
 
@@ -35,6 +36,11 @@ struct TrainHooks {
   // of every parameter, in registration order; must replace each by its mean
   // over the ranks. An error stops the run.
   std::function<absl::Status(std::vector<at::Tensor>& grads)> reduce_gradients;
+  // Data-parallel training with a time budget: given whether this rank's
+  // budget has run out, returns whether the run stops now, the same answer
+  // on every rank (so all ranks train the same steps). Unset: each process
+  // decides alone.
+  std::function<absl::StatusOr<bool>(bool budget_spent)> agree_to_stop;
 };
 
 // This process's part in a data-parallel run: the global batch of

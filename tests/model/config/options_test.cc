@@ -42,7 +42,7 @@ TEST(OptionTableTest, NamesAreUniqueAndEachFamilyHasOneFieldPerPath) {
   // The flag spellings DESIGN.md fixes are entries of the table.
   for (const char* fixed :
        {"steps", "batch", "lr", "seed", "k", "emb", "layers", "heads", "mlp", "monge-map", "eps",
-        "sinkhorn-iters", "noise", "minibatch-ot", "guidance", "p-uncond"}) {
+        "sinkhorn-iters", "noise", "minibatch-ot", "guidance", "p-uncond", "ema", "time-budget"}) {
     EXPECT_NE(FindTrainingOption(fixed), nullptr) << fixed;
   }
 }

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <ostream>
@@ -280,6 +281,51 @@ TEST(GaussianTrainerTest, CheckpointRoundTripSamplesIdentically) {
   auto truncated = GaussianModel::Load(path);
   ASSERT_FALSE(truncated.ok());
   EXPECT_THAT(std::string(truncated.status().message()), HasSubstr("truncated"));
+}
+
+TEST(GaussianTrainerTest, ModelsSampleWithTheMovingAverageAndKeepItOnResume) {
+  const io::GaussianSet data = testing::CircleFamily(20, 2, 21);
+  GaussianTrainConfig c = Tiny(10);
+  c.optimizer.ema_decay = 0.9;
+  c.time_distribution = "logit_normal";
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> t,
+                           GaussianTrainer::Create(data, c, "circle"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(t->Step().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint midway, t->MakeCheckpoint(true));
+  ASSERT_TRUE(t->Train().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
+  // The served model samples with "ema.*"; the same tensors under "model.*"
+  // (and no average) give the same samples, the trained weights others.
+  checkpoint::Checkpoint averaged, trained;
+  averaged.metadata = trained.metadata = ckpt.metadata;
+  for (const auto& [name, tensor] : ckpt.tensors) {
+    if (name.rfind("ema.", 0) == 0) {
+      averaged.tensors.emplace_back("model." + name.substr(4), tensor);
+    } else if (name.rfind("model.", 0) == 0) {
+      trained.tensors.emplace_back(name, tensor);
+    } else {
+      averaged.tensors.emplace_back(name, tensor);
+      trained.tensors.emplace_back(name, tensor);
+    }
+  }
+  auto sample = [](const checkpoint::Checkpoint& k) -> std::vector<double> {
+    auto model = GaussianModel::FromCheckpoint(k);
+    EXPECT_TRUE(model.ok()) << model.status();
+    if (!model.ok()) return {};
+    auto g = SampleOne(**model, 4, 5, 3);
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? g->covs : std::vector<double>{};
+  };
+  const std::vector<double> served = sample(ckpt);
+  ASSERT_FALSE(served.empty());
+  EXPECT_EQ(served, sample(averaged));
+  EXPECT_NE(served, sample(trained));
+  // A resumed run ends with the same average.
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> resumed,
+                           GaussianTrainer::Resume(data, midway));
+  ASSERT_TRUE(resumed->Train().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint again, resumed->MakeCheckpoint(false));
+  EXPECT_EQ(served, sample(again));
 }
 
 TEST(GaussianTrainerTest, CancelAndProgress) {

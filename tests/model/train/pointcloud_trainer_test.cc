@@ -3,13 +3,17 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "model/checkpoint/checkpoint.h"
+#include "model/config/feature_transform.h"
 #include "model/eval/metrics.h"
 #include "model/sample/pointcloud_model.h"
 #include "tests/model/train/train_test_util.h"
@@ -251,6 +255,160 @@ TEST(PointCloudTrainerTest, RejectsBadConfigAndData) {
   bad.points[3] = std::nanf("");
   EXPECT_EQ(PointCloudTrainer::Create(bad, Tiny(), "d").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The tensors of `ckpt` with the moving average as the network's weights
+// ("ema.*" renamed "model.*"), or (use_average false) without the average.
+checkpoint::Checkpoint WithWeights(const checkpoint::Checkpoint& ckpt, bool use_average) {
+  checkpoint::Checkpoint out;
+  out.metadata = ckpt.metadata;
+  for (const auto& [name, tensor] : ckpt.tensors) {
+    const bool model = name.rfind("model.", 0) == 0, ema = name.rfind("ema.", 0) == 0;
+    if (ema && use_average) out.tensors.emplace_back("model." + name.substr(4), tensor);
+    if ((model && !use_average) || (!model && !ema)) out.tensors.emplace_back(name, tensor);
+  }
+  return out;
+}
+
+std::vector<float> SamplePoints(const checkpoint::Checkpoint& ckpt, const std::string& label = "") {
+  auto model = PointCloudModel::FromCheckpoint(ckpt);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return {};
+  CloudSampleRequest r;
+  r.num_samples = 3;
+  r.steps = 4;
+  r.seed = 9;
+  r.label = label;
+  auto s = (*model)->Sample({r});
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? (*s)[0].points : std::vector<float>{};
+}
+
+TEST(PointCloudTrainerTest, ModelsSampleWithTheMovingAverage) {
+  const io::PointCloudSet data = testing::Ellipses(20, 12, /*labelled=*/true);
+  PointCloudTrainConfig c = Tiny(12);
+  c.optimizer.ema_decay = 0.9;
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> t,
+                           PointCloudTrainer::Create(data, c, "d"));
+  ASSERT_TRUE(t->Train().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
+  int64_t averaged = 0, trained = 0;
+  for (const auto& entry : ckpt.tensors) {
+    averaged += entry.first.rfind("ema.", 0) == 0;
+    trained += entry.first.rfind("model.", 0) == 0;
+  }
+  EXPECT_EQ(averaged, trained);  // every parameter and buffer has its average
+  const std::vector<float> served = SamplePoints(ckpt, "1");
+  EXPECT_EQ(served, SamplePoints(WithWeights(ckpt, true), "1"));
+  EXPECT_NE(served, SamplePoints(WithWeights(ckpt, false), "1"));
+  // The trainer's own model is the served one.
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const PointCloudModel> live, t->MakeModel());
+  CloudSampleRequest r;
+  r.num_samples = 3;
+  r.steps = 4;
+  r.seed = 9;
+  r.label = "1";
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<GeneratedClouds> s, live->Sample({r}));
+  EXPECT_EQ(s[0].points, served);
+}
+
+TEST(PointCloudTrainerTest, ResumeKeepsTheMovingAverage) {
+  const io::PointCloudSet data = testing::Ellipses(20, 13);
+  PointCloudTrainConfig c = Tiny(8);
+  c.optimizer.ema_decay = 0.95;
+  c.optimizer.lr_schedule = "cosine";
+  c.optimizer.warmup_steps = 3;
+  c.optimizer.weight_decay = 0.01;
+  c.time_distribution = "logit_normal";
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> straight,
+                           PointCloudTrainer::Create(data, c, "d"));
+  ASSERT_TRUE(straight->Train().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> first,
+                           PointCloudTrainer::Create(data, c, "d"));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(first->Step().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, first->MakeCheckpoint(true));
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> resumed,
+                           PointCloudTrainer::Resume(data, ckpt));
+  ASSERT_TRUE(resumed->Train().ok());
+  EXPECT_TRUE(at::equal(Parameters(*straight), Parameters(*resumed)));
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint a, straight->MakeCheckpoint(false));
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint b, resumed->MakeCheckpoint(false));
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    EXPECT_EQ(a.tensors[i].first, b.tensors[i].first);
+    EXPECT_TRUE(at::equal(a.tensors[i].second, b.tensors[i].second)) << a.tensors[i].first;
+  }
+}
+
+TEST(PointCloudTrainerTest, TimeBudgetEndsEarlyWithAModel) {
+  const io::PointCloudSet data = testing::Ellipses(20, 14);
+  PointCloudTrainConfig c = Tiny(100000);
+  c.optimizer.time_budget_seconds = 1e-9;  // spent by the first step
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> t,
+                           PointCloudTrainer::Create(data, c, "d"));
+  ASSERT_TRUE(t->Train().ok());
+  EXPECT_EQ(t->step(), 1);
+  EXPECT_EQ(t->Summary().steps, 1);
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
+  const std::vector<float> points = SamplePoints(ckpt);
+  EXPECT_FALSE(points.empty());
+  for (float v : points) EXPECT_TRUE(std::isfinite(v));
+}
+
+// Count-valued clouds: 3 features, Poisson-like integers around 1, 20 and 300.
+io::PointCloudSet Counts(int64_t clouds, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  io::PointCloudSet set;
+  set.dim = 3;
+  set.offsets = {0};
+  const double means[3] = {1.0, 20.0, 300.0};
+  for (int64_t c = 0; c < clouds; ++c) {
+    for (int i = 0; i < 8; ++i) {
+      for (double m : means) {
+        set.points.push_back(static_cast<float>(std::poisson_distribution<int>(m)(rng)));
+      }
+    }
+    set.offsets.push_back(set.offsets.back() + 8);
+  }
+  return set;
+}
+
+TEST(PointCloudTrainerTest, FeatureTransformTrainsInItsSpaceAndSamplesBack) {
+  const io::PointCloudSet data = Counts(30, 15);
+  PointCloudTrainConfig c = Tiny(5);
+  c.feature_transform = "auto";
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> t,
+                           PointCloudTrainer::Create(data, c, "counts"));
+  ASSERT_TRUE(t->Train().ok());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
+  ASSERT_TRUE(ckpt.metadata.contains("feature_transform"));
+  WFM_ASSERT_OK_AND_ASSIGN(const FeatureTransform transform,
+                           FeatureTransform::FromJson(ckpt.metadata["feature_transform"]));
+  EXPECT_EQ(transform.kind(), "log1p_standardize");
+  // The noise statistics are those of the standardised data (raw counts
+  // reach about 350).
+  EXPECT_LT(ckpt.metadata["data_stats"]["max_value"].get<double>(), 10.0);
+  EXPECT_LT(ckpt.metadata["data_stats"]["min_value"].get<double>(), 0.0);
+  const std::vector<float> served = SamplePoints(ckpt);
+  ASSERT_FALSE(served.empty());
+  for (float v : served) EXPECT_GE(v, 0.0f);
+  // The served samples are the flow's samples mapped back by the inverse.
+  checkpoint::Checkpoint raw = ckpt;
+  raw.metadata.erase("feature_transform");
+  std::vector<float> flow = SamplePoints(raw);
+  transform.Invert(flow.data(), static_cast<int64_t>(flow.size()));
+  EXPECT_EQ(flow, served);
+  // Plain coordinates keep the identity under auto; log1p refuses negatives.
+  const io::PointCloudSet shapes = testing::Ellipses(10, 16);
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PointCloudTrainer> plain,
+                           PointCloudTrainer::Create(shapes, c, "shapes"));
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint plain_ckpt, plain->MakeCheckpoint(false));
+  EXPECT_FALSE(plain_ckpt.metadata.contains("feature_transform"));
+  c.feature_transform = "log1p";
+  const absl::Status refused = PointCloudTrainer::Create(shapes, c, "shapes").status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("dataset: feature_transform log1p needs non-negative values"));
 }
 
 // The learning check of the issue: on ellipses with random axes and rotation
