@@ -1,9 +1,8 @@
 // The process's CPU policy: how many threads, how they wait, and how work is
 // split among them. Every program of wfm (wfm-server, wfm-train, wfm_bench)
 // applies it through ConfigureCpuRuntime once at start-up, before worker
-// threads start. The policy, and why (measured on 2-vCPU cloud VMs whose
-// vCPUs share one core's floating-point units, with and without another busy
-// process, README "Benchmarks"):
+// threads start. The policy, and why (measured on a 2-vCPU VM with and
+// without other busy processes; README "CPU threads" and "Benchmarks"):
 //
 //  * Thread count: `threads`, or with 0 the default, one thread per physical
 //    core the process may run on, at most its cgroup CPU quota rounded down
@@ -11,12 +10,13 @@
 //    little floating-point throughput, and threads beyond the quota only
 //    make the kernel stop the process for the rest of each quota period.
 //  * No spinning: libgomp (ATen's thread pool) lets idle threads spin for
-//    about 300000 iterations after every parallel region unless
+//    300000 iterations (~0.4 ms) after every parallel region unless
 //    OMP_WAIT_POLICY or GOMP_SPINCOUNT says otherwise, and it reads them only
 //    when it is loaded, before main. A spinning thread takes the
 //    floating-point units of its SMT sibling, or the CPU of another busy
-//    process, from the thread doing the work (measured: 2 threads at 0.4× the
-//    speed of one). Programs that link this file therefore start with
+//    process, from the thread doing the work (measured: training at 2
+//    threads ran at 0.2-0.3× the speed it has with passive waiting, and at
+//    0.3-0.5× the speed of 1 thread). Programs that link this file therefore start with
 //    OMP_WAIT_POLICY=passive: when neither variable is set, the process
 //    re-executes itself with it before any library initialiser runs (from
 //    the executable's .preinit_array, ~30 ms). Setting OMP_WAIT_POLICY (or
