@@ -1,5 +1,7 @@
 #include "model/config/option_flags.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -58,13 +60,27 @@ void AddTrainingOptionFlags(CLI::App* app, GivenOptions* given) {
     const std::string name = o.name;
     const OptionType type = o.type;
     const OptionRule* shared = SharedRule(o);
-    // Booleans and named choices are checked once the family is known, so
-    // that their errors name it.
+    // Numbers are checked against the rule every family shares; a named
+    // choice must be one of some family's (--monge-map telepathy is a usage
+    // error), and whether the family takes it is checked once the family is
+    // known, so that the error names it; so are booleans.
     const bool check_rule = shared != nullptr && shared->choices.empty() &&
                             type != OptionType::kBool && type != OptionType::kString;
+    OptionRule any_family;
+    for (const OptionField& f : o.fields) {
+      for (const std::string& c : f.rule.choices) {
+        if (std::find(any_family.choices.begin(), any_family.choices.end(), c) ==
+            any_family.choices.end()) {
+          any_family.choices.push_back(c);
+        }
+      }
+    }
     CLI::Validator valid(
-        [type, shared, check_rule](std::string& text) -> std::string {
-          if (type == OptionType::kBool || type == OptionType::kString) return "";
+        [type, shared, check_rule, any_family](std::string& text) -> std::string {
+          if (type == OptionType::kBool) return "";
+          if (type == OptionType::kString) {
+            return std::string(any_family.Check(text).message());
+          }
           absl::StatusOr<OptionValue> value = ParseOptionValue(type, text);
           if (!value.ok()) return std::string(value.status().message());
           if (check_rule) {

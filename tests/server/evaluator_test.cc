@@ -119,7 +119,7 @@ class EvaluatorTest : public ::testing::Test {
   const model::io::GaussianSet gaussians_ = testing::RandomGaussians(kItems, 2, 3);
   std::shared_ptr<const Servable> clouds_model_;
   std::shared_ptr<const Servable> gaussian_model_;
-  const model::SampleLimits limits_;
+  const model::SampleLimits limits_{};
 };
 
 TEST_F(EvaluatorTest, AllItemsAgainstTheModelsOwnSamples) {

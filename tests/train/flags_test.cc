@@ -71,7 +71,7 @@ TEST(TrainFlagsTest, DefaultsAndFamilies) {
 
   EXPECT_THAT(Parse({"--family", "gaussian", "--monge-map", "argmax"}).status().message(),
               HasSubstr("--monge-map does not apply to --family gaussian"));
-  EXPECT_THAT(Parse({"--noise", "pink"}).status().message(), HasSubstr("--noise pink"));
+  EXPECT_THAT(Parse({"--noise", "pink"}).status().message(), HasSubstr("unknown 'pink'"));
   EXPECT_THAT(Parse({"--batch", "0"}).status().message(), HasSubstr("must be in [1, 65536]"));
 }
 

@@ -56,8 +56,12 @@ TEST(OptionFlagsTest, WrongTypesAndSharedRangesAreUsageErrors) {
   EXPECT_THAT(Parse({"--steps", "ten"}).error, HasSubstr("expected an integer"));
   EXPECT_THAT(Parse({"--lr", "-1"}).error, HasSubstr("must be a finite number > 0"));
   EXPECT_THAT(Parse({"--holdout", "1"}).error, HasSubstr("must be in [0, 1)"));
-  // Named choices and booleans wait for the family.
-  EXPECT_TRUE(Parse({"--noise", "pink", "--minibatch-ot", "sometimes"}).error.empty());
+  // A named choice must be one of some family's; whether the family takes it,
+  // and booleans, wait for the family.
+  EXPECT_THAT(Parse({"--monge-map", "telepathy"}).error, HasSubstr("unknown 'telepathy'"));
+  EXPECT_THAT(Parse({"--noise", "pink"}).error, HasSubstr("unknown 'pink'"));
+  EXPECT_TRUE(Parse({"--noise", "wishart", "--minibatch-ot", "sometimes"}).error.empty());
+  EXPECT_TRUE(Parse({"--source-dataset", "any-name"}).error.empty());
 }
 
 TEST(OptionFlagsTest, ResolvingForAFamilyChecksWhatTheFamilyTakes) {
