@@ -7,8 +7,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <utility>
 
@@ -110,17 +112,12 @@ void AppendFrames(const T* values, int64_t frames, int64_t per_frame,
 }  // namespace
 
 absl::string_view HealthStatusName(HealthStatus status) {
-  switch (status) {
-    case HealthStatus::kUnknown:
-      return "UNKNOWN";
-    case HealthStatus::kServing:
-      return "SERVING";
-    case HealthStatus::kNotServing:
-      return "NOT_SERVING";
-    case HealthStatus::kServiceUnknown:
-      return "SERVICE_UNKNOWN";
-  }
-  return "UNKNOWN";
+  // grpc.health.v1's ServingStatus names, in the order of its (and the
+  // enum's) values.
+  static constexpr absl::string_view kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING",
+                                                 "SERVICE_UNKNOWN"};
+  static_assert(std::size(kNames) == static_cast<size_t>(HealthStatus::kServiceUnknown) + 1);
+  return kNames[static_cast<size_t>(status)];
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view method) {

@@ -27,20 +27,8 @@ std::string Bar(int64_t done, int64_t total, int width) {
 }
 
 std::string JobStateName(v1::JobState state) {
-  switch (state) {
-    case v1::QUEUED:
-      return "QUEUED";
-    case v1::RUNNING:
-      return "RUNNING";
-    case v1::SUCCEEDED:
-      return "SUCCEEDED";
-    case v1::FAILED:
-      return "FAILED";
-    case v1::CANCELLED:
-      return "CANCELLED";
-    default:
-      return "UNKNOWN";
-  }
+  const std::string& name = v1::JobState_Name(state);
+  return state == v1::JOB_STATE_UNSPECIFIED || name.empty() ? "UNKNOWN" : name;
 }
 
 bool IsTerminal(v1::JobState state) {

@@ -1,6 +1,9 @@
 #include "model/config/option_flags.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,19 +41,11 @@ std::string HelpText(const TrainingOption& o) {
 }
 
 std::string TypeName(OptionType type) {
-  switch (type) {
-    case OptionType::kInt:
-      return "INT";
-    case OptionType::kUint:
-      return "UINT";
-    case OptionType::kDouble:
-      return "NUMBER";
-    case OptionType::kBool:
-      return "on|off";
-    case OptionType::kString:
-      return "TEXT";
-  }
-  return "TEXT";
+  // The value's placeholder in --help, per OptionType.
+  // In the order of the enum's values (kInt, kUint, kDouble, kBool, kString).
+  static constexpr const char* kMetavars[] = {"INT", "UINT", "NUMBER", "on|off", "TEXT"};
+  static_assert(std::size(kMetavars) == static_cast<size_t>(OptionType::kString) + 1);
+  return kMetavars[static_cast<int>(type)];
 }
 
 }  // namespace

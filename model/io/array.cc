@@ -128,73 +128,46 @@ absl::Status AppendAsInt64(const std::vector<T>& in, DType dtype, std::vector<in
 
 }  // namespace
 
-absl::string_view DTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kBool:
-      return "bool";
-    case DType::kInt8:
-      return "int8";
-    case DType::kInt16:
-      return "int16";
-    case DType::kInt32:
-      return "int32";
-    case DType::kInt64:
-      return "int64";
-    case DType::kUInt8:
-      return "uint8";
-    case DType::kUInt16:
-      return "uint16";
-    case DType::kUInt32:
-      return "uint32";
-    case DType::kUInt64:
-      return "uint64";
-    case DType::kFloat32:
-      return "float32";
-    case DType::kFloat64:
-      return "float64";
-    case DType::kString:
-      return "string";
+namespace {
+
+// Name, bytes per element and whether the values are integers, per dtype.
+struct DTypeFacts {
+  DType dtype;
+  absl::string_view name;
+  int size;
+  bool integer;
+};
+constexpr DTypeFacts kDTypeFacts[] = {
+    {DType::kBool, "bool", 1, false},       {DType::kInt8, "int8", 1, true},
+    {DType::kInt16, "int16", 2, true},      {DType::kInt32, "int32", 4, true},
+    {DType::kInt64, "int64", 8, true},      {DType::kUInt8, "uint8", 1, true},
+    {DType::kUInt16, "uint16", 2, true},    {DType::kUInt32, "uint32", 4, true},
+    {DType::kUInt64, "uint64", 8, true},    {DType::kFloat32, "float32", 4, false},
+    {DType::kFloat64, "float64", 8, false}, {DType::kString, "string", 0, false},
+};
+
+const DTypeFacts* FactsOf(DType dtype) {
+  for (const DTypeFacts& f : kDTypeFacts) {
+    if (f.dtype == dtype) return &f;
   }
-  return "unknown";
+  return nullptr;
+}
+
+}  // namespace
+
+absl::string_view DTypeName(DType dtype) {
+  const DTypeFacts* f = FactsOf(dtype);
+  return f != nullptr ? f->name : "unknown";
 }
 
 int DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kBool:
-    case DType::kInt8:
-    case DType::kUInt8:
-      return 1;
-    case DType::kInt16:
-    case DType::kUInt16:
-      return 2;
-    case DType::kInt32:
-    case DType::kUInt32:
-    case DType::kFloat32:
-      return 4;
-    case DType::kInt64:
-    case DType::kUInt64:
-    case DType::kFloat64:
-      return 8;
-    case DType::kString:
-      return 0;
-  }
-  return 0;
+  const DTypeFacts* f = FactsOf(dtype);
+  return f != nullptr ? f->size : 0;
 }
 
 bool IsInteger(DType dtype) {
-  switch (dtype) {
-    case DType::kInt8:
-    case DType::kInt16:
-    case DType::kInt32:
-    case DType::kInt64:
-    case DType::kUInt8:
-    case DType::kUInt16:
-    case DType::kUInt32:
-    case DType::kUInt64:
-      return true;
-    default:
-      return false;
-  }
+  const DTypeFacts* f = FactsOf(dtype);
+  return f != nullptr && f->integer;
 }
 
 bool IsFloat(DType dtype) { return dtype == DType::kFloat32 || dtype == DType::kFloat64; }

@@ -47,6 +47,20 @@ struct Descr {
   int64_t item_bytes = 0;  // bytes per element in the file
 };
 
+// The numeric dtypes as numpy's array-protocol type strings spell them: kind
+// and bytes per element (read and written).
+struct NumericDescr {
+  DType dtype;
+  char kind;
+  int64_t size;
+};
+constexpr NumericDescr kNumericDescrs[] = {
+    {DType::kBool, 'b', 1},    {DType::kInt8, 'i', 1},    {DType::kInt16, 'i', 2},
+    {DType::kInt32, 'i', 4},   {DType::kInt64, 'i', 8},   {DType::kUInt8, 'u', 1},
+    {DType::kUInt16, 'u', 2},  {DType::kUInt32, 'u', 4},  {DType::kUInt64, 'u', 8},
+    {DType::kFloat32, 'f', 4}, {DType::kFloat64, 'f', 8},
+};
+
 absl::StatusOr<Descr> ParseDescr(absl::string_view text, absl::string_view name) {
   auto unsupported = [&](absl::string_view why) {
     return Bad(name, absl::StrCat("unsupported dtype '", text, "'", why));
@@ -69,34 +83,19 @@ absl::StatusOr<Descr> ParseDescr(absl::string_view text, absl::string_view name)
   }
   switch (kind) {
     case 'b':
-      if (size != 1) return unsupported("");
-      d.dtype = DType::kBool;
-      break;
     case 'i':
-    case 'u': {
-      const bool is_signed = kind == 'i';
-      if (size == 1) {
-        d.dtype = is_signed ? DType::kInt8 : DType::kUInt8;
-      } else if (size == 2) {
-        d.dtype = is_signed ? DType::kInt16 : DType::kUInt16;
-      } else if (size == 4) {
-        d.dtype = is_signed ? DType::kInt32 : DType::kUInt32;
-      } else if (size == 8) {
-        d.dtype = is_signed ? DType::kInt64 : DType::kUInt64;
-      } else {
-        return unsupported("");
+    case 'u':
+    case 'f': {
+      const NumericDescr* match = nullptr;
+      for (const NumericDescr& n : kNumericDescrs) {
+        if (n.kind == kind && n.size == size) match = &n;
       }
+      if (match == nullptr) {
+        return unsupported(kind == 'f' ? " (only float32 and float64 are supported)" : "");
+      }
+      d.dtype = match->dtype;
       break;
     }
-    case 'f':
-      if (size == 4) {
-        d.dtype = DType::kFloat32;
-      } else if (size == 8) {
-        d.dtype = DType::kFloat64;
-      } else {
-        return unsupported(" (only float32 and float64 are supported)");
-      }
-      break;
     case 'U':
       d.dtype = DType::kString;
       d.strings = StringKind::kUnicode;
@@ -313,31 +312,9 @@ class FileByteReader : public ByteReader {
 };
 
 std::string DescrOf(DType dtype, int64_t string_chars) {
-  switch (dtype) {
-    case DType::kBool:
-      return "|b1";
-    case DType::kInt8:
-      return "|i1";
-    case DType::kInt16:
-      return "<i2";
-    case DType::kInt32:
-      return "<i4";
-    case DType::kInt64:
-      return "<i8";
-    case DType::kUInt8:
-      return "|u1";
-    case DType::kUInt16:
-      return "<u2";
-    case DType::kUInt32:
-      return "<u4";
-    case DType::kUInt64:
-      return "<u8";
-    case DType::kFloat32:
-      return "<f4";
-    case DType::kFloat64:
-      return "<f8";
-    case DType::kString:
-      return absl::StrCat("<U", string_chars);
+  if (dtype == DType::kString) return absl::StrCat("<U", string_chars);
+  for (const NumericDescr& n : kNumericDescrs) {
+    if (n.dtype == dtype) return absl::StrCat(n.size == 1 ? "|" : "<", std::string(1, n.kind), n.size);
   }
   return "";
 }
