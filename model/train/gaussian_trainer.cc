@@ -24,12 +24,6 @@
 namespace wfm::model {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // Means [C,d] and covariances [C,d,d] of a set as float64 tensors (copies).
 at::Tensor MeansTensor(const io::GaussianSet& set) {
   return at::tensor(set.means, at::kDouble).view({set.num_gaussians(), set.dim});
@@ -190,21 +184,14 @@ absl::StatusOr<std::unique_ptr<GaussianTrainer>> GaussianTrainer::Resume(
   }
   WFM_ASSIGN_OR_RETURN(std::unique_ptr<GaussianTrainer> t,
                        Create(data, config, ckpt.metadata.value("dataset", ""), source, role));
-  WFM_RETURN_IF_ERROR(GuardTorch("Resume", [&]() -> absl::Status {
-    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*t->net_, ckpt.tensors));
-    return t->state_->RestoreFrom(ckpt);
-  }));
-  if (t->step() > t->total_steps()) {
-    return absl::InvalidArgumentError(absl::StrCat("steps: the checkpoint is at step ", t->step(),
-                                                   ", beyond the requested total ", t->total_steps()));
-  }
+  WFM_RETURN_IF_ERROR(t->state_->ResumeFrom(ckpt));
   return t;
 }
 
 absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
   return GuardTorch("Step", [&]() -> absl::StatusOr<double> {
     namespace gu = gaussian::unchecked;
-    auto t0 = Clock::now();
+    auto t0 = TrainClock::now();
     const int64_t global = config_.optimizer.batch_size;
     const int64_t share = global / role_.world_size;
     const int64_t first = role_.rank * share;
@@ -236,8 +223,8 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     const at::Tensor t = t_all.narrow(0, first, share);
     at::Tensor labels;
     if (codes_.defined()) labels = codes_.index_select(0, rows);
-    phases_.noise += Since(t0);
-    t0 = Clock::now();
+    phases_.noise += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     if (minibatch_ot_ && share > 1) {
       // Cost [data, source]; the pairing gives each data item its source.
@@ -249,8 +236,8 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
       m0 = m0.index_select(0, perm);
       s0 = s0.index_select(0, perm);
     }
-    phases_.pairing += Since(t0);
-    t0 = Clock::now();
+    phases_.pairing += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     const at::Tensor s = 1.0 - t.to(at::kDouble);
     const auto [a, b] = gu::GaussianMongeMap(m0, s0, m1, s1);
@@ -262,8 +249,8 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     const at::Tensor tril_in = gaussian::unchecked::LowerTriangleEncode(s_in);
     const at::Tensor dm_f = dm.to(at::kFloat);
     const at::Tensor target_f = target.to(at::kFloat);
-    phases_.transport += Since(t0);
-    t0 = Clock::now();
+    phases_.transport += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     const nn::GaussianVelocity pred = net_->forward(mean_in, tril_in, t, labels);
     const at::Tensor w = gaussian::unchecked::SymmetricFromLowerTriangle(pred.cov_tril, dim_);
@@ -272,7 +259,7 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
                       : gaussian::unchecked::EuclideanNormLoss(-pred.mean, -w, dm_f, target_f);
     const at::Tensor loss = per_item.mean();
     absl::StatusOr<double> applied = state_->Apply(loss, hooks);
-    phases_.network += Since(t0);
+    phases_.network += SecondsSince(t0);
     ++phases_.steps;
     return applied;
   });

@@ -12,7 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/checkpoint/adam_state.h"
+#include "model/checkpoint/module_state.h"
 #include "model/common/status.h"
+#include "model/common/torch_status.h"
 #include "model/checkpoint/model_files.h"
 #include "model/checkpoint/module_state.h"
 #include "model/train/fused_adam.h"
@@ -139,7 +141,17 @@ absl::Status OptimizationState::AddTo(checkpoint::Checkpoint* ckpt) const {
   return absl::OkStatus();
 }
 
+absl::Status OptimizationState::ResumeFrom(const checkpoint::Checkpoint& ckpt) {
+  WFM_RETURN_IF_ERROR(GuardTorch("Resume", [&]() { return RestoreFrom(ckpt); }));
+  if (step_ > config_.steps) {
+    return absl::InvalidArgumentError(absl::StrCat("steps: the checkpoint is at step ", step_,
+                                                   ", beyond the requested total ", config_.steps));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status OptimizationState::RestoreFrom(const checkpoint::Checkpoint& ckpt) {
+  WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*net_, ckpt.tensors));
   WFM_RETURN_IF_ERROR(checkpoint::LoadAdamState(*adam_, *net_, ckpt.tensors));
   const at::Tensor* rng = FindTensor(ckpt, "trainer.rng");
   if (rng == nullptr) return absl::DataLossError("checkpoint: tensor 'trainer.rng' missing");

@@ -70,12 +70,16 @@ class OptimizationState {
   // Adds "optimizer.*" (Adam state), "trainer.rng" (the stream) and
   // metadata["trainer"] (step, decay_steps, losses, seconds).
   absl::Status AddTo(checkpoint::Checkpoint* ckpt) const;
-  // Restores what AddTo saved, and the moving average from "ema.*" (from the
-  // network's weights when the checkpoint has none). DATA_LOSS /
-  // INVALID_ARGUMENT when missing or inconsistent with the network.
-  absl::Status RestoreFrom(const checkpoint::Checkpoint& ckpt);
+  // Restores a resumed run: the network's weights ("model.*"), what AddTo
+  // saved, and the moving average from "ema.*" (from the network's weights
+  // when the checkpoint has none). DATA_LOSS / INVALID_ARGUMENT when missing
+  // or inconsistent with the network; INVALID_ARGUMENT ("steps: ...") when
+  // the checkpoint's step is beyond the configured total.
+  absl::Status ResumeFrom(const checkpoint::Checkpoint& ckpt);
 
  private:
+  // ResumeFrom without the guard and the step check.
+  absl::Status RestoreFrom(const checkpoint::Checkpoint& ckpt);
   // The moving average at the network's current weights (none when off).
   void ResetAverage();
 

@@ -17,12 +17,6 @@
 namespace wfm::model {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // Points [P,d] of a set as a float32 tensor (a copy), through `transform`.
 absl::StatusOr<at::Tensor> PointsTensor(const io::PointCloudSet& set,
                                         const FeatureTransform& transform, absl::string_view what) {
@@ -132,14 +126,7 @@ absl::StatusOr<std::unique_ptr<PointCloudTrainer>> PointCloudTrainer::Resume(
                                                            PointCloudTrainConfigFromJson));
   WFM_ASSIGN_OR_RETURN(std::unique_ptr<PointCloudTrainer> t,
                        Create(data, config, ckpt.metadata.value("dataset", ""), source, role));
-  WFM_RETURN_IF_ERROR(GuardTorch("Resume", [&]() -> absl::Status {
-    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*t->net_, ckpt.tensors));
-    return t->state_->RestoreFrom(ckpt);
-  }));
-  if (t->step() > t->total_steps()) {
-    return absl::InvalidArgumentError(absl::StrCat("steps: the checkpoint is at step ", t->step(),
-                                                   ", beyond the requested total ", t->total_steps()));
-  }
+  WFM_RETURN_IF_ERROR(t->state_->ResumeFrom(ckpt));
   return t;
 }
 
@@ -170,7 +157,7 @@ PointCloudTrainer::Batch PointCloudTrainer::Gather(const at::Tensor& points,
 
 absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
   return GuardTorch("Step", [&]() -> absl::StatusOr<double> {
-    auto t0 = Clock::now();
+    auto t0 = TrainClock::now();
     const int64_t global = config_.optimizer.batch_size;
     const int64_t share = global / role_.world_size;
     const int64_t first = role_.rank * share;
@@ -230,8 +217,8 @@ absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
         cond = at::where(cond.dim() == 2 ? drop.unsqueeze(1) : drop, null, cond);
       }
     }
-    phases_.noise += Since(t0);
-    t0 = Clock::now();
+    phases_.noise += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     if (minibatch_ot_) {
       ot::CloudCostOptions cost_options;
@@ -249,8 +236,8 @@ absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
       // map is entropic; given sources always travel with their weights.
       if (monge_ == ot::MongeMapKind::kEntropic || !source_ids.empty()) yw = yw.index_select(0, perm);
     }
-    phases_.pairing += Since(t0);
-    t0 = Clock::now();
+    phases_.pairing += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     ot::SinkhornOptions sinkhorn;
     sinkhorn.epsilon = config_.epsilon;
@@ -265,15 +252,15 @@ absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
                          ot::MongeTargets(monge_, y, yw, x, w, sinkhorn, gen));
     const at::Tensor delta = targets - y;
     const at::Tensor interp = y + (1.0 - t).view({share, 1, 1}) * delta;
-    phases_.transport += Since(t0);
-    t0 = Clock::now();
+    phases_.transport += SecondsSince(t0);
+    t0 = TrainClock::now();
 
     const at::Tensor mask = yw > 0;
     const bool padded = !mask.all().item<bool>();
     const at::Tensor pred = net_->forward(interp, padded ? mask : at::Tensor(), t, cond, gen);
     const at::Tensor loss = ((pred + delta).pow(2) * yw.unsqueeze(2)).sum(1).mean();
     absl::StatusOr<double> applied = state_->Apply(loss, hooks);
-    phases_.network += Since(t0);
+    phases_.network += SecondsSince(t0);
     ++phases_.steps;
     return applied;
   });

@@ -60,8 +60,7 @@ absl::Status RunTrainingLoop(const TrainHooks& hooks, int64_t total_steps, int64
                              double time_budget_seconds,
                              const std::function<int64_t()>& current_step,
                              const std::function<absl::StatusOr<double>()>& step, double* seconds) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const auto start = TrainClock::now();
   const int64_t first = current_step();
   const double prior = *seconds;  // training time before this loop (resumed runs)
   double outside = 0.0;           // time in this loop outside step()
@@ -76,16 +75,16 @@ absl::Status RunTrainingLoop(const TrainHooks& hooks, int64_t total_steps, int64
       }
       if (stop) break;
     }
-    const auto t0 = Clock::now();
+    const auto t0 = TrainClock::now();
     WFM_ASSIGN_OR_RETURN(const double loss, step());
-    *seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    *seconds += SecondsSince(t0);
     const int64_t done = current_step();
     if (hooks.on_progress) {
       TrainProgress p;
       p.step = done;
       p.total_steps = total_steps;
       p.loss = loss;
-      p.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      p.elapsed_seconds = SecondsSince(start);
       p.steps_per_second = p.elapsed_seconds > 0 ? (done - first) / p.elapsed_seconds : 0.0;
       p.eta_seconds = p.steps_per_second > 0 ? (total_steps - done) / p.steps_per_second : 0.0;
       if (time_budget_seconds > 0) {
@@ -97,7 +96,7 @@ absl::Status RunTrainingLoop(const TrainHooks& hooks, int64_t total_steps, int64
         hooks.on_checkpoint) {
       WFM_RETURN_IF_ERROR(hooks.on_checkpoint(done));
     }
-    outside = std::chrono::duration<double>(Clock::now() - start).count() - (*seconds - prior);
+    outside = SecondsSince(start) - (*seconds - prior);
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 #ifndef WFM_MODEL_TRAIN_TRAIN_COMMON_H_
 #define WFM_MODEL_TRAIN_TRAIN_COMMON_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,12 @@
 #include "model/train/train_hooks.h"
 
 namespace wfm::model {
+
+// Seconds from t0 to now on the steady clock (the trainers' phase timings).
+using TrainClock = std::chrono::steady_clock;
+inline double SecondsSince(TrainClock::time_point t0) {
+  return std::chrono::duration<double>(TrainClock::now() - t0).count();
+}
 
 // optax.adam defaults (β 0.9, 0.999, ε 1e-8) at the config's learning rate.
 std::unique_ptr<torch::optim::Adam> MakeAdam(const std::vector<at::Tensor>& params,
