@@ -1,6 +1,8 @@
 #include "client/upload.h"
 
 #include <algorithm>
+#include <functional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,10 +16,32 @@ namespace io = ::wfm::model::io;
 // Encoded size of a string in a repeated field: tag, length, bytes.
 int64_t StringBytes(const std::string& s) { return static_cast<int64_t>(s.size()) + 4; }
 
-void FillCommon(const UploadInfo& info, v1::DatasetHeader* header) {
-  header->set_name(info.name);
-  header->set_description(info.description);
-  header->set_overwrite(info.overwrite);
+// The end of the chunk of items [begin, end) that starts at `begin`: items
+// are added while their encoded sizes (item_bytes(i)) stay within max_bytes,
+// and a chunk holds at least one item.
+int64_t ChunkEnd(int64_t begin, int64_t count, int64_t max_bytes,
+                 const std::function<int64_t(int64_t)>& item_bytes) {
+  int64_t end = begin, bytes = 0;
+  while (end < count) {
+    const int64_t item = item_bytes(end);
+    if (end > begin && bytes + item > max_bytes) break;
+    bytes += item;
+    ++end;
+  }
+  return end;
+}
+
+// A header of `kind`; discrete or no labels, as `has_labels` says.
+v1::DatasetHeader MakeHeader(const UploadInfo& info, v1::DatasetKind kind, int64_t dim,
+                             bool has_labels) {
+  v1::DatasetHeader header;
+  header.set_name(info.name);
+  header.set_description(info.description);
+  header.set_overwrite(info.overwrite);
+  header.set_kind(kind);
+  header.set_dim(dim);
+  header.set_label_type(has_labels ? v1::LABEL_TYPE_DISCRETE : v1::LABEL_TYPE_NONE);
+  return header;
 }
 
 }  // namespace
@@ -42,22 +66,10 @@ std::vector<std::string> LabelStrings(const io::Labels& labels) {
 absl::StatusOr<v1::DatasetHeader> PointCloudHeader(const UploadInfo& info,
                                                    const io::PointCloudSet& clouds) {
   WFM_RETURN_IF_ERROR(io::ValidatePointCloudSet(clouds, info.name));
-  v1::DatasetHeader header;
-  FillCommon(info, &header);
-  header.set_kind(v1::POINT_CLOUDS);
-  header.set_dim(clouds.dim);
-  switch (clouds.labels.kind) {
-    case io::Labels::Kind::kNone:
-      header.set_label_type(v1::LABEL_TYPE_NONE);
-      break;
-    case io::Labels::Kind::kInteger:
-    case io::Labels::Kind::kString:
-      header.set_label_type(v1::LABEL_TYPE_DISCRETE);
-      break;
-    case io::Labels::Kind::kContinuous:
-      header.set_label_type(v1::LABEL_TYPE_CONTINUOUS);
-      header.set_condition_dim(clouds.labels.width);
-      break;
+  v1::DatasetHeader header = MakeHeader(info, v1::POINT_CLOUDS, clouds.dim, !clouds.labels.empty());
+  if (clouds.labels.kind == io::Labels::Kind::kContinuous) {
+    header.set_label_type(v1::LABEL_TYPE_CONTINUOUS);
+    header.set_condition_dim(clouds.labels.width);
   }
   return header;
 }
@@ -71,22 +83,12 @@ absl::StatusOr<v1::DatasetHeader> GaussianHeader(const UploadInfo& info,
                      ": labels: float (continuous) labels on Gaussians; Gaussian data sets "
                      "take discrete labels (integers or strings) only"));
   }
-  v1::DatasetHeader header;
-  FillCommon(info, &header);
-  header.set_kind(v1::GAUSSIANS);
-  header.set_dim(gaussians.dim);
-  header.set_label_type(gaussians.labels.empty() ? v1::LABEL_TYPE_NONE : v1::LABEL_TYPE_DISCRETE);
-  return header;
+  return MakeHeader(info, v1::GAUSSIANS, gaussians.dim, !gaussians.labels.empty());
 }
 
 absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const SpatialCells& cells) {
   WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, info.name));
-  v1::DatasetHeader header;
-  FillCommon(info, &header);
-  header.set_kind(v1::SPATIAL_CELLS);
-  header.set_dim(cells.dim);
-  header.set_label_type(cells.labels.empty() ? v1::LABEL_TYPE_NONE : v1::LABEL_TYPE_DISCRETE);
-  return header;
+  return MakeHeader(info, v1::SPATIAL_CELLS, cells.dim, !cells.labels.empty());
 }
 
 // ------------------------------------------------------------------ clouds
@@ -100,15 +102,10 @@ bool PointCloudChunker::Next(v1::UploadDatasetRequest* request) {
   if (next_ >= c) return false;
   const bool continuous = clouds_.labels.kind == io::Labels::Kind::kContinuous;
   const int64_t width = continuous ? clouds_.labels.width : 0;
-  // Clouds [next_, end) fit the budget (at least one cloud per chunk).
-  int64_t end = next_, bytes = 0;
-  while (end < c) {
-    int64_t item = clouds_.cloud_size(end) * clouds_.dim * 4 + 10 + width * 4;
-    if (!labels_.empty()) item += StringBytes(labels_[end]);
-    if (end > next_ && bytes + item > max_chunk_bytes_) break;
-    bytes += item;
-    ++end;
-  }
+  const int64_t end = ChunkEnd(next_, c, max_chunk_bytes_, [&](int64_t i) {
+    const int64_t item = clouds_.cloud_size(i) * clouds_.dim * 4 + 10 + width * 4;
+    return labels_.empty() ? item : item + StringBytes(labels_[i]);
+  });
   v1::PointCloudChunk* chunk = request->mutable_clouds();
   const float* points = clouds_.points.data();
   chunk->mutable_points()->Add(points + clouds_.offsets[next_] * clouds_.dim,
@@ -136,14 +133,10 @@ bool GaussianChunker::Next(v1::UploadDatasetRequest* request) {
   request->Clear();
   const int64_t c = gaussians_.num_gaussians(), d = gaussians_.dim;
   if (next_ >= c) return false;
-  int64_t end = next_, bytes = 0;
-  while (end < c) {
-    int64_t item = (d + d * d) * 8;
-    if (!labels_.empty()) item += StringBytes(labels_[end]);
-    if (end > next_ && bytes + item > max_chunk_bytes_) break;
-    bytes += item;
-    ++end;
-  }
+  const int64_t end = ChunkEnd(next_, c, max_chunk_bytes_, [&](int64_t i) {
+    const int64_t item = (d + d * d) * 8;
+    return labels_.empty() ? item : item + StringBytes(labels_[i]);
+  });
   v1::GaussianChunk* chunk = request->mutable_gaussians();
   chunk->mutable_means()->Add(gaussians_.means.begin() + next_ * d,
                               gaussians_.means.begin() + end * d);
@@ -166,15 +159,12 @@ bool CellChunker::Next(v1::UploadDatasetRequest* request) {
   const int64_t n = cells_.num_cells(), d = cells_.dim;
   if (next_ >= n) return false;
   const bool samples = !cells_.sample_ids.empty(), labels = !cells_.labels.empty();
-  int64_t end = next_, bytes = 0;
-  while (end < n) {
+  const int64_t end = ChunkEnd(next_, n, max_chunk_bytes_, [&](int64_t i) {
     int64_t item = (d + 2) * 4;
-    if (samples) item += StringBytes(cells_.sample_ids[end]);
-    if (labels) item += StringBytes(cells_.labels[end]);
-    if (end > next_ && bytes + item > max_chunk_bytes_) break;
-    bytes += item;
-    ++end;
-  }
+    if (samples) item += StringBytes(cells_.sample_ids[i]);
+    if (labels) item += StringBytes(cells_.labels[i]);
+    return item;
+  });
   v1::CellChunk* chunk = request->mutable_cells();
   chunk->mutable_features()->Add(cells_.features.begin() + next_ * d,
                                  cells_.features.begin() + end * d);
