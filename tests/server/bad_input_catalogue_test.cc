@@ -233,11 +233,7 @@ struct Case {
 class BadInputCatalogueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TestServer>([](server::ServerOptions& o) {
-      o.max_samples_per_request = 16;
-      o.max_points_per_sample = 64;
-      o.max_upload_bytes = 64 << 10;
-    });
+    server_ = std::make_unique<TestServer>(SmallRequestLimits);
     ASSERT_TRUE(server_->Start().ok());
     stub_ = server_->Stub();
     // The valid things the malformed requests refer to.
@@ -397,6 +393,41 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
                      {Triangle()});
        },
        kInvalid, "header.description: 5000 bytes, the limit is 4096"},
+      {"feature_names_count_not_dim",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"), [](auto& h) { h.add_feature_names("x"); }), {Triangle()});
+       },
+       kInvalid, "header.feature_names: 1 names for dim 2; give one per dimension or none"},
+      {"feature_name_empty",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"),
+                          [](auto& h) {
+                            h.add_feature_names("x");
+                            h.add_feature_names("");
+                          }),
+                     {Triangle()});
+       },
+       kInvalid, "header.feature_names[1]: empty"},
+      {"feature_name_too_long",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"),
+                          [](auto& h) {
+                            h.add_feature_names(std::string(257, 'g'));
+                            h.add_feature_names("y");
+                          }),
+                     {Triangle()});
+       },
+       kInvalid, "header.feature_names[0]: 257 bytes, the limit is 256"},
+      {"feature_names_repeated",
+       [x, clouds, with] {
+         return x.Up(with(clouds("c"),
+                          [](auto& h) {
+                            h.add_feature_names("g1");
+                            h.add_feature_names("g1");
+                          }),
+                     {Triangle()});
+       },
+       kInvalid, "header.feature_names[1]: 'g1' repeats header.feature_names[0]; names must be unique"},
       // ---------------------------------------------------- UploadDataset: point clouds
       {"clouds_none_after_header", [x, clouds] { return x.Up(clouds("none"), {}); }, kInvalid,
        "upload: no clouds received after the header"},

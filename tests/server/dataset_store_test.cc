@@ -18,9 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing::CloudHeader;
-using testing::OpenStore;
-using testing::UploadClouds;
+using namespace ::wfm::testing;  // NOLINT(build/namespaces): the store test helpers
 
 class DatasetStoreTest : public DatasetsTest {};
 

@@ -15,6 +15,7 @@
 #include "model/io/point_sets.h"
 #include "tests/testing/http.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/tiny_network.h"
 
 namespace wfm::testing {
 
@@ -111,10 +112,7 @@ inline Cells RandomCells(int64_t samples, int64_t per_sample, int64_t dim, uint6
 // Small, fast training configurations (width 16, one layer).
 inline model::PointCloudTrainConfig TinyPointCloudConfig(int64_t steps = 30, uint64_t seed = 1) {
   model::PointCloudTrainConfig c;
-  c.network.width = 16;
-  c.network.heads = 2;
-  c.network.layers = 1;
-  c.network.mlp_hidden = 32;
+  c.network = TinyNetwork();
   c.network.dropout = 0.0;
   c.optimizer.steps = steps;
   c.optimizer.batch_size = 4;
@@ -127,9 +125,7 @@ inline model::PointCloudTrainConfig TinyPointCloudConfig(int64_t steps = 30, uin
 
 inline model::GaussianTrainConfig TinyGaussianConfig(int64_t steps = 30, uint64_t seed = 1) {
   model::GaussianTrainConfig c;
-  c.network.width = 16;
-  c.network.layers = 1;
-  c.network.mlp_hidden = 32;
+  c.network = TinyNetwork();
   c.optimizer.steps = steps;
   c.optimizer.batch_size = 8;
   c.optimizer.learning_rate = 1e-3;

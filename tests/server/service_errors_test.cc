@@ -17,11 +17,7 @@ using ::testing::HasSubstr;
 class ErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TestServer>([](server::ServerOptions& o) {
-      o.max_samples_per_request = 16;
-      o.max_points_per_sample = 64;
-      o.max_upload_bytes = 64 << 10;
-    });
+    server_ = std::make_unique<TestServer>(SmallRequestLimits);
     ASSERT_TRUE(server_->Start().ok());
     stub_ = server_->Stub();
   }

@@ -18,6 +18,14 @@
 
 namespace wfm::testing {
 
+// Request limits that tests reach with small messages (a TestServer
+// configuration).
+inline void SmallRequestLimits(server::ServerOptions& o) {
+  o.max_samples_per_request = 16;
+  o.max_points_per_sample = 64;
+  o.max_upload_bytes = 64 << 10;
+}
+
 class TestServer {
  public:
   // `configure` may change the options (the data folder is preset).

@@ -17,16 +17,7 @@ namespace wfm::model::gaussian {
 namespace {
 
 using ::testing::HasSubstr;
-using test_util::Compose;
-using test_util::F64;
-using test_util::MakeGenerator;
-using test_util::MaxAbs;
-using test_util::RandomMeans;
-using test_util::RandomRotation;
-using test_util::RandomSpd;
-using test_util::RandomWishart;
-using test_util::RelError;
-using test_util::WorstItemRelError;
+using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpers
 
 at::Tensor Bt(const at::Tensor& x) { return x.transpose(-1, -2); }
 at::Tensor Mv(const at::Tensor& a, const at::Tensor& x) {

@@ -14,9 +14,7 @@ namespace wfm::model::gaussian {
 namespace {
 
 using ::testing::HasSubstr;
-using test_util::F64;
-using test_util::MakeGenerator;
-using test_util::RelError;
+using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpers
 
 // A float64 tensor of the given shape holding `values` in row-major order.
 at::Tensor Values(std::vector<double> values, std::vector<int64_t> shape) {

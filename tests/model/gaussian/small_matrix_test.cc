@@ -16,8 +16,7 @@
 namespace wfm::model::gaussian::internal {
 namespace {
 
-using test_util::F64;
-using test_util::MakeGenerator;
+using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpers
 
 using Solver = std::function<void(double* a, int d, double* w, double* v)>;
 

@@ -16,13 +16,7 @@ namespace wfm::model::gaussian {
 namespace {
 
 using ::testing::HasSubstr;
-using test_util::Compose;
-using test_util::F64;
-using test_util::MakeGenerator;
-using test_util::MaxAbs;
-using test_util::RandomRotation;
-using test_util::RandomSpd;
-using test_util::RelError;
+using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpers
 
 // Dimensions covering Jacobi (d <= 3), the per-matrix QL kernel and the
 // LAPACK path (d > 64).

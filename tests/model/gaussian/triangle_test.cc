@@ -13,8 +13,7 @@ namespace wfm::model::gaussian {
 namespace {
 
 using ::testing::HasSubstr;
-using test_util::F64;
-using test_util::MakeGenerator;
+using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpers
 
 TEST(TriangleTest, EncodesRowByRow) {
   const at::Tensor s = at::arange(9, F64()).view({1, 3, 3});

@@ -20,9 +20,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::wfm::model::io::testing::ReadBytes;
-using ::wfm::model::io::testing::RunPython;
-using ::wfm::model::io::testing::TempDir;
+using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 TEST(IoArrayTest, IntegerConversions) {
   const Array ints = Array::FromInt32({2, 2}, {1, -2, 3, 4});

@@ -23,18 +23,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::wfm::model::io::testing::Expected;
-using ::wfm::model::io::testing::FixturePath;
-using ::wfm::model::io::testing::ReadBytes;
-using ::wfm::model::io::testing::RunPythonChecker;
-using ::wfm::model::io::testing::TempDir;
-using ::wfm::model::io::testing::WriteBytes;
-
-std::vector<float> Floats(const nlohmann::json& values) {
-  std::vector<float> out;
-  for (const auto& v : values) out.push_back(static_cast<float>(v.get<double>()));
-  return out;
-}
+using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 class H5adFixtureTest : public ::testing::TestWithParam<std::string> {
  protected:

@@ -31,6 +31,13 @@ inline const nlohmann::json& Expected() {
   return *expected;
 }
 
+// A JSON array of numbers (the fixtures' values) as float32.
+inline std::vector<float> Floats(const nlohmann::json& values) {
+  std::vector<float> out;
+  for (const auto& v : values) out.push_back(static_cast<float>(v.get<double>()));
+  return out;
+}
+
 // Whole files and temporary folders: the harness's (tests/testing).
 inline std::string ReadBytes(const std::string& path) { return ::wfm::testing::ReadFile(path); }
 inline void WriteBytes(const std::string& path, const std::string& bytes) {

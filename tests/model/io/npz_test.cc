@@ -23,12 +23,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::wfm::model::io::testing::Expected;
-using ::wfm::model::io::testing::FixturePath;
-using ::wfm::model::io::testing::ReadBytes;
-using ::wfm::model::io::testing::RunPythonChecker;
-using ::wfm::model::io::testing::TempDir;
-using ::wfm::model::io::testing::WriteBytes;
+using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 // The dtype a numpy dtype string is read as.
 DType DTypeOfNumpy(const std::string& descr) {

@@ -25,6 +25,7 @@
 #include "tests/model/train/gaussian_family.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/tiny_network.h"
 
 namespace wfm::model {
 namespace {
@@ -34,9 +35,7 @@ using ::testing::HasSubstr;
 // A small, fast configuration.
 GaussianTrainConfig Tiny(int64_t steps = 6) {
   GaussianTrainConfig c;
-  c.network.width = 16;
-  c.network.layers = 1;
-  c.network.mlp_hidden = 32;
+  c.network = ::wfm::testing::TinyNetwork();
   c.optimizer.steps = steps;
   c.optimizer.batch_size = 8;
   c.optimizer.learning_rate = 1e-3;

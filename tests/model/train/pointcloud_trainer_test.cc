@@ -19,6 +19,7 @@
 #include "tests/model/train/train_test_util.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/tiny_network.h"
 
 namespace wfm::model {
 namespace {
@@ -28,10 +29,7 @@ using ::testing::HasSubstr;
 // A small, fast configuration.
 PointCloudTrainConfig Tiny(int64_t steps = 6) {
   PointCloudTrainConfig c;
-  c.network.width = 16;
-  c.network.heads = 2;
-  c.network.layers = 1;
-  c.network.mlp_hidden = 32;
+  c.network = ::wfm::testing::TinyNetwork();
   c.optimizer.steps = steps;
   c.optimizer.batch_size = 8;
   c.optimizer.learning_rate = 1e-3;
