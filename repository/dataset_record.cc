@@ -83,6 +83,7 @@ nlohmann::json DatasetRecordToJson(const DatasetInfo& info) {
           {"size_bytes", info.size_bytes},
           {"created_unix_ms", info.created_unix_ms},
           {"description", info.description},
+          {"feature_names", info.feature_names},
           {"data_file", kDatasetDataFile}};
 }
 
@@ -110,7 +111,14 @@ absl::StatusOr<DatasetInfo> DatasetRecordFromJson(const nlohmann::json& j) {
     info.size_bytes = j.at("size_bytes").get<int64_t>();
     info.created_unix_ms = j.at("created_unix_ms").get<int64_t>();
     info.description = j.at("description").get<std::string>();
+    // Records written before feature names have none.
+    info.feature_names = j.value("feature_names", std::vector<std::string>{});
     if (info.dim < 1 || info.items < 1) return absl::DataLossError("record: bad dim or items");
+    if (!info.feature_names.empty() &&
+        static_cast<int64_t>(info.feature_names.size()) != info.dim) {
+      return absl::DataLossError(absl::StrCat("record: ", info.feature_names.size(),
+                                              " feature names for dim ", info.dim));
+    }
     return info;
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("record: ", e.what()));

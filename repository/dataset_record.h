@@ -60,6 +60,8 @@ struct DatasetInfo {
   int64_t size_bytes = 0;                // of data.npz
   int64_t created_unix_ms = 0;
   std::string description;
+  // One name per dimension (the upload's header.feature_names), or empty.
+  std::vector<std::string> feature_names;
 };
 
 // Cells of a spatial transcriptomics data set.

@@ -65,7 +65,8 @@ nlohmann::json TrainingOrigin::ToJson() const {
           {"dataset_items", dataset_items},
           {"niche_size", niche_size},
           {"holdout_fraction", holdout_fraction},
-          {"heldout", heldout}};
+          {"heldout", heldout},
+          {"feature_names", feature_names}};
 }
 
 absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
@@ -78,6 +79,7 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
     o.niche_size = j.value("niche_size", int64_t{0});
     o.holdout_fraction = j.value("holdout_fraction", 0.0);
     o.heldout = j.value("heldout", std::vector<int64_t>{});
+    o.feature_names = j.value("feature_names", std::vector<std::string>{});
     for (size_t i = 0; i < o.heldout.size(); ++i) {
       if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||
           (i > 0 && o.heldout[i] <= o.heldout[i - 1])) {
@@ -264,6 +266,7 @@ absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
   origin.dataset_items = info.items;
   origin.niche_size = info.kind == DatasetKind::kSpatialCells ? config.niche_size : 0;
   origin.holdout_fraction = config.holdout_fraction;
+  origin.feature_names = info.feature_names;
   origin.heldout = HoldoutIndices(info.items, config.holdout_fraction, config.seed());
   const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
   if (train_ids.empty()) {

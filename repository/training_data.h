@@ -40,6 +40,7 @@ struct TrainingOrigin {
   int64_t niche_size = 0;               // SPATIAL_CELLS: k
   double holdout_fraction = 0.0;
   std::vector<int64_t> heldout;         // sorted item indices excluded from training
+  std::vector<std::string> feature_names;  // the data set's, one per dimension, or empty
 
   nlohmann::json ToJson() const;
   // DATA_LOSS for bad fields or held-out indices that are not sorted,

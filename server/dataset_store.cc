@@ -127,6 +127,7 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
   info.label_type = h.label_type;
   info.condition_dim = h.label_type == LabelType::kContinuous ? h.condition_dim : 0;
   info.description = h.description;
+  info.feature_names = h.feature_names;
   info.created_unix_ms = NowUnixMs();
 
   WFM_ASSIGN_OR_RETURN(const std::string staging,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
@@ -74,6 +75,34 @@ int64_t TextBytes(const std::vector<std::string>& texts) {
   return bytes;
 }
 
+// The header's feature names: none, or one per dimension, unique, each
+// 1 to kMaxLabelBytes bytes.
+absl::Status CheckFeatureNames(const DatasetHeader& header) {
+  const std::vector<std::string>& names = header.feature_names;
+  if (names.empty()) return absl::OkStatus();
+  if (static_cast<int64_t>(names.size()) != header.dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("header.feature_names: ", names.size(), " names for dim ", header.dim,
+                     "; give one per dimension or none"));
+  }
+  std::map<absl::string_view, size_t> seen;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string field = absl::StrCat("header.feature_names[", i, "]");
+    if (names[i].empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty"));
+    if (names[i].size() > kMaxLabelBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", names[i].size(),
+                                                     " bytes, the limit is ", kMaxLabelBytes));
+    }
+    const auto [it, inserted] = seen.emplace(names[i], i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": '", names[i],
+                                                     "' repeats header.feature_names[", it->second,
+                                                     "]; names must be unique"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateDatasetHeader(const DatasetHeader& header) {
@@ -106,7 +135,7 @@ absl::Status ValidateDatasetHeader(const DatasetHeader& header) {
         absl::StrCat("header.description: ", header.description.size(), " bytes, the limit is ",
                      kMaxDescription));
   }
-  return absl::OkStatus();
+  return CheckFeatureNames(header);
 }
 
 absl::Status CheckChunkKind(const DatasetHeader& header, int64_t index, DatasetKind kind) {

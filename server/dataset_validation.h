@@ -37,6 +37,8 @@ struct DatasetHeader {
   int64_t condition_dim = 0;       // kContinuous (point clouds only), >= 1
   std::string description;         // at most 4096 bytes
   bool overwrite = false;
+  // None, or one per dimension: unique, each 1 to 256 bytes.
+  std::vector<std::string> feature_names;
 };
 
 // Upload chunks as views of the received arrays (row-major).
@@ -61,7 +63,7 @@ struct CellChunkView {
 // INVALID_ARGUMENT naming the header field: the name rule, dim in [1,
 // 100000] ([1, 512] for Gaussians), continuous labels only for point clouds
 // with condition_dim in [1, 4096] (0 otherwise), description at most 4096
-// bytes.
+// bytes, feature_names none or dim of them, unique, each 1 to 256 bytes.
 absl::Status ValidateDatasetHeader(const DatasetHeader& header);
 
 // A chunk of `kind` (its payload) is the kind the header announced; `index`

@@ -74,6 +74,7 @@ absl::StatusOr<DatasetHeader> HeaderFromProto(const pb::DatasetHeader& header) {
   h.condition_dim = header.condition_dim();
   h.description = header.description();
   h.overwrite = header.overwrite();
+  h.feature_names = Strings(header.feature_names());
   return h;
 }
 
@@ -96,6 +97,7 @@ void ToProto(const DatasetInfo& info, pb::Dataset* out) {
   out->set_size_bytes(info.size_bytes);
   out->set_created_unix_ms(info.created_unix_ms);
   out->set_description(info.description);
+  for (const auto& name : info.feature_names) out->add_feature_names(name);
 }
 
 CloudChunkView ChunkView(const pb::PointCloudChunk& chunk) {
@@ -159,6 +161,7 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   }
   for (const auto& name : info.labels.names) out->add_labels(name);
   out->set_condition_dim(info.labels.cond_dim);
+  for (const auto& name : info.origin.feature_names) out->add_feature_names(name);
   model::TrainingConfig config;
   config.family = info.family;
   if (info.pointcloud_config.has_value()) config.pointcloud = *info.pointcloud_config;

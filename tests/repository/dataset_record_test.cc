@@ -34,6 +34,7 @@ DatasetInfo SampleInfo() {
   info.size_bytes = 1234;
   info.created_unix_ms = 1700000000123;
   info.description = "five ellipses";
+  info.feature_names = {"x", "y"};
   return info;
 }
 
@@ -89,6 +90,19 @@ TEST(DatasetRecordTest, JsonKeepsEveryFieldAndRejectsOtherRecords) {
   EXPECT_EQ(back->size_bytes, info.size_bytes);
   EXPECT_EQ(back->created_unix_ms, info.created_unix_ms);
   EXPECT_EQ(back->description, info.description);
+  EXPECT_EQ(back->feature_names, info.feature_names);
+
+  // Records written before feature names have none; a count other than dim
+  // is a broken record.
+  nlohmann::json unnamed = j;
+  unnamed.erase("feature_names");
+  absl::StatusOr<DatasetInfo> without = DatasetRecordFromJson(unnamed);
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_TRUE(without->feature_names.empty());
+  nlohmann::json short_names = j;
+  short_names["feature_names"] = {"x"};
+  EXPECT_EQ(DatasetRecordFromJson(short_names).status().message(),
+            "record: 1 feature names for dim 2");
 
   nlohmann::json other = j;
   other["format"] = "wfm.job";

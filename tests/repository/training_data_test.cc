@@ -190,7 +190,8 @@ model::TrainingConfig CloudConfig(double holdout, model::PointCloudSource source
 
 TEST(TrainingInputsTest, HoldsOutTheSplitAndRecordsTheOrigin) {
   const model::io::PointCloudSet set = testing::Ellipses(12, 1, /*labelled=*/true);
-  const DatasetData data = Stored("shapes", DatasetKind::kPointClouds, 12, set);
+  DatasetData data = Stored("shapes", DatasetKind::kPointClouds, 12, set);
+  data.info.feature_names = {"x", "y"};
   const model::TrainingConfig config = CloudConfig(0.25, model::PointCloudSource::kUniform);
   absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, nullptr, config);
   ASSERT_TRUE(in.ok()) << in.status();
@@ -202,6 +203,8 @@ TEST(TrainingInputsTest, HoldsOutTheSplitAndRecordsTheOrigin) {
   EXPECT_EQ(in->origin.dataset_items, 12);
   EXPECT_EQ(in->origin.niche_size, 0);
   EXPECT_EQ(in->origin.holdout_fraction, 0.25);
+  // The model keeps the data set's feature names.
+  EXPECT_EQ(in->origin.feature_names, (std::vector<std::string>{"x", "y"}));
   const model::io::PointCloudSet kept = TakeClouds(set, Complement(12, heldout));
   EXPECT_EQ(in->clouds.num_clouds(), 9);
   EXPECT_EQ(in->clouds.points, kept.points);
@@ -322,6 +325,7 @@ TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
   o.niche_size = 4;
   o.holdout_fraction = 0.3;
   o.heldout = {1, 5, 8};
+  o.feature_names = {"Actb", "Gapdh"};
   absl::StatusOr<TrainingOrigin> back = TrainingOrigin::FromJson(o.ToJson());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->dataset, "cells");
@@ -331,10 +335,12 @@ TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
   EXPECT_EQ(back->niche_size, 4);
   EXPECT_EQ(back->holdout_fraction, 0.3);
   EXPECT_EQ(back->heldout, o.heldout);
+  EXPECT_EQ(back->feature_names, o.feature_names);
   // Absent keys keep their defaults (models published before a key existed).
   absl::StatusOr<TrainingOrigin> empty = TrainingOrigin::FromJson(nlohmann::json::object());
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_TRUE(empty->heldout.empty());
+  EXPECT_TRUE(empty->feature_names.empty());
   for (const std::vector<int64_t>& bad :
        {std::vector<int64_t>{5, 1}, std::vector<int64_t>{1, 1}, std::vector<int64_t>{10}}) {
     TrainingOrigin b = o;

@@ -263,5 +263,28 @@ TEST(DatasetValidationFunctionsTest, HeadersNameTheFieldAndTheRule) {
   EXPECT_THAT(std::string(ValidateDatasetHeader(h).message()), HasSubstr("header.name"));
 }
 
+TEST(DatasetValidationFunctionsTest, FeatureNamesAreNoneOrOnePerDimensionUniqueAndBounded) {
+  DatasetHeader h = CloudHeader("x");  // dim 2
+  EXPECT_TRUE(ValidateDatasetHeader(h).ok());
+  h.feature_names = {"Actb", "Gapdh"};
+  EXPECT_TRUE(ValidateDatasetHeader(h).ok());
+  h.feature_names = {"Actb"};
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.feature_names: 1 names for dim 2; give one per dimension or none");
+  h.feature_names = {"Actb", "Gapdh", "Cd3e"};
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.feature_names: 3 names for dim 2; give one per dimension or none");
+  h.feature_names = {"Actb", ""};
+  EXPECT_EQ(ValidateDatasetHeader(h).message(), "header.feature_names[1]: empty");
+  h.feature_names = {std::string(256, 'g'), "y"};
+  EXPECT_TRUE(ValidateDatasetHeader(h).ok());
+  h.feature_names = {"y", std::string(257, 'g')};
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.feature_names[1]: 257 bytes, the limit is 256");
+  h.feature_names = {"Actb", "Actb"};
+  EXPECT_EQ(ValidateDatasetHeader(h).message(),
+            "header.feature_names[1]: 'Actb' repeats header.feature_names[0]; names must be unique");
+}
+
 }  // namespace
 }  // namespace wfm::server
