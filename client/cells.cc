@@ -105,6 +105,11 @@ absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
   if (!features.ok()) return WithSource(features.status(), path);
   cells.dim = features->cols;
   cells.features = std::move(features->values);
+  if (options.features == "X") {
+    absl::StatusOr<std::vector<std::string>> names = file.VarNames();
+    if (!names.ok()) return WithSource(names.status(), path);
+    cells.feature_names = *std::move(names);
+  }
 
   absl::StatusOr<io::DenseMatrix> spatial = file.ReadObsm(options.spatial_key);
   if (!spatial.ok()) return WithSource(spatial.status(), path);
@@ -163,6 +168,7 @@ std::string EncodeCells(const SpatialCells& cells) {
   PutFloats(out, cells.coords);
   PutTexts(out, cells.sample_ids);
   PutTexts(out, cells.labels);
+  PutTexts(out, cells.feature_names);
   return out;
 }
 
@@ -207,7 +213,8 @@ absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_v
   Decoder in(bytes);
   uint64_t dim = 0;
   if (!in.Size(dim) || !in.Floats(cells.features) || !in.Floats(cells.coords) ||
-      !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Done()) {
+      !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Texts(cells.feature_names) ||
+      !in.Done()) {
     return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
   }
   cells.dim = static_cast<int64_t>(dim);

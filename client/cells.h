@@ -21,6 +21,8 @@ struct SpatialCells {
   std::vector<float> coords;            // [n, 2] row-major, finite
   std::vector<std::string> sample_ids;  // [n], or empty (one sample)
   std::vector<std::string> labels;      // [n] (e.g. cell type), or empty
+  // [dim]: var_names when the features are X; empty for obsm features.
+  std::vector<std::string> feature_names;
 
   int64_t num_cells() const { return static_cast<int64_t>(coords.size()) / 2; }
 };

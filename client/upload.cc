@@ -88,7 +88,9 @@ absl::StatusOr<v1::DatasetHeader> GaussianHeader(const UploadInfo& info,
 
 absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const SpatialCells& cells) {
   WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, info.name));
-  return MakeHeader(info, v1::SPATIAL_CELLS, cells.dim, !cells.labels.empty());
+  v1::DatasetHeader header = MakeHeader(info, v1::SPATIAL_CELLS, cells.dim, !cells.labels.empty());
+  for (const std::string& name : cells.feature_names) header.add_feature_names(name);
+  return header;
 }
 
 // ------------------------------------------------------------------ clouds

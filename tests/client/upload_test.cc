@@ -202,6 +202,10 @@ TEST(UploadTest, CellChunksRebuildTheCells) {
   }
   ASSERT_TRUE(CellHeader(Info("cells"), cells).ok());
   EXPECT_EQ(CellHeader(Info("cells"), cells)->kind(), v1::SPATIAL_CELLS);
+  EXPECT_EQ(CellHeader(Info("cells"), cells)->feature_names_size(), 0);
+  cells.feature_names = {"Cd3e", "Cd19", "Ms4a1", "Actb"};
+  EXPECT_THAT(CellHeader(Info("cells"), cells)->feature_names(),
+              ElementsAre("Cd3e", "Cd19", "Ms4a1", "Actb"));
   CellChunker chunker(cells, 150);
   v1::UploadDatasetRequest request;
   SpatialCells back;
@@ -267,11 +271,15 @@ TEST(CellsTest, ReadsFeaturesCoordinatesLabelsAndSamples) {
   // Section b is shifted by 500 in both coordinates.
   EXPECT_LT(cells->coords[0], 100);
   EXPECT_GT(cells->coords[2 * 119], 400);
+  // X's features are named by var_names (sent as the data set's feature names).
+  EXPECT_THAT(cells->feature_names,
+              ElementsAre("gene_0", "gene_1", "gene_2", "gene_3", "gene_4", "gene_5"));
 
   options.features = "obsm:X_pca";
   absl::StatusOr<SpatialCells> pca = ReadSpatialCells(kFixtures + "client/cells.h5ad", options);
   ASSERT_TRUE(pca.ok()) << pca.status();
   EXPECT_EQ(pca->dim, 3);
+  EXPECT_TRUE(pca->feature_names.empty());  // an obsm array names no features
 }
 
 TEST(CellsTest, MatchesTheIoFixtureValues) {
