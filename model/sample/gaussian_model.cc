@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -164,11 +165,7 @@ absl::Status GaussianModel::ValidateRequest(const GaussianSampleRequest& r,
     return absl::ResourceExhaustedError(absl::StrCat("num_samples: ", r.num_samples,
                                                      " exceeds the limit of ", limits.max_samples));
   }
-  if (r.steps < 1) return absl::InvalidArgumentError(absl::StrCat("steps: must be >= 1, got ", r.steps));
-  if (r.steps > limits.max_steps) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("steps: ", r.steps, " exceeds the limit of ", limits.max_steps));
-  }
+  WFM_RETURN_IF_ERROR(ValidateOdeSettings(r.ode(), limits.max_steps));
   if (!r.label.empty()) {
     if (labels_.kind != LabelSpace::Kind::kDiscrete) {
       return absl::InvalidArgumentError("label: this model is not conditioned on labels");
@@ -229,11 +226,165 @@ absl::Status GaussianModel::PrepareRequest(const GaussianSampleRequest& r, std::
   out->means.assign(num * d, 0.0);
   out->covs.assign(num * d * d, 0.0);
   if (r.trajectory) {
-    out->trajectory_means.assign((r.steps + 1) * num * d, 0.0);
-    out->trajectory_covs.assign((r.steps + 1) * num * d * d, 0.0);
+    out->trajectory_means.reserve(MaxFrames(r.ode()) * num * d);
+    out->trajectory_covs.reserve(MaxFrames(r.ode()) * num * d * d);
   }
   return absl::OkStatus();
 }
+
+namespace {
+
+// The flow of a group of Gaussians (rows) for the ODE solvers.
+struct GaussianState {
+  std::vector<double> m;  // [rows, d]
+  std::vector<double> s;  // [rows, d, d]
+};
+struct GaussianTangent {
+  std::vector<double> u;  // [rows, d]
+  std::vector<double> w;  // [rows, d, d], symmetric
+};
+
+class GaussianFlow {
+ public:
+  using State = GaussianState;
+  using Tangent = GaussianTangent;
+  using Recorder = std::function<void(const State& x, int64_t frame, double t)>;
+
+  GaussianFlow(nn::GaussianVelocityNet net, at::Tensor labels, int64_t rows, int64_t d,
+               bool riemannian, double sign, Recorder recorder)
+      : net_(std::move(net)),
+        labels_(std::move(labels)),
+        rows_(rows),
+        d_(d),
+        riemannian_(riemannian),
+        sign_(sign),
+        recorder_(std::move(recorder)),
+        mean_in_(at::empty({rows, d}, at::kFloat)),
+        tril_in_(at::empty({rows, nn::TriangleSize(d)}, at::kFloat)) {}
+
+  absl::StatusOr<Tangent> Velocity(const State& x, double t) {
+    const int64_t d = d_, dd = d * d, tri = nn::TriangleSize(d);
+    float* mf = mean_in_.data_ptr<float>();
+    float* tf = tril_in_.data_ptr<float>();
+    for (int64_t i = 0; i < rows_; ++i) {
+      for (int64_t a = 0; a < d; ++a) mf[i * d + a] = static_cast<float>(x.m[i * d + a]);
+      const double* si = x.s.data() + i * dd;
+      float* ti = tf + i * tri;
+      for (int64_t a = 0, p = 0; a < d; ++a) {
+        for (int64_t b = 0; b <= a; ++b, ++p) ti[p] = static_cast<float>(si[a * d + b]);
+      }
+    }
+    const nn::GaussianVelocity v = net_->forward(
+        mean_in_, tril_in_, at::full({rows_}, static_cast<float>(t), at::kFloat), labels_);
+    const at::Tensor vm = v.mean.contiguous(), vc = v.cov_tril.contiguous();
+    const float* um = vm.data_ptr<float>();
+    const float* uc = vc.data_ptr<float>();
+    Tangent k;
+    k.u.assign(um, um + rows_ * d);
+    k.w.resize(rows_ * dd);
+    for (int64_t i = 0; i < rows_; ++i) {
+      // W = L + Lᵀ from the predicted lower triangle.
+      const float* ci = uc + i * tri;
+      double* wi = k.w.data() + i * dd;
+      for (int64_t a = 0, p = 0; a < d; ++a) {
+        for (int64_t b = 0; b <= a; ++b, ++p) {
+          const double w = static_cast<double>(ci[p]);
+          wi[a * d + b] = a == b ? 2.0 * w : w;
+          wi[b * d + a] = wi[a * d + b];
+        }
+      }
+    }
+    return k;
+  }
+
+  absl::StatusOr<State> Advance(const State& x, const Terms<Tangent>& terms, double h) {
+    const int64_t d = d_, dd = d * d;
+    // The combined velocity; a single term of weight 1 is used as it is.
+    const Tangent* k = terms[0].second;
+    Tangent combined;
+    if (terms.size() > 1 || terms[0].first != 1.0) {
+      combined.u.assign(x.m.size(), 0.0);
+      combined.w.assign(x.s.size(), 0.0);
+      for (const auto& [weight, term] : terms) {
+        for (size_t e = 0; e < combined.u.size(); ++e) combined.u[e] += weight * term->u[e];
+        for (size_t e = 0; e < combined.w.size(); ++e) combined.w[e] += weight * term->w[e];
+      }
+      k = &combined;
+    }
+    State out;
+    out.m.resize(x.m.size());
+    for (size_t e = 0; e < x.m.size(); ++e) out.m[e] = x.m[e] - h * k->u[e];
+    out.s.resize(x.s.size());
+    std::vector<double> u_mat(dd), tmp(dd);
+    for (int64_t i = 0; i < rows_; ++i) {
+      const double* si = x.s.data() + i * dd;
+      const double* wi = k->w.data() + i * dd;
+      double* so = out.s.data() + i * dd;
+      if (riemannian_) {
+        // S ← U S Uᵀ, U = I + sign·h·W (symmetric, so Uᵀ = U).
+        for (int64_t e = 0; e < dd; ++e) u_mat[e] = sign_ * h * wi[e];
+        for (int64_t a = 0; a < d; ++a) u_mat[a * d + a] += 1.0;
+        for (int64_t a = 0; a < d; ++a) {
+          for (int64_t b = 0; b < d; ++b) {
+            double acc = 0.0;
+            for (int64_t c = 0; c < d; ++c) acc += u_mat[a * d + c] * si[c * d + b];
+            tmp[a * d + b] = acc;
+          }
+        }
+        for (int64_t a = 0; a < d; ++a) {
+          for (int64_t b = 0; b <= a; ++b) {
+            double acc = 0.0;
+            for (int64_t c = 0; c < d; ++c) acc += tmp[a * d + c] * u_mat[b * d + c];
+            so[a * d + b] = acc;
+          }
+        }
+        for (int64_t a = 0; a < d; ++a) {
+          for (int64_t b = 0; b < a; ++b) so[b * d + a] = so[a * d + b];
+        }
+      } else {
+        for (int64_t e = 0; e < dd; ++e) so[e] = si[e] + sign_ * h * wi[e];
+      }
+    }
+    if (!riemannian_) {
+      if (!AllFinite(out.s)) return NonFinite();
+      // S ← ProjectSpd(S ∓ h·W), per item.
+      const at::Tensor all = at::from_blob(out.s.data(), {rows_, d, d}, at::kDouble);
+      WFM_ASSIGN_OR_RETURN(const at::Tensor projected, gaussian::ProjectSpd(all));
+      const at::Tensor pc = projected.contiguous();
+      std::copy_n(pc.data_ptr<double>(), rows_ * dd, out.s.data());
+    }
+    return out;
+  }
+
+  double ErrorNorm(const State& x, const State& high, const State& low, double rtol,
+                   double atol) const {
+    double sum = 0.0;
+    auto add = [&](const std::vector<double>& a, const std::vector<double>& hi,
+                   const std::vector<double>& lo) {
+      for (size_t e = 0; e < a.size(); ++e) {
+        const double scale = atol + rtol * std::max(std::abs(a[e]), std::abs(hi[e]));
+        const double r = (hi[e] - lo[e]) / scale;
+        sum += r * r;
+      }
+    };
+    add(x.m, high.m, low.m);
+    add(x.s, high.s, low.s);
+    return std::sqrt(sum / static_cast<double>(x.m.size() + x.s.size()));
+  }
+
+  void Record(const State& x, int64_t frame, double t) { recorder_(x, frame, t); }
+
+ private:
+  nn::GaussianVelocityNet net_;
+  at::Tensor labels_;
+  int64_t rows_, d_;
+  bool riemannian_;
+  double sign_;
+  Recorder recorder_;
+  at::Tensor mean_in_, tril_in_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     const std::vector<GaussianSampleRequest>& requests, const std::function<bool()>& cancelled) const {
@@ -242,7 +393,6 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     c10::InferenceMode inference;
     const int64_t d = dim();
     const int64_t dd = d * d;
-    const int64_t tri = nn::TriangleSize(d);
     const bool labelled = labels_.kind == LabelSpace::Kind::kDiscrete;
     std::vector<GeneratedGaussians> outs(requests.size());
     // Per request: source means, covariances and label codes.
@@ -251,123 +401,66 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     for (size_t r = 0; r < requests.size(); ++r) {
       WFM_RETURN_IF_ERROR(PrepareRequest(requests[r], &means[r], &covs[r], &codes[r], &outs[r]));
     }
-    // Requests of one step count and update rule integrate together.
-    std::map<std::pair<int64_t, bool>, std::vector<size_t>> groups;
+    // Requests of one fixed-step solver, step count and update rule integrate
+    // together; an adaptive request integrates alone (its own time grid).
+    using GroupKey = std::tuple<int, int64_t, bool, double, double, int64_t>;
+    std::map<GroupKey, std::vector<size_t>> groups;
     for (size_t r = 0; r < requests.size(); ++r) {
-      groups[{requests[r].steps, requests[r].reference_cov_sign}].push_back(r);
+      const GaussianSampleRequest& q = requests[r];
+      const bool adaptive = q.solver == OdeSolver::kAdaptive;
+      groups[{static_cast<int>(q.solver), q.steps, q.reference_cov_sign, adaptive ? q.rtol : 0.0,
+              adaptive ? q.atol : 0.0, adaptive ? static_cast<int64_t>(r) : -1}]
+          .push_back(r);
     }
     for (const auto& group : groups) {
-      // Plain references: lambdas below capture them (C++17 lambdas cannot
-      // capture structured bindings).
-      const auto& key = group.first;
-      const auto& members = group.second;
-      const int64_t steps = key.first;
-      // W enters as U = I + sign·dt·W: −1 is the corrected update (I + dt·V).
-      const double sign = key.second ? 1.0 : -1.0;
+      const std::vector<size_t>& members = group.second;
+      const GaussianSampleRequest& lead = requests[members.front()];
+      // W enters as U = I + sign·h·W: −1 is the corrected update (I + h·V).
+      const double sign = lead.reference_cov_sign ? 1.0 : -1.0;
       // The group's rows: request members[k] owns rows [first[k], first[k+1]).
       std::vector<int64_t> first = {0};
       for (size_t r : members) first.push_back(first.back() + requests[r].num_samples);
       const int64_t g = first.back();
-      std::vector<double> m(g * d), s(g * dd);
+      GaussianState x;
+      x.m.resize(g * d);
+      x.s.resize(g * dd);
       at::Tensor label_tensor;
       if (labelled) label_tensor = at::empty({g}, at::kLong);
       for (size_t k = 0; k < members.size(); ++k) {
         const size_t r = members[k];
-        std::copy(means[r].begin(), means[r].end(), m.begin() + first[k] * d);
-        std::copy(covs[r].begin(), covs[r].end(), s.begin() + first[k] * dd);
+        std::copy(means[r].begin(), means[r].end(), x.m.begin() + first[k] * d);
+        std::copy(covs[r].begin(), covs[r].end(), x.s.begin() + first[k] * dd);
         if (labelled) {
           std::copy(codes[r].begin(), codes[r].end(), label_tensor.data_ptr<int64_t>() + first[k]);
         }
       }
-      auto record = [&](int64_t frame) {
+      auto record = [&](const GaussianState& state, int64_t frame, double t) {
         for (size_t k = 0; k < members.size(); ++k) {
           const GaussianSampleRequest& req = requests[members[k]];
           if (!req.trajectory) continue;
           GeneratedGaussians& out = outs[members[k]];
           const int64_t n = req.num_samples;
-          std::copy_n(m.data() + first[k] * d, n * d, out.trajectory_means.data() + frame * n * d);
-          std::copy_n(s.data() + first[k] * dd, n * dd, out.trajectory_covs.data() + frame * n * dd);
+          out.trajectory_means.resize((frame + 1) * n * d);
+          out.trajectory_covs.resize((frame + 1) * n * dd);
+          out.trajectory_times.resize(frame + 1);
+          out.trajectory_times[frame] = t;
+          std::copy_n(state.m.data() + first[k] * d, n * d, out.trajectory_means.data() + frame * n * d);
+          std::copy_n(state.s.data() + first[k] * dd, n * dd,
+                      out.trajectory_covs.data() + frame * n * dd);
         }
       };
-      record(0);
-      at::Tensor mean_in = at::empty({g, d}, at::kFloat);
-      at::Tensor tril_in = at::empty({g, tri}, at::kFloat);
-      std::vector<double> u_mat(dd), tmp(dd), w_mat(dd);
-      const double dt = 1.0 / static_cast<double>(steps);
-      for (int64_t step = 0; step < steps; ++step) {
-        if (cancelled && cancelled()) return absl::CancelledError("sampling cancelled");
-        const double t = 1.0 - static_cast<double>(step) * dt;
-        float* mf = mean_in.data_ptr<float>();
-        float* tf = tril_in.data_ptr<float>();
-        for (int64_t i = 0; i < g; ++i) {
-          for (int64_t a = 0; a < d; ++a) mf[i * d + a] = static_cast<float>(m[i * d + a]);
-          const double* si = s.data() + i * dd;
-          float* ti = tf + i * tri;
-          for (int64_t a = 0, p = 0; a < d; ++a) {
-            for (int64_t b = 0; b <= a; ++b, ++p) ti[p] = static_cast<float>(si[a * d + b]);
-          }
-        }
-        const nn::GaussianVelocity v = net_->forward(
-            mean_in, tril_in, at::full({g}, static_cast<float>(t), at::kFloat), label_tensor);
-        const at::Tensor vm = v.mean.contiguous(), vc = v.cov_tril.contiguous();
-        const float* um = vm.data_ptr<float>();
-        const float* uc = vc.data_ptr<float>();
-        for (int64_t i = 0; i < g; ++i) {
-          for (int64_t a = 0; a < d; ++a) m[i * d + a] -= dt * static_cast<double>(um[i * d + a]);
-          // W = L + Lᵀ from the predicted lower triangle.
-          const float* ci = uc + i * tri;
-          for (int64_t a = 0, p = 0; a < d; ++a) {
-            for (int64_t b = 0; b <= a; ++b, ++p) {
-              const double w = static_cast<double>(ci[p]);
-              w_mat[a * d + b] = a == b ? 2.0 * w : w;
-              w_mat[b * d + a] = w_mat[a * d + b];
-            }
-          }
-          double* si = s.data() + i * dd;
-          if (riemannian_) {
-            // S ← U S Uᵀ, U = I + sign·dt·W (symmetric, so Uᵀ = U).
-            for (int64_t e = 0; e < dd; ++e) u_mat[e] = sign * dt * w_mat[e];
-            for (int64_t a = 0; a < d; ++a) u_mat[a * d + a] += 1.0;
-            for (int64_t a = 0; a < d; ++a) {
-              for (int64_t b = 0; b < d; ++b) {
-                double acc = 0.0;
-                for (int64_t c = 0; c < d; ++c) acc += u_mat[a * d + c] * si[c * d + b];
-                tmp[a * d + b] = acc;
-              }
-            }
-            for (int64_t a = 0; a < d; ++a) {
-              for (int64_t b = 0; b <= a; ++b) {
-                double acc = 0.0;
-                for (int64_t c = 0; c < d; ++c) acc += tmp[a * d + c] * u_mat[b * d + c];
-                si[a * d + b] = acc;
-              }
-            }
-            for (int64_t a = 0; a < d; ++a) {
-              for (int64_t b = 0; b < a; ++b) si[b * d + a] = si[a * d + b];
-            }
-          } else {
-            for (int64_t e = 0; e < dd; ++e) si[e] += sign * dt * w_mat[e];
-          }
-        }
-        if (!riemannian_) {
-          if (!AllFinite(s)) return NonFinite();
-          // S ← ProjectSpd(S ∓ dt·W), per item.
-          const at::Tensor all = at::from_blob(s.data(), {g, d, d}, at::kDouble);
-          WFM_ASSIGN_OR_RETURN(const at::Tensor projected, gaussian::ProjectSpd(all));
-          const at::Tensor pc = projected.contiguous();
-          std::copy_n(pc.data_ptr<double>(), g * dd, s.data());
-        }
-        record(step + 1);
-      }
-      if (!AllFinite(m) || !AllFinite(s)) return NonFinite();
+      GaussianFlow flow(net_, label_tensor, g, d, riemannian_, sign, record);
+      WFM_ASSIGN_OR_RETURN(const OdeStats stats, Integrate(flow, &x, lead.ode(), cancelled));
+      if (!AllFinite(x.m) || !AllFinite(x.s)) return NonFinite();
       // Outputs: exactly symmetric, and positive definite (safeguard).
       for (size_t k = 0; k < members.size(); ++k) {
         GeneratedGaussians& out = outs[members[k]];
+        out.evaluations = stats.evaluations;
         const int64_t n = requests[members[k]].num_samples;
-        std::copy_n(m.data() + first[k] * d, n * d, out.means.data());
+        std::copy_n(x.m.data() + first[k] * d, n * d, out.means.data());
         for (int64_t i = 0; i < n; ++i) {
           double* dst = out.covs.data() + i * dd;
-          std::copy_n(s.data() + (first[k] + i) * dd, dd, dst);
+          std::copy_n(x.s.data() + (first[k] + i) * dd, dd, dst);
           Symmetrize(dst, d);
           if (!gaussian::CheckSpd(dst, d).ok()) {
             const at::Tensor one = at::from_blob(dst, {1, d, d}, at::kDouble);

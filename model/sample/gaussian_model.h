@@ -1,18 +1,26 @@
 // A trained Gaussian (Bures–Wasserstein) WFM model, immutable once built, and
-// its sampler: Euler integration of the learned velocity from source
-// Gaussians at t = 1 to generated Gaussians at t = 0 (DESIGN.md, Gaussians
-// step 5).
+// its sampler: integration of the learned velocity from source Gaussians at
+// t = 1 to generated Gaussians at t = 0 (DESIGN.md, Gaussians step 5) with a
+// request's ODE solver (ode_solver.h; Euler by default).
 //
 // The network predicts (u [d], W [d,d] symmetric) trained so that −u ≈ dm/ds
 // and −W ≈ V (Riemannian: dS/ds = V S + S V) or −W ≈ dS/ds (Euclidean), with
-// s = 1 − t. One Euler step of size dt = 1/steps from t to t − dt:
-//   m ← m − dt·u
-//   Riemannian: S ← U S Uᵀ,  U = I − dt·W  (= I + dt·V, the SPD-preserving
-//               update; the reference's sampler uses U = I + dt·W, a sign bug,
+// s = 1 − t. A state advances by h along a velocity (u, W) — a single stage's
+// or a Runge–Kutta combination Σ w·(u, W) of stages, the tangent quantities
+// combined as in any Runge–Kutta scheme — from t to t − h:
+//   m ← m − h·u
+//   Riemannian: S ← U S Uᵀ,  U = I − h·W  (= I + h·V, the SPD-preserving
+//               update; the reference's sampler uses U = I + h·W, a sign bug,
 //               see anchors/README.md "Deviations" 1 — reproducible with
 //               GaussianSampleRequest::reference_cov_sign for comparisons)
-//   Euclidean:  S ← ProjectSpd(S − dt·W)  (eigenvalues floored at
+//   Euclidean:  S ← ProjectSpd(S − h·W)  (eigenvalues floored at
 //               1e-4 · mean |λ|, as the reference's project_to_psd)
+// Stage states and accepted states alike are made by this update, so every
+// state the network sees is symmetric positive definite (while U is
+// nonsingular). The update matches the exact flow to first order in h only,
+// so the higher-order solvers gain their order on the means (and on
+// covariances whose W commute along the path), not in general on the
+// Riemannian covariances.
 // The state is integrated in float64; the network sees float32 inputs.
 // Every returned covariance is exactly symmetric and positive definite: a
 // final covariance whose Cholesky factorisation fails or whose smallest pivot
@@ -42,6 +50,7 @@
 #include "model/checkpoint/checkpoint.h"
 #include "model/nn/gaussian_net.h"
 #include "model/noise/gaussian_noise.h"
+#include "model/sample/ode_solver.h"
 #include "model/sample/sample_limits.h"
 #include "model/config/config.h"
 #include "model/config/metadata.h"
@@ -58,12 +67,18 @@ struct GaussianSampleRequest {
   // Discrete models: a label name; empty = a label drawn uniformly per sample
   // from the model's labels. Unconditional models: must be empty.
   std::string label;
-  int64_t steps = 100;  // Euler steps (one network evaluation each)
+  OdeSolver solver = OdeSolver::kEuler;
+  // Fixed-step solvers: steps of size 1/steps; adaptive: the step cap.
+  int64_t steps = 100;
+  double rtol = kDefaultRtol;  // adaptive only
+  double atol = kDefaultAtol;  // adaptive only
   uint64_t seed = 0;
   bool trajectory = false;
   // Reproduces the reference's covariance update sign (U = I + dt·W), which
   // moves covariances away from the data. For tests and benchmarks only.
   bool reference_cov_sign = false;
+
+  OdeSettings ode() const { return {solver, steps, rtol, atol}; }
 };
 
 // The Gaussians of one request.
@@ -72,12 +87,15 @@ struct GeneratedGaussians {
   std::vector<double> means;        // [num_samples, dim] row-major
   std::vector<double> covs;         // [num_samples, dim, dim] row-major, SPD
   std::vector<std::string> labels;  // discrete: the label of each sample
-  // When requested: [steps + 1, num_samples, dim] and
-  // [steps + 1, num_samples, dim, dim]; frame 0 = the source Gaussians. The
-  // last frame is the integrator's state before the final SPD safeguard
-  // (identical to `covs` unless the safeguard had to act).
+  // When requested: [frames, num_samples, dim] and
+  // [frames, num_samples, dim, dim]; frame 0 = the source Gaussians; frames =
+  // steps + 1 (adaptive: accepted steps + 1) at the times trajectory_times
+  // (1 down to 0). The last frame is the integrator's state before the final
+  // SPD safeguard (identical to `covs` unless the safeguard had to act).
   std::vector<double> trajectory_means;
   std::vector<double> trajectory_covs;
+  std::vector<double> trajectory_times;
+  int64_t evaluations = 0;  // network evaluations of the ODE solver (NFE)
 };
 
 // The network configuration of a model: the training config's sizes and
@@ -112,9 +130,10 @@ class GaussianModel {
   absl::Status ValidateRequest(const GaussianSampleRequest& request,
                                const SampleLimits& limits = {}) const;
 
-  // Generates every request's Gaussians. Samples of equal step count and
-  // update rule are integrated together in one batch, whatever request they
-  // belong to; each request draws its labels and source Gaussians from its
+  // Generates every request's Gaussians. Samples of one fixed-step solver,
+  // step count and update rule are integrated together in one batch,
+  // whatever request they belong to; an adaptive request is integrated on its
+  // own time grid. Each request draws its labels and source Gaussians from its
   // own seed, and every per-sample computation is independent of the other
   // rows of the batch, so a request's result is bit-identical whatever it is
   // batched with. `cancelled`, when set, is polled every integration step

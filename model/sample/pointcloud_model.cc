@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -29,7 +30,7 @@ struct PointCloudModel::CloudJob {
   size_t request = 0;
   int64_t sample = 0;
   int64_t points = 0;
-  int64_t steps = 0;
+  OdeSettings ode;
   VelocityMode mode = VelocityMode::kPlain;
   double gamma = 1.0;
   int64_t code = -1;     // discrete label code
@@ -166,11 +167,7 @@ absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
         "points: this model starts from user-given source clouds, whose sizes set the sizes of "
         "the generated clouds; leave points at 0");
   }
-  if (r.steps < 1) return absl::InvalidArgumentError(absl::StrCat("steps: must be >= 1, got ", r.steps));
-  if (r.steps > limits.max_steps) {
-    return absl::ResourceExhaustedError(absl::StrCat("steps: ", r.steps, " exceeds the limit of ",
-                                                     limits.max_steps));
-  }
+  WFM_RETURN_IF_ERROR(ValidateOdeSettings(r.ode(), limits.max_steps));
   if (r.guidance.has_value() && !(std::isfinite(*r.guidance) && *r.guidance >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat("guidance: must be a finite number >= 0, got ", *r.guidance));
   }
@@ -265,7 +262,7 @@ absl::Status PointCloudModel::PrepareJobs(const CloudSampleRequest& r, size_t in
     job.request = index;
     job.sample = s;
     job.points = sizes[s];
-    job.steps = r.steps;
+    job.ode = r.ode();
     job.mode = mode;
     job.gamma = gamma;
     job.code = codes[s];
@@ -286,9 +283,68 @@ absl::Status PointCloudModel::PrepareJobs(const CloudSampleRequest& r, size_t in
     jobs->push_back(std::move(job));
   }
   out->points.assign(out->offsets.back() * d, 0.0f);
-  if (r.trajectory) out->trajectory.assign((r.steps + 1) * out->offsets.back() * d, 0.0f);
+  if (r.trajectory) out->trajectory.reserve(MaxFrames(r.ode()) * out->offsets.back() * d);
   return absl::OkStatus();
 }
+
+namespace {
+
+// The flow of a group of clouds for the ODE solvers: one batch per cloud
+// size (the state holds a tensor [clouds, points, dim] per size).
+class CloudFlow {
+ public:
+  using State = std::vector<at::Tensor>;
+  using Tangent = std::vector<at::Tensor>;
+
+  // One batch of clouds of one size: the velocity at (points, t).
+  using BatchVelocity = std::function<at::Tensor(size_t batch, const at::Tensor& pts, double t)>;
+  // Frame `frame` at time t of the batches.
+  using Recorder = std::function<void(const State& x, int64_t frame, double t)>;
+
+  CloudFlow(BatchVelocity velocity, Recorder recorder)
+      : velocity_(std::move(velocity)), recorder_(std::move(recorder)) {}
+
+  absl::StatusOr<Tangent> Velocity(const State& x, double t) {
+    Tangent v(x.size());
+    for (size_t b = 0; b < x.size(); ++b) v[b] = velocity_(b, x[b], t);
+    return v;
+  }
+
+  absl::StatusOr<State> Advance(const State& x, const Terms<Tangent>& terms, double h) {
+    State out(x.size());
+    for (size_t b = 0; b < x.size(); ++b) {
+      if (terms.size() == 1) {
+        out[b] = x[b] - (h * terms[0].first) * (*terms[0].second)[b];
+        continue;
+      }
+      at::Tensor sum = terms[0].first * (*terms[0].second)[b];
+      for (size_t j = 1; j < terms.size(); ++j) sum.add_((*terms[j].second)[b], terms[j].first);
+      out[b] = x[b] - h * sum;
+    }
+    return out;
+  }
+
+  double ErrorNorm(const State& x, const State& high, const State& low, double rtol,
+                   double atol) const {
+    double sum = 0.0;
+    int64_t count = 0;
+    for (size_t b = 0; b < x.size(); ++b) {
+      const at::Tensor hi = high[b].to(at::kDouble);
+      const at::Tensor scale = atol + rtol * at::maximum(x[b].to(at::kDouble).abs(), hi.abs());
+      sum += ((hi - low[b].to(at::kDouble)) / scale).square().sum().item<double>();
+      count += x[b].numel();
+    }
+    return std::sqrt(sum / static_cast<double>(std::max<int64_t>(count, 1)));
+  }
+
+  void Record(const State& x, int64_t frame, double t) { recorder_(x, frame, t); }
+
+ private:
+  BatchVelocity velocity_;
+  Recorder recorder_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
     const std::vector<CloudSampleRequest>& requests, const std::function<bool()>& cancelled) const {
@@ -300,83 +356,105 @@ absl::StatusOr<std::vector<GeneratedClouds>> PointCloudModel::Sample(
     for (size_t r = 0; r < requests.size(); ++r) {
       WFM_RETURN_IF_ERROR(PrepareJobs(requests[r], r, &jobs, &outs[r]));
     }
-    // Clouds of one size, step count and velocity mode integrate together.
-    std::map<std::tuple<int64_t, int64_t, int>, std::vector<const CloudJob*>> groups;
+    // Clouds of one fixed-step solver, step count and velocity mode integrate
+    // together; an adaptive request integrates alone (its own time grid).
+    using GroupKey = std::tuple<int, int64_t, int, double, double, int64_t>;
+    std::map<GroupKey, std::vector<const CloudJob*>> groups;
     for (const CloudJob& job : jobs) {
-      groups[{job.points, job.steps, static_cast<int>(job.mode)}].push_back(&job);
+      const bool adaptive = job.ode.solver == OdeSolver::kAdaptive;
+      groups[{static_cast<int>(job.ode.solver), job.ode.steps, static_cast<int>(job.mode),
+              adaptive ? job.ode.rtol : 0.0, adaptive ? job.ode.atol : 0.0,
+              adaptive ? static_cast<int64_t>(job.request) : -1}]
+          .push_back(&job);
     }
     const int64_t d = dim();
     for (const auto& group : groups) {
-      // Plain references: lambdas below capture them (C++17 lambdas cannot
-      // capture structured bindings).
-      const auto& key = group.first;
-      const auto& members = group.second;
-      const int64_t n = std::get<0>(key), steps = std::get<1>(key);
-      const auto mode = static_cast<VelocityMode>(std::get<2>(key));
-      const int64_t g = static_cast<int64_t>(members.size());
-      std::vector<at::Tensor> x0s, conds;
-      std::vector<double> gammas;
-      for (const CloudJob* job : members) {
-        x0s.push_back(job->x0);
-        gammas.push_back(job->gamma);
-        if (labels_.kind == LabelSpace::Kind::kDiscrete) {
-          conds.push_back(at::full({1}, job->code, at::kLong));
-        } else if (labels_.kind == LabelSpace::Kind::kContinuous) {
-          conds.push_back(job->condition.unsqueeze(0));
+      const CloudJob& lead = *group.second.front();
+      const VelocityMode mode = lead.mode;
+      // The group's batches: clouds of one size.
+      std::map<int64_t, std::vector<const CloudJob*>> by_size;
+      for (const CloudJob* job : group.second) by_size[job->points].push_back(job);
+      std::vector<std::vector<const CloudJob*>> batches;
+      struct BatchInputs {
+        at::Tensor cond, null, cond2, gamma;
+      };
+      std::vector<BatchInputs> inputs;
+      CloudFlow::State x;
+      for (auto& [size, members] : by_size) {
+        const int64_t g = static_cast<int64_t>(members.size());
+        std::vector<at::Tensor> x0s, conds;
+        std::vector<double> gammas;
+        for (const CloudJob* job : members) {
+          x0s.push_back(job->x0);
+          gammas.push_back(job->gamma);
+          if (labels_.kind == LabelSpace::Kind::kDiscrete) {
+            conds.push_back(at::full({1}, job->code, at::kLong));
+          } else if (labels_.kind == LabelSpace::Kind::kContinuous) {
+            conds.push_back(job->condition.unsqueeze(0));
+          }
         }
+        BatchInputs in;
+        in.cond = conds.empty() ? at::Tensor() : at::cat(conds);
+        in.null = labels_.conditional() ? net_->NullCondition(g) : at::Tensor();
+        in.gamma = at::tensor(gammas, at::kFloat).view({g, 1, 1});
+        // For guidance the conditional and null batches go through one forward.
+        if (mode == VelocityMode::kGuided) in.cond2 = at::cat({in.cond, in.null});
+        inputs.push_back(std::move(in));
+        x.push_back(at::stack(x0s));
+        batches.push_back(std::move(members));
       }
-      at::Tensor x = at::stack(x0s);
-      at::Tensor cond = conds.empty() ? at::Tensor() : at::cat(conds);
-      at::Tensor null = labels_.conditional() ? net_->NullCondition(g) : at::Tensor();
-      const at::Tensor gamma = at::tensor(gammas, at::kFloat).view({g, 1, 1});
-      // For guidance the conditional and null batches go through one forward.
-      at::Tensor cond2 = mode == VelocityMode::kGuided ? at::cat({cond, null}) : at::Tensor();
       // The packed inference path: each cloud's velocity depends on that
       // cloud alone, so merged requests get the results of lone ones.
-      auto velocity = [&](const at::Tensor& pts, double t) {
+      auto velocity = [&](size_t b, const at::Tensor& pts, double t) {
+        const BatchInputs& in = inputs[b];
+        const int64_t g = pts.size(0);
         switch (mode) {
           case VelocityMode::kPlain:
             return inference_->Velocity(pts, at::full({g}, t, at::kFloat), {});
           case VelocityMode::kNull:
-            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), null);
+            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), in.null);
           case VelocityMode::kCond:
-            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), cond);
+            return inference_->Velocity(pts, at::full({g}, t, at::kFloat), in.cond);
           case VelocityMode::kGuided: {
             const at::Tensor both = inference_->Velocity(at::cat({pts, pts}),
-                                                         at::full({2 * g}, t, at::kFloat), cond2);
+                                                         at::full({2 * g}, t, at::kFloat), in.cond2);
             const at::Tensor vc = both.narrow(0, 0, g), vu = both.narrow(0, g, g);
-            return vu + gamma * (vc - vu);
+            return vu + in.gamma * (vc - vu);
           }
         }
         return at::Tensor();
       };
-      auto record = [&](int64_t frame, const at::Tensor& pts) {
-        for (int64_t k = 0; k < g; ++k) {
-          const CloudJob* job = members[k];
-          if (!job->trajectory) continue;
-          GeneratedClouds& out = outs[job->request];
-          const int64_t total = out.offsets.back();
-          float* dst = out.trajectory.data() + (frame * total + out.offsets[job->sample]) * d;
-          const at::Tensor src = pts[k].contiguous();
-          std::copy(src.data_ptr<float>(), src.data_ptr<float>() + n * d, dst);
+      auto record = [&](const CloudFlow::State& state, int64_t frame, double t) {
+        for (size_t b = 0; b < batches.size(); ++b) {
+          const int64_t n = state[b].size(1);
+          for (size_t k = 0; k < batches[b].size(); ++k) {
+            const CloudJob* job = batches[b][k];
+            if (!job->trajectory) continue;
+            GeneratedClouds& out = outs[job->request];
+            const int64_t total = out.offsets.back();
+            if (static_cast<int64_t>(out.trajectory.size()) < (frame + 1) * total * d) {
+              out.trajectory.resize((frame + 1) * total * d, 0.0f);
+              out.trajectory_times.resize(frame + 1, 0.0);
+            }
+            out.trajectory_times[frame] = t;
+            float* dst = out.trajectory.data() + (frame * total + out.offsets[job->sample]) * d;
+            const at::Tensor src = state[b][static_cast<int64_t>(k)].contiguous();
+            std::copy(src.data_ptr<float>(), src.data_ptr<float>() + n * d, dst);
+          }
         }
       };
-      record(0, x);
-      const double dt = 1.0 / static_cast<double>(steps);
-      for (int64_t step = 0; step < steps; ++step) {
-        if (cancelled && cancelled()) return absl::CancelledError("sampling cancelled");
-        const double t = 1.0 - static_cast<double>(step) * dt;
-        const at::Tensor v = velocity(x, t);
-        const at::Tensor mid = x - (0.5 * dt) * v;
-        x = x - dt * velocity(mid, t - 0.5 * dt);
-        record(step + 1, x);
-      }
-      x = x.contiguous();
-      for (int64_t k = 0; k < g; ++k) {
-        const CloudJob* job = members[k];
-        GeneratedClouds& out = outs[job->request];
-        const float* src = x.data_ptr<float>() + k * n * d;
-        std::copy(src, src + n * d, out.points.data() + out.offsets[job->sample] * d);
+      CloudFlow flow(velocity, record);
+      WFM_ASSIGN_OR_RETURN(const OdeStats stats, Integrate(flow, &x, lead.ode, cancelled));
+      for (size_t b = 0; b < batches.size(); ++b) {
+        const at::Tensor xb = x[b].contiguous();
+        const int64_t n = xb.size(1);
+        for (size_t k = 0; k < batches[b].size(); ++k) {
+          const CloudJob* job = batches[b][k];
+          GeneratedClouds& out = outs[job->request];
+          const float* src = xb.data_ptr<float>() + static_cast<int64_t>(k) * n * d;
+          std::copy(src, src + n * d, out.points.data() + out.offsets[job->sample] * d);
+          out.evaluations = stats.evaluations;
+        }
       }
     }
     for (GeneratedClouds& out : outs) {  // back from the space the flow was trained in

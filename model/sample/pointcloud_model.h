@@ -1,6 +1,7 @@
 // A trained point-cloud WFM model, immutable once built, and its sampler:
-// midpoint (RK2) integration of the learned velocity from noise at t = 1 to
-// generated clouds at t = 0 (DESIGN.md, point clouds step 8).
+// integration of the learned velocity from noise at t = 1 to generated
+// clouds at t = 0 (DESIGN.md, point clouds step 8) with a request's ODE
+// solver (ode_solver.h; midpoint by default).
 //
 // Readers share one model through std::shared_ptr<const PointCloudModel>;
 // Sample() is const and thread-safe (the network runs in eval mode under
@@ -24,6 +25,7 @@
 #include "model/nn/pointcloud_inference.h"
 #include "model/nn/pointcloud_net.h"
 #include "model/noise/pointcloud_noise.h"
+#include "model/sample/ode_solver.h"
 #include "model/sample/sample_limits.h"
 #include "model/config/config.h"
 #include "model/config/feature_transform.h"
@@ -51,9 +53,15 @@ struct CloudSampleRequest {
   std::vector<float> condition;
   // Classifier-free guidance γ (v_u + γ (v_c − v_u)); unset = the model's.
   std::optional<double> guidance;
-  int64_t steps = 100;  // midpoint steps (two network evaluations each)
+  OdeSolver solver = OdeSolver::kMidpoint;
+  // Fixed-step solvers: steps of size 1/steps; adaptive: the step cap.
+  int64_t steps = 100;
+  double rtol = kDefaultRtol;  // adaptive only
+  double atol = kDefaultAtol;  // adaptive only
   uint64_t seed = 0;
   bool trajectory = false;
+
+  OdeSettings ode() const { return {solver, steps, rtol, atol}; }
 };
 
 // The clouds of one request.
@@ -63,8 +71,12 @@ struct GeneratedClouds {
   std::vector<float> points;        // [P, dim] row-major
   std::vector<std::string> labels;  // discrete: the label of each sample
   std::vector<float> conditions;    // continuous: [num_samples, cond_dim]
-  // When requested: [steps + 1, P, dim], frame 0 = the source clouds.
+  // When requested: [frames, P, dim], frame 0 = the source clouds; frames =
+  // steps + 1 (adaptive: accepted steps + 1), at the times trajectory_times
+  // (1 down to 0).
   std::vector<float> trajectory;
+  std::vector<double> trajectory_times;
+  int64_t evaluations = 0;  // network evaluations of the ODE solver (NFE)
 };
 
 // The network configuration of a model: the training config's sizes, the
@@ -99,10 +111,12 @@ class PointCloudModel {
   absl::Status ValidateRequest(const CloudSampleRequest& request,
                                const SampleLimits& limits = {}) const;
 
-  // Generates every request's clouds. Clouds of equal size and step count are
-  // integrated together in one batch, whatever request they belong to; each
-  // request draws its labels, sizes and source clouds from its own seed, so
-  // its result does not depend on the other requests. `cancelled`, when set,
+  // Generates every request's clouds. Requests of one fixed-step solver, step
+  // count and guidance mode are integrated together (clouds of one size in
+  // one batch), whatever request they belong to; an adaptive request is
+  // integrated on its own time grid. Each request draws its labels, sizes and
+  // source clouds from its own seed and each cloud's velocity depends on that
+  // cloud alone, so its result does not depend on the other requests. `cancelled`, when set,
   // is polled every integration step (CANCELLED once it returns true).
   absl::StatusOr<std::vector<GeneratedClouds>> Sample(
       const std::vector<CloudSampleRequest>& requests,

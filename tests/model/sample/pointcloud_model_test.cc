@@ -88,6 +88,80 @@ TEST(PointCloudModelTest, MergedRequestsEqualLoneRequests) {
   }
 }
 
+constexpr OdeSolver kSolvers[] = {OdeSolver::kEuler, OdeSolver::kMidpoint, OdeSolver::kHeun,
+                                  OdeSolver::kRk4, OdeSolver::kAdaptive};
+
+// Every solver: a request merged with others (other solvers, sizes, labels,
+// guidance, step counts) gets its lone result bit for bit, and the reply
+// counts its network evaluations (steps · stages for fixed-step solvers).
+TEST(PointCloudModelTest, EverySolverIsBatchInvariantAndCountsEvaluations) {
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(true));
+  std::vector<CloudSampleRequest> reqs;
+  for (OdeSolver solver : kSolvers) {
+    CloudSampleRequest a = Request(11, 3);  // training sizes: several batches
+    a.solver = solver;
+    a.steps = 5;
+    a.rtol = 1e-2;
+    CloudSampleRequest b = Request(12, 2, 20);
+    b.solver = solver;
+    b.steps = 5;
+    b.label = "1";
+    b.guidance = 2.0;
+    b.trajectory = true;
+    reqs.push_back(a);
+    reqs.push_back(b);
+  }
+  CloudSampleRequest other = Request(13, 2, 20);
+  other.steps = 3;
+  reqs.push_back(other);
+  auto merged = m->Sample(reqs);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    auto lone = m->Sample({reqs[r]});
+    ASSERT_TRUE(lone.ok());
+    const std::string name = OdeSolverName(reqs[r].solver);
+    EXPECT_EQ((*merged)[r].points, (*lone)[0].points) << name << " request " << r;
+    EXPECT_EQ((*merged)[r].trajectory, (*lone)[0].trajectory) << name;
+    EXPECT_EQ((*merged)[r].trajectory_times, (*lone)[0].trajectory_times) << name;
+    EXPECT_EQ((*merged)[r].evaluations, (*lone)[0].evaluations) << name;
+    for (float v : (*merged)[r].points) ASSERT_TRUE(std::isfinite(v)) << name;
+    if (reqs[r].solver != OdeSolver::kAdaptive) {
+      EXPECT_EQ((*merged)[r].evaluations, reqs[r].steps * TableauOf(reqs[r].solver).stages);
+    } else {
+      EXPECT_GE((*merged)[r].evaluations, 4);
+      EXPECT_LE((*merged)[r].evaluations, MaxEvaluations(reqs[r].ode()));
+    }
+    if (reqs[r].trajectory) {
+      const GeneratedClouds& g = (*merged)[r];
+      const int64_t frames = static_cast<int64_t>(g.trajectory_times.size());
+      ASSERT_EQ(static_cast<int64_t>(g.trajectory.size()), frames * g.offsets.back() * 2) << name;
+      EXPECT_EQ(g.trajectory_times.front(), 1.0);
+      EXPECT_NEAR(g.trajectory_times.back(), 0.0, 1e-12);
+      if (reqs[r].solver != OdeSolver::kAdaptive) {
+        EXPECT_EQ(frames, reqs[r].steps + 1);
+      }
+      EXPECT_EQ(std::vector<float>(g.trajectory.end() - g.points.size(), g.trajectory.end()), g.points);
+    }
+  }
+  // The solvers differ (the flow is not integrated exactly at 5 steps).
+  EXPECT_NE((*merged)[0].points, (*merged)[2].points);
+  EXPECT_NE((*merged)[2].points, (*merged)[6].points);
+}
+
+TEST(PointCloudModelTest, SolverValidation) {
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(false, 1));
+  CloudSampleRequest r = Request(1);
+  r.solver = OdeSolver::kAdaptive;
+  r.rtol = 0.0;
+  EXPECT_THAT(m->ValidateRequest(r).message(), HasSubstr("rtol"));
+  r.rtol = 1e-3;
+  r.atol = -1.0;
+  EXPECT_THAT(m->ValidateRequest(r).message(), HasSubstr("atol"));
+  r.atol = 1e-4;
+  r.steps = 20000;
+  EXPECT_EQ(m->ValidateRequest(r).code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(PointCloudModelTest, TrajectoryFramesAndLabels) {
   WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(true));
   CloudSampleRequest r = Request(5, 2, 10);
