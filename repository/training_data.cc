@@ -56,6 +56,29 @@ absl::Status CheckCenters(const CellSet& cells, const std::vector<int64_t>& cent
   return absl::OkStatus();
 }
 
+// Sample covariances (divisor n - 1) with kNicheRidge x the mean
+// per-feature variance of all `values` ([n, d] row-major) on the diagonal.
+model::data::NicheGaussianOptions RidgedSampleCovariance(absl::Span<const float> values,
+                                                         int64_t d) {
+  const int64_t n = static_cast<int64_t>(values.size()) / d;
+  double variance = 0.0;
+  for (int64_t j = 0; j < d; ++j) {
+    double mean = 0.0, sq = 0.0;
+    for (int64_t i = 0; i < n; ++i) mean += values[i * d + j];
+    mean /= static_cast<double>(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = values[i * d + j] - mean;
+      sq += x * x;
+    }
+    variance += sq / static_cast<double>(n);
+  }
+  variance /= static_cast<double>(d);
+  model::data::NicheGaussianOptions options;
+  options.ddof = 1;
+  options.ridge = variance > 0.0 ? kNicheRidge * variance : kNicheRidge;
+  return options;
+}
+
 }  // namespace
 
 nlohmann::json TrainingOrigin::ToJson() const {
@@ -93,7 +116,8 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
 }
 
 bool KindFits(model::Family family, DatasetKind kind) {
-  return kind == DatasetKind::kSpatialCells || kind == FamilyKind(family);
+  return kind == DatasetKind::kSpatialCells || kind == FamilyKind(family) ||
+         (family == model::Family::kGaussian && kind == DatasetKind::kPointClouds);
 }
 
 DatasetKind FamilyKind(model::Family family) {
@@ -223,28 +247,56 @@ absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int6
     return absl::InvalidArgumentError(
         "niches: no niche holds two cells (Gaussian cell states need samples of 3 or more cells)");
   }
-  // Mean per-feature variance of all cells sets the ridge's scale.
-  const int64_t n = cells.num_cells(), d = cells.dim;
-  double variance = 0.0;
-  for (int64_t j = 0; j < d; ++j) {
-    double mean = 0.0, sq = 0.0;
-    for (int64_t i = 0; i < n; ++i) mean += cells.features[i * d + j];
-    mean /= static_cast<double>(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const double x = cells.features[i * d + j] - mean;
-      sq += x * x;
-    }
-    variance += sq / static_cast<double>(n);
-  }
-  variance /= static_cast<double>(d);
-  model::data::NicheGaussianOptions options;
-  options.ddof = 1;
-  options.ridge = variance > 0.0 ? kNicheRidge * variance : kNicheRidge;
-  WFM_ASSIGN_OR_RETURN(model::data::NicheGaussians gaussians,
-                       model::data::ComputeNicheGaussians(niches, cells.features, cells.dim,
-                                                          cells.labels, kept, options));
+  WFM_ASSIGN_OR_RETURN(
+      model::data::NicheGaussians gaussians,
+      model::data::ComputeNicheGaussians(niches, cells.features, cells.dim, cells.labels, kept,
+                                         RidgedSampleCovariance(cells.features, cells.dim)));
   WFM_RETURN_IF_ERROR(model::io::ValidateGaussianSet(gaussians.gaussians, "niche Gaussians"));
   return std::move(gaussians.gaussians);
+}
+
+absl::StatusOr<model::io::GaussianSet> CloudGaussians(const model::io::PointCloudSet& clouds,
+                                                      const std::vector<int64_t>& ids) {
+  if (clouds.labels.kind == model::io::Labels::Kind::kContinuous) {
+    return absl::InvalidArgumentError(
+        "clouds: continuous condition vectors; Gaussian models take discrete labels or none");
+  }
+  const int64_t c = clouds.num_clouds(), p = clouds.num_points();
+  for (int64_t id : ids) {
+    if (id < 0 || id >= c) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("clouds: item ", id, " is outside [0, ", c, ")"));
+    }
+    if (clouds.cloud_size(id) < 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("clouds[", id, "]: ", clouds.cloud_size(id),
+                       " point; a Gaussian (mean and sample covariance) needs at least 2"));
+    }
+  }
+  // The clouds as niches over their points: "cell" i < C has the points of
+  // cloud i as its niche, the others none (they are never centres).
+  model::data::Niches niches;
+  niches.offsets = clouds.offsets;
+  niches.offsets.resize(p + 1, p);
+  niches.neighbors.resize(p);
+  std::iota(niches.neighbors.begin(), niches.neighbors.end(), int64_t{0});
+  WFM_ASSIGN_OR_RETURN(
+      model::data::NicheGaussians gaussians,
+      model::data::ComputeNicheGaussians(niches, clouds.points, clouds.dim, {}, ids,
+                                         RidgedSampleCovariance(clouds.points, clouds.dim)));
+  if (!clouds.labels.empty()) gaussians.gaussians.labels = clouds.labels.Take(ids);
+  WFM_RETURN_IF_ERROR(model::io::ValidateGaussianSet(gaussians.gaussians, "cloud Gaussians"));
+  return std::move(gaussians.gaussians);
+}
+
+absl::StatusOr<model::io::GaussianSet> GaussianItems(const DatasetData& data, int64_t niche_size,
+                                                     const std::vector<int64_t>& ids) {
+  switch (data.info.kind) {
+    case DatasetKind::kGaussians: return TakeGaussians(data.gaussians(), ids);
+    case DatasetKind::kPointClouds: return CloudGaussians(data.clouds(), ids);
+    case DatasetKind::kSpatialCells: return NicheGaussians(data.cells(), niche_size, ids);
+  }
+  return absl::InternalError("data set: unknown kind");
 }
 
 absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
@@ -256,7 +308,7 @@ absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
     return absl::InvalidArgumentError(absl::StrCat(
         "data set '", info.name, "' holds ", DatasetKindName(info.kind), "; ",
         model::FamilyName(family), " models train on ", DatasetKindName(FamilyKind(family)),
-        " or SPATIAL_CELLS data"));
+        family == model::Family::kGaussian ? ", POINT_CLOUDS" : "", " or SPATIAL_CELLS data"));
   }
   TrainingInputs in;
   TrainingOrigin& origin = in.origin;
@@ -303,11 +355,10 @@ absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
       in.source_clouds = follow ? TakeClouds(source->clouds(), train_ids) : source->clouds();
     }
   } else {
-    if (cells) {
-      WFM_ASSIGN_OR_RETURN(in.gaussians,
-                           NicheGaussians(data.cells(), config.niche_size, train_ids));
+    if (info.kind == DatasetKind::kGaussians && all) {
+      in.gaussians = data.gaussians();
     } else {
-      in.gaussians = all ? data.gaussians() : TakeGaussians(data.gaussians(), train_ids);
+      WFM_ASSIGN_OR_RETURN(in.gaussians, GaussianItems(data, config.niche_size, train_ids));
     }
     if (source != nullptr) {
       in.source_gaussians =

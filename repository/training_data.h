@@ -49,7 +49,8 @@ struct TrainingOrigin {
 };
 
 // Whether a `family` model trains on a data set of `kind`: one of the
-// family's own kind (FamilyKind) or SPATIAL_CELLS (its niches).
+// family's own kind (FamilyKind), SPATIAL_CELLS (its niches) or, for
+// Gaussian models, POINT_CLOUDS (each cloud's mean and covariance).
 bool KindFits(model::Family family, DatasetKind kind);
 // The kind of a family's items and user-given sources: POINT_CLOUDS or
 // GAUSSIANS.
@@ -93,6 +94,24 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers);
 
+// Gaussians from point clouds (the reference's point_clouds= input): cloud
+// `ids[j]` becomes N(mean, cov) with the mean and the sample covariance
+// (divisor n - 1, as numpy.cov) of its points, equally weighted, plus
+// kNicheRidge x the mean per-dimension variance of all points on the
+// diagonal (as NicheGaussians: clouds of n <= dim points have singular
+// sample covariances), and the cloud's label. INVALID_ARGUMENT for
+// continuous labels (Gaussian models take discrete labels) or a cloud of
+// fewer than 2 points.
+absl::StatusOr<model::io::GaussianSet> CloudGaussians(const model::io::PointCloudSet& clouds,
+                                                      const std::vector<int64_t>& ids);
+
+// The Gaussians a Gaussian model trains on or is compared with: items
+// `ids` of a GAUSSIANS data set, the Gaussians of clouds `ids`
+// (CloudGaussians) or the Gaussian cell states of the niches of cells `ids`
+// with `niche_size` cells (NicheGaussians).
+absl::StatusOr<model::io::GaussianSet> GaussianItems(const DatasetData& data, int64_t niche_size,
+                                                     const std::vector<int64_t>& ids);
+
 // What a trainer of config.family takes, made from a stored data set.
 struct TrainingInputs {
   model::io::PointCloudSet clouds;   // family kPointCloud: the training items
@@ -116,7 +135,8 @@ struct TrainingInputs {
 // data.info.name in the origin): the held-out split of
 // config.holdout_fraction and the run's seed (HoldoutIndices, drawn once
 // here), the remaining items (SPATIAL_CELLS: their niches of
-// config.niche_size cells, as point clouds or Gaussian cell states), and,
+// config.niche_size cells, as point clouds or Gaussian cell states;
+// POINT_CLOUDS for a Gaussian model: CloudGaussians), and,
 // when the configuration uses them, the sources `source` (given_matched
 // sources with one per data set item follow the items through the split).
 // INVALID_ARGUMENT when the data set's kind does not fit the family, the

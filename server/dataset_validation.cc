@@ -13,7 +13,6 @@ namespace wfm::server {
 namespace {
 
 constexpr int64_t kMaxDim = 100000;
-constexpr int64_t kMaxGaussianDim = 512;
 constexpr int64_t kMaxConditionDim = 4096;
 constexpr size_t kMaxDescription = 4096;
 constexpr size_t kMaxLabelBytes = 256;

@@ -28,6 +28,10 @@ using repository::LabelTypeName;
 using repository::ParseDatasetKind;
 using repository::ParseLabelType;
 
+// The largest dimension of Gaussians (uploaded, or made from point clouds
+// at training): a dim x dim covariance per item.
+inline constexpr int64_t kMaxGaussianDim = 512;
+
 // The first message of an upload.
 struct DatasetHeader {
   std::string name;

@@ -14,9 +14,7 @@ namespace wfm::server {
 using repository::DrawSubset;
 using repository::KindFits;
 using repository::NicheClouds;
-using repository::NicheGaussians;
 using repository::TakeClouds;
-using repository::TakeGaussians;
 
 namespace {
 
@@ -124,12 +122,8 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
     result.emd = e.emd;
     result.has_emd = e.has_emd;
   } else {
-    model::io::GaussianSet reference;
-    if (info.kind == DatasetKind::kGaussians) {
-      reference = TakeGaussians(data.gaussians(), items);
-    } else {
-      WFM_ASSIGN_OR_RETURN(reference, NicheGaussians(data.cells(), NicheSize(servable), items));
-    }
+    WFM_ASSIGN_OR_RETURN(const model::io::GaussianSet reference,
+                         repository::GaussianItems(data, NicheSize(servable), items));
     model::GaussianSampleRequest request;
     request.num_samples = options.num_samples > 0 ? options.num_samples
                                                   : std::min<int64_t>(reference.num_gaussians(),

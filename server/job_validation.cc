@@ -27,8 +27,26 @@ absl::Status ValidateTrainingRequest(const TrainingRequest& request, const Datas
   if (!KindFits(r.family, data.kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.family: ", model::FamilyName(r.family), " models train on ",
-        r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS",
+        r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS, POINT_CLOUDS",
         " or SPATIAL_CELLS data sets; '", request.dataset, "' holds ", DatasetKindName(data.kind)));
+  }
+  // Gaussians from point clouds: each cloud's mean and covariance.
+  if (r.family == model::Family::kGaussian && data.kind == DatasetKind::kPointClouds) {
+    if (data.dim > kMaxGaussianDim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.family: gaussian models of point clouds take dim <= ", kMaxGaussianDim,
+          " (a dim x dim covariance per cloud); '", request.dataset, "' has dim ", data.dim));
+    }
+    if (data.label_type == LabelType::kContinuous) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.family: gaussian models take discrete labels or none; the clouds of '",
+          request.dataset, "' have continuous conditions"));
+    }
+    if (data.min_size < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.family: gaussian models of point clouds need clouds of 2 or more points (a "
+          "sample covariance); '", request.dataset, "' has a cloud of ", data.min_size));
+    }
   }
   if (r.family == model::Family::kPointCloud) {
     WFM_RETURN_IF_ERROR(model::ValidatePointCloudTrainConfig(r.pointcloud));

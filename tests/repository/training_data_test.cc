@@ -295,13 +295,76 @@ TEST(TrainingInputsTest, RefusesWhatDoesNotFit) {
             "source g: holds GAUSSIANS, needs POINT_CLOUDS");
 }
 
+// Two labelled clouds in R^2 with known means and sample covariances:
+// cloud 0 = the corners of the square [0, 2]^2 (mean (1, 1), covariance
+// (4/3) I), cloud 1 = (0, 0), (1, 2), (2, 4) (on a line: mean (1, 2),
+// covariance [[1, 2], [2, 4]], singular).
+model::io::PointCloudSet TwoClouds() {
+  model::io::PointCloudSet set;
+  set.dim = 2;
+  set.points = {0, 0, 2, 0, 0, 2, 2, 2, 0, 0, 1, 2, 2, 4};
+  set.offsets = {0, 4, 7};
+  set.labels = model::io::Labels::FromStrings({"square", "line"});
+  return set;
+}
+
+TEST(CloudGaussiansTest, MeansAndSampleCovariancesWithTheRidge) {
+  const model::io::PointCloudSet set = TwoClouds();
+  // The ridge: kNicheRidge x the mean over dimensions of the (population)
+  // variance of all 7 points: x = 0 2 0 2 0 1 2 (mean 1, variance 6/7),
+  // y = 0 0 2 2 0 2 4 (mean 10/7, variance 96/49).
+  const double ridge = kNicheRidge * (6.0 / 7.0 + 96.0 / 49.0) / 2.0;
+  absl::StatusOr<model::io::GaussianSet> g = CloudGaussians(set, {0, 1});
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->num_gaussians(), 2);
+  const std::vector<double> means = {1, 1, 1, 2};
+  const std::vector<double> covs = {4.0 / 3 + ridge, 0, 0, 4.0 / 3 + ridge,
+                                    1 + ridge,       2, 2, 4 + ridge};
+  for (size_t i = 0; i < means.size(); ++i) EXPECT_NEAR(g->means[i], means[i], 1e-12) << i;
+  for (size_t i = 0; i < covs.size(); ++i) EXPECT_NEAR(g->covs[i], covs[i], 1e-12) << i;
+  EXPECT_THAT(g->labels.strings, ElementsAre("square", "line"));
+  // A subset, in the order asked for.
+  absl::StatusOr<model::io::GaussianSet> one = CloudGaussians(set, {1});
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_NEAR(one->covs[1], 2.0, 1e-12);
+  EXPECT_THAT(one->labels.strings, ElementsAre("line"));
+
+  model::io::PointCloudSet lonely = set;
+  lonely.points.insert(lonely.points.end(), {5, 5});
+  lonely.offsets.push_back(8);
+  lonely.labels = model::io::Labels::FromStrings({"square", "line", "dot"});
+  EXPECT_EQ(CloudGaussians(lonely, {0, 2}).status().message(),
+            "clouds[2]: 1 point; a Gaussian (mean and sample covariance) needs at least 2");
+  model::io::PointCloudSet continuous = set;
+  continuous.labels = model::io::Labels::FromContinuous({0.5f, 1.5f}, 1);
+  EXPECT_EQ(CloudGaussians(continuous, {0}).status().message(),
+            "clouds: continuous condition vectors; Gaussian models take discrete labels or none");
+}
+
+TEST(CloudGaussiansTest, GaussianModelsTrainOnTheCloudsOfAPointCloudDataSet) {
+  const DatasetData data = Stored("pc", DatasetKind::kPointClouds, 2, TwoClouds());
+  model::TrainingConfig config;
+  config.family = model::Family::kGaussian;
+  absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(in.ok()) << in.status();
+  absl::StatusOr<model::io::GaussianSet> expected = CloudGaussians(TwoClouds(), {0, 1});
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(in->gaussians.means, expected->means);
+  EXPECT_EQ(in->gaussians.covs, expected->covs);
+  EXPECT_EQ(in->origin.dataset_kind, "POINT_CLOUDS");
+  EXPECT_EQ(in->clouds.num_clouds(), 0);
+  absl::StatusOr<model::io::GaussianSet> items = GaussianItems(data, 0, {1});
+  ASSERT_TRUE(items.ok()) << items.status();
+  EXPECT_EQ(items->means, (std::vector<double>{1, 2}));
+}
+
 TEST(TrainingInputsTest, KindsAndSourcesOfEachFamily) {
   EXPECT_TRUE(KindFits(model::Family::kPointCloud, DatasetKind::kPointClouds));
   EXPECT_TRUE(KindFits(model::Family::kPointCloud, DatasetKind::kSpatialCells));
   EXPECT_FALSE(KindFits(model::Family::kPointCloud, DatasetKind::kGaussians));
   EXPECT_TRUE(KindFits(model::Family::kGaussian, DatasetKind::kGaussians));
   EXPECT_TRUE(KindFits(model::Family::kGaussian, DatasetKind::kSpatialCells));
-  EXPECT_FALSE(KindFits(model::Family::kGaussian, DatasetKind::kPointClouds));
+  EXPECT_TRUE(KindFits(model::Family::kGaussian, DatasetKind::kPointClouds));
   EXPECT_EQ(FamilyKind(model::Family::kGaussian), DatasetKind::kGaussians);
   model::TrainingConfig c;
   c.family = model::Family::kGaussian;

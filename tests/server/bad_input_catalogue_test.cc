@@ -630,10 +630,11 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        train(CloudTraining(),
              [](auto& r) { r.mutable_config()->set_family(static_cast<pb::Family>(7)); }),
        kInvalid, "config.family: required"},
-      {"train_gaussian_family_on_point_clouds",
-       train(GaussTraining(), [](auto& r) { r.set_dataset("pc"); }), kInvalid,
-       "config.family: gaussian models train on GAUSSIANS or SPATIAL_CELLS data sets; 'pc' holds "
-       "POINT_CLOUDS"},
+      // (Gaussian models train on point clouds too: their means and covariances.)
+      {"train_pointcloud_family_on_gaussians",
+       train(CloudTraining(), [](auto& r) { r.set_dataset("gs"); }), kInvalid,
+       "config.family: pointcloud models train on POINT_CLOUDS or SPATIAL_CELLS data sets; 'gs' "
+       "holds GAUSSIANS"},
       {"train_options_of_the_other_family",
        train(CloudTraining(),
              [](auto& r) { r.mutable_config()->mutable_gaussian()->set_velocity("euclidean"); }),
@@ -759,6 +760,34 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        "steps: must be >= 0 (0 = 100), got -3"},
       {"niches_huge_steps", niches([](auto& r) { r.set_steps(int64_t{1} << 40); }), kExhausted,
        "steps: "},
+      {"niches_unknown_solver", niches([](auto& r) { r.set_solver("leapfrog"); }), kInvalid,
+       "solver: unknown solver 'leapfrog' (expected one of euler, midpoint, heun, rk4, adaptive)"},
+      {"niches_rtol_without_adaptive",
+       niches([](auto& r) {
+         r.set_solver("rk4");
+         r.set_rtol(1e-3);
+       }),
+       kInvalid, "rtol: only the adaptive solver takes a tolerance (solver is rk4)"},
+      {"niches_atol_with_default_solver", niches([](auto& r) { r.set_atol(1e-3); }), kInvalid,
+       "atol: only the adaptive solver takes a tolerance (solver is midpoint)"},
+      {"niches_zero_rtol",
+       niches([](auto& r) {
+         r.set_solver("adaptive");
+         r.set_rtol(0.0);
+       }),
+       kInvalid, "rtol: must be in [1e-8, 1], got 0"},
+      {"niches_nan_atol",
+       niches([](auto& r) {
+         r.set_solver("adaptive");
+         r.set_atol(kNaNd);
+       }),
+       kInvalid, "atol: must be in [0, 1000], got nan"},
+      {"niches_adaptive_step_cap_over_limit",
+       niches([](auto& r) {
+         r.set_solver("adaptive");
+         r.set_steps(int64_t{1} << 40);
+       }),
+       kExhausted, "steps: "},
       {"niches_nan_guidance", niches([](auto& r) { r.set_guidance(kNaNd); }), kInvalid,
        "guidance: must be a finite number >= 0, got nan"},
       {"niches_negative_guidance", niches([](auto& r) { r.set_guidance(-2.0); }), kInvalid,
@@ -781,6 +810,16 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        kExhausted, "num_samples: 17"},
       {"gaussians_sample_negative_steps", sample_gaussians([](auto& r) { r.set_steps(-1); }),
        kInvalid, "steps: must be >= 0 (0 = 100), got -1"},
+      {"gaussians_sample_unknown_solver", sample_gaussians([](auto& r) { r.set_solver("RK4"); }),
+       kInvalid, "solver: unknown solver 'RK4'"},
+      {"gaussians_sample_huge_rtol",
+       sample_gaussians([](auto& r) {
+         r.set_solver("adaptive");
+         r.set_rtol(2.0);
+       }),
+       kInvalid, "rtol: must be in [1e-8, 1], got 2"},
+      {"gaussians_sample_rtol_with_euler", sample_gaussians([](auto& r) { r.set_rtol(0.1); }),
+       kInvalid, "rtol: only the adaptive solver takes a tolerance (solver is euler)"},
       {"gaussians_sample_unknown_label", sample_gaussians([](auto& r) { r.set_label("zebra"); }),
        kInvalid, "label: "},
       // ---------------------------------------------------- Evaluate

@@ -19,6 +19,17 @@ class JobValidationTest : public JobsTest {
   absl::Status Validate(const TrainingRequest& r) {
     return ValidateTrainingRequest(r, *datasets_, *models_);
   }
+  // A tiny Gaussian model of `dataset` in batches of `batch`.
+  static TrainingRequest GaussianRequest(const std::string& dataset, const std::string& model,
+                                         int64_t batch) {
+    TrainingRequest r;
+    r.dataset = dataset;
+    r.model = model;
+    r.config.family = model::Family::kGaussian;
+    r.config.gaussian = testing::TinyGaussianConfig(5);
+    r.config.gaussian.optimizer.batch_size = batch;
+    return r;
+  }
 };
 
 TEST_F(JobValidationTest, ValidatesRequests) {
@@ -45,6 +56,43 @@ TEST_F(JobValidationTest, ValidatesRequests) {
   EXPECT_THAT(std::string(jobs_->Start(bad).status().message()), HasSubstr("holds GAUSSIANS"));
   EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Start(PointCloudRequest("shapes", "a b")).status()));
   EXPECT_TRUE(jobs_->List().empty());
+}
+
+// Gaussian models train on point clouds (each cloud's mean and covariance):
+// validated, then trained to the end.
+TEST_F(JobValidationTest, GaussianModelsOfPointClouds) {
+  StoreClouds("shapes", testing::Ellipses(6, 1, /*labelled=*/true));
+  TrainingRequest r = GaussianRequest("shapes", "shape-gaussians", 4);
+  EXPECT_TRUE(Validate(r).ok()) << Validate(r);
+  absl::StatusOr<JobStatus> job = jobs_->Start(r);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const JobStatus end = WaitForEnd(job->id);
+  EXPECT_EQ(end.state, JobState::kSucceeded) << end.error;
+  absl::StatusOr<std::shared_ptr<const Servable>> m = models_->Get("shape-gaussians");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->info.family, model::Family::kGaussian);
+  EXPECT_EQ((*m)->info.dim, 2);
+  EXPECT_EQ((*m)->info.origin.dataset_kind, "POINT_CLOUDS");
+
+  model::io::PointCloudSet dots;  // a cloud of one point has no covariance
+  dots.dim = 2;
+  dots.points = {0, 0, 1, 1, 2, 2};
+  dots.offsets = {0, 2, 3};
+  StoreClouds("dots", dots);
+  r.dataset = "dots";
+  r.config.gaussian.optimizer.batch_size = 1;
+  EXPECT_EQ(Validate(r).message(),
+            "config.family: gaussian models of point clouds need clouds of 2 or more points (a "
+            "sample covariance); 'dots' has a cloud of 1");
+  model::io::PointCloudSet wide;
+  wide.dim = kMaxGaussianDim + 1;
+  wide.points.assign(4 * wide.dim, 0.5f);
+  wide.offsets = {0, 2, 4};
+  StoreClouds("wide", wide);
+  r.dataset = "wide";
+  EXPECT_EQ(Validate(r).message(),
+            "config.family: gaussian models of point clouds take dim <= 512 (a dim x dim "
+            "covariance per cloud); 'wide' has dim 513");
 }
 
 TEST_F(JobValidationTest, BatchNicheSizeSourcesAndExistingModels) {
@@ -85,12 +133,7 @@ TEST_F(JobValidationTest, BatchNicheSizeSourcesAndExistingModels) {
   EXPECT_TRUE(absl::IsNotFound(Validate(r)));
 
   // A Gaussian source of another dimension.
-  TrainingRequest g;
-  g.dataset = "g";
-  g.model = "gm";
-  g.config.family = model::Family::kGaussian;
-  g.config.gaussian = testing::TinyGaussianConfig(5);
-  g.config.gaussian.optimizer.batch_size = 2;
+  TrainingRequest g = GaussianRequest("g", "gm", 2);
   EXPECT_TRUE(Validate(g).ok()) << Validate(g);
   StoreGaussians("g3", testing::RandomGaussians(4, 3, 1));
   g.config.gaussian.source = model::GaussianSource::kGivenRandom;
