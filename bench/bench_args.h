@@ -5,9 +5,13 @@
 #define WFM_BENCH_BENCH_ARGS_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
+#include "absl/status/status.h"
+#include "model/common/status.h"
 #include "model/config/config.h"
+#include "model/sample/ode_solver.h"
 
 namespace wfm::bench {
 
@@ -45,7 +49,10 @@ struct SampleBenchArgs {
   int64_t points = 128;
   int64_t dim = 3;
   int64_t num = 16;       // samples generated
-  int64_t steps = 100;    // integration steps
+  int64_t steps = 100;    // integration steps (adaptive: the step cap)
+  std::string solver;     // ODE solver name; empty = the family's default
+  double rtol = 1e-3;     // adaptive solver tolerances
+  double atol = 1e-4;
   int64_t emb = 128;
   int64_t layers = 3;
   int64_t heads = 4;
@@ -56,6 +63,19 @@ struct SampleBenchArgs {
   bool gaussian = false;
   bool reference_cov_sign = false;  // Gaussian sampler: the reference's sign
 };
+
+// The solver flags onto a sampling request of either family: INVALID_ARGUMENT
+// naming the flag for an unknown solver or bad tolerances.
+template <typename Request>
+absl::Status ApplySolver(const SampleBenchArgs& a, Request* r) {
+  if (!a.solver.empty()) {
+    WFM_ASSIGN_OR_RETURN(r->solver, model::ParseOdeSolver(a.solver, "--solver"));
+  }
+  r->rtol = a.rtol;
+  r->atol = a.atol;
+  return model::ValidateOdeSettings({r->solver, a.steps, a.rtol, a.atol},
+                                    std::numeric_limits<int64_t>::max());
+}
 
 // Gaussian implementations (bench/gaussian_bench.cc): print one JSON line,
 // return the process exit code.

@@ -139,14 +139,17 @@ int RunGaussianSample(const SampleBenchArgs& a) {
   r.num_samples = a.num;
   r.seed = a.seed;
   r.reference_cov_sign = a.reference_cov_sign;
+  if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
   r.steps = 2;
   if (auto s = (*model)->Sample({r}); !s.ok()) return Fail(s.status());  // warm-up
   r.steps = a.steps;
   absl::Status failure;
+  int64_t nfe = 0;
   const double seconds = MedianSeconds(
       [&] {
         auto s = (*model)->Sample({r});
         if (!s.ok()) failure = s.status();
+        if (s.ok()) nfe = (*s)[0].evaluations;
       },
       a.repeats, 0);
   if (!failure.ok()) return Fail(failure);
@@ -154,7 +157,7 @@ int RunGaussianSample(const SampleBenchArgs& a) {
                         {"num", a.num}, {"steps", a.steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"mlp", a.mlp},
                         {"cov_update", a.reference_cov_sign ? "reference" : "corrected"},
-                        {"network_evals_per_step", 1}, {"nfe", a.steps},
+                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", nfe},
                         {"params", (*model)->parameter_count()},
                         {"sec_total", seconds}, {"samples_per_sec", a.num / seconds}};
   Emit(rec);

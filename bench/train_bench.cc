@@ -146,15 +146,18 @@ int RunSample(const SampleBenchArgs& a) {
   r.num_samples = a.num;
   r.points = a.points;
   r.seed = a.seed;
+  if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
   r.steps = 2;
   if (auto s = (*model)->Sample({r}); !s.ok()) return Fail(s.status());  // warm-up
   r.steps = a.steps;
   absl::Status failure;
+  int64_t nfe = 0;
   const double cpu0 = ProcessCpuSeconds();
   const double seconds = MedianSeconds(
       [&] {
         auto s = (*model)->Sample({r});
         if (!s.ok()) failure = s.status();
+        if (s.ok()) nfe = (*s)[0].evaluations;
       },
       a.repeats, 0);
   const double cpu_seconds = (ProcessCpuSeconds() - cpu0) / std::max(1, a.repeats);
@@ -162,7 +165,7 @@ int RunSample(const SampleBenchArgs& a) {
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "pointcloud"}, {"points", a.points},
                         {"dim", a.dim}, {"num", a.num}, {"steps", a.steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
-                        {"network_evals_per_step", 2}, {"nfe", 2 * a.steps},
+                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", nfe},
                         {"params", (*model)->parameter_count()},
                         {"sec_total", seconds}, {"samples_per_sec", a.num / seconds},
                         {"points_per_sec", a.num * a.points / seconds},
@@ -213,7 +216,12 @@ void AddSampleCommand(CLI::App& app) {
   cmd->add_option("--points", a->points)->capture_default_str();
   cmd->add_option("--dim", a->dim)->capture_default_str();
   cmd->add_option("--num", a->num, "samples generated")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "integration steps")->capture_default_str();
+  cmd->add_option("--steps", a->steps, "integration steps (adaptive: the step cap)")
+      ->capture_default_str();
+  cmd->add_option("--solver", a->solver,
+                  "euler | midpoint | heun | rk4 | adaptive (default: midpoint, Gaussians euler)");
+  cmd->add_option("--rtol", a->rtol, "adaptive: relative tolerance")->capture_default_str();
+  cmd->add_option("--atol", a->atol, "adaptive: absolute tolerance")->capture_default_str();
   cmd->add_option("--emb", a->emb)->capture_default_str();
   cmd->add_option("--layers", a->layers)->capture_default_str();
   cmd->add_option("--heads", a->heads)->capture_default_str();

@@ -414,6 +414,7 @@ absl::StatusOr<SampledClouds> Client::SampleNiches(const v1::SampleNichesRequest
       clouds.dim = chunk.dim();
       with_labels = chunk.labels_size() > 0;
       out.frames = chunk.frames();
+      out.network_evaluations = chunk.network_evaluations();
       if (clouds.dim < 1) problem = Malformed(kMethod, absl::StrCat("dim ", chunk.dim()));
     }
     int64_t points = 0;
@@ -511,6 +512,7 @@ absl::StatusOr<SampledGaussians> Client::SampleGaussians(const v1::SampleGaussia
         std::vector<std::string>(response.labels().begin(), response.labels().end()));
   }
   out.frames = frames;
+  out.network_evaluations = response.network_evaluations();
   out.trajectory_means.assign(response.trajectory_means().begin(),
                               response.trajectory_means().end());
   out.trajectory_covs.assign(response.trajectory_covs().begin(), response.trajectory_covs().end());

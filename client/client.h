@@ -89,6 +89,7 @@ struct SampledClouds {
   model::io::PointCloudSet clouds;
   int64_t frames = 0;             // trajectory frames (steps + 1), 0 without
   std::vector<float> trajectory;  // [frames, P, dim] row-major
+  int64_t network_evaluations = 0;  // NFE the server's ODE solver spent
 };
 
 // Generated Gaussians.
@@ -97,6 +98,7 @@ struct SampledGaussians {
   int64_t frames = 0;                  // trajectory frames, 0 without
   std::vector<double> trajectory_means;  // [frames, C, dim]
   std::vector<double> trajectory_covs;   // [frames, C, dim, dim]
+  int64_t network_evaluations = 0;       // NFE the server's ODE solver spent
 };
 
 // Progress of a streaming call: items (clouds, Gaussians, cells, samples)

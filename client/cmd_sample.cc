@@ -29,6 +29,8 @@ struct SampleFlags {
   std::string label;
   std::string condition;  // "0.5,1"
   int64_t steps = 0;
+  std::string solver;  // empty = the family's default
+  std::optional<double> rtol, atol;
   uint64_t seed = 0;
   std::optional<double> guidance;
   bool trajectory = false;
@@ -111,16 +113,20 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
 
   ProgressLine line(stderr, context.interactive(), context.global.quiet || !context.interactive());
   const auto start = std::chrono::steady_clock::now();
-  int64_t samples = 0, points = 0, dim = 0;
+  int64_t samples = 0, points = 0, dim = 0, evaluations = 0;
   if (gaussian) {
     v1::SampleGaussiansRequest request;
     request.set_model(f.model);
     request.set_num_samples(f.num);
     request.set_label(f.label);
     request.set_steps(f.steps);
+    request.set_solver(f.solver);
+    if (f.rtol) request.set_rtol(*f.rtol);
+    if (f.atol) request.set_atol(*f.atol);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledGaussians result, client->SampleGaussians(request));
+    evaluations = result.network_evaluations;
     samples = result.gaussians.num_gaussians();
     dim = result.gaussians.dim;
     WFM_RETURN_IF_ERROR(WriteSampledGaussians(f.out, result, svg));
@@ -133,6 +139,9 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     request.mutable_condition()->Add(condition.begin(), condition.end());
     if (f.guidance) request.set_guidance(*f.guidance);
     request.set_steps(f.steps);
+    request.set_solver(f.solver);
+    if (f.rtol) request.set_rtol(*f.rtol);
+    if (f.atol) request.set_atol(*f.atol);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledClouds result,
@@ -142,6 +151,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
                                        done == total);
                          }));
     line.Finish();
+    evaluations = result.network_evaluations;
     samples = result.clouds.num_clouds();
     points = result.clouds.num_points();
     dim = result.clouds.dim;
@@ -156,16 +166,19 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
                {"samples", samples},
                {"points", points},
                {"dim", dim},
+               {"network_evaluations", evaluations},
                {"seconds", seconds},
                {"samples_per_second", samples / std::max(seconds, 1e-9)},
                {"points_per_second", points / std::max(seconds, 1e-9)}});
   } else {
     std::string what = absl::StrCat(samples, gaussian ? " Gaussians" : " samples");
     if (!gaussian) absl::StrAppend(&what, " (", points, " points)");
-    std::printf("wrote %s of dimension %lld to %s in %.2f s: %.1f samples/s%s\n", what.c_str(),
-                static_cast<long long>(dim), f.out.c_str(), seconds, samples / std::max(seconds, 1e-9),
+    std::printf("wrote %s of dimension %lld to %s in %.2f s: %.1f samples/s%s, %lld network evaluations\n",
+                what.c_str(), static_cast<long long>(dim), f.out.c_str(), seconds,
+                samples / std::max(seconds, 1e-9),
                 gaussian ? ""
-                         : absl::StrFormat(", %.0f points/s", points / std::max(seconds, 1e-9)).c_str());
+                         : absl::StrFormat(", %.0f points/s", points / std::max(seconds, 1e-9)).c_str(),
+                static_cast<long long>(evaluations));
   }
   return absl::OkStatus();
 }
@@ -223,7 +236,13 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
       ->check(CLI::NonNegativeNumber);
   sample->add_option("--label", s->label, "generate this label (default: drawn per sample)");
   sample->add_option("--condition", s->condition, "condition vector for continuous models, e.g. 0.5,1");
-  sample->add_option("--steps", s->steps, "integration steps (default 100)")->check(CLI::NonNegativeNumber);
+  sample->add_option("--steps", s->steps, "integration steps (default 100; adaptive: the step cap)")
+      ->check(CLI::NonNegativeNumber);
+  sample->add_option("--solver", s->solver,
+                     "ODE solver (default: midpoint for point clouds, euler for Gaussians)")
+      ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4", "adaptive"}));
+  AddOptional(sample, "--rtol", &s->rtol, "adaptive solver: relative tolerance (default 1e-3)");
+  AddOptional(sample, "--atol", &s->atol, "adaptive solver: absolute tolerance (default 1e-4)");
   sample->add_option("--seed", s->seed, "random seed")->capture_default_str();
   AddOptional(sample, "--guidance", &s->guidance, "classifier-free guidance γ (default: the model's)")
       ->check(CLI::NonNegativeNumber);

@@ -35,6 +35,14 @@ _UNARY_TIMEOUT = 30.0
 _LONG_TIMEOUT = 1800.0
 
 
+
+def _set_tolerances(request, rtol, atol):
+    """The adaptive solver's tolerances on a sampling request (unset = the server's)."""
+    if rtol is not None:
+        request.rtol = rtol
+    if atol is not None:
+        request.atol = atol
+
 class WfmError(Exception):
     """An error the server returned: `code` is the gRPC code name
     ("INVALID_ARGUMENT", "NOT_FOUND", ...), `method` the RPC."""
@@ -48,10 +56,14 @@ class WfmError(Exception):
 
 # Generated point clouds: points [P, d] float32, offsets [C+1] int64, labels
 # (list of C strings, a [C, k] float32 array, or None), clouds (list of C
-# [n_c, d] views into points), trajectory ([frames, P, d] or None).
-Samples = collections.namedtuple("Samples", "points offsets labels clouds trajectory")
-# Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels or None.
-GaussianSamples = collections.namedtuple("GaussianSamples", "means covs labels")
+# [n_c, d] views into points), trajectory ([frames, P, d] or None),
+# network_evaluations (the NFE the ODE solver spent).
+Samples = collections.namedtuple(
+    "Samples", "points offsets labels clouds trajectory network_evaluations", defaults=(0,))
+# Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels or None,
+# network_evaluations.
+GaussianSamples = collections.namedtuple(
+    "GaussianSamples", "means covs labels network_evaluations", defaults=(0,))
 
 _TERMINAL = (types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED)
 
@@ -440,17 +452,22 @@ class Client:
     # ------------------------------------------------------------ sampling
 
     def sample(self, model, num, points=0, label="", condition=None, guidance=None, steps=0,
-               seed=0, trajectory=False):
-        """Generates `num` point clouds; returns Samples (numpy arrays)."""
+               seed=0, trajectory=False, solver="", rtol=None, atol=None):
+        """Generates `num` point clouds; returns Samples (numpy arrays).
+
+        solver: "euler", "midpoint" (the default), "heun", "rk4" or "adaptive"
+        (Bogacki–Shampine 3(2); steps is then the step cap, rtol/atol its
+        tolerances). Samples.network_evaluations is the NFE spent."""
         request = wfm_service_pb2.SampleNichesRequest(
             model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
-            seed=seed, trajectory=trajectory)
+            seed=seed, trajectory=trajectory, solver=solver)
+        _set_tolerances(request, rtol, atol)
         if condition is not None:
             request.condition.extend(np.asarray(condition, dtype=np.float32).ravel().tolist())
         if guidance is not None:
             request.guidance = guidance
         point_parts, sizes, labels, conditions, frames_parts = [], [], [], [], []
-        dim, frames = 0, 0
+        dim, frames, evaluations = 0, 0, 0
         try:
             for chunk in self._stub.SampleNiches(request, timeout=_LONG_TIMEOUT,
                                                  metadata=self._metadata):
@@ -458,6 +475,7 @@ class Client:
                     raise WfmError("INTERNAL", f"chunk starts at {chunk.first_sample} after "
                                    f"{len(sizes)} samples", "SampleNiches")
                 dim, frames = chunk.dim, chunk.frames
+                evaluations = chunk.network_evaluations
                 p = int(sum(chunk.sizes))
                 point_parts.append(np.asarray(chunk.points, dtype=np.float32).reshape(p, dim))
                 sizes.extend(chunk.sizes)
@@ -477,16 +495,21 @@ class Client:
             out_labels = np.asarray(conditions, dtype=np.float32).reshape(len(sizes), -1)
         clouds = [all_points[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
         traj = np.concatenate(frames_parts, axis=1) if frames_parts else None
-        return Samples(all_points, offsets, out_labels, clouds, traj)
+        return Samples(all_points, offsets, out_labels, clouds, traj, evaluations)
 
-    def sample_gaussians(self, model, num, label="", steps=0, seed=0):
-        """Generates `num` Gaussians; returns GaussianSamples."""
-        r = self._call("SampleGaussians", wfm_service_pb2.SampleGaussiansRequest(
-            model=model, num_samples=num, label=label, steps=steps, seed=seed), _LONG_TIMEOUT)
+    def sample_gaussians(self, model, num, label="", steps=0, seed=0, solver="", rtol=None,
+                         atol=None):
+        """Generates `num` Gaussians; returns GaussianSamples.
+
+        solver: as for sample(); the default is "euler"."""
+        request = wfm_service_pb2.SampleGaussiansRequest(
+            model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
+        _set_tolerances(request, rtol, atol)
+        r = self._call("SampleGaussians", request, _LONG_TIMEOUT)
         d = r.dim
         means = np.asarray(r.means, dtype=np.float64).reshape(-1, d)
         covs = np.asarray(r.covs, dtype=np.float64).reshape(-1, d, d)
-        return GaussianSamples(means, covs, list(r.labels) or None)
+        return GaussianSamples(means, covs, list(r.labels) or None, r.network_evaluations)
 
     def evaluate(self, model, dataset, num=0, split="all", emd=True, steps=0, seed=0,
                  max_reference=0):

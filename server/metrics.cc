@@ -49,6 +49,7 @@ struct Metrics::Impl {
   Family<Histogram>* rpc_latency;
   Family<Counter>* generated_samples;
   Family<Counter>* generated_points;
+  Family<Counter>* network_evaluations;
   Family<Histogram>* batch_size;
   Family<Histogram>* batch_samples;
   Family<Gauge>* queue_depth;
@@ -81,6 +82,12 @@ Metrics::Metrics(absl::string_view version) : impl_(std::make_unique<Impl>()) {
                                  .Name("wfm_generated_points_total")
                                  .Help("Points of the generated point clouds returned.")
                                  .Register(r);
+  impl_->network_evaluations =
+      &prometheus::BuildCounter()
+           .Name("wfm_network_evaluations_total")
+           .Help("Network evaluations (NFE) of the sampling ODE solver, as reported to each "
+                 "request (requests merged into one batch share evaluations).")
+           .Register(r);
   impl_->batch_size = &prometheus::BuildHistogram()
                            .Name("wfm_sampling_batch_size")
                            .Help("Requests merged into one batched model call (dynamic "
@@ -144,6 +151,12 @@ void Metrics::AddGenerated(absl::string_view model, absl::string_view family, in
   const prometheus::Labels labels{{"model", S(model)}, {"family", S(family)}};
   impl_->generated_samples->Add(labels).Increment(static_cast<double>(samples));
   if (points > 0) impl_->generated_points->Add(labels).Increment(static_cast<double>(points));
+}
+
+void Metrics::AddNetworkEvaluations(absl::string_view model, absl::string_view family,
+                                    absl::string_view solver, int64_t evaluations) {
+  const prometheus::Labels labels{{"model", S(model)}, {"family", S(family)}, {"solver", S(solver)}};
+  impl_->network_evaluations->Add(labels).Increment(static_cast<double>(evaluations));
 }
 
 void Metrics::ObserveSamplingBatch(absl::string_view family, int64_t requests, int64_t samples) {

@@ -2,13 +2,18 @@
 // the constructor (Triton's src/metrics.cc), exposed in the text format at
 // http://<--metrics-listen>/metrics (http_endpoint.h). Names are prefixed wfm_, in base units,
 // counters end in _total; labels are only method, code, model, family, state
-// (and version on wfm_build_info).
+// (and version on wfm_build_info, solver on wfm_network_evaluations_total: one
+// of five names).
 //
 //   wfm_rpc_requests_total{method,code}           counter   finished RPCs
 //   wfm_rpc_latency_seconds{method,code}          histogram RPC wall time
 //   wfm_generated_samples_total{model,family}     counter   clouds / Gaussians returned
 //   wfm_generated_points_total{model,family}      counter   points of returned clouds
 //                                                            (point clouds only)
+//   wfm_network_evaluations_total{model,family,solver}
+//                                                 counter   network evaluations
+//                                                            (NFE) of the ODE solver
+//                                                            reported to requests
 //   wfm_sampling_batch_size{family}               histogram requests merged into one
 //                                                            model Sample() call
 //   wfm_sampling_batch_samples{family}            histogram samples (clouds, Gaussians)
@@ -49,6 +54,10 @@ class Metrics {
   // Samples handed back to a client (family "pointcloud" | "gaussian").
   void AddGenerated(absl::string_view model, absl::string_view family, int64_t samples,
                     int64_t points);
+  // The network evaluations (NFE) a sampling request reports, by solver
+  // name (model/sample/ode_solver.h).
+  void AddNetworkEvaluations(absl::string_view model, absl::string_view family,
+                             absl::string_view solver, int64_t evaluations);
   // One model Sample() call of the dynamic batcher.
   void ObserveSamplingBatch(absl::string_view family, int64_t requests, int64_t samples);
   void SetQueueDepth(absl::string_view model, int64_t depth);

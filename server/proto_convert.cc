@@ -1,11 +1,13 @@
 #include "server/proto_convert.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
 #include "model/config/config.h"
+#include "model/sample/ode_solver.h"
 #include "proto/training_options.h"
 
 namespace wfm::server {
@@ -187,6 +189,33 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   out->set_default_guidance(info.default_guidance);
 }
 
+namespace {
+
+// The ODE fields of a sampling request (solver, steps, rtol, atol) into `r`;
+// an empty solver is the family's default, steps 0 = 100.
+template <typename Proto, typename Request>
+absl::Status OdeFromProto(const Proto& req, model::OdeSolver default_solver, Request* r) {
+  if (req.steps() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps: must be >= 0 (0 = 100), got ", req.steps()));
+  }
+  r->steps = req.steps() == 0 ? 100 : req.steps();
+  r->solver = default_solver;
+  if (!req.solver().empty()) {
+    WFM_ASSIGN_OR_RETURN(r->solver, model::ParseOdeSolver(req.solver()));
+  }
+  if (r->solver != model::OdeSolver::kAdaptive && (req.has_rtol() || req.has_atol())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        req.has_rtol() ? "rtol" : "atol", ": only the adaptive solver takes a tolerance (solver is ",
+        model::OdeSolverName(r->solver), ")"));
+  }
+  if (req.has_rtol()) r->rtol = req.rtol();
+  if (req.has_atol()) r->atol = req.atol();
+  return model::ValidateOdeSettings(r->ode(), std::numeric_limits<int64_t>::max());
+}
+
+}  // namespace
+
 absl::StatusOr<model::CloudSampleRequest> CloudRequestFromProto(
     const pb::SampleNichesRequest& req) {
   model::CloudSampleRequest r;
@@ -195,11 +224,7 @@ absl::StatusOr<model::CloudSampleRequest> CloudRequestFromProto(
   r.label = req.label();
   r.condition.assign(req.condition().begin(), req.condition().end());
   if (req.has_guidance()) r.guidance = req.guidance();
-  if (req.steps() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps: must be >= 0 (0 = 100), got ", req.steps()));
-  }
-  r.steps = req.steps() == 0 ? 100 : req.steps();
+  WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kMidpoint, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();
   if (req.samples_per_message() < 0) {
@@ -215,11 +240,7 @@ absl::StatusOr<model::GaussianSampleRequest> GaussianRequestFromProto(
   model::GaussianSampleRequest r;
   r.num_samples = req.num_samples();
   r.label = req.label();
-  if (req.steps() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps: must be >= 0 (0 = 100), got ", req.steps()));
-  }
-  r.steps = req.steps() == 0 ? 100 : req.steps();
+  WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kEuler, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();
   return r;
@@ -231,8 +252,10 @@ void ToProto(const model::GeneratedGaussians& g, int64_t frames,
   out->mutable_means()->Add(g.means.begin(), g.means.end());
   out->mutable_covs()->Add(g.covs.begin(), g.covs.end());
   for (const auto& label : g.labels) out->add_labels(label);
+  out->set_network_evaluations(g.evaluations);
   if (frames > 0) {
     out->set_frames(frames);
+    out->mutable_trajectory_times()->Add(g.trajectory_times.begin(), g.trajectory_times.end());
     out->mutable_trajectory_means()->Add(g.trajectory_means.begin(), g.trajectory_means.end());
     out->mutable_trajectory_covs()->Add(g.trajectory_covs.begin(), g.trajectory_covs.end());
   }

@@ -37,7 +37,8 @@ void ToProto(const JobStatus& status, wfm::v1::TrainingJob* out);
 // Models.
 void ToProto(const ModelInfo& info, wfm::v1::ModelInfo* out);
 
-// Sampling. Steps 0 become 100.
+// Sampling. Steps 0 become 100; an empty solver is the family's default
+// (point clouds midpoint, Gaussians euler); rtol/atol only with "adaptive".
 absl::StatusOr<model::CloudSampleRequest> CloudRequestFromProto(
     const wfm::v1::SampleNichesRequest& req);
 

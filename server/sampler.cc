@@ -69,6 +69,8 @@ absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
   if (metrics_ != nullptr) {
     const int64_t points = clouds.offsets.empty() ? 0 : clouds.offsets.back();
     metrics_->AddGenerated(model, "pointcloud", request.num_samples, points);
+    metrics_->AddNetworkEvaluations(model, "pointcloud", model::OdeSolverName(request.solver),
+                                    clouds.evaluations);
   }
   return clouds;
 }
@@ -87,7 +89,11 @@ absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
       BatcherFor<GaussianBatcher>(model, servable->gaussian, "gaussian");
   WFM_ASSIGN_OR_RETURN(model::GeneratedGaussians gaussians,
                        batcher->Run(request, std::move(cancelled)));
-  if (metrics_ != nullptr) metrics_->AddGenerated(model, "gaussian", request.num_samples, 0);
+  if (metrics_ != nullptr) {
+    metrics_->AddGenerated(model, "gaussian", request.num_samples, 0);
+    metrics_->AddNetworkEvaluations(model, "gaussian", model::OdeSolverName(request.solver),
+                                    gaussians.evaluations);
+  }
   return gaussians;
 }
 

@@ -82,8 +82,10 @@ void FillMessage(const model::GeneratedClouds& g, int64_t first, int64_t end, in
     out->mutable_conditions()->Add(g.conditions.begin() + first * cond_dim,
                                    g.conditions.begin() + end * cond_dim);
   }
+  out->set_network_evaluations(g.evaluations);
   if (frames > 0) {
     out->set_frames(frames);
+    out->mutable_trajectory_times()->Add(g.trajectory_times.begin(), g.trajectory_times.end());
     const int64_t total = g.offsets.back();
     auto* t = out->mutable_trajectory();
     t->Reserve(static_cast<int>(frames * (p1 - p0) * d));
@@ -323,6 +325,7 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
   return Handle("SampleNiches", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
     WFM_ASSIGN_OR_RETURN(const model::CloudSampleRequest sample, CloudRequestFromProto(*request));
+    // At most steps + 1 frames (fewer for the adaptive solver).
     const int64_t frames = sample.trajectory ? sample.steps + 1 : 0;
     if (sample.points > 0 &&
         sample.points * std::max<int64_t>(1, frames) * 4 > kMaxSampleMessageBytes) {
@@ -339,10 +342,11 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
     const int64_t per_message = request->samples_per_message() > 0
                                     ? request->samples_per_message()
                                     : sample.num_samples;
-    WFM_ASSIGN_OR_RETURN(const auto plan, PlanMessages(clouds, per_message, frames));
+    const int64_t taken = sample.trajectory ? static_cast<int64_t>(clouds.trajectory_times.size()) : 0;
+    WFM_ASSIGN_OR_RETURN(const auto plan, PlanMessages(clouds, per_message, taken));
     for (const auto& [first, end] : plan) {
       pb::SampleNichesResponse message;
-      FillMessage(clouds, first, end, frames, &message);
+      FillMessage(clouds, first, end, taken, &message);
       if (!writer->Write(message)) return absl::CancelledError("the sampling client went away");
     }
     return absl::OkStatus();
@@ -359,6 +363,7 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
     WFM_ASSIGN_OR_RETURN(const auto servable, deps_.models->Get(request->model()));
     // One unary reply: refuse what would not fit a message before any work.
     const int64_t d = servable->info.dim;
+    // At most steps + 1 frames (fewer for the adaptive solver).
     const int64_t frames = sample.trajectory ? sample.steps + 1 : 0;
     const int64_t per_sample = (d + d * d) * 8 * (1 + frames) + 16;
     if (sample.num_samples > 0 && sample.num_samples * per_sample > kMaxSampleMessageBytes) {
@@ -373,7 +378,9 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
         const model::GeneratedGaussians gaussians,
         deps_.sampler->SampleGaussians(request->model(), sample,
                                        [context] { return context->IsCancelled(); }));
-    ToProto(gaussians, frames, response);
+    ToProto(gaussians,
+            sample.trajectory ? static_cast<int64_t>(gaussians.trajectory_times.size()) : 0,
+            response);
     return absl::OkStatus();
   });
 }

@@ -158,6 +158,41 @@ TEST_F(SamplerTest, MetricsCountWhatWasHandedBack) {
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "clouds"}}), 0);
 }
 
+// Network evaluations by solver: fixed-step requests report steps · stages,
+// an adaptive one what it spent, and the counter adds what was reported.
+TEST_F(SamplerTest, NetworkEvaluationsAreReportedAndCounted) {
+  model::CloudSampleRequest heun = CloudRequest(2, 5, 1);
+  heun.solver = model::OdeSolver::kHeun;
+  heun.steps = 3;
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds clouds,
+                           sampler_->SampleClouds("clouds", heun, nullptr));
+  EXPECT_EQ(clouds.evaluations, 3 * 2);
+  model::GaussianSampleRequest adaptive = GaussianRequest(2, 1);
+  adaptive.solver = model::OdeSolver::kAdaptive;
+  adaptive.steps = 50;
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedGaussians gaussians,
+                           sampler_->SampleGaussians("gaussians", adaptive, nullptr));
+  EXPECT_GE(gaussians.evaluations, 4);
+  EXPECT_EQ((gaussians.evaluations - 1) % 3, 0);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedGaussians euler,
+                           sampler_->SampleGaussians("gaussians", GaussianRequest(1, 2), nullptr));
+  const std::string text = metrics_.Text();
+  EXPECT_EQ(MetricValue(text, "wfm_network_evaluations_total",
+                        {{"model", "clouds"}, {"family", "pointcloud"}, {"solver", "heun"}}),
+            6);
+  EXPECT_EQ(MetricValue(text, "wfm_network_evaluations_total",
+                        {{"model", "gaussians"}, {"family", "gaussian"}, {"solver", "adaptive"}}),
+            gaussians.evaluations);
+  EXPECT_EQ(MetricValue(text, "wfm_network_evaluations_total",
+                        {{"model", "gaussians"}, {"family", "gaussian"}, {"solver", "euler"}}),
+            euler.evaluations);
+  // A bad tolerance is refused with its field before any work.
+  adaptive.rtol = -1.0;
+  const absl::Status bad = sampler_->SampleGaussians("gaussians", adaptive, nullptr).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("rtol: must be in [1e-8, 1]"));
+}
+
 TEST_F(SamplerTest, AReplacedModelIsSampledAndAForgottenOneIsGone) {
   const model::CloudSampleRequest request = CloudRequest(2, 5, 7);
   WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds before,

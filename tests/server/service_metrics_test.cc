@@ -33,6 +33,12 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
   ASSERT_EQ(Train(*stub, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 12)).state(), pb::SUCCEEDED);
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 3, 10, 1)).status.ok());
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 2, 7, 2)).status.ok());
+  pb::SampleNichesRequest rk4 = NicheRequest("m", 1, 5, 3, 4);
+  rk4.set_solver("rk4");
+  const Niches rk4_niches = SampleNiches(*stub, rk4);
+  ASSERT_TRUE(rk4_niches.status.ok());
+  ASSERT_FALSE(rk4_niches.messages.empty());
+  EXPECT_EQ(rk4_niches.messages[0].network_evaluations(), 4 * 4);
 
   const std::string text = server.Metrics();
   EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total",
@@ -43,12 +49,19 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
             2);
   EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "UploadDataset"}, {"code", "OK"}}), 1);
   EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "StartTraining"}, {"code", "OK"}}), 1);
-  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "SampleNiches"}, {"code", "OK"}}), 2);
-  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "m"}, {"family", "pointcloud"}}), 5);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "SampleNiches"}, {"code", "OK"}}), 3);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "m"}, {"family", "pointcloud"}}), 6);
   EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "m"}, {"family", "pointcloud"}}),
-            3 * 10 + 2 * 7);
-  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 2);
-  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum", {{"family", "pointcloud"}}), 5);
+            3 * 10 + 2 * 7 + 5);
+  // Two midpoint requests of 10 steps (2 evaluations each), one of rk4 at 4.
+  EXPECT_EQ(MetricValue(text, "wfm_network_evaluations_total",
+                        {{"model", "m"}, {"family", "pointcloud"}, {"solver", "midpoint"}}),
+            2 * 10 * 2);
+  EXPECT_EQ(MetricValue(text, "wfm_network_evaluations_total",
+                        {{"model", "m"}, {"family", "pointcloud"}, {"solver", "rk4"}}),
+            4 * 4);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 3);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum", {{"family", "pointcloud"}}), 6);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "m"}}), 0);
   EXPECT_EQ(MetricValue(text, "wfm_training_steps_total", {{"model", "m"}}), 12);
   EXPECT_TRUE(MetricValue(text, "wfm_training_loss", {{"model", "m"}}).has_value());
