@@ -5,11 +5,10 @@
 #define WFM_BENCH_BENCH_ARGS_H_
 
 #include <cstdint>
-#include <limits>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
-#include "model/common/status.h"
 #include "model/config/config.h"
 #include "model/sample/ode_solver.h"
 
@@ -68,13 +67,11 @@ struct SampleBenchArgs {
 // naming the flag for an unknown solver or bad tolerances.
 template <typename Request>
 absl::Status ApplySolver(const SampleBenchArgs& a, Request* r) {
-  if (!a.solver.empty()) {
-    WFM_ASSIGN_OR_RETURN(r->solver, model::ParseOdeSolver(a.solver, "--solver"));
-  }
-  r->rtol = a.rtol;
-  r->atol = a.atol;
-  return model::ValidateOdeSettings({r->solver, a.steps, a.rtol, a.atol},
-                                    std::numeric_limits<int64_t>::max());
+  r->steps = a.steps;
+  // The tolerances' flags have defaults; only the adaptive solver takes them.
+  const bool adaptive = a.solver == "adaptive";
+  return model::ApplyOdeChoice(a.solver, adaptive ? std::optional<double>(a.rtol) : std::nullopt,
+                               adaptive ? std::optional<double>(a.atol) : std::nullopt, r);
 }
 
 // Gaussian implementations (bench/gaussian_bench.cc): print one JSON line,

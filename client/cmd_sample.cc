@@ -21,6 +21,32 @@
 namespace wfm::client {
 namespace {
 
+// --steps --solver --rtol --atol of `wfm sample` and `wfm evaluate`.
+struct SolverFlags {
+  int64_t steps = 0;
+  std::string solver;  // empty = the family's default
+  std::optional<double> rtol, atol;
+};
+
+void AddSolverFlags(CLI::App* app, SolverFlags* f) {
+  app->add_option("--steps", f->steps, "integration steps (default 100; adaptive: the step cap)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--solver", f->solver,
+                  "ODE solver (default: midpoint for point clouds, euler for Gaussians)")
+      ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4", "adaptive"}));
+  AddOptional(app, "--rtol", &f->rtol, "adaptive solver: relative tolerance (default 1e-3)");
+  AddOptional(app, "--atol", &f->atol, "adaptive solver: absolute tolerance (default 1e-4)");
+}
+
+// The flags onto a SampleNiches, SampleGaussians or Evaluate request.
+template <typename Request>
+void SetSolver(const SolverFlags& f, Request* request) {
+  request->set_steps(f.steps);
+  request->set_solver(f.solver);
+  if (f.rtol) request->set_rtol(*f.rtol);
+  if (f.atol) request->set_atol(*f.atol);
+}
+
 struct SampleFlags {
   std::string model;
   int64_t num = 16;
@@ -28,9 +54,7 @@ struct SampleFlags {
   int64_t points = 0;
   std::string label;
   std::string condition;  // "0.5,1"
-  int64_t steps = 0;
-  std::string solver;  // empty = the family's default
-  std::optional<double> rtol, atol;
+  SolverFlags ode;
   uint64_t seed = 0;
   std::optional<double> guidance;
   bool trajectory = false;
@@ -119,10 +143,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     request.set_model(f.model);
     request.set_num_samples(f.num);
     request.set_label(f.label);
-    request.set_steps(f.steps);
-    request.set_solver(f.solver);
-    if (f.rtol) request.set_rtol(*f.rtol);
-    if (f.atol) request.set_atol(*f.atol);
+    SetSolver(f.ode, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledGaussians result, client->SampleGaussians(request));
@@ -138,10 +159,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     request.set_label(f.label);
     request.mutable_condition()->Add(condition.begin(), condition.end());
     if (f.guidance) request.set_guidance(*f.guidance);
-    request.set_steps(f.steps);
-    request.set_solver(f.solver);
-    if (f.rtol) request.set_rtol(*f.rtol);
-    if (f.atol) request.set_atol(*f.atol);
+    SetSolver(f.ode, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledClouds result,
@@ -189,7 +207,7 @@ struct EvaluateFlags {
   int64_t num = 0;
   std::string split = "all";
   bool no_emd = false;
-  int64_t steps = 0;
+  SolverFlags ode;
   uint64_t seed = 0;
   int64_t max_reference = 0;
   bool json = false;
@@ -203,7 +221,7 @@ absl::Status Evaluate(CliContext& context, const EvaluateFlags& f) {
   request.set_split(f.split);
   request.set_num_samples(f.num);
   request.set_max_reference(f.max_reference);
-  request.set_steps(f.steps);
+  SetSolver(f.ode, &request);
   request.set_seed(f.seed);
   if (f.no_emd) request.set_emd(false);
   if (!f.json && context.interactive() && !context.global.quiet) {
@@ -236,13 +254,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
       ->check(CLI::NonNegativeNumber);
   sample->add_option("--label", s->label, "generate this label (default: drawn per sample)");
   sample->add_option("--condition", s->condition, "condition vector for continuous models, e.g. 0.5,1");
-  sample->add_option("--steps", s->steps, "integration steps (default 100; adaptive: the step cap)")
-      ->check(CLI::NonNegativeNumber);
-  sample->add_option("--solver", s->solver,
-                     "ODE solver (default: midpoint for point clouds, euler for Gaussians)")
-      ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4", "adaptive"}));
-  AddOptional(sample, "--rtol", &s->rtol, "adaptive solver: relative tolerance (default 1e-3)");
-  AddOptional(sample, "--atol", &s->atol, "adaptive solver: absolute tolerance (default 1e-4)");
+  AddSolverFlags(sample, &s->ode);
   sample->add_option("--seed", s->seed, "random seed")->capture_default_str();
   AddOptional(sample, "--guidance", &s->guidance, "classifier-free guidance γ (default: the model's)")
       ->check(CLI::NonNegativeNumber);
@@ -270,7 +282,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   evaluate->add_flag("--no-emd", e->no_emd, "point clouds: skip the (slower) EMD metrics");
   evaluate->add_option("--max-reference", e->max_reference, "reference items used (default at most 256)")
       ->check(CLI::NonNegativeNumber);
-  evaluate->add_option("--steps", e->steps, "integration steps (default 100)")->check(CLI::NonNegativeNumber);
+  AddSolverFlags(evaluate, &e->ode);
   evaluate->add_option("--seed", e->seed, "random seed")->capture_default_str();
   evaluate->add_flag("--json", e->json, "print one JSON document");
   evaluate->callback([&context, e] { context.action = [&context, e] { return Evaluate(context, *e); }; });

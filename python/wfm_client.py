@@ -512,9 +512,10 @@ class Client:
         return GaussianSamples(means, covs, list(r.labels) or None, r.network_evaluations)
 
     def evaluate(self, model, dataset, num=0, split="all", emd=True, steps=0, seed=0,
-                 max_reference=0):
+                 max_reference=0, solver="", rtol=None, atol=None):
         """Samples the model and compares with a data set (1-NNA, MMD, COV)."""
         request = wfm_service_pb2.EvaluateRequest(
             model=model, dataset=dataset, split=split, num_samples=num, steps=steps, seed=seed,
-            max_reference=max_reference, emd=emd)
+            max_reference=max_reference, emd=emd, solver=solver)
+        _set_tolerances(request, rtol, atol)
         return self._call("Evaluate", request, _LONG_TIMEOUT)

@@ -102,6 +102,8 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
                               ? options.num_samples
                               : std::min<int64_t>(reference.num_clouds(), kDefaultEvaluateItems);
     request.steps = options.steps;
+    WFM_RETURN_IF_ERROR(
+        model::ApplyOdeChoice(options.solver, options.rtol, options.atol, &request));
     request.seed = options.seed;
     if (reference.num_clouds() + request.num_samples < 3) {
       return absl::InvalidArgumentError(
@@ -129,6 +131,8 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
                                                   : std::min<int64_t>(reference.num_gaussians(),
                                                                       kDefaultEvaluateItems);
     request.steps = options.steps;
+    WFM_RETURN_IF_ERROR(
+        model::ApplyOdeChoice(options.solver, options.rtol, options.atol, &request));
     request.seed = options.seed;
     if (reference.num_gaussians() + request.num_samples < 3) {
       return absl::InvalidArgumentError(

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,8 @@ struct EvaluateOptions {
   int64_t num_samples = 0;    // 0 = as many as the reference, at most kDefaultEvaluateItems
   int64_t max_reference = 0;  // 0 = at most kDefaultEvaluateItems, drawn with the seed
   int64_t steps = 100;
+  std::string solver;  // ODE solver name; empty = the family's default
+  std::optional<double> rtol, atol;  // adaptive solver only
   uint64_t seed = 0;
   bool emd = true;
 };

@@ -1,6 +1,6 @@
 #include "server/proto_convert.h"
 
-#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -193,6 +193,10 @@ namespace {
 
 // The ODE fields of a sampling request (solver, steps, rtol, atol) into `r`;
 // an empty solver is the family's default, steps 0 = 100.
+std::optional<double> Optional(bool has, double value) {
+  return has ? std::optional<double>(value) : std::nullopt;
+}
+
 template <typename Proto, typename Request>
 absl::Status OdeFromProto(const Proto& req, model::OdeSolver default_solver, Request* r) {
   if (req.steps() < 0) {
@@ -201,17 +205,8 @@ absl::Status OdeFromProto(const Proto& req, model::OdeSolver default_solver, Req
   }
   r->steps = req.steps() == 0 ? 100 : req.steps();
   r->solver = default_solver;
-  if (!req.solver().empty()) {
-    WFM_ASSIGN_OR_RETURN(r->solver, model::ParseOdeSolver(req.solver()));
-  }
-  if (r->solver != model::OdeSolver::kAdaptive && (req.has_rtol() || req.has_atol())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        req.has_rtol() ? "rtol" : "atol", ": only the adaptive solver takes a tolerance (solver is ",
-        model::OdeSolverName(r->solver), ")"));
-  }
-  if (req.has_rtol()) r->rtol = req.rtol();
-  if (req.has_atol()) r->atol = req.atol();
-  return model::ValidateOdeSettings(r->ode(), std::numeric_limits<int64_t>::max());
+  return model::ApplyOdeChoice(req.solver(), Optional(req.has_rtol(), req.rtol()),
+                               Optional(req.has_atol(), req.atol()), r);
 }
 
 }  // namespace
@@ -267,6 +262,9 @@ EvaluateOptions EvaluateOptionsFromProto(const pb::EvaluateRequest& req) {
   o.num_samples = req.num_samples();
   o.max_reference = req.max_reference();
   o.steps = req.steps() == 0 ? 100 : req.steps();
+  o.solver = req.solver();
+  o.rtol = Optional(req.has_rtol(), req.rtol());
+  o.atol = Optional(req.has_atol(), req.atol());
   o.seed = req.seed();
   o.emd = req.has_emd() ? req.emd() : true;
   return o;

@@ -31,12 +31,15 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "model/common/status.h"
 
@@ -86,6 +89,29 @@ struct OdeSettings {
 // atol in [0, 1e3] (finite). `max_steps` (RESOURCE_EXHAUSTED beyond it) is
 // the step limit of the caller.
 absl::Status ValidateOdeSettings(const OdeSettings& settings, int64_t max_steps);
+
+// A caller's solver choice onto a sampling request of either family (fields
+// solver, steps, rtol, atol, ode()): an empty name keeps the request's
+// solver; tolerances are taken by the adaptive solver only. Field-named
+// INVALID_ARGUMENT (unknown solver, a tolerance for another solver, values
+// out of range); the step limit is the model's to check.
+template <typename Request>
+absl::Status ApplyOdeChoice(absl::string_view solver, std::optional<double> rtol,
+                            std::optional<double> atol, Request* r) {
+  if (!solver.empty()) {
+    absl::StatusOr<OdeSolver> parsed = ParseOdeSolver(solver);
+    if (!parsed.ok()) return parsed.status();
+    r->solver = *parsed;
+  }
+  if (r->solver != OdeSolver::kAdaptive && (rtol.has_value() || atol.has_value())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        rtol.has_value() ? "rtol" : "atol", ": only the adaptive solver takes a tolerance (solver is ",
+        OdeSolverName(r->solver), ")"));
+  }
+  if (rtol.has_value()) r->rtol = *rtol;
+  if (atol.has_value()) r->atol = *atol;
+  return ValidateOdeSettings(r->ode(), std::numeric_limits<int64_t>::max());
+}
 
 // The most trajectory frames a request can have: steps + 1 (fixed-step:
 // exactly; adaptive: accepted steps + 1 <= steps + 1).

@@ -825,6 +825,10 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       // ---------------------------------------------------- Evaluate
       {"evaluate_unknown_model", evaluate([](auto& r) { r.set_model("nope"); }), kNotFound,
        "'nope'"},
+      {"evaluate_unknown_solver", evaluate([](auto& r) { r.set_solver("rk5"); }), kInvalid,
+       "solver: unknown solver 'rk5'"},
+      {"evaluate_rtol_with_default_solver", evaluate([](auto& r) { r.set_rtol(1e-3); }), kInvalid,
+       "rtol: only the adaptive solver takes a tolerance (solver is midpoint)"},
       {"evaluate_unknown_dataset", evaluate([](auto& r) { r.set_dataset("nope"); }), kNotFound,
        "data set 'nope' not found"},
       {"evaluate_dataset_with_dotdot", evaluate([](auto& r) { r.set_dataset(".."); }), kInvalid,
