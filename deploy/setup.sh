@@ -25,6 +25,10 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-scipy python3-pot python3-torch python3-h5py
   python3-anndata python3-grpcio python3-grpc-tools python3-protobuf
+  # the Python package (pip install ./python into a virtual environment),
+  # its optional progress bars and the examples' figures
+  python3-pip python3-setuptools python3-wheel python3-venv python3-tqdm
+  python3-matplotlib
   openssl curl prometheus yamllint
   # sanitizer and fuzzing builds
   clang libclang-rt-14-dev

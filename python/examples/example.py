@@ -5,8 +5,10 @@ Uploads a small labelled family of 2D ellipses (numpy), trains a point-cloud
 model while printing its progress, samples clouds of one label back as numpy
 arrays, evaluates the model, and does the same for a family of Gaussians.
 
-    PYTHONPATH=python:build/python /usr/bin/python3 python/examples/example.py \
-        --server localhost:50051 [--steps 200] [--token T]
+    python3 python/examples/example.py --server localhost:50051 [--steps 200] [--token T]
+
+with the package installed (README, "Python"), or from the source tree with
+PYTHONPATH=python:build/python.
 
 Exits 0 and prints "example: OK" when every step worked.
 """

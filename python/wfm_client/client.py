@@ -1,9 +1,10 @@
 """A small Python client of the wfm service (Wasserstein Flow Matching).
 
-Wraps the stubs generated from proto/wfm/v1 at build time (the build writes
-them to <build>/python/wfm/v1/*_pb2*.py; put that folder and this one on
-PYTHONPATH). Needs grpcio, protobuf and numpy (Debian: python3-grpcio,
-python3-protobuf, python3-numpy).
+Part of the wfm_client package (python/; `pip install ./python` generates
+the gRPC stubs from proto/wfm/v1 into it). Needs grpcio, protobuf and
+numpy (Debian: python3-grpcio, python3-protobuf, python3-numpy); AnnData
+in and out needs anndata (python3-anndata), progress bars tqdm
+(python3-tqdm, optional).
 
     from wfm_client import Client
     with Client("localhost:50051") as wfm:
@@ -19,11 +20,14 @@ method); bad local input as ValueError / TypeError before anything is sent.
 
 import collections
 import threading
+from typing import Any, Callable, List, Optional, Sequence
 
 import grpc
 import numpy as np
 
-from wfm.v1 import types_pb2, wfm_service_pb2, wfm_service_pb2_grpc
+from wfm_client._stubs import types_pb2, wfm_service_pb2, wfm_service_pb2_grpc
+from wfm_client.anndata_io import cells_from_anndata, niches_to_anndata
+from wfm_client.progress import Progress
 
 __all__ = ["Client", "WfmError", "Samples", "GaussianSamples"]
 
@@ -133,8 +137,13 @@ def _finite(name, array):
 class Client:
     """A connection to one wfm server. Thread-safe; close() (or `with`) ends it."""
 
-    def __init__(self, server="localhost:50051", token=None, tls_ca=None, tls=False,
-                 timeout=_UNARY_TIMEOUT, max_receive_bytes=256 << 20):
+    def __init__(self, address: str = "localhost:50051", token: Optional[str] = None,
+                 tls: bool = False, tls_ca: Optional[str] = None,
+                 timeout: float = _UNARY_TIMEOUT, max_receive_bytes: int = 256 << 20):
+        """Connects to the wfm server at `address` ("host:port"). token: the
+        bearer token (--auth-token-file of the server); tls: connect with TLS
+        (system roots, or the CA certificate file tls_ca, which implies TLS).
+        timeout: seconds per unary call."""
         options = [("grpc.max_receive_message_length", max_receive_bytes),
                    ("grpc.max_send_message_length", -1)]
         if tls or tls_ca:
@@ -142,24 +151,25 @@ class Client:
             if tls_ca:
                 with open(tls_ca, "rb") as f:
                     root = f.read()
-            self._channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root), options)
+            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root), options)
         else:
-            self._channel = grpc.insecure_channel(server, options)
+            self._channel = grpc.insecure_channel(address, options)
         self._service = wfm_service_pb2_grpc.WfmServiceStub(self._channel)
         self._first_connection = threading.Lock()
         self._connected_once = False
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
         self._options = None  # training_options(), fetched on first use
-        self.server = server
+        self.address = address
+        self.server = address  # the name before 0.2
 
-    def close(self):
+    def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # ------------------------------------------------------------ plumbing
@@ -191,7 +201,7 @@ class Client:
         except grpc.RpcError as e:
             raise WfmError(e.code().name, e.details(), method) from None
 
-    def health(self, service=SERVICE_NAME):
+    def health(self, service: str = SERVICE_NAME) -> str:
         """The grpc.health.v1 status: "SERVING", "NOT_SERVING", "UNKNOWN" or
         "SERVICE_UNKNOWN"."""
         self._await_first_connection()
@@ -211,18 +221,30 @@ class Client:
     # ----------------------------------------------------------- data sets
 
     def _upload(self, header, chunks):
+        failed = []  # an exception while making the chunks (bad local data)
+
         def requests():
             yield wfm_service_pb2.UploadDatasetRequest(header=header)
-            yield from chunks
+            try:
+                yield from chunks
+            except Exception as e:
+                failed.append(e)
+                raise
         try:
             return self._stub.UploadDataset(requests(), timeout=_LONG_TIMEOUT,
                                             metadata=self._metadata)
         except grpc.RpcError as e:
+            if failed:
+                raise failed[0] from None
             raise WfmError(e.code().name, e.details(), "UploadDataset") from None
 
-    def upload_point_clouds(self, name, clouds=None, *, points=None, offsets=None, labels=None,
-                            conditions=None, description="", overwrite=False,
-                            chunk_bytes=CHUNK_BYTES):
+    def upload_point_clouds(self, name: str, clouds: Optional[Sequence[np.ndarray]] = None, *,
+                            points: Optional[np.ndarray] = None,
+                            offsets: Optional[np.ndarray] = None,
+                            labels: Optional[Sequence[Any]] = None,
+                            conditions: Optional[np.ndarray] = None, description: str = "",
+                            overwrite: bool = False,
+                            chunk_bytes: int = CHUNK_BYTES) -> "types_pb2.Dataset":
         """Uploads point clouds: either `clouds`, a list of [n_c, d] arrays, or
         `points` [P, d] with `offsets` [C+1]. `labels`: C strings/integers
         (discrete); `conditions`: [C, k] floats (continuous)."""
@@ -282,8 +304,10 @@ class Client:
                 start = end
         return self._upload(header, chunks())
 
-    def upload_gaussians(self, name, means, covs, labels=None, description="", overwrite=False,
-                         chunk_bytes=CHUNK_BYTES):
+    def upload_gaussians(self, name: str, means: np.ndarray, covs: np.ndarray,
+                         labels: Optional[Sequence[Any]] = None, description: str = "",
+                         overwrite: bool = False,
+                         chunk_bytes: int = CHUNK_BYTES) -> "types_pb2.Dataset":
         """Uploads Gaussians: means [C, d], covs [C, d, d] symmetric positive
         definite, optional C discrete labels."""
         means = np.ascontiguousarray(means, dtype=np.float64)
@@ -314,50 +338,79 @@ class Client:
                 yield wfm_service_pb2.UploadDatasetRequest(gaussians=chunk)
         return self._upload(header, chunks())
 
-    def upload_cells(self, name, features, coords, sample_ids=None, labels=None, description="",
-                     overwrite=False, chunk_bytes=CHUNK_BYTES):
+    def upload_cells(self, name: str, features: np.ndarray, coords: np.ndarray,
+                     sample_ids: Optional[Sequence[Any]] = None,
+                     labels: Optional[Sequence[Any]] = None, description: str = "",
+                     overwrite: bool = False, chunk_bytes: int = CHUNK_BYTES,
+                     feature_names: Optional[Sequence[str]] = None,
+                     progress: bool = False) -> "types_pb2.Dataset":
         """Uploads spatial cells: features [n, f], coords [n, 2], optional
-        sample ids and labels (one per cell). The server builds the niches."""
+        sample ids and labels (one per cell) and feature names (f of them).
+        The server builds the niches."""
         features = np.ascontiguousarray(features, dtype=np.float32)
         coords = np.ascontiguousarray(coords, dtype=np.float32)
-        if features.ndim != 2 or coords.shape != (features.shape[0], 2):
+        if features.ndim != 2 or coords.ndim != 2 or coords.shape[0] != features.shape[0]:
             raise ValueError(f"features {features.shape} and coords {coords.shape}: "
                              "need [n, f] and [n, 2]")
-        _finite("features", features)
-        _finite("coords", coords)
+        _finite("features", features)  # before anything is sent
         n, dim = features.shape
-        samples = _labels_to_strings(sample_ids, n, "cells")
-        names = _labels_to_strings(labels, n, "cells")
+        return self._upload_cell_rows(
+            name, n, dim, lambda start, end: features[start:end], coords,
+            _labels_to_strings(sample_ids, n, "cells"), _labels_to_strings(labels, n, "cells"),
+            None if feature_names is None else [str(f) for f in feature_names],
+            description, overwrite, chunk_bytes, progress)
+
+    def _upload_cell_rows(self, name, n, dim, rows, coords, samples, names, feature_names,
+                          description, overwrite, chunk_bytes, progress):
+        """Streams n cells whose features rows(start, end) gives [end-start,
+        dim] float32, in chunks of about chunk_bytes."""
+        if coords.shape != (n, 2):
+            raise ValueError(f"coords {coords.shape}: needs [{n}, 2]")
+        _finite("coords", coords)
+        if feature_names is not None and len(feature_names) != dim:
+            raise ValueError(f"feature_names: {len(feature_names)} names for {dim} features")
         header = wfm_service_pb2.DatasetHeader(
             name=name, kind=types_pb2.SPATIAL_CELLS, dim=dim, description=description,
             overwrite=overwrite,
             label_type=types_pb2.LABEL_TYPE_DISCRETE if names else types_pb2.LABEL_TYPE_NONE)
+        if feature_names:
+            header.feature_names.extend(feature_names)
         per = max(1, chunk_bytes // ((dim + 2) * 4 + 32))
 
         def chunks():
-            for start in range(0, n, per):
-                end = min(n, start + per)
-                chunk = wfm_service_pb2.CellChunk(features=features[start:end].ravel().tolist(),
-                                                  coords=coords[start:end].ravel().tolist())
-                if samples is not None:
-                    chunk.sample_ids.extend(samples[start:end])
-                if names is not None:
-                    chunk.labels.extend(names[start:end])
-                yield wfm_service_pb2.UploadDatasetRequest(cells=chunk)
+            with Progress(progress, n, f"upload {name}", "cells") as bar:
+                for start in range(0, n, per):
+                    end = min(n, start + per)
+                    block = rows(start, end)
+                    if block.shape != (end - start, dim):
+                        raise ValueError(f"features[{start}:{end}]: shape {block.shape}, "
+                                         f"needs [{end - start}, {dim}]")
+                    _finite(f"features[{start}:{end}]", block)
+                    chunk = wfm_service_pb2.CellChunk(features=block.ravel().tolist(),
+                                                      coords=coords[start:end].ravel().tolist())
+                    if samples is not None:
+                        chunk.sample_ids.extend(samples[start:end])
+                    if names is not None:
+                        chunk.labels.extend(names[start:end])
+                    yield wfm_service_pb2.UploadDatasetRequest(cells=chunk)
+                    bar.update_to(end)
         return self._upload(header, chunks())
 
-    def datasets(self):
+    def datasets(self) -> List["types_pb2.Dataset"]:
+        """Every stored data set, sorted by name."""
         return list(self._call("ListDatasets", wfm_service_pb2.ListDatasetsRequest()).datasets)
 
-    def dataset(self, name):
+    def dataset(self, name: str) -> "types_pb2.Dataset":
+        """The data set `name` (WfmError NOT_FOUND when there is none)."""
         return self._call("GetDataset", wfm_service_pb2.GetDatasetRequest(name=name))
 
-    def delete_dataset(self, name):
+    def delete_dataset(self, name: str) -> None:
+        """Deletes the data set `name`."""
         self._call("DeleteDataset", wfm_service_pb2.DeleteDatasetRequest(name=name))
 
     # ------------------------------------------------------------ training
 
-    def training_options(self):
+    def training_options(self) -> List["types_pb2.TrainingOption"]:
         """Every training option the server takes (DescribeTrainingOptions,
         fetched once): TrainingOption messages with name, group, help, type
         and, per family, the TrainingConfig field path, default and rule.
@@ -368,7 +421,7 @@ class Client:
             self._options = list(reply.options)
         return self._options
 
-    def training_config(self, family, **options):
+    def training_config(self, family: str, **options: Any) -> "types_pb2.TrainingConfig":
         """The TrainingConfig that train() sends for `family` ("pointcloud" or
         "gaussian") and keyword options (None values are left out). Raises
         TypeError for an unknown option and ValueError for an option of the
@@ -391,15 +444,18 @@ class Client:
             _set_path(config, field.path, _option_value(option.type, value, key))
         return config
 
-    def train(self, dataset, model, family=None, watch=False, on_update=None, overwrite=False,
-              **options):
+    def train(self, dataset: str, model: str, family: Optional[str] = None, watch: bool = False,
+              on_update: Optional[Callable[["types_pb2.TrainingJob"], None]] = None,
+              overwrite: bool = False, progress: bool = False,
+              **options: Any) -> "types_pb2.TrainingJob":
         """Starts a training job; options are the `wfm train` flags with
         underscores (steps=, batch=, lr=, emb=, layers=, monge_map=, ...;
         training_options() lists them all). Unset options take the server's
         defaults. family: "pointcloud" or "gaussian" (default: from the data
         set's kind). With watch=True, follows the job (calling on_update(job)
         on every update) and returns its final state; raises WfmError unless
-        it SUCCEEDED."""
+        it SUCCEEDED. progress=True (with watch) shows a progress bar (tqdm when
+        installed)."""
         if family is None:
             family = "gaussian" if self.dataset(dataset).kind == types_pb2.GAUSSIANS else "pointcloud"
         config = self.training_config(family, **options)
@@ -407,14 +463,23 @@ class Client:
             dataset=dataset, model=model, config=config, overwrite=overwrite))
         if not watch:
             return job
-        final = self.watch(job.id, on_update)
+        with Progress(progress, job.total_steps or None, f"train {model}", "steps") as bar:
+            def update(j):
+                if j.total_steps:
+                    bar.set_total(j.total_steps)
+                bar.update_to(j.step, loss=j.loss)
+                if on_update is not None:
+                    on_update(j)
+            final = self.watch(job.id, update)
         if final.state != types_pb2.SUCCEEDED:
             raise WfmError(types_pb2.JobState.Name(final.state),
                            f"training job {final.id} ended {types_pb2.JobState.Name(final.state)}: "
                            f"{final.error}", "WatchTrainingJob")
         return final
 
-    def watch(self, job_id, on_update=None):
+    def watch(self, job_id: str,
+              on_update: Optional[Callable[["types_pb2.TrainingJob"], None]] = None
+              ) -> "types_pb2.TrainingJob":
         """Follows a job until it ends; returns its final TrainingJob."""
         last = None
         try:
@@ -429,35 +494,46 @@ class Client:
             last = self.job(job_id)
         return last
 
-    def job(self, job_id):
+    def job(self, job_id: str) -> "types_pb2.TrainingJob":
+        """The training job `job_id`."""
         return self._call("GetTrainingJob", wfm_service_pb2.GetTrainingJobRequest(id=job_id))
 
-    def jobs(self):
+    def jobs(self) -> List["types_pb2.TrainingJob"]:
+        """Every training job the server knows."""
         return list(self._call("ListTrainingJobs", wfm_service_pb2.ListTrainingJobsRequest()).jobs)
 
-    def cancel(self, job_id):
+    def cancel(self, job_id: str) -> "types_pb2.TrainingJob":
+        """Cancels a queued or running job; returns its state."""
         return self._call("CancelTrainingJob", wfm_service_pb2.CancelTrainingJobRequest(id=job_id))
 
     # -------------------------------------------------------------- models
 
-    def models(self):
+    def models(self) -> List["types_pb2.ModelInfo"]:
+        """Every model, sorted by name."""
         return list(self._call("ListModels", wfm_service_pb2.ListModelsRequest()).models)
 
-    def model(self, name):
+    def model(self, name: str) -> "types_pb2.ModelInfo":
+        """The model `name`: family, dimension, labels, feature names, config."""
         return self._call("GetModel", wfm_service_pb2.GetModelRequest(name=name))
 
-    def delete_model(self, name):
+    def delete_model(self, name: str) -> None:
+        """Deletes the model `name`."""
         self._call("DeleteModel", wfm_service_pb2.DeleteModelRequest(name=name))
 
     # ------------------------------------------------------------ sampling
 
-    def sample(self, model, num, points=0, label="", condition=None, guidance=None, steps=0,
-               seed=0, trajectory=False, solver="", rtol=None, atol=None):
+    def sample(self, model: str, num: int, points: int = 0, label: str = "",
+               condition: Optional[Sequence[float]] = None, guidance: Optional[float] = None,
+               steps: int = 0, seed: int = 0, trajectory: bool = False, solver: str = "",
+               rtol: Optional[float] = None, atol: Optional[float] = None,
+               progress: bool = False) -> Samples:
         """Generates `num` point clouds; returns Samples (numpy arrays).
 
         solver: "euler", "midpoint" (the default), "heun", "rk4" or "adaptive"
         (Bogacki–Shampine 3(2); steps is then the step cap, rtol/atol its
-        tolerances). Samples.network_evaluations is the NFE spent."""
+        tolerances). Samples.network_evaluations is the NFE spent.
+        progress=True shows a progress bar over the clouds received.
+        """
         request = wfm_service_pb2.SampleNichesRequest(
             model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
             seed=seed, trajectory=trajectory, solver=solver)
@@ -468,6 +544,7 @@ class Client:
             request.guidance = guidance
         point_parts, sizes, labels, conditions, frames_parts = [], [], [], [], []
         dim, frames, evaluations = 0, 0, 0
+        bar = Progress(progress, num, f"sample {model}", "clouds")
         try:
             for chunk in self._stub.SampleNiches(request, timeout=_LONG_TIMEOUT,
                                                  metadata=self._metadata):
@@ -484,8 +561,11 @@ class Client:
                 if frames:
                     frames_parts.append(
                         np.asarray(chunk.trajectory, dtype=np.float32).reshape(frames, p, dim))
+                bar.update_to(len(sizes))
         except grpc.RpcError as e:
             raise WfmError(e.code().name, e.details(), "SampleNiches") from None
+        finally:
+            bar.close()
         all_points = np.concatenate(point_parts) if point_parts else np.zeros((0, dim), np.float32)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         out_labels = None
@@ -497,8 +577,9 @@ class Client:
         traj = np.concatenate(frames_parts, axis=1) if frames_parts else None
         return Samples(all_points, offsets, out_labels, clouds, traj, evaluations)
 
-    def sample_gaussians(self, model, num, label="", steps=0, seed=0, solver="", rtol=None,
-                         atol=None):
+    def sample_gaussians(self, model: str, num: int, label: str = "", steps: int = 0,
+                         seed: int = 0, solver: str = "", rtol: Optional[float] = None,
+                         atol: Optional[float] = None) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
         solver: as for sample(); the default is "euler"."""
@@ -511,11 +592,67 @@ class Client:
         covs = np.asarray(r.covs, dtype=np.float64).reshape(-1, d, d)
         return GaussianSamples(means, covs, list(r.labels) or None, r.network_evaluations)
 
-    def evaluate(self, model, dataset, num=0, split="all", emd=True, steps=0, seed=0,
-                 max_reference=0, solver="", rtol=None, atol=None):
+    def evaluate(self, model: str, dataset: str, num: int = 0, split: str = "all",
+                 emd: bool = True, steps: int = 0, seed: int = 0, max_reference: int = 0,
+                 solver: str = "", rtol: Optional[float] = None,
+                 atol: Optional[float] = None) -> "wfm_service_pb2.EvaluateResponse":
         """Samples the model and compares with a data set (1-NNA, MMD, COV)."""
         request = wfm_service_pb2.EvaluateRequest(
             model=model, dataset=dataset, split=split, num_samples=num, steps=steps, seed=seed,
             max_reference=max_reference, emd=emd, solver=solver)
         _set_tolerances(request, rtol, atol)
         return self._call("Evaluate", request, _LONG_TIMEOUT)
+
+    # ------------------------------------------------------------- AnnData
+
+    def upload_anndata(self, adata: Any, name: str, features: str = "X",
+                       spatial_key: str = "spatial", sample_key: Optional[str] = None,
+                       label_key: Optional[str] = None,
+                       condition_keys: Optional[Sequence[str]] = None, description: str = "",
+                       overwrite: bool = False, chunk_bytes: int = CHUNK_BYTES,
+                       progress: bool = False) -> "types_pb2.Dataset":
+        """Uploads the cells of an in-memory AnnData as a SPATIAL_CELLS data
+        set (the server builds the niches at training):
+
+        * features: "X" (dense or sparse; sent with adata.var_names as the
+          feature names) or "obsm:KEY" (e.g. "obsm:X_pca").
+        * spatial_key: obsm key of the [n_obs, 2] coordinates.
+        * sample_key: obs column of the sample / section ids (niches stay
+          within a sample); label_key (or condition_keys=[KEY]): obs column
+          of the cells' labels (e.g. cell type), the niches' condition.
+
+        Streams the cells in chunks of about `chunk_bytes` (as
+        upload_cells); a sparse X is densified one chunk at a time. Returns
+        the stored Dataset. KeyError / ValueError for keys or shapes that do
+        not fit, WfmError for what the server refuses."""
+        cells = cells_from_anndata(adata, features, spatial_key, sample_key, label_key,
+                                   condition_keys)
+        return self._upload_cell_rows(name, cells.n, cells.dim, cells.rows, cells.coords,
+                                      cells.sample_ids, cells.labels, cells.feature_names,
+                                      description, overwrite, chunk_bytes, progress)
+
+    def sample_niches(self, model: str, num: int, condition: Any = None, points: int = 0,
+                      guidance: Optional[float] = None, seed: int = 0, progress: bool = False,
+                      **sampling: Any) -> Any:
+        """Generates `num` niches and returns them as an anndata.AnnData: one
+        row per generated cell (X [cells, features]), obs["niche"] the
+        niche's index, obs["condition"] its label (a discrete model) or
+        obsm["condition"] its condition vector, var_names the feature names
+        of the model's training data (e.g. the genes of the uploaded
+        AnnData; "0".."d-1" when it had none). condition: a label (str) or
+        a condition vector; points: cells per niche (0: drawn from the
+        training sizes). Further keywords go to sample() (steps=, ...)."""
+        label, vector = "", None
+        if condition is not None:
+            if isinstance(condition, (str, bytes, int, np.integer)) and not isinstance(condition, bool):
+                label = condition.decode() if isinstance(condition, bytes) else str(condition)
+            else:
+                vector = condition
+        info = self.model(model)
+        samples = self.sample(model, num, points=points, label=label, condition=vector,
+                              guidance=guidance, seed=seed, progress=progress, **sampling)
+        return niches_to_anndata(samples.points, samples.offsets, samples.labels,
+                                 list(info.feature_names) or None,
+                                 uns={"model": model, "seed": seed, "num": num,
+                                      "condition": label if vector is None
+                                      else np.asarray(vector, dtype=np.float32)})

@@ -1,0 +1,138 @@
+"""AnnData in and out of wfm (no gRPC here): the cells of an in-memory
+AnnData as the arrays of a SPATIAL_CELLS upload, and generated niches as an
+AnnData. anndata is imported only when these are used."""
+
+from typing import Any, Callable, List, Optional, Sequence
+
+import numpy as np
+
+
+class CellArrays:
+    """What upload_anndata sends, read from an AnnData without copying X:
+    `rows(start, end)` gives the features of cells [start, end) as a dense
+    float32 array (a CSR X is densified one chunk at a time)."""
+
+    def __init__(self, n: int, dim: int, rows: Callable[[int, int], np.ndarray],
+                 coords: np.ndarray, sample_ids: Optional[List[str]],
+                 labels: Optional[List[str]], feature_names: Optional[List[str]]):
+        self.n = n
+        self.dim = dim
+        self.rows = rows
+        self.coords = coords
+        self.sample_ids = sample_ids
+        self.labels = labels
+        self.feature_names = feature_names
+
+
+def _obs_strings(adata: Any, key: str, what: str) -> List[str]:
+    if key not in adata.obs.columns:
+        raise KeyError(f"{what}={key!r}: no obs column {key!r} (obs has: "
+                       f"{', '.join(map(str, adata.obs.columns)) or 'no columns'})")
+    column = adata.obs[key]
+    if column.isna().any():
+        first = int(np.flatnonzero(column.isna().to_numpy())[0])
+        raise ValueError(f"{what}={key!r}: obs[{key!r}] is missing for cell {first} "
+                         f"({adata.obs_names[first]!r}); every cell needs a value")
+    if str(column.dtype) == "category":
+        return column.astype(str).tolist()
+    if np.issubdtype(column.dtype, np.floating):  # as the wfm tool: no continuous labels
+        raise ValueError(f"{what}={key!r}: obs[{key!r}] holds floats; labels and sample ids "
+                         "come from categorical, string, integer or bool columns")
+    return [str(int(v)) if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            else str(v) for v in column]
+
+
+def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spatial",
+                       sample_key: Optional[str] = None, label_key: Optional[str] = None,
+                       condition_keys: Optional[Sequence[str]] = None) -> CellArrays:
+    """The cells of `adata`: features from X (dense or sparse; feature names
+    = var_names) or from obsm[KEY] with features="obsm:KEY" (names: the
+    columns of a DataFrame, otherwise none); coordinates from
+    obsm[spatial_key]; sample ids and labels from obs columns (as strings).
+    condition_keys=[KEY] is the same as label_key=KEY (one categorical obs
+    column; several columns or obsm vectors are not supported yet). Raises
+    KeyError for a missing key and ValueError for a bad shape or value."""
+    n = int(adata.n_obs)
+    if n < 1:
+        raise ValueError("adata: no cells (n_obs is 0)")
+    if condition_keys is not None:
+        keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys)
+        if len(keys) != 1 or keys[0].startswith("obsm:"):
+            raise ValueError(f"condition_keys={keys!r}: the server conditions niches on one "
+                             "categorical obs column; pass one column name")
+        if label_key is not None and label_key != keys[0]:
+            raise ValueError("pass label_key or condition_keys, not both")
+        label_key = keys[0]
+    feature_names: Optional[List[str]] = None
+    if features == "X":
+        matrix = adata.X
+        if matrix is None:
+            raise ValueError("features='X': adata.X is empty")
+        feature_names = [str(v) for v in adata.var_names]
+    elif features.startswith("obsm:") and len(features) > 5:
+        key = features[5:]
+        if key not in adata.obsm:
+            raise KeyError(f"features={features!r}: no obsm[{key!r}] (obsm has: "
+                           f"{', '.join(adata.obsm.keys()) or 'no keys'})")
+        matrix = adata.obsm[key]
+        if hasattr(matrix, "columns"):  # a DataFrame: its columns name the features
+            feature_names = [str(c) for c in matrix.columns]
+            matrix = matrix.to_numpy()
+    else:
+        raise ValueError(f"features={features!r}: use 'X' or 'obsm:KEY'")
+    if len(matrix.shape) != 2 or matrix.shape[0] != n or matrix.shape[1] < 1:
+        raise ValueError(f"features={features!r}: shape {tuple(matrix.shape)}; needs [{n}, f]")
+    dim = int(matrix.shape[1])
+
+    def rows(start: int, end: int) -> np.ndarray:
+        block = matrix[start:end]
+        if hasattr(block, "toarray"):  # scipy sparse
+            block = block.toarray()
+        return np.ascontiguousarray(np.asarray(block), dtype=np.float32)
+
+    if spatial_key not in adata.obsm:
+        raise KeyError(f"spatial_key={spatial_key!r}: no obsm[{spatial_key!r}] (obsm has: "
+                       f"{', '.join(adata.obsm.keys()) or 'no keys'})")
+    coords = np.ascontiguousarray(np.asarray(adata.obsm[spatial_key]), dtype=np.float32)
+    if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] < 2:
+        raise ValueError(f"spatial_key={spatial_key!r}: obsm[{spatial_key!r}] has shape "
+                         f"{coords.shape}; needs [{n}, 2]")
+    if coords.shape[1] > 2:  # as the wfm tool: extra columns must be constant (a z = 0 plane)
+        if np.any(coords[:, 2:] != coords[:1, 2:]):
+            raise ValueError(f"spatial_key={spatial_key!r}: {coords.shape[1]} columns and the "
+                             "extra ones vary; spatial coordinates must be 2-D")
+        coords = np.ascontiguousarray(coords[:, :2])
+    samples = _obs_strings(adata, sample_key, "sample_key") if sample_key is not None else None
+    labels = _obs_strings(adata, label_key, "label_key") if label_key is not None else None
+    return CellArrays(n, dim, rows, coords, samples, labels, feature_names)
+
+
+def niches_to_anndata(points: np.ndarray, offsets: np.ndarray, labels: Any,
+                      feature_names: Optional[Sequence[str]], uns: Optional[dict] = None) -> Any:
+    """Generated niches as an AnnData: one row per generated cell (X =
+    points [P, d]), obs["niche"] the niche's index (0..C-1) and, for a
+    labelled model, obs["condition"] the niche's label (categorical) or, for
+    condition vectors, obsm["condition"] [P, k]; var_names the model's
+    feature names (else "0".."d-1"); uns["wfm"] what generated it."""
+    import anndata
+    import pandas as pd
+
+    points = np.asarray(points, dtype=np.float32)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sizes = np.diff(offsets)
+    niche = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    obs = pd.DataFrame({"niche": niche},
+                       index=[f"niche{c}_cell{i}" for c, s in enumerate(sizes) for i in range(s)])
+    obsm = {}
+    if labels is not None:
+        if isinstance(labels, np.ndarray):
+            obsm["condition"] = np.repeat(labels.astype(np.float32), sizes, axis=0)
+        else:
+            obs["condition"] = pd.Categorical(np.repeat(np.asarray(labels, dtype=object), sizes))
+    dim = points.shape[1]
+    names = list(feature_names) if feature_names else [str(i) for i in range(dim)]
+    if len(names) != dim:
+        raise ValueError(f"feature_names: {len(names)} names for dimension {dim}")
+    var = pd.DataFrame(index=pd.Index(names, dtype=str))
+    return anndata.AnnData(X=points, obs=obs, var=var, obsm=obsm or None,
+                           uns={"wfm": dict(uns or {})})
