@@ -173,7 +173,8 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     samples = result.clouds.num_clouds();
     points = result.clouds.num_points();
     dim = result.clouds.dim;
-    WFM_RETURN_IF_ERROR(WriteSampledClouds(f.out, result, svg));
+    WFM_RETURN_IF_ERROR(WriteSampledClouds(
+        f.out, result, svg, {model.feature_names().begin(), model.feature_names().end()}));
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -48,7 +48,8 @@ absl::Status CheckSampleOutput(const std::string& path, bool gaussian, bool traj
 }
 
 absl::Status WriteSampledClouds(const std::string& path, const SampledClouds& samples,
-                                const SvgOptions& svg) {
+                                const SvgOptions& svg,
+                                const std::vector<std::string>& feature_names) {
   const io::PointCloudSet& clouds = samples.clouds;
   WFM_RETURN_IF_ERROR(CheckSampleOutput(path, false, samples.frames > 0));
   WFM_RETURN_IF_ERROR(io::ValidatePointCloudSet(clouds, "generated samples"));
@@ -57,7 +58,11 @@ absl::Status WriteSampledClouds(const std::string& path, const SampledClouds& sa
     WFM_ASSIGN_OR_RETURN(const std::string text, RenderCloudsSvg(clouds, svg));
     return WriteSvgFile(path, text);
   }
-  if (ext == ".h5ad") return io::WriteNichesH5ad(path, clouds);
+  if (ext == ".h5ad") {
+    io::NichesH5adOptions options;
+    options.var_names = feature_names;
+    return io::WriteNichesH5ad(path, clouds, options);
+  }
   const int64_t p = clouds.num_points(), c = clouds.num_clouds();
   std::vector<std::pair<std::string, io::ArrayView>> arrays = {
       {"points", io::ArrayView::Of({p, clouds.dim}, clouds.points)},

@@ -7,13 +7,15 @@
 //  * .npz Gaussians: means float64 [C, d], covs float64 [C, d, d], labels,
 //    and trajectory_means [frames, C, d], trajectory_covs [frames, C, d, d];
 //  * .h5ad (point clouds only): one cell per generated point (X = points),
-//    obs `sample` and `condition` (io::WriteNichesH5ad);
+//    obs `sample` and `condition` (io::WriteNichesH5ad), var names the
+//    model's feature names (ModelInfo.feature_names; none: f0, f1, ...);
 //  * .svg: a picture (client/svg.h).
 // Every file is written atomically.
 #ifndef WFM_CLIENT_SAMPLE_FILES_H_
 #define WFM_CLIENT_SAMPLE_FILES_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,8 +28,10 @@ namespace wfm::client {
 // InvalidArgument naming the supported ones. `trajectory`: only .npz.
 absl::Status CheckSampleOutput(const std::string& path, bool gaussian, bool trajectory);
 
+// `feature_names`: the .h5ad's var names, one per dimension, or empty.
 absl::Status WriteSampledClouds(const std::string& path, const SampledClouds& samples,
-                                const SvgOptions& svg = {});
+                                const SvgOptions& svg = {},
+                                const std::vector<std::string>& feature_names = {});
 absl::Status WriteSampledGaussians(const std::string& path, const SampledGaussians& samples,
                                    const SvgOptions& svg = {});
 

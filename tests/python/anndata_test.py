@@ -163,6 +163,13 @@ class AnnDataTest(unittest.TestCase):
         np.testing.assert_array_equal(back.X, niches.X)
         self.assertEqual(list(back.var_names), list(niches.var_names))
         self.assertEqual(back.obs["condition"].tolist(), ["B"] * 20)
+        # The tool's .h5ad of the same request: the same cells and var names.
+        tool = os.path.join(self.tmp, "tool.h5ad")
+        self.wfm("sample", "--model", "niche-model", "--num", "5", "--label", "B", "--points",
+                 "4", "--seed", "1", "--steps", "5", "--out", tool)
+        written = anndata.read_h5ad(tool)
+        np.testing.assert_array_equal(written.X, niches.X)
+        self.assertEqual(list(written.var_names), list(self.adata.var_names))
 
     def test_niches_of_condition_vectors_and_progress_lines(self):
         from wfm_client import anndata_io, progress
