@@ -55,6 +55,10 @@ def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spat
     n = int(adata.n_obs)
     if n < 1:
         raise ValueError("adata: no cells (n_obs is 0)")
+    if isinstance(label_key, (list, tuple)):  # the contract's 6th argument: condition_keys
+        if condition_keys is not None:
+            raise ValueError("pass label_key or condition_keys, not both")
+        label_key, condition_keys = None, label_key
     if condition_keys is not None:
         keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys)
         if len(keys) != 1 or keys[0].startswith("obsm:"):

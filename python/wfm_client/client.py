@@ -619,7 +619,9 @@ class Client:
         * spatial_key: obsm key of the [n_obs, 2] coordinates.
         * sample_key: obs column of the sample / section ids (niches stay
           within a sample); label_key (or condition_keys=[KEY]): obs column
-          of the cells' labels (e.g. cell type), the niches' condition.
+          of the cells' labels (e.g. cell type), the niches' condition. A
+          list in label_key's place is condition_keys (DESIGN.md's
+          positional order).
 
         Streams the cells in chunks of about `chunk_bytes` (as
         upload_cells); a sparse X is densified one chunk at a time. Returns

@@ -116,6 +116,10 @@ class AnnDataTest(unittest.TestCase):
         self.client.upload_anndata(adata, "py-cond", sample_key="section",
                                    condition_keys=["cell_type"])
         self.assert_same_cells("py-dense", "py-cond")
+        # DESIGN.md's positional order: (adata, name, features, spatial_key,
+        # sample_key, condition_keys).
+        self.client.upload_anndata(adata, "py-cond2", "X", "spatial", "section", ["cell_type"])
+        self.assert_same_cells("py-dense", "py-cond2")
 
     def test_sparse_x_and_obsm_features(self):
         sparse = self.adata.copy()
