@@ -29,13 +29,18 @@ for stage in $STAGES; do
       cmake -S . -B "$dir" -G Ninja "${OPT[@]}" -DWFM_BUILD_BENCH=OFF \
         -DWFM_SANITIZE=address,undefined
       cmake --build "$dir" -j "$JOBS"
-      # deploy.DockerfileTest checks that the release binaries need only the
-      # runtime image's libraries; sanitized binaries also need libasan.
+      # Left out: deploy.* (manifests, rules and dashboards are YAML/JSON;
+      # DockerfileTest checks that the release binaries need only the runtime
+      # image's libraries, and sanitized ones also need libasan; LiveTest is
+      # Prometheus scraping a server the other suites already run under ASan)
+      # and python.package (a pip install into a fresh venv; the server it
+      # then drives runs under ASan in python.anndata and the e2e suites).
+      # They run in the README test stage.
       ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=64:detect_stack_use_after_return=0" \
       LSAN_OPTIONS="suppressions=$ROOT/deploy/sanitizers/lsan.supp:print_suppressions=0" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
         ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 \
-          -E '^deploy\.DockerfileTest$'
+          -E '^(deploy\..*|python\.package)$'
       ;;
     tsan)
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
