@@ -9,16 +9,13 @@ with exactly that dtype, shape and values (floats compared exactly), and the
 file must hold no other array. Prints every mismatch; exits 1 on any.
 """
 
-import json
-import sys
-
 import numpy as np
+
+import checker
 
 
 def main():
-    path, expected_path = sys.argv[1], sys.argv[2]
-    with open(expected_path, encoding="utf-8") as f:
-        expected = json.load(f)
+    path, expected = checker.file_and_expected()
     errors = []
     with np.load(path, allow_pickle=False) as npz:
         names = set(npz.files)
@@ -39,11 +36,7 @@ def main():
                 want_values = want["values"]
             if flat != want_values:
                 errors.append(f"{name}: values {flat[:8]}... != {want_values[:8]}...")
-    for e in errors:
-        print("MISMATCH", e)
-    if errors:
-        sys.exit(1)
-    print("OK")
+    checker.report(errors)
 
 
 if __name__ == "__main__":
