@@ -57,6 +57,10 @@ absl::StatusOr<TokenAuth> TokenAuth::FromFile(const std::string& path) {
   return auth;
 }
 
+bool TokenAuth::RequiresToken(absl::string_view path) {
+  return !absl::StartsWith(path, "/grpc.health.v1.Health/");
+}
+
 absl::Status TokenAuth::Check(std::optional<absl::string_view> authorization) const {
   if (!token_.has_value()) return absl::OkStatus();
   if (!authorization.has_value()) {

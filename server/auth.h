@@ -1,7 +1,9 @@
 // Bearer-token authentication (--auth-token-file): every RPC except gRPC
 // health checking must carry the metadata "authorization: Bearer <token>".
-// The token is compared in constant time and never logged. No gRPC here: the
-// service calls Check() with the metadata value it received.
+// The token is compared in constant time and never logged. No gRPC here:
+// the server's credentials (auth_credentials.h) call Check() with the
+// metadata of each call before any request message is read, and the
+// service calls it again with what it received.
 #ifndef WFM_SERVER_AUTH_H_
 #define WFM_SERVER_AUTH_H_
 
@@ -31,6 +33,10 @@ class TokenAuth {
   static absl::StatusOr<TokenAuth> FromToken(absl::string_view token);
 
   bool enabled() const { return token_.has_value(); }
+
+  // Whether a call of the gRPC method `path` ("/package.Service/Method")
+  // needs a token: all but gRPC health checking (grpc.health.v1.Health).
+  static bool RequiresToken(absl::string_view path);
 
   // `authorization`: the metadata value, or nullopt when the call carried
   // none. UNAUTHENTICATED (without echoing what was sent) unless it is

@@ -1,18 +1,24 @@
-#include "repository/fs_util.h"
-#include "repository/logging.h"
 #include "server/server_app.h"
 
+#include <optional>
+#include <set>
+#include <string>
 #include <utility>
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
 #include "model/nn/cpu_runtime.h"
+#include "repository/fs_util.h"
+#include "repository/logging.h"
 #include "server/auth.h"
+#include "server/auth_credentials.h"
 #include "server/dataset_store.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -44,6 +50,18 @@ std::string HostOf(const std::string& address) {
 absl::Status CheckPositive(absl::string_view flag, int64_t v) {
   if (v >= 1) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("--", flag, ": must be >= 1, got ", v));
+}
+
+// The method names of WfmService, from its descriptor.
+std::set<std::string> ServiceMethods() {
+  std::set<std::string> methods;
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          wfm::v1::WfmService::service_full_name());
+  for (int i = 0; service != nullptr && i < service->method_count(); ++i) {
+    methods.insert(service->method(i)->name());
+  }
+  return methods;
 }
 
 }  // namespace
@@ -122,7 +140,7 @@ absl::Status ServerApp::Init() {
     WFM_ASSIGN_OR_RETURN(TokenAuth auth, TokenAuth::FromFile(o.auth_token_file));
     *auth_ = std::move(auth);
   }
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  std::optional<grpc::SslServerCredentialsOptions> tls;
   if (!o.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl(
         o.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
@@ -134,10 +152,31 @@ absl::Status ServerApp::Init() {
     if (!o.tls_client_ca.empty()) {
       WFM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(o.tls_client_ca));
     }
-    credentials = grpc::SslServerCredentials(ssl);
+    tls = std::move(ssl);
   }
 
   metrics_ = std::make_unique<Metrics>(WFM_VERSION);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (auth_->enabled()) {
+    // Calls refused for their token never reach the service: they are
+    // counted here as the service counts every other outcome (the methods of
+    // WfmService only, so that the labels stay bounded).
+    const std::string prefix = absl::StrCat("/", wfm::v1::WfmService::service_full_name(), "/");
+    RejectedCallFn on_rejected = [m = metrics_.get(), prefix,
+                                  known = ServiceMethods()](absl::string_view path) {
+      if (!absl::StartsWith(path, prefix)) return;
+      const std::string method(path.substr(prefix.size()));
+      if (known.count(method) == 0) return;
+      m->ObserveRpc(method, "UNAUTHENTICATED", 0.0);
+      LogDebug(absl::StrCat(method, " UNAUTHENTICATED: refused at its headers, before any ",
+                            "message was read (no valid bearer token)"));
+    };
+    credentials = TokenCheckingServerCredentials(auth_.get(), std::move(tls), on_rejected);
+  } else if (tls.has_value()) {
+    credentials = grpc::SslServerCredentials(*tls);
+  } else {
+    credentials = grpc::InsecureServerCredentials();
+  }
   WFM_RETURN_IF_ERROR(MakeDirs(o.data_dir));
   DatasetStoreOptions store;
   store.root = absl::StrCat(o.data_dir, "/datasets");

@@ -1,7 +1,9 @@
 // One running wfm-server: options (the command-line flags), the cores, the
 // gRPC server (WfmService, health checking, reflection; TLS / mTLS and bearer
 // tokens when configured) and the metrics endpoint. Used by main() and, in
-// process, by the tests and benchmarks.
+// process, by the tests and benchmarks. With a token, every call but health
+// checking is authenticated from its headers, before its request message is
+// read (auth_credentials.h).
 //
 // On-disk layout below --data-dir (nothing is written elsewhere):
 //   datasets/<name>/{data.npz,dataset.json}   data sets
