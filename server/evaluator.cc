@@ -55,6 +55,30 @@ absl::StatusOr<std::vector<int64_t>> ReferenceItems(const Servable& servable,
   return DrawSubset(items, max_reference, options.seed ^ 0xE7A1ULL);
 }
 
+// The samples of either family's model to compare with `reference_items`
+// items: one request of num_samples (default: as many as the reference, at
+// most kDefaultEvaluateItems), steps, ODE solver and seed, with enough items
+// in all for 1-NNA, checked against the model's limits.
+template <typename Request, typename Generated, typename Model>
+absl::StatusOr<Generated> DrawSamples(const Model& model, const EvaluateOptions& options,
+                                      int64_t reference_items, const model::SampleLimits& limits,
+                                      const std::function<bool()>& cancelled) {
+  Request request;
+  request.num_samples = options.num_samples > 0
+                            ? options.num_samples
+                            : std::min<int64_t>(reference_items, kDefaultEvaluateItems);
+  request.steps = options.steps;
+  WFM_RETURN_IF_ERROR(model::ApplyOdeChoice(options.solver, options.rtol, options.atol, &request));
+  request.seed = options.seed;
+  if (reference_items + request.num_samples < 3) {
+    return absl::InvalidArgumentError(
+        "num_samples: 1-NNA needs at least 3 items in all (generated + reference)");
+  }
+  WFM_RETURN_IF_ERROR(model.ValidateRequest(request, limits));
+  WFM_ASSIGN_OR_RETURN(std::vector<Generated> generated, model.Sample({request}, cancelled));
+  return std::move(generated[0]);
+}
+
 int64_t NicheSize(const Servable& servable) {
   return servable.info.origin.niche_size > 0 ? servable.info.origin.niche_size
                                              : repository::kDefaultNicheSize;
@@ -97,25 +121,14 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
     } else {
       WFM_ASSIGN_OR_RETURN(reference, NicheClouds(data.cells(), NicheSize(servable), items));
     }
-    model::CloudSampleRequest request;
-    request.num_samples = options.num_samples > 0
-                              ? options.num_samples
-                              : std::min<int64_t>(reference.num_clouds(), kDefaultEvaluateItems);
-    request.steps = options.steps;
-    WFM_RETURN_IF_ERROR(
-        model::ApplyOdeChoice(options.solver, options.rtol, options.atol, &request));
-    request.seed = options.seed;
-    if (reference.num_clouds() + request.num_samples < 3) {
-      return absl::InvalidArgumentError(
-          "num_samples: 1-NNA needs at least 3 items in all (generated + reference)");
-    }
-    WFM_RETURN_IF_ERROR(servable.pointcloud->ValidateRequest(request, limits));
-    WFM_ASSIGN_OR_RETURN(std::vector<model::GeneratedClouds> generated,
-                         servable.pointcloud->Sample({request}, cancelled));
+    WFM_ASSIGN_OR_RETURN(model::GeneratedClouds generated,
+                         (DrawSamples<model::CloudSampleRequest, model::GeneratedClouds>(
+                             *servable.pointcloud, options, reference.num_clouds(), limits,
+                             cancelled)));
     model::io::PointCloudSet samples;
-    samples.dim = generated[0].dim;
-    samples.points = std::move(generated[0].points);
-    samples.offsets = std::move(generated[0].offsets);
+    samples.dim = generated.dim;
+    samples.points = std::move(generated.points);
+    samples.offsets = std::move(generated.offsets);
     WFM_ASSIGN_OR_RETURN(const model::eval::PointCloudEvaluation e,
                          model::eval::EvaluatePointClouds(samples, reference, options.emd));
     result.generated = e.generated;
@@ -126,25 +139,14 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
   } else {
     WFM_ASSIGN_OR_RETURN(const model::io::GaussianSet reference,
                          repository::GaussianItems(data, NicheSize(servable), items));
-    model::GaussianSampleRequest request;
-    request.num_samples = options.num_samples > 0 ? options.num_samples
-                                                  : std::min<int64_t>(reference.num_gaussians(),
-                                                                      kDefaultEvaluateItems);
-    request.steps = options.steps;
-    WFM_RETURN_IF_ERROR(
-        model::ApplyOdeChoice(options.solver, options.rtol, options.atol, &request));
-    request.seed = options.seed;
-    if (reference.num_gaussians() + request.num_samples < 3) {
-      return absl::InvalidArgumentError(
-          "num_samples: 1-NNA needs at least 3 items in all (generated + reference)");
-    }
-    WFM_RETURN_IF_ERROR(servable.gaussian->ValidateRequest(request, limits));
-    WFM_ASSIGN_OR_RETURN(std::vector<model::GeneratedGaussians> generated,
-                         servable.gaussian->Sample({request}, cancelled));
+    WFM_ASSIGN_OR_RETURN(model::GeneratedGaussians generated,
+                         (DrawSamples<model::GaussianSampleRequest, model::GeneratedGaussians>(
+                             *servable.gaussian, options, reference.num_gaussians(), limits,
+                             cancelled)));
     model::io::GaussianSet samples;
-    samples.dim = generated[0].dim;
-    samples.means = std::move(generated[0].means);
-    samples.covs = std::move(generated[0].covs);
+    samples.dim = generated.dim;
+    samples.means = std::move(generated.means);
+    samples.covs = std::move(generated.covs);
     WFM_ASSIGN_OR_RETURN(const model::eval::GaussianEvaluation e,
                          model::eval::EvaluateGaussians(samples, reference));
     result.generated = e.generated;
