@@ -141,42 +141,56 @@ TEST(BatcherTest, ALoneRequestRunsAloneAndGetsItsResult) {
   EXPECT_THAT(batches, ElementsAre(std::make_pair(int64_t{1}, int64_t{3})));
 }
 
-TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
-  auto model = std::make_shared<FakeModel>();
+// A batcher (with `options`, its queue depth watched) whose first call,
+// {1, 0}, is held in the closed model (its result lands in `first_result`):
+// later requests queue behind it until the model opens.
+struct HeldBatcher {
+  explicit HeldBatcher(const BatcherOptions& options = Options())
+      : batcher("m", model, options, depth.Observer()) {
+    model->Close();
+    first = std::thread([this] { first_result = batcher.Run({1, 0}); });
+    model->WaitEntered(1);
+  }
+
+  // Opens the model and waits for the first call and `clients`.
+  void OpenAndJoin(std::vector<std::thread>& clients) {
+    model->Open();
+    first.join();
+    for (auto& c : clients) c.join();
+  }
+
+  std::shared_ptr<FakeModel> model = std::make_shared<FakeModel>();
   DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/8), depth.Observer());
-  model->Close();
+  FakeBatcher batcher;
+  absl::StatusOr<FakeResult> first_result;
+  std::thread first;
+};
+
+TEST(BatcherTest, ConcurrentRequestsAreMergedIntoOneCall) {
+  HeldBatcher h(Options(/*max_batch=*/8));
   std::vector<std::thread> clients;
   std::vector<int64_t> values(6, -1);
-  clients.emplace_back([&] { values[0] = batcher.Run({1, 0})->value; });
-  model->WaitEntered(1);  // the first call holds the model
   for (int i = 1; i < 6; ++i) {
-    clients.emplace_back([&, i] { values[i] = batcher.Run({1, i})->value; });
+    clients.emplace_back([&, i] { values[i] = h.batcher.Run({1, i})->value; });
   }
-  EXPECT_TRUE(depth.WaitForDepth(5));
-  model->Open();
-  for (auto& c : clients) c.join();
+  EXPECT_TRUE(h.depth.WaitForDepth(5));
+  h.OpenAndJoin(clients);
+  values[0] = h.first_result->value;
   for (int i = 0; i < 6; ++i) EXPECT_EQ(values[i], i * 100 + 1);
-  const auto calls = model->calls();
+  const auto calls = h.model->calls();
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[1].size(), 5u);  // the five waiting requests in one call
 }
 
 TEST(BatcherTest, RespectsTheMaximumBatch) {
-  auto model = std::make_shared<FakeModel>();
-  DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/5), depth.Observer());
-  model->Close();
+  HeldBatcher h(Options(/*max_batch=*/5));
   std::vector<std::thread> clients;
-  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
-  model->WaitEntered(1);
-  for (int i = 1; i <= 4; ++i) clients.emplace_back([&, i] { (void)batcher.Run({2, i}); });
+  for (int i = 1; i <= 4; ++i) clients.emplace_back([&, i] { (void)h.batcher.Run({2, i}); });
   // One request larger than the maximum runs on its own.
-  clients.emplace_back([&] { (void)batcher.Run({9, 9}); });
-  EXPECT_TRUE(depth.WaitForDepth(5));
-  model->Open();
-  for (auto& c : clients) c.join();
-  const auto calls = model->calls();
+  clients.emplace_back([&] { (void)h.batcher.Run({9, 9}); });
+  EXPECT_TRUE(h.depth.WaitForDepth(5));
+  h.OpenAndJoin(clients);
+  const auto calls = h.model->calls();
   int64_t requests = 0;
   for (size_t c = 1; c < calls.size(); ++c) {
     int64_t samples = 0;
@@ -190,41 +204,44 @@ TEST(BatcherTest, RespectsTheMaximumBatch) {
 }
 
 TEST(BatcherTest, AFullQueueIsRefusedAtOnce) {
-  auto model = std::make_shared<FakeModel>();
-  DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(8, /*max_queue=*/2), depth.Observer());
-  model->Close();
+  HeldBatcher h(Options(8, /*max_queue=*/2));
   std::vector<std::thread> clients;
-  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
-  model->WaitEntered(1);
-  for (int i = 1; i <= 2; ++i) clients.emplace_back([&, i] { (void)batcher.Run({1, i}); });
-  EXPECT_TRUE(depth.WaitForDepth(2));
-  absl::StatusOr<FakeResult> refused = batcher.Run({1, 3});
+  for (int i = 1; i <= 2; ++i) clients.emplace_back([&, i] { (void)h.batcher.Run({1, i}); });
+  EXPECT_TRUE(h.depth.WaitForDepth(2));
+  absl::StatusOr<FakeResult> refused = h.batcher.Run({1, 3});
   EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("--max-queue"));
-  model->Open();
-  for (auto& c : clients) c.join();
+  h.OpenAndJoin(clients);
 }
 
-TEST(BatcherTest, ARequestCancelledWhileQueuedNeverRuns) {
-  auto model = std::make_shared<FakeModel>();
-  DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(), depth.Observer());
-  model->Close();
-  std::thread first([&] { (void)batcher.Run({1, 0}); });
-  model->WaitEntered(1);
+// A held batcher with two clients queued behind its first call:
+// `cancellable` sends {1, 1}, cancelled through `cancel`, and `plain` sends
+// {1, 2}, whose result value lands in `kept`.
+struct QueuedBehindAHeldCall : HeldBatcher {
+  QueuedBehindAHeldCall() {
+    cancellable = std::thread([this] {
+      cancelled_status = batcher.Run({1, 1}, [this] { return cancel.load(); }).status();
+    });
+    plain = std::thread([this] { kept = batcher.Run({1, 2})->value; });
+  }
+
   std::atomic<bool> cancel{false};
-  absl::Status status;
-  std::thread second([&] { status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
-  std::thread third([&] { EXPECT_EQ(batcher.Run({1, 2})->value, 201); });
-  EXPECT_TRUE(depth.WaitForDepth(2));
-  cancel = true;
-  second.join();
-  EXPECT_TRUE(absl::IsCancelled(status)) << status;
-  model->Open();
-  first.join();
-  third.join();
-  for (const auto& call : model->calls()) {
+  absl::Status cancelled_status;
+  int64_t kept = -1;
+  std::thread cancellable, plain;
+};
+
+TEST(BatcherTest, ARequestCancelledWhileQueuedNeverRuns) {
+  QueuedBehindAHeldCall q;
+  EXPECT_TRUE(q.depth.WaitForDepth(2));
+  q.cancel = true;
+  q.cancellable.join();
+  EXPECT_TRUE(absl::IsCancelled(q.cancelled_status)) << q.cancelled_status;
+  q.model->Open();
+  q.first.join();
+  q.plain.join();
+  EXPECT_EQ(q.kept, 201);
+  for (const auto& call : q.model->calls()) {
     EXPECT_THAT(call, ::testing::Not(::testing::Contains(1)));
   }
 }
@@ -294,63 +311,47 @@ TEST(BatcherTest, OnlyTheCallersThreadCallsTheCancelledCallback) {
 }
 
 TEST(BatcherTest, ACancelledRequestInAMergedCallOnlyLosesItsOwnResult) {
-  auto model = std::make_shared<FakeModel>();
-  DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(), depth.Observer());
-  model->Close();
-  std::thread first([&] { (void)batcher.Run({1, 0}); });
-  model->WaitEntered(1);
-  std::atomic<bool> cancel{false};
-  absl::Status cancelled_status;
-  int64_t kept = -1;
-  std::thread a([&] { cancelled_status = batcher.Run({1, 1}, [&] { return cancel.load(); }).status(); });
-  std::thread b([&] { kept = batcher.Run({1, 2})->value; });
-  EXPECT_TRUE(depth.WaitForDepth(2));
-  model->set_steps(300);  // the second call runs ~300 ms
-  model->Open();
-  model->WaitEntered(2);  // both are in the second call now
-  cancel = true;
-  first.join();
-  a.join();
-  b.join();
-  EXPECT_EQ(kept, 201);
-  EXPECT_TRUE(absl::IsCancelled(cancelled_status)) << cancelled_status;
-  EXPECT_FALSE(model->stopped_early());  // the call went on for the other request
+  QueuedBehindAHeldCall q;
+  EXPECT_TRUE(q.depth.WaitForDepth(2));
+  q.model->set_steps(300);  // the second call runs ~300 ms
+  q.model->Open();
+  q.model->WaitEntered(2);  // both are in the second call now
+  q.cancel = true;
+  q.first.join();
+  q.cancellable.join();
+  q.plain.join();
+  EXPECT_EQ(q.kept, 201);
+  EXPECT_TRUE(absl::IsCancelled(q.cancelled_status)) << q.cancelled_status;
+  EXPECT_FALSE(q.model->stopped_early());  // the call went on for the other request
 }
 
 
 TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
-  auto model = std::make_shared<FakeModel>();
   // A delay no test run reaches: only the batch limit (5 samples) and the
   // expected concurrency can flush.
-  DepthWatch depth;
-  FakeBatcher batcher("m", model, Options(/*max_batch=*/5, 16, absl::Seconds(60)), depth.Observer());
-  model->Close();
+  HeldBatcher h(Options(/*max_batch=*/5, 16, absl::Seconds(60)));
   std::vector<std::thread> clients;
-  clients.emplace_back([&] { (void)batcher.Run({1, 0}); });
-  model->WaitEntered(1);
   // Four requests in flight (one running, three waiting of 1 + 1 + 3
   // samples, which fill the batch limit).
   for (int i = 1; i <= 3; ++i) {
-    clients.emplace_back([&, i] { (void)batcher.Run({i == 3 ? 3 : 1, i}); });
+    clients.emplace_back([&, i] { (void)h.batcher.Run({i == 3 ? 3 : 1, i}); });
   }
-  EXPECT_TRUE(depth.WaitForDepth(3));
-  model->Open();
-  for (auto& c : clients) c.join();
+  EXPECT_TRUE(h.depth.WaitForDepth(3));
+  h.OpenAndJoin(clients);
   clients.clear();
-  ASSERT_EQ(model->calls().size(), 2u);  // [0], then [1, 2, 3]
+  ASSERT_EQ(h.model->calls().size(), 2u);  // [0], then [1, 2, 3]
   // Four one-sample clients (below the batch limit) arriving one by one:
   // the batcher waits for all four, then runs them together without waiting
   // for the 60 s delay.
   const auto start = std::chrono::steady_clock::now();
   for (int i = 4; i <= 7; ++i) {
-    clients.emplace_back([&, i] { (void)batcher.Run({1, i}); });
+    clients.emplace_back([&, i] { (void)h.batcher.Run({1, i}); });
     // The next one arrives once this one waits in the queue.
-    if (i < 7) EXPECT_TRUE(depth.WaitForDepth(i - 3));
+    if (i < 7) EXPECT_TRUE(h.depth.WaitForDepth(i - 3));
   }
   for (auto& c : clients) c.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
-  const auto calls = model->calls();
+  const auto calls = h.model->calls();
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[2].size(), 4u);
 }
