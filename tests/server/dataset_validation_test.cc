@@ -126,10 +126,7 @@ TEST_F(DatasetValidationTest, ValidatesHeaders) {
 
 TEST_F(DatasetValidationTest, GaussiansMustBeSymmetricPositiveDefinite) {
   auto store = OpenStore(root());
-  DatasetHeader h;
-  h.name = "g";
-  h.kind = DatasetKind::kGaussians;
-  h.dim = 2;
+  const DatasetHeader h = StoreHeader("g", DatasetKind::kGaussians, 2);
   const std::vector<double> means = {0, 0, 1, 1};
   const std::vector<double> not_pd = {1, 0, 0, 1, 1, 2, 2, 1};  // eigenvalues 3, -1
   auto a = store->BeginUpload(h);
@@ -160,11 +157,7 @@ TEST_F(DatasetValidationTest, GaussiansMustBeSymmetricPositiveDefinite) {
 
 TEST_F(DatasetValidationTest, CellsNeedCoordinatesAndConsistentSampleIds) {
   auto store = OpenStore(root());
-  DatasetHeader h;
-  h.name = "cells";
-  h.kind = DatasetKind::kSpatialCells;
-  h.dim = 3;
-  h.label_type = LabelType::kDiscrete;
+  DatasetHeader h = StoreHeader("cells", DatasetKind::kSpatialCells, 3, LabelType::kDiscrete);
   const testing::Cells cells = testing::RandomCells(2, 10, 3, 5);
   auto bad = store->BeginUpload(h);
   const std::vector<float> coords_3d(30, 1.0f);
@@ -217,10 +210,7 @@ TEST(DatasetValidationFunctionsTest, ChunksAreCheckedAgainstTheHeaderAndTheirPla
   points[2 * 2 + 1] = std::numeric_limits<float>::quiet_NaN();  // cloud 1, point 0
   EXPECT_EQ(ValidateCloudChunk(h, 4, 7, chunk).message(), "clouds[8].points: NaN at point 0");
 
-  DatasetHeader g;
-  g.name = "g";
-  g.kind = DatasetKind::kGaussians;
-  g.dim = 2;
+  const DatasetHeader g = StoreHeader("g", DatasetKind::kGaussians, 2);
   const std::vector<double> means = {0, 0};
   const std::vector<double> spd = {2, 1, 1, 2};
   const std::vector<double> singular = {1, 1, 1, 1};
@@ -229,10 +219,7 @@ TEST(DatasetValidationFunctionsTest, ChunksAreCheckedAgainstTheHeaderAndTheirPla
   EXPECT_EQ(ValidateGaussianChunk(g, 1, 5, GaussianChunkView{means, singular, {}}).message(),
             "gaussians[5].cov: not positive definite");
 
-  DatasetHeader c;
-  c.name = "c";
-  c.kind = DatasetKind::kSpatialCells;
-  c.dim = 1;
+  const DatasetHeader c = StoreHeader("c", DatasetKind::kSpatialCells, 1);
   const std::vector<float> features = {1, 2};
   const std::vector<float> coords = {0, 0, 1, 1};
   const CellChunkView with_ids{features, coords, {"s", "s"}, {}};

@@ -32,12 +32,19 @@ using server::DatasetUpload;
 using server::GaussianChunkView;
 using server::LabelType;
 
-inline DatasetHeader CloudHeader(const std::string& name, LabelType labels = LabelType::kNone) {
+// The header of an upload of `kind` named `name`.
+inline DatasetHeader StoreHeader(const std::string& name, DatasetKind kind, int64_t dim,
+                                 LabelType labels = LabelType::kNone) {
   DatasetHeader h;
   h.name = name;
-  h.kind = DatasetKind::kPointClouds;
-  h.dim = 2;
+  h.kind = kind;
+  h.dim = dim;
   h.label_type = labels;
+  return h;
+}
+
+inline DatasetHeader CloudHeader(const std::string& name, LabelType labels = LabelType::kNone) {
+  DatasetHeader h = StoreHeader(name, DatasetKind::kPointClouds, 2, labels);
   h.description = "test clouds";
   return h;
 }
@@ -77,12 +84,9 @@ inline absl::StatusOr<DatasetInfo> UploadClouds(DatasetStore& store, const Datas
 // Stores `set` / `cells` as the data set `name` through an upload.
 inline void StoreClouds(DatasetStore& datasets, const std::string& name,
                         const model::io::PointCloudSet& set) {
-  DatasetHeader h;
-  h.name = name;
-  h.kind = DatasetKind::kPointClouds;
-  h.dim = set.dim;
-  h.label_type = set.labels.empty() ? LabelType::kNone : LabelType::kDiscrete;
-  auto upload = datasets.BeginUpload(h);
+  auto upload = datasets.BeginUpload(
+      StoreHeader(name, DatasetKind::kPointClouds, set.dim,
+                  set.labels.empty() ? LabelType::kNone : LabelType::kDiscrete));
   ASSERT_TRUE(upload.ok()) << upload.status();
   std::vector<int64_t> sizes;
   for (int64_t c = 0; c < set.num_clouds(); ++c) sizes.push_back(set.cloud_size(c));
@@ -92,23 +96,15 @@ inline void StoreClouds(DatasetStore& datasets, const std::string& name,
 
 inline void StoreGaussians(DatasetStore& datasets, const std::string& name,
                            const model::io::GaussianSet& set) {
-  DatasetHeader h;
-  h.name = name;
-  h.kind = DatasetKind::kGaussians;
-  h.dim = set.dim;
-  auto upload = datasets.BeginUpload(h);
+  auto upload = datasets.BeginUpload(StoreHeader(name, DatasetKind::kGaussians, set.dim));
   ASSERT_TRUE((*upload)->AddGaussians(GaussianChunkView{set.means, set.covs, {}}).ok());
   ASSERT_TRUE((*upload)->Finish().ok());
 }
 
 inline void StoreCells(DatasetStore& datasets, const std::string& name,
                        const testing::Cells& cells) {
-  DatasetHeader h;
-  h.name = name;
-  h.kind = DatasetKind::kSpatialCells;
-  h.dim = cells.dim;
-  h.label_type = LabelType::kDiscrete;
-  auto upload = datasets.BeginUpload(h);
+  auto upload = datasets.BeginUpload(
+      StoreHeader(name, DatasetKind::kSpatialCells, cells.dim, LabelType::kDiscrete));
   ASSERT_TRUE(
       (*upload)
           ->AddCells(CellChunkView{cells.features, cells.coords, cells.sample_ids, cells.labels})
