@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "model/checkpoint/checkpoint.h"
 #include "model/checkpoint/module_state.h"
+#include "tests/model/checkpoint/small_net.h"
 
 namespace wfm::model::checkpoint {
 namespace {
@@ -16,16 +17,9 @@ namespace {
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-void Randomize(torch::nn::Module& module, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters()) p.uniform_(-1.0, 1.0, gen);
-}
-
-torch::nn::Sequential MakeNet() {
-  return torch::nn::Sequential(torch::nn::Linear(3, 8), torch::nn::Tanh(), torch::nn::Linear(8, 2));
-}
+using testing::MakeNet;
+using testing::Names;
+using testing::Randomize;
 
 struct Batch {
   at::Tensor x, y;
@@ -50,12 +44,6 @@ void Train(torch::nn::Sequential& net, torch::optim::Adam& adam, const std::vect
   }
 }
 
-std::vector<std::string> Names(const NamedTensors& tensors) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : tensors) names.push_back(name);
-  return names;
-}
-
 NamedTensors Concat(NamedTensors a, const NamedTensors& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -65,6 +53,17 @@ torch::optim::AdamOptions Options(bool amsgrad) {
   return torch::optim::AdamOptions(1e-2).betas({0.8, 0.95}).weight_decay(1e-3).amsgrad(amsgrad);
 }
 
+// MakeNet() drawn with seed 1 and its Adam (Options(amsgrad)) after `steps`
+// steps on Batches().
+struct TrainedNet {
+  TrainedNet(bool amsgrad, int steps) : adam(net->parameters(), Options(amsgrad)) {
+    Randomize(*net, 1);
+    Train(net, adam, Batches(), 0, steps);
+  }
+  torch::nn::Sequential net = MakeNet();
+  torch::optim::Adam adam;
+};
+
 class AdamResumeTest : public ::testing::TestWithParam<bool> {};
 
 // Train 5 steps, checkpoint, train 5 more; a fresh model and optimizer loaded
@@ -73,10 +72,9 @@ TEST_P(AdamResumeTest, ResumedRunIsBitIdentical) {
   const bool amsgrad = GetParam();
   const std::vector<Batch> batches = Batches();
 
-  auto net = MakeNet();
-  Randomize(*net, 1);
-  torch::optim::Adam adam(net->parameters(), Options(amsgrad));
-  Train(net, adam, batches, 0, 5);
+  TrainedNet trained(amsgrad, 5);
+  torch::nn::Sequential& net = trained.net;
+  torch::optim::Adam& adam = trained.adam;
   absl::StatusOr<NamedTensors> model_state = StateTensors(*net);
   absl::StatusOr<NamedTensors> adam_state = AdamStateTensors(adam, *net);
   ASSERT_TRUE(model_state.ok()) << model_state.status();
@@ -122,11 +120,8 @@ TEST_P(AdamResumeTest, ResumedRunIsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(Amsgrad, AdamResumeTest, ::testing::Bool());
 
 TEST(AdamStateTest, TensorNamesAndValues) {
-  auto net = MakeNet();
-  Randomize(*net, 1);
-  torch::optim::Adam adam(net->parameters(), Options(true));
-  Train(net, adam, Batches(), 0, 3);
-  absl::StatusOr<NamedTensors> state = AdamStateTensors(adam, *net);
+  TrainedNet trained(/*amsgrad=*/true, 3);
+  absl::StatusOr<NamedTensors> state = AdamStateTensors(trained.adam, *trained.net);
   ASSERT_TRUE(state.ok()) << state.status();
   const std::vector<std::string> names = Names(*state);
   EXPECT_EQ(names.size(), 6u + 4u * 4u);
@@ -140,7 +135,7 @@ TEST(AdamStateTest, TensorNamesAndValues) {
       EXPECT_TRUE(at::equal(t, at::tensor(std::vector<double>{0.8, 0.95}, at::kDouble)));
     }
     if (name == "optimizer.state.0.weight.exp_avg") {
-      EXPECT_EQ(t.sizes(), net->named_parameters()["0.weight"].sizes());
+      EXPECT_EQ(t.sizes(), trained.net->named_parameters()["0.weight"].sizes());
     }
   }
   // Serializable as a whole.
@@ -177,16 +172,12 @@ TEST(AdamStateTest, ParametersWithoutStateAreSkippedAndRestoredAsFresh) {
 }
 
 TEST(AdamStateTest, MismatchesAreClearAndLeaveTheOptimizerUnchanged) {
-  auto net = MakeNet();
-  Randomize(*net, 1);
-  torch::optim::Adam adam(net->parameters(), Options(false));
-  Train(net, adam, Batches(), 0, 2);
-  absl::StatusOr<NamedTensors> saved = AdamStateTensors(adam, *net);
+  TrainedNet trained(/*amsgrad=*/false, 2);
+  absl::StatusOr<NamedTensors> saved = AdamStateTensors(trained.adam, *trained.net);
   ASSERT_TRUE(saved.ok());
 
   // A wider model: exp_avg shapes differ.
-  auto wide =
-      torch::nn::Sequential(torch::nn::Linear(3, 16), torch::nn::Tanh(), torch::nn::Linear(16, 2));
+  auto wide = MakeNet(/*hidden=*/16);
   torch::optim::Adam wide_adam(wide->parameters(), torch::optim::AdamOptions(0.25));
   absl::Status status = LoadAdamState(wide_adam, *wide, *saved);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);

@@ -452,6 +452,12 @@ std::vector<BadHeaderCase> BadHeaderCases() {
   auto with_a = [&](json entry) { return Header(json::array({std::move(entry)})); };
   std::string a64 = a + std::string(56, '\0');
   json e = Entry("a", "float32", {2}, 0, 8, a);
+  // The header of `e` with its `key` set to `value`.
+  auto a_with = [&](const std::string& key, json value) {
+    json x = e;
+    x[key] = std::move(value);
+    return with_a(x);
+  };
 
   add("not json", "{\"metadata\": {", "", "header: invalid JSON");
   add("not an object", "[]", "", "header: must be a JSON object, got array");
@@ -467,85 +473,38 @@ std::vector<BadHeaderCase> BadHeaderCases() {
     x.erase("name");
     add("missing name", with_a(x), a64, "tensor #0: 'name' must be a string");
   }
-  {
-    json x = e;
-    x["name"] = 5;
-    add("name not string", with_a(x), a64, "tensor #0: 'name' must be a string");
-  }
-  {
-    json x = e;
-    x["name"] = "";
-    add("empty name", with_a(x), a64, "tensor #0: empty name");
-  }
-  {
-    json x = e;
-    x["name"] = std::string(kMaxNameBytes + 1, 'n');
-    add("long name", with_a(x), a64, "bytes exceeds the limit of 4096");
-  }
+  add("name not string", a_with("name", 5), a64, "tensor #0: 'name' must be a string");
+  add("empty name", a_with("name", ""), a64, "tensor #0: empty name");
+  add("long name", a_with("name", std::string(kMaxNameBytes + 1, 'n')), a64,
+      "bytes exceeds the limit of 4096");
   {
     json x = e;
     x.erase("crc32");
     add("missing crc", with_a(x), a64, "tensor 'a': missing key 'crc32'");
   }
-  {
-    json x = e;
-    x["extra"] = true;
-    add("unknown entry key", with_a(x), a64, "tensor 'a': unknown key 'extra'");
-  }
-  {
-    json x = e;
-    x["dtype"] = "float16";
-    add("unknown dtype", with_a(x), a64,
-        "tensor 'a': unknown dtype \"float16\" (this build reads float32, float64, int64, "
-        "int32, bool, uint8)");
-  }
-  {
-    json x = e;
-    x["dtype"] = 4;
-    add("dtype not string", with_a(x), a64, "tensor 'a': unknown dtype 4");
-  }
-  {
-    json x = e;
-    x["shape"] = "2";
-    add("shape not array", with_a(x), a64, "tensor 'a': 'shape' must be an array");
-  }
-  {
-    json x = e;
-    x["shape"] = std::vector<int>(9, 1);
-    add("rank 9", with_a(x), a64, "tensor 'a': rank 9 exceeds the limit of 8");
-  }
-  {
-    json x = e;
-    x["shape"] = {-2};
-    add("negative dim", with_a(x), a64, "tensor 'a': negative dimension -2 in shape [-2]");
-  }
-  {
-    json x = e;
-    x["shape"] = {2.0};
-    add("float dim", with_a(x), a64, "must be a non-negative integer, got 2.0");
-  }
-  {
-    json x = e;
-    x["shape"] = {uint64_t{1} << 40, uint64_t{1} << 40};
-    add("absurd shape", with_a(x), a64, "has more elements than an int64 holds");
-  }
+  add("unknown entry key", a_with("extra", true), a64, "tensor 'a': unknown key 'extra'");
+  add("unknown dtype", a_with("dtype", "float16"), a64,
+      "tensor 'a': unknown dtype \"float16\" (this build reads float32, float64, int64, "
+      "int32, bool, uint8)");
+  add("dtype not string", a_with("dtype", 4), a64, "tensor 'a': unknown dtype 4");
+  add("shape not array", a_with("shape", "2"), a64, "tensor 'a': 'shape' must be an array");
+  add("rank 9", a_with("shape", std::vector<int>(9, 1)), a64,
+      "tensor 'a': rank 9 exceeds the limit of 8");
+  add("negative dim", a_with("shape", {-2}), a64,
+      "tensor 'a': negative dimension -2 in shape [-2]");
+  add("float dim", a_with("shape", {2.0}), a64, "must be a non-negative integer, got 2.0");
+  add("absurd shape", a_with("shape", {uint64_t{1} << 40, uint64_t{1} << 40}), a64,
+      "has more elements than an int64 holds");
   {
     json x = e;
     x["shape"] = {uint64_t{1} << 31, uint64_t{1} << 31};
     x["dtype"] = "float64";
     add("byte count overflow", with_a(x), a64, "overflows a byte count");
   }
-  {
-    json x = e;
-    x["nbytes"] = uint64_t{1} << 62;
-    add("huge nbytes", with_a(x), a64,
-        "nbytes 4611686018427387904 does not match shape [2] of float32 (8 bytes)");
-  }
-  {
-    json x = e;
-    x["nbytes"] = -8;
-    add("negative nbytes", with_a(x), a64, "nbytes: must be a non-negative integer, got -8");
-  }
+  add("huge nbytes", a_with("nbytes", uint64_t{1} << 62), a64,
+      "nbytes 4611686018427387904 does not match shape [2] of float32 (8 bytes)");
+  add("negative nbytes", a_with("nbytes", -8), a64,
+      "nbytes: must be a non-negative integer, got -8");
   {
     // A huge tensor whose byte count is consistent: rejected before allocating.
     json x = e;
@@ -558,17 +517,9 @@ std::vector<BadHeaderCase> BadHeaderCases() {
     json x = Entry("a", "float32", {32}, 0, 128, std::string(128, '\0'));
     add("past the data section", with_a(x), a64, "lie outside the data section of 64 bytes");
   }
-  {
-    json x = e;
-    x["offset"] = uint64_t{1} << 63;
-    add("offset out of range", with_a(x), a64,
-        "tensor 'a': offset 9223372036854775808, expected 0");
-  }
-  {
-    json x = e;
-    x["offset"] = -64;
-    add("negative offset", with_a(x), a64, "offset: must be a non-negative integer");
-  }
+  add("offset out of range", a_with("offset", uint64_t{1} << 63), a64,
+      "tensor 'a': offset 9223372036854775808, expected 0");
+  add("negative offset", a_with("offset", -64), a64, "offset: must be a non-negative integer");
   {
     json entries = two.Entries();
     entries[1]["offset"] = 8;
@@ -580,16 +531,10 @@ std::vector<BadHeaderCase> BadHeaderCases() {
     entries[1]["name"] = "a";
     add("duplicate names", Header(entries), two.data, "tensor 'a': name is repeated");
   }
-  {
-    json x = e;
-    x["crc32"] = ZlibCrc(a.data(), 8) ^ 1;
-    add("tensor crc", with_a(x), a64, "tensor 'a': checksum mismatch");
-  }
-  {
-    json x = e;
-    x["crc32"] = uint64_t{1} << 40;
-    add("crc too large", with_a(x), a64, "crc32: 1099511627776 exceeds 4294967295");
-  }
+  add("tensor crc", a_with("crc32", ZlibCrc(a.data(), 8) ^ 1), a64,
+      "tensor 'a': checksum mismatch");
+  add("crc too large", a_with("crc32", uint64_t{1} << 40), a64,
+      "crc32: 1099511627776 exceeds 4294967295");
   {
     const std::string bools("\x01\x02\x00", 3);
     add("bool value", with_a(Entry("m", "bool", {3}, 0, 3, bools)), bools + std::string(61, '\0'),

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/checkpoint/checkpoint.h"
+#include "tests/model/checkpoint/small_net.h"
 #include "tests/testing/temp_dir.h"
 
 namespace wfm::model::checkpoint {
@@ -15,27 +16,9 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Every parameter (and floating buffer) drawn from U(-1, 1) with `seed`.
-void Randomize(torch::nn::Module& module, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters()) p.uniform_(-1.0, 1.0, gen);
-  for (auto& b : module.buffers()) {
-    if (b.is_floating_point()) b.uniform_(0.5, 1.5, gen);
-  }
-}
-
-torch::nn::Sequential MakeNet(int64_t hidden = 8) {
-  return torch::nn::Sequential(torch::nn::Linear(3, hidden), torch::nn::Tanh(),
-                               torch::nn::Linear(hidden, 2));
-}
-
-std::vector<std::string> Names(const NamedTensors& tensors) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : tensors) names.push_back(name);
-  return names;
-}
+using testing::MakeNet;
+using testing::Names;
+using testing::Randomize;
 
 NamedTensors StateOrDie(const torch::nn::Module& module, absl::string_view prefix = kModelPrefix) {
   absl::StatusOr<NamedTensors> state = StateTensors(module, prefix);
