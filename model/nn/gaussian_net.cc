@@ -10,15 +10,12 @@
 #include "model/common/status.h"
 #include "model/common/tensor_checks.h"
 #include "model/common/torch_status.h"
+#include "model/nn/net_common.h"
 #include "model/nn/nn_kernels.h"
 #include "model/nn/pointcloud_net.h"
 
 namespace wfm::model::nn {
 namespace {
-
-torch::nn::LayerNorm MakeLayerNorm(int64_t width) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(kLayerNormEps));
-}
 
 // ------------------------------------------------------- panel (inference) path
 
@@ -57,19 +54,11 @@ void PanelLayer(DenseImpl& dense, const at::Tensor& x, at::Tensor& y, int64_t y_
 }  // namespace
 
 absl::Status ValidateGaussianNetConfig(const GaussianNetConfig& c) {
-  const std::pair<const char*, int64_t> sizes[] = {{"space_dim", c.space_dim},
-                                                   {"width", c.width},
-                                                   {"layers", c.layers},
-                                                   {"mlp_hidden", c.mlp_hidden}};
-  for (const auto& [name, value] : sizes) {
-    if (value <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(name, " (", value, ") must be positive"));
-    }
-  }
-  if (c.width < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("width (", c.width, ") must be at least 2 (time features)"));
-  }
+  WFM_RETURN_IF_ERROR(ValidateNetSizes({{"space_dim", c.space_dim},
+                                        {"width", c.width},
+                                        {"layers", c.layers},
+                                        {"mlp_hidden", c.mlp_hidden}},
+                                       c.width));
   if (c.num_labels < 0) {
     return absl::InvalidArgumentError(absl::StrCat("num_labels (", c.num_labels, ") must be >= 0"));
   }

@@ -15,6 +15,7 @@
 #include "model/common/tensor_checks.h"
 #include "model/common/torch_status.h"
 #include "model/nn/layer_norm.h"
+#include "model/nn/net_common.h"
 
 namespace wfm::model::nn {
 namespace {
@@ -87,27 +88,15 @@ at::Tensor OneHot(const at::Tensor& labels, int64_t num_classes) {
       .to(at::kFloat);
 }
 
-torch::nn::LayerNorm MakeLayerNorm(int64_t width) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(kLayerNormEps));
-}
-
 }  // namespace
 
 absl::Status ValidatePointCloudNetConfig(const PointCloudNetConfig& c) {
-  const std::pair<const char*, int64_t> sizes[] = {{"space_dim", c.space_dim},
-                                                   {"width", c.width},
-                                                   {"heads", c.heads},
-                                                   {"layers", c.layers},
-                                                   {"mlp_hidden", c.mlp_hidden}};
-  for (const auto& [name, value] : sizes) {
-    if (value <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(name, " (", value, ") must be positive"));
-    }
-  }
-  if (c.width < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("width (", c.width, ") must be at least 2 (time features)"));
-  }
+  WFM_RETURN_IF_ERROR(ValidateNetSizes({{"space_dim", c.space_dim},
+                                        {"width", c.width},
+                                        {"heads", c.heads},
+                                        {"layers", c.layers},
+                                        {"mlp_hidden", c.mlp_hidden}},
+                                       c.width));
   if (c.width % c.heads != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("width (", c.width, ") must be divisible by heads (", c.heads, ")"));
