@@ -249,6 +249,39 @@ absl::StatusOr<std::vector<std::string>> ReadNames(hid_t file, const std::string
   return names.ToStrings();
 }
 
+// The names of `frame_name` ("obs" or "var") of the file at `path`; errors
+// start with the path.
+absl::StatusOr<std::vector<std::string>> ReadNamesOf(hid_t file, const std::string& path,
+                                                     const std::string& frame_name,
+                                                     int64_t expected) {
+  h5::SilenceErrors();
+  absl::StatusOr<std::vector<std::string>> names = ReadNames(file, frame_name, expected);
+  if (!names.ok()) {
+    return absl::Status(names.status().code(),
+                        absl::StrCat(path, ": ", names.status().message()));
+  }
+  return names;
+}
+
+// The group `group` ("obs", "obsm") of `file` and its member `name`; a name
+// not in `listed` is refused naming them ("not found; available<what>: ...").
+struct ListedMember {
+  Handle group;
+  Handle member;
+};
+absl::StatusOr<ListedMember> OpenListedMember(hid_t file, const std::string& group,
+                                              absl::string_view name,
+                                              const std::vector<std::string>& listed,
+                                              absl::string_view what, const std::string& where) {
+  if (std::find(listed.begin(), listed.end(), name) == listed.end()) {
+    return Invalid(where, absl::StrCat("not found; available", what, ": ", Available(listed)));
+  }
+  ListedMember opened;
+  WFM_ASSIGN_OR_RETURN(opened.group, h5::OpenObject(file, group, where));
+  WFM_ASSIGN_OR_RETURN(opened.member, h5::OpenObject(opened.group.get(), std::string(name), where));
+  return opened;
+}
+
 absl::Status CheckCodes(const ObsColumn& column, absl::string_view where) {
   const int64_t n = static_cast<int64_t>(column.categories.size());
   for (size_t i = 0; i < column.codes.size(); ++i) {
@@ -551,12 +584,9 @@ absl::StatusOr<DenseMatrix> H5adFile::ReadObsm(absl::string_view key) const {
   h5::SilenceErrors();
   const std::string where = impl_->Where(absl::StrCat("obsm/", key));
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> keys, ObsmKeys());
-  if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
-    return Invalid(where, absl::StrCat("not found; available: ", Available(keys)));
-  }
-  WFM_ASSIGN_OR_RETURN(Handle obsm, h5::OpenObject(impl_->file.get(), "obsm", where));
-  WFM_ASSIGN_OR_RETURN(Handle entry, h5::OpenObject(obsm.get(), std::string(key), where));
-  WFM_ASSIGN_OR_RETURN(DenseMatrix m, ReadMatrix(entry.get(), where));
+  WFM_ASSIGN_OR_RETURN(const ListedMember obsm,
+                       OpenListedMember(impl_->file.get(), "obsm", key, keys, "", where));
+  WFM_ASSIGN_OR_RETURN(DenseMatrix m, ReadMatrix(obsm.member.get(), where));
   if (m.rows != impl_->n_obs) {
     return Invalid(where, absl::StrCat("shape [", m.rows, ", ", m.cols,
                                        "]; the first dimension must be n_obs = ", impl_->n_obs));
@@ -602,17 +632,14 @@ absl::StatusOr<ObsColumn> H5adFile::ReadObsColumn(absl::string_view name) const 
   h5::SilenceErrors();
   const std::string where = impl_->Where(absl::StrCat("obs/", name));
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> columns, ObsColumns());
-  if (std::find(columns.begin(), columns.end(), name) == columns.end()) {
-    return Invalid(where, absl::StrCat("not found; available columns: ", Available(columns)));
-  }
-  WFM_ASSIGN_OR_RETURN(Handle obs, h5::OpenObject(impl_->file.get(), "obs", where));
-  WFM_ASSIGN_OR_RETURN(Handle object, h5::OpenObject(obs.get(), std::string(name), where));
+  WFM_ASSIGN_OR_RETURN(const ListedMember obs, OpenListedMember(impl_->file.get(), "obs", name,
+                                                                columns, " columns", where));
   ObsColumn column;
-  if (h5::IsGroup(object.get())) {
-    WFM_ASSIGN_OR_RETURN(column, ReadColumnGroup(object.get(), where));
+  if (h5::IsGroup(obs.member.get())) {
+    WFM_ASSIGN_OR_RETURN(column, ReadColumnGroup(obs.member.get(), where));
   } else {
-    WFM_ASSIGN_OR_RETURN(column,
-                         ReadColumnDataset(obs.get(), object.get(), std::string(name), where));
+    WFM_ASSIGN_OR_RETURN(column, ReadColumnDataset(obs.group.get(), obs.member.get(),
+                                                   std::string(name), where));
   }
   if (column.size() != impl_->n_obs) {
     return Invalid(
@@ -622,25 +649,11 @@ absl::StatusOr<ObsColumn> H5adFile::ReadObsColumn(absl::string_view name) const 
 }
 
 absl::StatusOr<std::vector<std::string>> H5adFile::ObsNames() const {
-  h5::SilenceErrors();
-  absl::StatusOr<std::vector<std::string>> names =
-      ReadNames(impl_->file.get(), "obs", impl_->n_obs);
-  if (!names.ok()) {
-    return absl::Status(names.status().code(),
-                        absl::StrCat(impl_->path, ": ", names.status().message()));
-  }
-  return names;
+  return ReadNamesOf(impl_->file.get(), impl_->path, "obs", impl_->n_obs);
 }
 
 absl::StatusOr<std::vector<std::string>> H5adFile::VarNames() const {
-  h5::SilenceErrors();
-  absl::StatusOr<std::vector<std::string>> names =
-      ReadNames(impl_->file.get(), "var", impl_->n_vars);
-  if (!names.ok()) {
-    return absl::Status(names.status().code(),
-                        absl::StrCat(impl_->path, ": ", names.status().message()));
-  }
-  return names;
+  return ReadNamesOf(impl_->file.get(), impl_->path, "var", impl_->n_vars);
 }
 
 }  // namespace wfm::model::io

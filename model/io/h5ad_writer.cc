@@ -41,6 +41,20 @@ absl::Status CheckUnique(const std::vector<std::string>& values, absl::string_vi
   return absl::OkStatus();
 }
 
+// The obs or var names (`axis` "obs" or "var") when given: one per row
+// (`count`, the axis length n_obs or n_vars), valid UTF-8 and unique.
+absl::Status CheckNames(const std::vector<std::string>& names, int64_t count,
+                        absl::string_view axis, absl::string_view path) {
+  if (names.empty()) return absl::OkStatus();
+  if (static_cast<int64_t>(names.size()) != count) {
+    return Invalid(path, absl::StrCat(axis, " names: ", names.size(), " names for n_", axis, " = ",
+                                      count));
+  }
+  const std::string where = absl::StrCat(path, ": ", axis, " names");
+  WFM_RETURN_IF_ERROR(CheckText(names, where));
+  return CheckUnique(names, where);
+}
+
 absl::Status Validate(const H5adContent& c, absl::string_view path) {
   if (c.n_obs < 0 || c.n_vars < 0) {
     return Invalid(path, "n_obs and n_vars must be >= 0");
@@ -49,22 +63,8 @@ absl::Status Validate(const H5adContent& c, absl::string_view path) {
     return Invalid(path, absl::StrCat("X: ", c.x.size(),
                                       " values; needs n_obs * n_vars = ", c.n_obs * c.n_vars));
   }
-  if (!c.obs_names.empty()) {
-    if (static_cast<int64_t>(c.obs_names.size()) != c.n_obs) {
-      return Invalid(
-          path, absl::StrCat("obs names: ", c.obs_names.size(), " names for n_obs = ", c.n_obs));
-    }
-    WFM_RETURN_IF_ERROR(CheckText(c.obs_names, absl::StrCat(path, ": obs names")));
-    WFM_RETURN_IF_ERROR(CheckUnique(c.obs_names, absl::StrCat(path, ": obs names")));
-  }
-  if (!c.var_names.empty()) {
-    if (static_cast<int64_t>(c.var_names.size()) != c.n_vars) {
-      return Invalid(
-          path, absl::StrCat("var names: ", c.var_names.size(), " names for n_vars = ", c.n_vars));
-    }
-    WFM_RETURN_IF_ERROR(CheckText(c.var_names, absl::StrCat(path, ": var names")));
-    WFM_RETURN_IF_ERROR(CheckUnique(c.var_names, absl::StrCat(path, ": var names")));
-  }
+  WFM_RETURN_IF_ERROR(CheckNames(c.obs_names, c.n_obs, "obs", path));
+  WFM_RETURN_IF_ERROR(CheckNames(c.var_names, c.n_vars, "var", path));
   std::vector<std::string> column_names;
   for (const H5adColumn& column : c.obs) {
     const std::string where = absl::StrCat(path, ": obs/", column.name);

@@ -374,21 +374,31 @@ absl::StatusOr<GaussianSet> GaussiansFromArrays(NpzArrays arrays, absl::string_v
   return set;
 }
 
-absl::StatusOr<PointCloudSet> ReadPointCloudsNpz(const std::string& path) {
+namespace {
+
+// The arrays of the .npz file `path`, which must hold a set of `kind`
+// (`other` names what it holds otherwise).
+absl::StatusOr<NpzArrays> ReadNpzOfKind(const std::string& path, NpzKind kind,
+                                        absl::string_view other) {
   WFM_ASSIGN_OR_RETURN(NpzArrays arrays, ReadNpz(path));
-  WFM_ASSIGN_OR_RETURN(const NpzKind kind, DetectNpzKind(arrays, path));
-  if (kind != NpzKind::kPointClouds) {
-    return Invalid(path, "holds Gaussians (means, covs), not point clouds");
-  }
+  WFM_ASSIGN_OR_RETURN(const NpzKind found, DetectNpzKind(arrays, path));
+  if (found != kind) return Invalid(path, other);
+  return arrays;
+}
+
+}  // namespace
+
+absl::StatusOr<PointCloudSet> ReadPointCloudsNpz(const std::string& path) {
+  WFM_ASSIGN_OR_RETURN(NpzArrays arrays,
+                       ReadNpzOfKind(path, NpzKind::kPointClouds,
+                                     "holds Gaussians (means, covs), not point clouds"));
   return PointCloudsFromArrays(std::move(arrays), path);
 }
 
 absl::StatusOr<GaussianSet> ReadGaussiansNpz(const std::string& path) {
-  WFM_ASSIGN_OR_RETURN(NpzArrays arrays, ReadNpz(path));
-  WFM_ASSIGN_OR_RETURN(const NpzKind kind, DetectNpzKind(arrays, path));
-  if (kind != NpzKind::kGaussians) {
-    return Invalid(path, "holds point clouds (points, offsets), not Gaussians");
-  }
+  WFM_ASSIGN_OR_RETURN(NpzArrays arrays,
+                       ReadNpzOfKind(path, NpzKind::kGaussians,
+                                     "holds point clouds (points, offsets), not Gaussians"));
   return GaussiansFromArrays(std::move(arrays), path);
 }
 
