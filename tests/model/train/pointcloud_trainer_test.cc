@@ -409,6 +409,20 @@ TEST(PointCloudTrainerTest, FeatureTransformTrainsInItsSpaceAndSamplesBack) {
               HasSubstr("dataset: feature_transform log1p needs non-negative values"));
 }
 
+// The learning tests' small model: width 64, 4 heads, 2 layers, MLP 128,
+// batches of 32 at learning rate 2e-3 for `steps` steps.
+PointCloudTrainConfig LearningConfig(int64_t steps) {
+  PointCloudTrainConfig c;
+  c.network.width = 64;
+  c.network.heads = 4;
+  c.network.layers = 2;
+  c.network.mlp_hidden = 128;
+  c.optimizer.steps = steps;
+  c.optimizer.batch_size = 32;
+  c.optimizer.learning_rate = 2e-3;
+  return c;
+}
+
 // The learning check of the issue: on ellipses with random axes and rotation
 // (24-48 points), a small model trained a few hundred steps generates clouds
 // whose 1-NNA (Chamfer) against held-aside ellipses is clearly below the
@@ -420,14 +434,7 @@ TEST(PointCloudLearningTest, TrainedModelBeatsUntrained) {
   const uint64_t seed = 0;
   const io::PointCloudSet data = testing::Ellipses(256, 100 + seed);
   const io::PointCloudSet held = testing::Ellipses(64, 200 + seed);
-  PointCloudTrainConfig c;
-  c.network.width = 64;
-  c.network.heads = 4;
-  c.network.layers = 2;
-  c.network.mlp_hidden = 128;
-  c.optimizer.steps = 800;
-  c.optimizer.batch_size = 32;
-  c.optimizer.learning_rate = 2e-3;
+  PointCloudTrainConfig c = LearningConfig(800);
   c.optimizer.seed = seed;
   auto t = PointCloudTrainer::Create(data, c, "ellipses");
   ASSERT_TRUE(t.ok()) << t.status();
@@ -457,14 +464,7 @@ TEST(PointCloudLearningTest, TrainedModelBeatsUntrained) {
 // each label are nearer (Chamfer) to their own sub-family.
 TEST(PointCloudLearningTest, ConditionalSamplesFollowTheLabel) {
   const io::PointCloudSet data = testing::Ellipses(256, 300, /*labelled=*/true);
-  PointCloudTrainConfig c;
-  c.network.width = 64;
-  c.network.heads = 4;
-  c.network.layers = 2;
-  c.network.mlp_hidden = 128;
-  c.optimizer.steps = 400;
-  c.optimizer.batch_size = 32;
-  c.optimizer.learning_rate = 2e-3;
+  const PointCloudTrainConfig c = LearningConfig(400);
   auto t = PointCloudTrainer::Create(data, c, "ellipses");
   ASSERT_TRUE(t.ok()) << t.status();
   ASSERT_TRUE((*t)->Train().ok());
