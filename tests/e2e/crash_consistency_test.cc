@@ -58,11 +58,8 @@ std::set<std::string> Models(pb::WfmService::Stub& stub) {
 }
 
 pb::TrainingJob GetJob(pb::WfmService::Stub& stub, const std::string& id) {
-  grpc::ClientContext context;
-  pb::GetTrainingJobRequest request;
-  request.set_id(id);
   pb::TrainingJob job;
-  EXPECT_TRUE(stub.GetTrainingJob(&context, request, &job).ok());
+  EXPECT_TRUE(GetTrainingJob(stub, id, &job).ok());
   return job;
 }
 
@@ -77,16 +74,12 @@ std::vector<float> Fingerprint(pb::WfmService::Stub& stub, const std::string& mo
 // the metrics, empty on error).
 std::string Evaluation(pb::WfmService::Stub& stub, const std::string& model,
                        const std::string& dataset) {
-  grpc::ClientContext context;
-  pb::EvaluateRequest request;
-  request.set_model(model);
-  request.set_dataset(dataset);
+  pb::EvaluateRequest request = EvaluationRequest(model, dataset, "", 8);
   request.set_num_samples(8);
-  request.set_steps(8);
   request.set_seed(5);
   request.set_emd(false);
   pb::EvaluateResponse reply;
-  const grpc::Status s = stub.Evaluate(&context, request, &reply);
+  const grpc::Status s = Call(stub, &pb::WfmService::Stub::Evaluate, request, &reply);
   EXPECT_TRUE(s.ok()) << s.error_message();
   if (!s.ok()) return "";
   return reply.chamfer().ShortDebugString() + " ref " + std::to_string(reply.reference());
@@ -176,16 +169,21 @@ void ExpectBaselineIntact(pb::WfmService::Stub& stub, const Baseline& b) {
   EXPECT_EQ(Evaluation(stub, "m0", "before"), b.evaluation);
 }
 
+// Starts a server on `data` (log file `log`, extra `flags`), records the
+// baseline in it and kills it.
+void RecordBaselineAndKill(const std::string& data, const std::string& log,
+                           const std::vector<std::string>& flags, Baseline* baseline) {
+  ChildServer server({data, log, flags, 0});
+  ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+  *baseline = MakeBaseline(*server.Stub());
+  ASSERT_TRUE(server.Kill());
+}
+
 TEST(CrashConsistencyTest, KillDuringUploadsLeavesNoPartialDataset) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
   Baseline baseline;
-  {
-    ChildServer server({data, dir.path() + "/log0", {}, 0});
-    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
-    baseline = MakeBaseline(*server.Stub());
-    ASSERT_TRUE(server.Kill());
-  }
+  ASSERT_NO_FATAL_FAILURE(RecordBaselineAndKill(data, dir.path() + "/log0", {}, &baseline));
   const std::vector<pb::UploadDatasetRequest> chunks = BigChunks();
   // Round r: kill after r + 2 chunks without WritesDone (the upload can
   // never complete), or, in the last rounds, right after WritesDone with a
@@ -237,11 +235,7 @@ TEST(CrashConsistencyTest, KillDuringUploadsLeavesNoPartialDataset) {
     if (datasets.count("partial") > 0) {
       EXPECT_EQ(datasets.at("partial").items(), 120);
       EXPECT_EQ(datasets.at("partial").points(), 120 * 800);
-      grpc::ClientContext context;
-      pb::DeleteDatasetRequest del;
-      del.set_name("partial");
-      pb::DeleteDatasetResponse reply;
-      EXPECT_TRUE(stub->DeleteDataset(&context, del, &reply).ok());
+      EXPECT_TRUE(DeleteDataset(*stub, "partial").ok());
     } else {
       EXPECT_FALSE(acknowledged) << "an acknowledged upload was lost, round " << round;
     }
@@ -259,12 +253,7 @@ TEST(CrashConsistencyTest, KillDuringCheckpointWritesReportsInterruptedJobs) {
   const std::string data = dir.path() + "/data";
   const std::vector<std::string> flags = {"--checkpoint-every", "1"};
   Baseline baseline;
-  {
-    ChildServer server({data, dir.path() + "/log0", flags, 0});
-    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
-    baseline = MakeBaseline(*server.Stub());
-    ASSERT_TRUE(server.Kill());
-  }
+  ASSERT_NO_FATAL_FAILURE(RecordBaselineAndKill(data, dir.path() + "/log0", flags, &baseline));
   // A model whose resumable checkpoint (parameters and Adam moments) is tens
   // of MB, so that a good part of each step is spent writing it.
   pb::TrainingConfig config = TinyConfig(pb::FAMILY_POINTCLOUD, 1000000);
@@ -362,12 +351,7 @@ TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
   Baseline baseline;
-  {
-    ChildServer server({data, dir.path() + "/log0", {}, 0});
-    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
-    baseline = MakeBaseline(*server.Stub());
-    ASSERT_TRUE(server.Kill());
-  }
+  ASSERT_NO_FATAL_FAILURE(RecordBaselineAndKill(data, dir.path() + "/log0", {}, &baseline));
   int gone = 0, whole = 0;
   const int delays_us[] = {0, 0, 200, 1000, 3000, 20000};
   for (int round = 0; round < 6; ++round) {
@@ -384,13 +368,7 @@ TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {
       fingerprint = Fingerprint(*stub, "victim");
       ASSERT_FALSE(fingerprint.empty());
       // DeleteModel in flight, then the kill.
-      std::thread deleter([&] {
-        grpc::ClientContext context;
-        pb::DeleteModelRequest request;
-        request.set_name("victim");
-        pb::DeleteModelResponse reply;
-        (void)stub->DeleteModel(&context, request, &reply);
-      });
+      std::thread deleter([&] { (void)DeleteModel(*stub, "victim"); });
       // Where the kill lands in the delete (fault injection).
       std::this_thread::sleep_for(std::chrono::microseconds(delays_us[round]));
       ASSERT_TRUE(server.Kill());

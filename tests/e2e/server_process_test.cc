@@ -34,19 +34,12 @@ ServerProcessOptions ServerOn(const std::string& data_dir, const std::string& lo
 // or later: two checkpoints written).
 pb::TrainingJob StartLongJob(pb::WfmService::Stub& stub) {
   EXPECT_TRUE(Upload(stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(8, 1), 4)).ok());
-  pb::StartTrainingRequest start;
-  start.set_dataset("d");
-  start.set_model("long");
-  *start.mutable_config() = TinyConfig(pb::FAMILY_POINTCLOUD, 10000000);
   pb::TrainingJob job;
-  grpc::ClientContext context;
-  EXPECT_TRUE(stub.StartTraining(&context, start, &job).ok());
+  EXPECT_TRUE(
+      StartTraining(stub, "d", "long", TinyConfig(pb::FAMILY_POINTCLOUD, 10000000), &job).ok());
   const bool checkpointed = WaitUntil(
       [&] {
-        grpc::ClientContext c;
-        pb::GetTrainingJobRequest get;
-        get.set_id(job.id());
-        EXPECT_TRUE(stub.GetTrainingJob(&c, get, &job).ok());
+        EXPECT_TRUE(GetTrainingJob(stub, job.id(), &job).ok());
         return job.step() >= 12;
       },
       absl::Seconds(30), absl::Milliseconds(50));
@@ -99,11 +92,8 @@ TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
   ChildServer again(ServerOn(data, dir.path() + "/log2"));
   ASSERT_THAT(again.WaitReady(), ::testing::HasSubstr("0 models, 1 data sets")) << again.Log();
   auto stub = again.Stub();
-  grpc::ClientContext context;
-  pb::GetTrainingJobRequest get;
-  get.set_id(job_id);
   pb::TrainingJob job;
-  ASSERT_TRUE(stub->GetTrainingJob(&context, get, &job).ok());
+  ASSERT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
   EXPECT_EQ(job.state(), pb::CANCELLED);
   again.Signal(SIGINT);
   EXPECT_EQ(again.Wait(60), 0) << again.Log();
@@ -128,11 +118,8 @@ TEST(ServerProcessTest, AJobKilledWithTheServerIsReportedInterrupted) {
   ChildServer again(ServerOn(data, dir.path() + "/log2"));
   ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
   auto stub = again.Stub();
-  grpc::ClientContext context;
-  pb::GetTrainingJobRequest get;
-  get.set_id(job_id);
   pb::TrainingJob job;
-  ASSERT_TRUE(stub->GetTrainingJob(&context, get, &job).ok());
+  ASSERT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
   EXPECT_EQ(job.state(), pb::FAILED);
   std::smatch m;
   const std::string error = job.error();

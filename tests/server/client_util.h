@@ -153,21 +153,71 @@ inline std::vector<pb::TrainingJob> Watch(pb::WfmService::Stub& stub, const std:
   return updates;
 }
 
-// Starts a job and watches it to its end; the final job.
-inline pb::TrainingJob Train(pb::WfmService::Stub& stub, const std::string& dataset,
-                             const std::string& model, const pb::TrainingConfig& config) {
+// Starts a job (the server's status; the job in *job).
+inline grpc::Status StartTraining(pb::WfmService::Stub& stub, const std::string& dataset,
+                                  const std::string& model, const pb::TrainingConfig& config,
+                                  pb::TrainingJob* job) {
   grpc::ClientContext context;
   pb::StartTrainingRequest request;
   request.set_dataset(dataset);
   request.set_model(model);
   *request.mutable_config() = config;
+  return stub.StartTraining(&context, request, job);
+}
+
+// Starts a job and watches it to its end; the final job.
+inline pb::TrainingJob Train(pb::WfmService::Stub& stub, const std::string& dataset,
+                             const std::string& model, const pb::TrainingConfig& config) {
   pb::TrainingJob job;
-  grpc::Status s = stub.StartTraining(&context, request, &job);
+  grpc::Status s = StartTraining(stub, dataset, model, config, &job);
   EXPECT_TRUE(s.ok()) << s.error_message();
   if (!s.ok()) return job;
   std::vector<pb::TrainingJob> updates = Watch(stub, job.id());
   EXPECT_FALSE(updates.empty());
   return updates.empty() ? job : updates.back();
+}
+
+// ------------------------------------------------------------ single calls
+
+template <typename Request, typename Reply>
+using UnaryMethod = grpc::Status (pb::WfmService::Stub::*)(grpc::ClientContext*, const Request&,
+                                                            Reply*);
+
+// One unary call with a fresh context (`request` may be {}): the server's
+// status, the reply in *reply.
+template <typename Request, typename Reply>
+grpc::Status Call(pb::WfmService::Stub& stub, UnaryMethod<Request, Reply> method,
+                  const Request& request, Reply* reply) {
+  grpc::ClientContext context;
+  return (stub.*method)(&context, request, reply);
+}
+
+// A call whose request holds just a name (GetDataset, GetModel,
+// DeleteDataset, DeleteModel): the server's status, the reply in *reply.
+template <typename Request, typename Reply>
+grpc::Status CallNamed(pb::WfmService::Stub& stub, UnaryMethod<Request, Reply> method,
+                       const std::string& name, Reply* reply) {
+  Request request;
+  request.set_name(name);
+  return Call(stub, method, request, reply);
+}
+
+// The training job `id` (the server's status; the job in *job).
+inline grpc::Status GetTrainingJob(pb::WfmService::Stub& stub, const std::string& id,
+                                   pb::TrainingJob* job) {
+  pb::GetTrainingJobRequest request;
+  request.set_id(id);
+  return Call(stub, &pb::WfmService::Stub::GetTrainingJob, request, job);
+}
+
+inline grpc::Status DeleteDataset(pb::WfmService::Stub& stub, const std::string& name) {
+  pb::DeleteDatasetResponse reply;
+  return CallNamed(stub, &pb::WfmService::Stub::DeleteDataset, name, &reply);
+}
+
+inline grpc::Status DeleteModel(pb::WfmService::Stub& stub, const std::string& name) {
+  pb::DeleteModelResponse reply;
+  return CallNamed(stub, &pb::WfmService::Stub::DeleteModel, name, &reply);
 }
 
 // ------------------------------------------------------------ sampling
@@ -207,6 +257,28 @@ inline pb::SampleNichesRequest NicheRequest(const std::string& model, int64_t nu
   r.set_seed(seed);
   r.set_steps(steps);
   return r;
+}
+
+// ------------------------------------------------------------ evaluation
+
+// An evaluation of `model` against the `split` ("all" when empty, or
+// "heldout") of `dataset`, sampled with `steps` steps.
+inline pb::EvaluateRequest EvaluationRequest(const std::string& model, const std::string& dataset,
+                                             const std::string& split, int64_t steps) {
+  pb::EvaluateRequest request;
+  request.set_model(model);
+  request.set_dataset(dataset);
+  request.set_split(split);
+  request.set_steps(steps);
+  return request;
+}
+
+// Runs the evaluation into *reply; a failed call fails the test (fatally,
+// with the server's message: call it in ASSERT_NO_FATAL_FAILURE).
+inline void Evaluate(pb::WfmService::Stub& stub, const pb::EvaluateRequest& request,
+                     pb::EvaluateResponse* reply) {
+  const grpc::Status s = Call(stub, &pb::WfmService::Stub::Evaluate, request, reply);
+  ASSERT_TRUE(s.ok()) << s.error_message();
 }
 
 // ------------------------------------------------------------ health

@@ -44,11 +44,8 @@ TEST_F(CancelTest, CancellingATrainingJobEndsItAndItsWatch) {
   // Wait until it runs (5 s at most; the cancellation is checked either way).
   WaitUntil(
       [&] {
-        grpc::ClientContext context;
-        pb::GetTrainingJobRequest get;
-        get.set_id(job.id());
         pb::TrainingJob now;
-        EXPECT_TRUE(stub_->GetTrainingJob(&context, get, &now).ok());
+        EXPECT_TRUE(GetTrainingJob(*stub_, job.id(), &now).ok());
         return now.step() > 0;
       },
       absl::Seconds(5));

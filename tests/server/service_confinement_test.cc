@@ -32,29 +32,9 @@ std::set<std::string> Tree(const std::string& root) {
 
 grpc::Status StartTraining(pb::WfmService::Stub& stub, const std::string& dataset,
                            const std::string& model) {
-  grpc::ClientContext context;
-  pb::StartTrainingRequest r;
-  r.set_dataset(dataset);
-  r.set_model(model);
-  *r.mutable_config() = TinyConfig(pb::FAMILY_POINTCLOUD, 3);
   pb::TrainingJob job;
-  return stub.StartTraining(&context, r, &job);
-}
-
-grpc::Status DeleteDataset(pb::WfmService::Stub& stub, const std::string& name) {
-  grpc::ClientContext context;
-  pb::DeleteDatasetRequest r;
-  r.set_name(name);
-  pb::DeleteDatasetResponse reply;
-  return stub.DeleteDataset(&context, r, &reply);
-}
-
-grpc::Status DeleteModel(pb::WfmService::Stub& stub, const std::string& name) {
-  grpc::ClientContext context;
-  pb::DeleteModelRequest r;
-  r.set_name(name);
-  pb::DeleteModelResponse reply;
-  return stub.DeleteModel(&context, r, &reply);
+  return ::wfm::testing::StartTraining(stub, dataset, model, TinyConfig(pb::FAMILY_POINTCLOUD, 3),
+                                       &job);
 }
 
 TEST(ConfinementTest, NothingIsWrittenOutsideTheDataDir) {

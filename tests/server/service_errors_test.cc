@@ -30,9 +30,8 @@ class ErrorsTest : public ::testing::Test {
 
   // The server answers a plain call afterwards.
   void ExpectServing() {
-    grpc::ClientContext context;
     pb::ListDatasetsResponse reply;
-    EXPECT_TRUE(stub_->ListDatasets(&context, {}, &reply).ok());
+    EXPECT_TRUE(Call(*stub_, &pb::WfmService::Stub::ListDatasets, {}, &reply).ok());
   }
 
   std::unique_ptr<TestServer> server_;
@@ -95,26 +94,18 @@ TEST_F(ErrorsTest, InvalidArgumentNamesTheItemAndField) {
 }
 
 TEST_F(ErrorsTest, NotFoundForUnknownNames) {
-  grpc::ClientContext c1, c2, c3, c4;
-  pb::GetDatasetRequest dataset;
-  dataset.set_name("nope");
   pb::Dataset d;
-  grpc::Status s = stub_->GetDataset(&c1, dataset, &d);
+  grpc::Status s = CallNamed(*stub_, &pb::WfmService::Stub::GetDataset, "nope", &d);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("nope"));
-  pb::GetModelRequest model;
-  model.set_name("nope");
   pb::ModelInfo m;
-  EXPECT_EQ(stub_->GetModel(&c2, model, &m).error_code(), grpc::StatusCode::NOT_FOUND);
-  pb::GetTrainingJobRequest job;
-  job.set_id("job-404");
+  EXPECT_EQ(CallNamed(*stub_, &pb::WfmService::Stub::GetModel, "nope", &m).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   pb::TrainingJob j;
-  EXPECT_EQ(stub_->GetTrainingJob(&c3, job, &j).error_code(), grpc::StatusCode::NOT_FOUND);
-  pb::StartTrainingRequest start;
-  start.set_dataset("nope");
-  start.set_model("m");
-  *start.mutable_config() = TinyConfig(pb::FAMILY_POINTCLOUD, 5);
-  EXPECT_EQ(stub_->StartTraining(&c4, start, &j).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetTrainingJob(*stub_, "job-404", &j).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      StartTraining(*stub_, "nope", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 5), &j).error_code(),
+      grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(SampleNiches(*stub_, NicheRequest("nope", 1, 5, 1)).status.error_code(),
             grpc::StatusCode::NOT_FOUND);
   ExpectServing();
@@ -151,10 +142,7 @@ TEST_F(ErrorsTest, ResourceExhaustedBeyondTheLimits) {
 TEST_F(ErrorsTest, FailedPreconditionForTheWrongState) {
   TrainModel();
   pb::ListTrainingJobsResponse jobs;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(stub_->ListTrainingJobs(&context, {}, &jobs).ok());
-  }
+  ASSERT_TRUE(Call(*stub_, &pb::WfmService::Stub::ListTrainingJobs, {}, &jobs).ok());
   ASSERT_EQ(jobs.jobs_size(), 1);
   pb::CancelTrainingJobRequest cancel;
   cancel.set_id(jobs.jobs(0).id());

@@ -127,16 +127,9 @@ TEST_F(FlowTest, PointClouds) {
   EXPECT_EQ(traj.messages[0].trajectory(10 * 100 + 3), traj.points[3]);
 
   // Evaluation on everything and on the held-out clouds.
-  pb::EvaluateRequest eval;
-  eval.set_model("shapes-m");
-  eval.set_dataset("shapes");
-  eval.set_steps(5);
+  pb::EvaluateRequest eval = EvaluationRequest("shapes-m", "shapes", "", 5);
   pb::EvaluateResponse all;
-  {
-    grpc::ClientContext context;
-    grpc::Status s = stub->Evaluate(&context, eval, &all);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(Evaluate(*stub, eval, &all));
   EXPECT_EQ(all.family(), pb::FAMILY_POINTCLOUD);
   EXPECT_EQ(all.reference(), 12);
   EXPECT_EQ(all.generated(), 12);
@@ -147,21 +140,11 @@ TEST_F(FlowTest, PointClouds) {
   eval.set_split("heldout");
   eval.set_emd(false);
   pb::EvaluateResponse heldout;
-  {
-    grpc::ClientContext context;
-    grpc::Status s = stub->Evaluate(&context, eval, &heldout);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(Evaluate(*stub, eval, &heldout));
   EXPECT_EQ(heldout.reference(), 3);
   EXPECT_FALSE(heldout.has_emd());
 
-  {
-    grpc::ClientContext context;
-    pb::DeleteModelRequest request;
-    request.set_name("shapes-m");
-    pb::DeleteModelResponse reply;
-    ASSERT_TRUE(stub->DeleteModel(&context, request, &reply).ok());
-  }
+  ASSERT_TRUE(DeleteModel(*stub, "shapes-m").ok());
   EXPECT_EQ(SampleNiches(*stub, NicheRequest("shapes-m", 1, 5, 1)).status.error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
@@ -208,17 +191,9 @@ TEST_F(FlowTest, Gaussians) {
   EXPECT_EQ(reply.trajectory_means_size(), 11 * 12);
   EXPECT_EQ(reply.trajectory_covs_size(), 11 * 36);
 
-  pb::EvaluateRequest eval;
-  eval.set_model("g");
-  eval.set_dataset("states");
-  eval.set_split("heldout");
-  eval.set_steps(5);
   pb::EvaluateResponse result;
-  {
-    grpc::ClientContext context;
-    grpc::Status s = stub->Evaluate(&context, eval, &result);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      Evaluate(*stub, EvaluationRequest("g", "states", "heldout", 5), &result));
   EXPECT_EQ(result.family(), pb::FAMILY_GAUSSIAN);
   EXPECT_EQ(result.reference(), 4);
   EXPECT_GT(result.bures().mmd(), 0.0);
@@ -252,18 +227,10 @@ TEST_F(FlowTest, SpatialCellsAsNichesAndAsCellStates) {
   ASSERT_TRUE(niches.status.ok()) << niches.status.error_message();
   EXPECT_EQ(niches.points.size(), 3u * 4 * 3);
   EXPECT_THAT(niches.labels, Each(std::string("left")));
-  pb::EvaluateRequest eval;
-  eval.set_model("niche-m");
-  eval.set_dataset("tissue");
-  eval.set_split("heldout");
-  eval.set_steps(5);
+  pb::EvaluateRequest eval = EvaluationRequest("niche-m", "tissue", "heldout", 5);
   eval.set_emd(false);
   pb::EvaluateResponse result;
-  {
-    grpc::ClientContext context;
-    grpc::Status s = stub->Evaluate(&context, eval, &result);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(Evaluate(*stub, eval, &result));
   EXPECT_EQ(result.reference(), 8);  // 20% of 40 cells, each a niche
 
   pb::TrainingConfig gconfig = TinyConfig(pb::FAMILY_GAUSSIAN, 20);

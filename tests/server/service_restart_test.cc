@@ -45,10 +45,7 @@ TEST(RestartTest, DatasetsModelsAndJobsSurvive) {
       << server.app().ready_line();
   auto stub = server.Stub();
   pb::ListDatasetsResponse datasets;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(stub->ListDatasets(&context, {}, &datasets).ok());
-  }
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::ListDatasets, {}, &datasets).ok());
   ASSERT_EQ(datasets.datasets_size(), 2);
   EXPECT_EQ(datasets.datasets(0).name(), "d");
   EXPECT_EQ(datasets.datasets(1).name(), "g");
@@ -59,10 +56,7 @@ TEST(RestartTest, DatasetsModelsAndJobsSurvive) {
   EXPECT_EQ(after.points, before.points);
 
   pb::ListTrainingJobsResponse list;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(stub->ListTrainingJobs(&context, {}, &list).ok());
-  }
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::ListTrainingJobs, {}, &list).ok());
   ASSERT_EQ(list.jobs_size(), 2);
   EXPECT_EQ(list.jobs(0).id(), job_id);
   EXPECT_EQ(list.jobs(0).state(), pb::SUCCEEDED);
@@ -84,9 +78,8 @@ TEST(RestartTest, ACorruptModelFolderIsSkipped) {
   std::filesystem::resize_file(server.options().data_dir + "/models/broken/model.wfm", 1000);
   ASSERT_TRUE(server.Start().ok());
   auto stub = server.Stub();
-  grpc::ClientContext context;
   pb::ListModelsResponse models;
-  ASSERT_TRUE(stub->ListModels(&context, {}, &models).ok());
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::ListModels, {}, &models).ok());
   ASSERT_EQ(models.models_size(), 1);
   EXPECT_EQ(models.models(0).name(), "ok");
 }

@@ -2,7 +2,7 @@
 // ones do not; health checking needs no token.
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
+#include <functional>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -12,13 +12,6 @@
 
 namespace wfm::testing {
 namespace {
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A CA, a server certificate for 127.0.0.1 / localhost and a client
 // certificate signed by it, and a second CA with its own client, made with
@@ -41,7 +34,16 @@ class Certificates {
   }
   bool ok() const { return ok_; }
   std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
-  std::string pem(const std::string& name) const { return Read(path(name)); }
+  std::string pem(const std::string& name) const { return ReadFile(path(name)); }
+  // Server options serving TLS with the server certificate; with
+  // `client_ca`, requiring client certificates signed by that CA.
+  std::function<void(server::ServerOptions&)> ServerTls(const std::string& client_ca = "") const {
+    return [this, client_ca](server::ServerOptions& o) {
+      o.tls_cert = path("server.pem");
+      o.tls_key = path("server.key");
+      if (!client_ca.empty()) o.tls_client_ca = path(client_ca);
+    };
+  }
 
  private:
   static std::string Escape(const std::string& s) {
@@ -69,10 +71,7 @@ grpc::Status ListDatasets(const std::shared_ptr<grpc::Channel>& channel,
 TEST(SecurityTest, TlsAcceptsClientsThatTrustTheServer) {
   Certificates certs;
   ASSERT_TRUE(certs.ok()) << "openssl failed";
-  TestServer server([&](server::ServerOptions& o) {
-    o.tls_cert = certs.path("server.pem");
-    o.tls_key = certs.path("server.key");
-  });
+  TestServer server(certs.ServerTls());
   ASSERT_TRUE(server.Start().ok());
   grpc::SslCredentialsOptions trusting;
   trusting.pem_root_certs = certs.pem("ca.pem");
@@ -88,11 +87,7 @@ TEST(SecurityTest, TlsAcceptsClientsThatTrustTheServer) {
 TEST(SecurityTest, MutualTlsRequiresAClientCertificateFromTheClientCa) {
   Certificates certs;
   ASSERT_TRUE(certs.ok()) << "openssl failed";
-  TestServer server([&](server::ServerOptions& o) {
-    o.tls_cert = certs.path("server.pem");
-    o.tls_key = certs.path("server.key");
-    o.tls_client_ca = certs.path("ca.pem");
-  });
+  TestServer server(certs.ServerTls(/*client_ca=*/"ca.pem"));
   ASSERT_TRUE(server.Start().ok());
   auto client = [&](const std::string& name) {
     grpc::SslCredentialsOptions o;
