@@ -142,6 +142,12 @@ class Batcher {
     return static_cast<int64_t>(queue_.size());
   }
 
+  // Requests waiting or in the call being executed.
+  int64_t in_flight() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return static_cast<int64_t>(queue_.size()) + running_;
+  }
+
  private:
   struct Pending {
     Request request;

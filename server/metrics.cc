@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <exception>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -12,7 +13,9 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "model/common/mutex.h"
 #include "server/http_endpoint.h"
 
 namespace wfm::server {
@@ -41,6 +44,12 @@ const Histogram::BucketBoundaries& SampleBuckets() {
 
 std::string S(absl::string_view v) { return std::string(v); }
 
+// Removes the series of `family` with exactly `labels`, if there is one.
+template <typename T>
+void RemoveSeries(Family<T>* family, const prometheus::Labels& labels) {
+  if (family->Has(labels)) family->Remove(&family->Add(labels));
+}
+
 }  // namespace
 
 struct Metrics::Impl {
@@ -58,6 +67,11 @@ struct Metrics::Impl {
   Family<Gauge>* training_speed;
   Family<Gauge>* training_jobs;
   Gauge* models_loaded;
+  // Held around every use of a series labelled with a served model, so that
+  // SyncModels never removes a series while another thread updates it.
+  Mutex model_series_mu;
+  // name -> family, as SyncModels last reported them.
+  std::map<std::string, std::string> models ABSL_GUARDED_BY(model_series_mu);
   Gauge* datasets_stored;
 
   std::mutex exposer_mu;
@@ -146,9 +160,18 @@ void Metrics::ObserveRpc(absl::string_view method, absl::string_view code, doubl
   impl_->rpc_latency->Add(labels, LatencyBuckets()).Observe(seconds);
 }
 
+void Metrics::InitRpcMethods(const std::vector<std::string>& methods) {
+  for (const std::string& method : methods) {
+    const prometheus::Labels labels{{"method", method}, {"code", "OK"}};
+    impl_->rpc_requests->Add(labels);
+    impl_->rpc_latency->Add(labels, LatencyBuckets());
+  }
+}
+
 void Metrics::AddGenerated(absl::string_view model, absl::string_view family, int64_t samples,
                            int64_t points) {
   const prometheus::Labels labels{{"model", S(model)}, {"family", S(family)}};
+  MutexLock lock(&impl_->model_series_mu);
   impl_->generated_samples->Add(labels).Increment(static_cast<double>(samples));
   if (points > 0) impl_->generated_points->Add(labels).Increment(static_cast<double>(points));
 }
@@ -166,7 +189,34 @@ void Metrics::ObserveSamplingBatch(absl::string_view family, int64_t requests, i
 }
 
 void Metrics::SetQueueDepth(absl::string_view model, int64_t depth) {
+  MutexLock lock(&impl_->model_series_mu);
   impl_->queue_depth->Add({{"model", S(model)}}).Set(static_cast<double>(depth));
+}
+
+void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>& models) {
+  MutexLock lock(&impl_->model_series_mu);
+  std::map<std::string, std::string> now(models.begin(), models.end());
+  // Gone, or now a model of the other family: its throughput and queue
+  // series go (a new model of that name starts from 0 below).
+  for (const auto& [model, family] : impl_->models) {
+    auto it = now.find(model);
+    if (it != now.end() && it->second == family) continue;
+    const prometheus::Labels by_family{{"model", model}, {"family", family}};
+    RemoveSeries(impl_->generated_samples, by_family);
+    RemoveSeries(impl_->generated_points, by_family);
+    RemoveSeries(impl_->queue_depth, {{"model", model}});
+  }
+  // New (or of the other family now): every series at 0; Add keeps one
+  // that exists already.
+  for (const auto& [model, family] : now) {
+    auto it = impl_->models.find(model);
+    if (it != impl_->models.end() && it->second == family) continue;
+    const prometheus::Labels by_family{{"model", model}, {"family", family}};
+    impl_->generated_samples->Add(by_family);
+    if (family == "pointcloud") impl_->generated_points->Add(by_family);
+    impl_->queue_depth->Add({{"model", model}});
+  }
+  impl_->models = std::move(now);
 }
 
 void Metrics::AddTrainingSteps(absl::string_view model, int64_t new_steps, double loss,

@@ -27,6 +27,14 @@
 //   wfm_datasets_stored                           gauge     data sets in the store
 //   wfm_build_info{version}                       gauge     always 1
 //
+// Series exist from the start, so that rates, per-model panels and alerts
+// see 0 rather than no data: the RPC counter and latency histogram with code
+// OK of every method named to InitRpcMethods (the server names all of
+// WfmService's, from its descriptor), and for each model the registry
+// serves (SyncModels) its generated-samples counter (and generated points
+// for point-cloud models) and queue depth. A model that leaves the registry
+// loses those series.
+//
 // No Prometheus types in this header: the cores record through these plain
 // methods. All methods are thread-safe.
 #ifndef WFM_SERVER_METRICS_H_
@@ -35,6 +43,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -50,6 +60,8 @@ class Metrics {
 
   // One finished RPC; `code` is the canonical code name ("OK", "NOT_FOUND").
   void ObserveRpc(absl::string_view method, absl::string_view code, double seconds);
+  // The code-OK series of these methods, at 0.
+  void InitRpcMethods(const std::vector<std::string>& methods);
 
   // Samples handed back to a client (family "pointcloud" | "gaussian").
   void AddGenerated(absl::string_view model, absl::string_view family, int64_t samples,
@@ -61,6 +73,10 @@ class Metrics {
   // One model Sample() call of the dynamic batcher.
   void ObserveSamplingBatch(absl::string_view family, int64_t requests, int64_t samples);
   void SetQueueDepth(absl::string_view model, int64_t depth);
+  // The served models as (name, family "pointcloud" | "gaussian"): models
+  // not reported before get their throughput and queue series at 0; models
+  // reported before and not now lose them.
+  void SyncModels(const std::vector<std::pair<std::string, std::string>>& models);
 
   // Training progress of the job training `model`: `new_steps` steps done
   // since the last call.

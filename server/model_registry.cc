@@ -183,7 +183,14 @@ ModelRegistry::~ModelRegistry() {
 }
 
 void ModelRegistry::UpdateMetrics() const {
-  if (metrics_ != nullptr) metrics_->SetModelsLoaded(static_cast<int64_t>(models_.size()));
+  if (metrics_ == nullptr) return;
+  metrics_->SetModelsLoaded(static_cast<int64_t>(models_.size()));
+  std::vector<std::pair<std::string, std::string>> served;
+  served.reserve(models_.size());
+  for (const auto& [name, servable] : models_) {
+    served.emplace_back(name, model::FamilyName(servable->info.family));
+  }
+  metrics_->SyncModels(served);
 }
 
 std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {

@@ -97,6 +97,18 @@ absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
   return gaussians;
 }
 
+int64_t Sampler::InFlight(const std::string& model) const {
+  MutexLock lock(&mu_);
+  int64_t n = 0;
+  if (auto it = cloud_batchers_.find(model); it != cloud_batchers_.end()) {
+    n += it->second->in_flight();
+  }
+  if (auto it = gaussian_batchers_.find(model); it != gaussian_batchers_.end()) {
+    n += it->second->in_flight();
+  }
+  return n;
+}
+
 void Sampler::Forget(const std::string& model) {
   std::shared_ptr<CloudBatcher> clouds;  // destroyed after the lock is released
   std::shared_ptr<GaussianBatcher> gaussians;

@@ -54,6 +54,11 @@ class Sampler {
   // Drops the batcher of `model` (after a delete); in-flight requests finish.
   void Forget(const std::string& model);
 
+  // Requests of `model` waiting in its batcher or being sampled (0 for a
+  // model without a batcher): lets tests and diagnostics see a request
+  // arrive, which the queue-depth metric, at 0 from the start, cannot show.
+  int64_t InFlight(const std::string& model) const;
+
   const SamplerOptions& options() const { return options_; }
 
  private:
@@ -69,7 +74,7 @@ class Sampler {
   ModelRegistry* const models_;
   const SamplerOptions options_;
   Metrics* const metrics_;
-  Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
 };

@@ -156,6 +156,8 @@ absl::Status ServerApp::Init() {
   }
 
   metrics_ = std::make_unique<Metrics>(WFM_VERSION);
+  const std::set<std::string> methods = ServiceMethods();
+  metrics_->InitRpcMethods({methods.begin(), methods.end()});
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (auth_->enabled()) {
     // Calls refused for their token never reach the service: they are
@@ -163,7 +165,7 @@ absl::Status ServerApp::Init() {
     // WfmService only, so that the labels stay bounded).
     const std::string prefix = absl::StrCat("/", wfm::v1::WfmService::service_full_name(), "/");
     RejectedCallFn on_rejected = [m = metrics_.get(), prefix,
-                                  known = ServiceMethods()](absl::string_view path) {
+                                  known = methods](absl::string_view path) {
       if (!absl::StartsWith(path, prefix)) return;
       const std::string method(path.substr(prefix.size()));
       if (known.count(method) == 0) return;

@@ -36,8 +36,8 @@ SERVER_BIN = os.environ.get("WFM_SERVER_BIN", "")
 CLI_BIN = os.environ.get("WFM_CLI_BIN", "")
 TRAIN_BIN = os.environ.get("WFM_TRAIN_BIN", "")
 
-REQUIRED_ALERTS = {"WfmGenerationStalled", "WfmHighErrorRatio", "WfmTrainingJobFailed",
-                   "WfmServerDown"}
+REQUIRED_ALERTS = {"WfmGenerationStalled", "WfmModelSamplingStalled", "WfmHighErrorRatio",
+                   "WfmTrainingJobFailed", "WfmServerDown"}
 HEALTH_SERVICE = "wfm.v1.WfmService"
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
@@ -516,6 +516,16 @@ RULE_CASES = [
         ('wfm_rpc_requests_total{job="wfm-server",method="ListModels",code="OK"}', "0+60x40"),
         ('wfm_sampling_queue_depth{job="wfm-server",model="m"}', "0x40"),
     ], [("25m", [])]),
+    ("WfmModelSamplingStalled", [
+        # "a" was never sampled: its series are at 0 from the start.
+        ('wfm_sampling_queue_depth{job="wfm-server",model="a"}', "0x10 3x30"),
+        ('wfm_generated_samples_total{job="wfm-server",model="a",family="pointcloud"}', "0x40"),
+        # "b" is busy and returns samples; "c" is idle.
+        ('wfm_sampling_queue_depth{job="wfm-server",model="b"}', "2x40"),
+        ('wfm_generated_samples_total{job="wfm-server",model="b",family="gaussian"}', "0+100x40"),
+        ('wfm_sampling_queue_depth{job="wfm-server",model="c"}', "0x40"),
+        ('wfm_generated_samples_total{job="wfm-server",model="c",family="pointcloud"}', "0x40"),
+    ], [("8m", []), ("25m", [{"job": "wfm-server", "model": "a"}])]),
     ("WfmHighErrorRatio", [
         ('wfm_rpc_requests_total{job="wfm-server",method="SampleNiches",code="OK"}', "0+54x40"),
         ('wfm_rpc_requests_total{job="wfm-server",method="SampleNiches",code="INTERNAL"}',

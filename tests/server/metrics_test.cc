@@ -56,6 +56,46 @@ TEST(MetricsTest, RecordsEveryFamilyWithItsLabels) {
   EXPECT_THAT(text, HasSubstr("# TYPE wfm_rpc_requests_total counter"));
 }
 
+TEST(MetricsTest, SeriesExistAtZeroFromTheStartAndLeaveWithTheirModel) {
+  Metrics m("1.2.3");
+  EXPECT_FALSE(MetricValue(m.Text(), "wfm_rpc_requests_total").has_value());
+  m.InitRpcMethods({"ListModels", "SampleNiches"});
+  m.SyncModels({{"shapes", "pointcloud"}, {"cells", "gaussian"}});
+  std::string text = m.Text();
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "ListModels"}, {"code", "OK"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_latency_seconds_count",
+                        {{"method", "SampleNiches"}, {"code", "OK"}}),
+            0);
+  EXPECT_FALSE(MetricValue(text, "wfm_rpc_requests_total", {{"method", "GetModel"}}).has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}, {"family", "pointcloud"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "shapes"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "gaussian"}}), 0);
+  EXPECT_FALSE(MetricValue(text, "wfm_generated_points_total", {{"model", "cells"}}).has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "cells"}}), 0);
+
+  m.AddGenerated("shapes", "pointcloud", 3, 30);
+  m.SetQueueDepth("shapes", 2);
+  // Reported again, a model keeps its counts; "cells" is now a point-cloud
+  // model: its Gaussian series go, the new ones start at 0.
+  m.SyncModels({{"shapes", "pointcloud"}, {"cells", "pointcloud"}});
+  text = m.Text();
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}}), 3);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "shapes"}}), 30);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 2);
+  EXPECT_FALSE(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "gaussian"}}).has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "pointcloud"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "cells"}}), 0);
+
+  // A model no longer served loses its series; the others stay.
+  m.SyncModels({{"cells", "pointcloud"}});
+  text = m.Text();
+  EXPECT_FALSE(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}}).has_value());
+  EXPECT_FALSE(MetricValue(text, "wfm_generated_points_total", {{"model", "shapes"}}).has_value());
+  EXPECT_FALSE(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}).has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "cells"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "ListModels"}, {"code", "OK"}}), 0);
+}
+
 TEST(MetricsTest, ServesTheTextOverHttp) {
   Metrics m("0.0.1");
   absl::StatusOr<int> port = m.Serve("127.0.0.1:0");

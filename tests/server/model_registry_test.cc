@@ -11,6 +11,8 @@
 #include "absl/time/clock.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
+#include "server/metrics.h"
+#include "tests/testing/http.h"
 #include "tests/server/server_test_util.h"
 
 namespace wfm::server {
@@ -183,6 +185,33 @@ TEST(ModelRegistryTest, RescanFollowsWhatOthersPublishReplaceAndDelete) {
   EXPECT_FALSE(ours->Contains("a"));
   EXPECT_TRUE(ours->Contains("b"));
   EXPECT_EQ(ours->size(), 1);
+}
+
+// The models found at start-up, and those published, rescanned or deleted
+// later, are reported to the metrics: their series exist at 0 from the start
+// and go with the model.
+TEST(ModelRegistryTest, ServedModelsHaveTheirMetricSeriesFromTheStart) {
+  testing::TempDir dir;
+  ASSERT_TRUE(Open(dir.path())->Publish("shapes", PointCloudCheckpoint(1), false).ok());
+  Metrics metrics("0");
+  auto registry = ModelRegistry::Open(dir.path(), &metrics);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  std::string text = metrics.Text();
+  EXPECT_EQ(testing::MetricValue(text, "wfm_generated_samples_total",
+                                 {{"model", "shapes"}, {"family", "pointcloud"}}),
+            0);
+  EXPECT_EQ(testing::MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 0);
+  ASSERT_TRUE((*registry)->Publish("cells", GaussianCheckpoint(), false).ok());
+  ASSERT_TRUE((*registry)->Delete("shapes").ok());
+  text = metrics.Text();
+  EXPECT_EQ(testing::MetricValue(text, "wfm_generated_samples_total",
+                                 {{"model", "cells"}, {"family", "gaussian"}}),
+            0);
+  EXPECT_FALSE(testing::MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}})
+                   .has_value());
+  EXPECT_FALSE(
+      testing::MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}).has_value());
+  EXPECT_EQ(testing::MetricValue(text, "wfm_models_loaded"), 1);
 }
 
 // Valid names may start with '.'; only ".~" folders are temporary.

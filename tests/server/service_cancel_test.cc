@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "server/metrics.h"
+#include "server/sampler.h"
 #include "tests/server/test_server.h"
 #include "tests/testing/wait.h"
 
@@ -76,15 +77,10 @@ TEST_F(CancelTest, CancellingAStreamingSampleStopsTheWork) {
   grpc::ClientContext context;
   // Minutes of work if it were not stopped.
   auto reader = stub_->SampleNiches(&context, NicheRequest("m", 64, 64, 1, 10000));
-  // The request has reached the model's batcher, whose first report creates
-  // the model's queue-depth series (a lone request then runs at once).
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        return MetricValue(server_.app().metrics().Text(), "wfm_sampling_queue_depth",
-                           {{"model", "m"}})
-            .has_value();
-      },
-      absl::Seconds(60), absl::Milliseconds(1)));
+  // The request has reached the model's batcher (a lone request then runs at
+  // once).
+  EXPECT_TRUE(WaitUntil([&] { return server_.app().sampler().InFlight("m") > 0; },
+                        absl::Seconds(60), absl::Milliseconds(1)));
   context.TryCancel();
   pb::SampleNichesResponse m;
   EXPECT_FALSE(reader->Read(&m));

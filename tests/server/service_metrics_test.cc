@@ -20,7 +20,18 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
   EXPECT_EQ(MetricValue(before, "wfm_models_loaded"), 0);
   EXPECT_EQ(MetricValue(before, "wfm_datasets_stored"), 0);
   EXPECT_TRUE(MetricValue(before, "wfm_build_info").has_value());
-  EXPECT_FALSE(MetricValue(before, "wfm_rpc_requests_total").has_value());
+  // Every method's code-OK series exists at 0 before any call; no other code.
+  for (const char* method : {"UploadDataset", "GetDataset", "StartTraining", "SampleNiches",
+                             "SampleGaussians", "Evaluate"}) {
+    EXPECT_EQ(MetricValue(before, "wfm_rpc_requests_total", {{"method", method}, {"code", "OK"}}), 0)
+        << method;
+    EXPECT_EQ(MetricValue(before, "wfm_rpc_latency_seconds_count",
+                          {{"method", method}, {"code", "OK"}}),
+              0)
+        << method;
+  }
+  EXPECT_FALSE(MetricValue(before, "wfm_rpc_requests_total", {{"code", "NOT_FOUND"}}).has_value());
+  EXPECT_FALSE(MetricValue(before, "wfm_generated_samples_total").has_value());
 
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext context;
@@ -31,6 +42,14 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
   }
   ASSERT_TRUE(Upload(*stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 1), 3)).ok());
   ASSERT_EQ(Train(*stub, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 12)).state(), pb::SUCCEEDED);
+  // A published model's throughput and queue series exist at 0 before it is
+  // sampled.
+  const std::string published = server.Metrics();
+  EXPECT_EQ(MetricValue(published, "wfm_generated_samples_total",
+                        {{"model", "m"}, {"family", "pointcloud"}}),
+            0);
+  EXPECT_EQ(MetricValue(published, "wfm_generated_points_total", {{"model", "m"}}), 0);
+  EXPECT_EQ(MetricValue(published, "wfm_sampling_queue_depth", {{"model", "m"}}), 0);
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 3, 10, 1)).status.ok());
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 2, 7, 2)).status.ok());
   pb::SampleNichesRequest rk4 = NicheRequest("m", 1, 5, 3, 4);
