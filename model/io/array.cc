@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -18,36 +19,6 @@ namespace {
 
 template <typename T>
 constexpr bool kIsStringType = std::is_same_v<T, std::string>;
-
-// The storage alternative a dtype uses.
-Array::Storage EmptyStorage(DType dtype) {
-  switch (dtype) {
-    case DType::kBool:
-    case DType::kUInt8:
-      return std::vector<uint8_t>();
-    case DType::kInt8:
-      return std::vector<int8_t>();
-    case DType::kInt16:
-      return std::vector<int16_t>();
-    case DType::kInt32:
-      return std::vector<int32_t>();
-    case DType::kInt64:
-      return std::vector<int64_t>();
-    case DType::kUInt16:
-      return std::vector<uint16_t>();
-    case DType::kUInt32:
-      return std::vector<uint32_t>();
-    case DType::kUInt64:
-      return std::vector<uint64_t>();
-    case DType::kFloat32:
-      return std::vector<float>();
-    case DType::kFloat64:
-      return std::vector<double>();
-    case DType::kString:
-      return std::vector<std::string>();
-  }
-  return std::vector<float>();
-}
 
 std::string ElementName(int64_t index) { return absl::StrCat("element ", index); }
 
@@ -130,20 +101,33 @@ absl::Status AppendAsInt64(const std::vector<T>& in, DType dtype, std::vector<in
 
 namespace {
 
-// Name, bytes per element and whether the values are integers, per dtype.
+template <typename T>
+Array::Storage Empty() {
+  return std::vector<T>();
+}
+
+// Name, bytes per element, whether the values are integers and the (empty)
+// storage alternative, per dtype.
 struct DTypeFacts {
   DType dtype;
   absl::string_view name;
   int size;
   bool integer;
+  Array::Storage (*empty)();
 };
 constexpr DTypeFacts kDTypeFacts[] = {
-    {DType::kBool, "bool", 1, false},       {DType::kInt8, "int8", 1, true},
-    {DType::kInt16, "int16", 2, true},      {DType::kInt32, "int32", 4, true},
-    {DType::kInt64, "int64", 8, true},      {DType::kUInt8, "uint8", 1, true},
-    {DType::kUInt16, "uint16", 2, true},    {DType::kUInt32, "uint32", 4, true},
-    {DType::kUInt64, "uint64", 8, true},    {DType::kFloat32, "float32", 4, false},
-    {DType::kFloat64, "float64", 8, false}, {DType::kString, "string", 0, false},
+    {DType::kBool, "bool", 1, false, &Empty<uint8_t>},
+    {DType::kInt8, "int8", 1, true, &Empty<int8_t>},
+    {DType::kInt16, "int16", 2, true, &Empty<int16_t>},
+    {DType::kInt32, "int32", 4, true, &Empty<int32_t>},
+    {DType::kInt64, "int64", 8, true, &Empty<int64_t>},
+    {DType::kUInt8, "uint8", 1, true, &Empty<uint8_t>},
+    {DType::kUInt16, "uint16", 2, true, &Empty<uint16_t>},
+    {DType::kUInt32, "uint32", 4, true, &Empty<uint32_t>},
+    {DType::kUInt64, "uint64", 8, true, &Empty<uint64_t>},
+    {DType::kFloat32, "float32", 4, false, &Empty<float>},
+    {DType::kFloat64, "float64", 8, false, &Empty<double>},
+    {DType::kString, "string", 0, false, &Empty<std::string>},
 };
 
 const DTypeFacts* FactsOf(DType dtype) {
@@ -151,6 +135,24 @@ const DTypeFacts* FactsOf(DType dtype) {
     if (f.dtype == dtype) return &f;
   }
   return nullptr;
+}
+
+// The storage alternative a dtype uses.
+Array::Storage EmptyStorage(DType dtype) {
+  const DTypeFacts* f = FactsOf(dtype);
+  return f != nullptr ? f->empty() : std::vector<float>();
+}
+
+// Every element of `storage` converted by `append` (AppendAsDouble,
+// AppendAsInt64), or the error naming the first it cannot convert.
+template <typename Out, typename Append>
+absl::StatusOr<std::vector<Out>> ConvertEach(const Array::Storage& storage, DType dtype,
+                                             Append append) {
+  std::vector<Out> out;
+  absl::Status status =
+      std::visit([&](const auto& v) { return append(v, dtype, &out); }, storage);
+  if (!status.ok()) return status;
+  return out;
 }
 
 }  // namespace
@@ -299,11 +301,7 @@ const std::vector<T>& Array::values() const {
 
 template <typename T>
 std::vector<T>& Array::mutable_values() {
-  auto* v = std::get_if<std::vector<T>>(&storage_);
-  WFM_IO_CHECK(v != nullptr, absl::StrCat("Array of dtype ", DTypeName(dtype_),
-                                          " accessed with the wrong element type")
-                                 .c_str());
-  return *v;
+  return const_cast<std::vector<T>&>(std::as_const(*this).values<T>());
 }
 
 #define WFM_IO_ARRAY_INSTANTIATE(T)                        \
@@ -335,42 +333,25 @@ const void* Array::raw_data() const {
       storage_);
 }
 
-void* Array::mutable_raw_data() {
-  return std::visit(
-      [](auto& v) -> void* {
-        using T = typename std::decay_t<decltype(v)>::value_type;
-        if constexpr (kIsStringType<T>) {
-          return nullptr;
-        } else {
-          return v.data();
-        }
-      },
-      storage_);
-}
+void* Array::mutable_raw_data() { return const_cast<void*>(std::as_const(*this).raw_data()); }
 
 absl::StatusOr<std::vector<double>> Array::ToFloat64() const {
-  std::vector<double> out;
-  absl::Status status =
-      std::visit([&](const auto& v) { return AppendAsDouble(v, dtype_, &out); }, storage_);
-  if (!status.ok()) return status;
-  return out;
+  return ConvertEach<double>(storage_, dtype_, [](const auto& v, DType dtype, auto* out) {
+    return AppendAsDouble(v, dtype, out);
+  });
 }
 
 absl::StatusOr<std::vector<float>> Array::ToFloat32() const {
   if (dtype_ == DType::kFloat32) return values<float>();
-  std::vector<double> wide;
-  absl::Status status =
-      std::visit([&](const auto& v) { return AppendAsDouble(v, dtype_, &wide); }, storage_);
-  if (!status.ok()) return status;
-  return std::vector<float>(wide.begin(), wide.end());
+  absl::StatusOr<std::vector<double>> wide = ToFloat64();
+  if (!wide.ok()) return wide.status();
+  return std::vector<float>(wide->begin(), wide->end());
 }
 
 absl::StatusOr<std::vector<int64_t>> Array::ToInt64() const {
-  std::vector<int64_t> out;
-  absl::Status status =
-      std::visit([&](const auto& v) { return AppendAsInt64(v, dtype_, &out); }, storage_);
-  if (!status.ok()) return status;
-  return out;
+  return ConvertEach<int64_t>(storage_, dtype_, [](const auto& v, DType dtype, auto* out) {
+    return AppendAsInt64(v, dtype, out);
+  });
 }
 
 absl::StatusOr<std::vector<int32_t>> Array::ToInt32() const {
