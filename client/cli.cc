@@ -180,7 +180,10 @@ int RunCli(int argc, char** argv) {
   app.fallthrough();
   app.footer(kFooter);
   app.set_version_flag("--version", "wfm 0.1.0");
-  app.add_option("--server", g.server, "wfm server address host:port")
+  app.add_option("--server", g.server,
+                 "wfm server: host:port, a gRPC target (dns:///NAME:PORT balances over every "
+                 "address of the name) or a comma-separated list of IP:PORT addresses; calls "
+                 "are spread round-robin")
       ->envname("WFM_SERVER")
       ->capture_default_str();
   CLI::Option* token = app.add_option("--token", g.token, "bearer token (also: env WFM_TOKEN)");

@@ -1,10 +1,14 @@
 #include "client/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -14,8 +18,13 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "model/common/status.h"
 
 namespace wfm::client {
@@ -138,9 +147,57 @@ std::string RpcMethod(const absl::Status& status) {
 
 // ------------------------------------------------------------------ channel
 
-absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  if (options.server.empty()) {
+namespace {
+
+// "a.b.c.d:port" -> 4, "[v6]:port" -> 6, anything else 0.
+int IpVersionOf(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == address.size()) return 0;
+  const absl::string_view port = address.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), absl::ascii_isdigit)) return 0;
+  const std::string host(address.substr(0, colon));
+  unsigned char buffer[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, host.c_str(), buffer) == 1) return 4;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+      inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1) {
+    return 6;
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ChannelTarget(absl::string_view server) {
+  server = absl::StripAsciiWhitespace(server);
+  if (server.empty()) {
     return absl::InvalidArgumentError("server address is empty; expected host:port");
+  }
+  for (absl::string_view scheme : {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:"}) {
+    if (absl::StartsWith(server, scheme)) return std::string(server);
+  }
+  if (!absl::StrContains(server, ',')) return std::string(server);
+  int version = 0;
+  std::vector<std::string> addresses;
+  for (absl::string_view part : absl::StrSplit(server, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    const int v = IpVersionOf(part);
+    if (v == 0 || (version != 0 && v != version)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "server address '", server, "': a comma-separated list takes IP addresses of one "
+          "version with ports (a.b.c.d:port or [v6]:port), not '", part,
+          "'; for a name with several addresses use dns:///NAME:PORT"));
+    }
+    version = v;
+    addresses.emplace_back(part);
+  }
+  return absl::StrCat(version == 4 ? "ipv4:" : "ipv6:", absl::StrJoin(addresses, ","));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  WFM_ASSIGN_OR_RETURN(const std::string target, ChannelTarget(options.server));
+  if (options.load_balancing != "round_robin" && options.load_balancing != "pick_first") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "load balancing '", options.load_balancing, "': expected round_robin or pick_first"));
   }
   const bool tls = options.tls || !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
                    !options.tls_key_file.empty();
@@ -148,6 +205,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_bytes);
   args.SetMaxSendMessageSize(-1);
+  args.SetLoadBalancingPolicyName(options.load_balancing);
   if (tls) {
     grpc::SslCredentialsOptions ssl;
     if (!options.tls_ca_file.empty()) {
@@ -167,8 +225,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }
-  return std::make_unique<Client>(grpc::CreateCustomChannel(options.server, credentials, args),
-                                  options);
+  return std::make_unique<Client>(grpc::CreateCustomChannel(target, credentials, args), options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)

@@ -1,9 +1,18 @@
 // The C++ client of the wfm service: a typed wrapper over the generated
 // wfm.v1.WfmService stub (proto/wfm/v1/wfm_service.proto).
 //
-//  * Channel: "host:port", plaintext or TLS (CA file, optional client
-//    certificate for servers that require one), an optional bearer token sent
-//    on every call as the metadata "authorization: Bearer <token>".
+//  * Channel: plaintext or TLS (CA file, optional client certificate for
+//    servers that require one), an optional bearer token sent on every call
+//    as the metadata "authorization: Bearer <token>".
+//  * Server address (ChannelTarget): "host:port", a gRPC target
+//    ("dns:///name:port", "ipv4:a:p,b:p", "ipv6:...", "unix:..."), or a
+//    comma-separated list of IP addresses with ports ("10.0.0.1:50051,
+//    10.0.0.2:50051"). Calls are balanced round-robin over every address the
+//    target resolves to (ClientOptions::load_balancing), and gRPC
+//    re-resolves a name when a connection ends: with a headless Kubernetes
+//    Service ("dns:///wfm-server-headless.NS.svc.cluster.local:50051") and
+//    the server's --max-connection-age-seconds, one client's calls spread
+//    over all replicas, new ones included.
 //  * Every call has a default deadline by kind (ClientOptions::deadlines).
 //  * Results are absl::StatusOr; a failed RPC becomes an absl::Status with the
 //    same canonical code and the server's message, tagged with the RPC's name
@@ -56,7 +65,10 @@ struct Deadlines {
 };
 
 struct ClientOptions {
-  std::string server = "localhost:50051";  // host:port
+  std::string server = "localhost:50051";  // see ChannelTarget
+  // gRPC load-balancing policy over the target's addresses: "round_robin"
+  // (every call to the next ready address) or "pick_first" (one connection).
+  std::string load_balancing = "round_robin";
   std::string token;                       // bearer token; empty = none
   // TLS: on when `tls` is set or any TLS file is given. tls_ca_file holds the
   // PEM roots that sign the server's certificate (empty = the system roots);
@@ -70,6 +82,13 @@ struct ClientOptions {
   // Largest message the client accepts (sample chunks, job lists), bytes.
   int max_receive_bytes = 256 << 20;
 };
+
+// The gRPC target of a server address: a gRPC target URI ("dns:///h:p",
+// "ipv4:...", "ipv6:...", "unix:...") and "host:port" stay as they are; a
+// comma-separated list of "a.b.c.d:port" (or "[v6]:port") addresses becomes
+// "ipv4:a,b" ("ipv6:a,b"). InvalidArgument for an empty address and for a
+// list with host names, missing ports or both IP versions.
+absl::StatusOr<std::string> ChannelTarget(absl::string_view server);
 
 // Serving status of a grpc.health.v1 check.
 enum class HealthStatus { kUnknown, kServing, kNotServing, kServiceUnknown };

@@ -65,6 +65,15 @@ int main(int argc, char** argv) {
   app.add_option("--grace-period-seconds", o.grace_period_seconds,
                  "time in-flight work gets on SIGTERM / SIGINT")
       ->capture_default_str();
+  app.add_option("--max-connection-age-seconds", o.max_connection_age_seconds,
+                 "send clients a GOAWAY on connections older than this, so that they reconnect "
+                 "and re-resolve the server's name (spreads long-lived clients over replicas "
+                 "added later; 0 = never)")
+      ->capture_default_str();
+  app.add_option("--max-connection-age-grace-seconds", o.max_connection_age_grace_seconds,
+                 "time the calls in flight on such a connection get before it closes "
+                 "(0 = no limit: they finish)")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "debug | info | warning | error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

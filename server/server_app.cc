@@ -1,5 +1,8 @@
 #include "server/server_app.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,6 +54,18 @@ absl::Status CheckPositive(absl::string_view flag, int64_t v) {
   if (v >= 1) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("--", flag, ": must be >= 1, got ", v));
 }
+
+// A gRPC duration argument in seconds: 0 (no limit) up to INT_MAX ms.
+absl::Status CheckConnectionSeconds(absl::string_view flag, double v) {
+  constexpr double kMax = INT_MAX / 1000.0;
+  if (std::isfinite(v) && v >= 0 && v <= kMax) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": must be a number of seconds from 0 ",
+                                                 "(no limit) to ", static_cast<int64_t>(kMax),
+                                                 ", got ", v));
+}
+
+// Seconds -> whole milliseconds of a gRPC channel argument (checked above).
+int Milliseconds(double seconds) { return static_cast<int>(std::llround(seconds * 1000.0)); }
 
 // The method names of WfmService, from its descriptor.
 std::set<std::string> ServiceMethods() {
@@ -104,6 +119,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (!(o.grace_period_seconds >= 0)) {
     return absl::InvalidArgumentError("--grace-period-seconds: must be >= 0");
   }
+  WFM_RETURN_IF_ERROR(CheckConnectionSeconds("max-connection-age-seconds",
+                                             o.max_connection_age_seconds));
+  WFM_RETURN_IF_ERROR(CheckConnectionSeconds("max-connection-age-grace-seconds",
+                                             o.max_connection_age_grace_seconds));
   return ParseLogLevel(o.log_level).status();
 }
 
@@ -218,6 +237,14 @@ absl::Status ServerApp::Init() {
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   // A second server on a busy port must fail, not share it silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (o.max_connection_age_seconds > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               std::max(1, Milliseconds(o.max_connection_age_seconds)));
+  }
+  if (o.max_connection_age_grace_seconds > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               std::max(1, Milliseconds(o.max_connection_age_grace_seconds)));
+  }
   grpc::ResourceQuota quota("wfm-server");
   quota.SetMaxThreads(kMaxServerThreads);
   builder.SetResourceQuota(quota);

@@ -58,6 +58,12 @@ struct ServerOptions {
   int64_t checkpoint_every = 500;
   double model_rescan_seconds = 10.0;  // 0: never rescan <data-dir>/models
   double grace_period_seconds = 30.0;
+  // Connections older than this get a GOAWAY, so that clients reconnect and
+  // re-resolve the server's name (client-side balancing reaches replicas
+  // that came later); 0 = no limit. Calls in flight on such a connection get
+  // max_connection_age_grace_seconds more (0 = no limit).
+  double max_connection_age_seconds = 0.0;
+  double max_connection_age_grace_seconds = 0.0;
   std::string log_level = "info";
 };
 

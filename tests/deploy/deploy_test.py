@@ -39,6 +39,10 @@ TRAIN_BIN = os.environ.get("WFM_TRAIN_BIN", "")
 REQUIRED_ALERTS = {"WfmGenerationStalled", "WfmModelSamplingStalled", "WfmHighErrorRatio",
                    "WfmTrainingJobFailed", "WfmServerDown"}
 HEALTH_SERVICE = "wfm.v1.WfmService"
+# The server flags whose value in the ConfigMap differs from the binary's
+# default on purpose: replicas close connections after 5 minutes so that
+# clients balancing over the headless Service re-resolve and reach new pods.
+DEPLOYMENT_OVERRIDES = {"--max-connection-age-seconds": "300"}
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 # Series Prometheus makes itself (allowed in the alert rules only).
@@ -288,11 +292,12 @@ class ManifestTest(unittest.TestCase):
             used.add(m.group(1))
             with self.subTest(flag):
                 self.assertIn(flag, defaults)
-                self.assertTrue(same_value(cm[m.group(1)], defaults[flag]),
-                                f"{flag}: ConfigMap {cm[m.group(1)]}, server default {defaults[flag]}")
+                expected = DEPLOYMENT_OVERRIDES.get(flag, defaults[flag])
+                self.assertTrue(same_value(cm[m.group(1)], expected),
+                                f"{flag}: ConfigMap {cm[m.group(1)]}, expected {expected}")
         # Every key is passed to a flag.
         self.assertEqual(used, set(cm))
-        self.assertEqual(len(used), 10)
+        self.assertEqual(len(used), 12)
         # The training ConfigMap's keys all reach wfm-train's flags too.
         job = one(self.example, "Job")["spec"]["template"]["spec"]["containers"][0]
         train_cm = one(self.example, "ConfigMap", "wfm-train-config")["data"]

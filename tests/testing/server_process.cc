@@ -14,7 +14,7 @@ namespace {
 
 ProcessOptions ServerArgs(ServerProcessOptions options) {
   ProcessOptions p;
-  p.args = {WFM_SERVER_BINARY, "--listen",   "127.0.0.1:0",     "--metrics-listen",
+  p.args = {WFM_SERVER_BINARY, "--listen",   options.listen,    "--metrics-listen",
             "127.0.0.1:0",     "--data-dir", options.data_dir, "--threads",
             "1"};
   p.args.insert(p.args.end(), options.extra_flags.begin(), options.extra_flags.end());

@@ -25,12 +25,14 @@ struct ServerProcessOptions {
   std::string log;                       // when set, the server's output also goes here
   std::vector<std::string> extra_flags;  // after the defaults below (later flags win)
   int64_t file_size_limit = 0;           // RLIMIT_FSIZE in bytes; 0 = none
+  std::string listen = "127.0.0.1:0";    // --listen (a loopback address and port 0: a free one)
 };
 
 class ChildServer {
  public:
-  // Starts wfm-server --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0
-  // --data-dir D --threads 1 plus the extra flags.
+  // Starts wfm-server --listen L (127.0.0.1:0 unless options.listen says
+  // otherwise) --metrics-listen 127.0.0.1:0 --data-dir D --threads 1 plus
+  // the extra flags.
   explicit ChildServer(ServerProcessOptions options);
 
   // Waits for the ready line ("wfm-server ready: grpc H:P, metrics H:P, ...")
