@@ -48,7 +48,7 @@ struct SampleBenchArgs {
   int64_t points = 128;
   int64_t dim = 3;
   int64_t num = 16;       // samples generated
-  int64_t steps = 100;    // integration steps (adaptive: the step cap)
+  int64_t steps = 0;      // integration steps (adaptive: the step cap); 0 = the family's default
   std::string solver;     // ODE solver name; empty = the family's default
   double rtol = 1e-3;     // adaptive solver tolerances
   double atol = 1e-4;
@@ -67,7 +67,7 @@ struct SampleBenchArgs {
 // naming the flag for an unknown solver or bad tolerances.
 template <typename Request>
 absl::Status ApplySolver(const SampleBenchArgs& a, Request* r) {
-  r->steps = a.steps;
+  if (a.steps > 0) r->steps = a.steps;
   // The tolerances' flags have defaults; only the adaptive solver takes them.
   const bool adaptive = a.solver == "adaptive";
   return model::ApplyOdeChoice(a.solver, adaptive ? std::optional<double>(a.rtol) : std::nullopt,

@@ -7,7 +7,8 @@ prints one table of medians and ratios.
         [--anchor ../shared/anchors/bench_anchor.py] [--json FILE]
 
 Every case runs R rounds of (wfm_bench, anchor) with the same flags and
-thread count; the table gives each side's median throughput over the rounds,
+thread count (the *-default cases: wfm_bench at its default solver and steps,
+the anchor at 100 steps); the table gives each side's median throughput over the rounds,
 their ratio, and the 1-minute load average seen before each run (others'
 work on the machine makes wall-clock figures noisy; alternating keeps both
 sides under the same conditions). --busy runs a busy loop
@@ -26,19 +27,25 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# name -> (subcommand and flags, throughput key, unit)
+# name -> (subcommand and flags, throughput key, unit[, the anchor's flags when
+# they differ]). The *-default cases run wfm_bench with its default solver and
+# steps (the family's sampling defaults) against the anchor's 100 steps.
 CASES = {
     "sinkhorn": (["sinkhorn", "--repeats", "15"], "seconds_per_batch", "batches/s"),
     "train": (["train", "--steps", "10"], "steps_per_sec", "steps/s"),
-    "sample": (["sample", "--repeats", "3"], "samples_per_sec", "samples/s"),
+    "sample": (["sample", "--repeats", "3", "--steps", "100"], "samples_per_sec", "samples/s"),
     "sample-ref": (["sample", "--emb", "512", "--layers", "6", "--mlp", "512", "--heads", "4",
                     "--points", "64", "--steps", "20", "--repeats", "2"],
                    "samples_per_sec", "samples/s"),
+    "sample-default": (["sample", "--repeats", "3"], "samples_per_sec", "samples/s",
+                       ["sample", "--repeats", "3", "--steps", "100"]),
     "train-gaussian": (["train", "--gaussian", "--steps", "20"], "steps_per_sec", "steps/s"),
-    "sample-gaussian": (["sample", "--gaussian", "--repeats", "3"], "samples_per_sec",
-                        "samples/s"),
+    "sample-gaussian": (["sample", "--gaussian", "--repeats", "3", "--steps", "100"],
+                        "samples_per_sec", "samples/s"),
+    "sample-gaussian-default": (["sample", "--gaussian", "--repeats", "3"], "samples_per_sec",
+                                "samples/s",
+                                ["sample", "--gaussian", "--repeats", "3", "--steps", "100"]),
 }
-
 
 def run_json(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -70,7 +77,8 @@ def main():
     rows, records = [], []
     try:
         for case in args.only.split(","):
-            flags, key, unit = CASES[case]
+            flags, key, unit = CASES[case][:3]
+            anchor_flags = CASES[case][3] if len(CASES[case]) > 3 else flags
             for threads in [int(t) for t in args.threads.split(",")]:
                 ours, anchor, loads, used = [], [], [], threads
                 for _ in range(args.rounds):
@@ -78,7 +86,7 @@ def main():
                     used = rec["threads"]
                     loads.append(rec["loadavg_1min"])
                     ours.append(throughput(rec, key))
-                    ref = run_json(["/usr/bin/python3", args.anchor] + flags + ["--no-pot"] *
+                    ref = run_json(["/usr/bin/python3", args.anchor] + anchor_flags + ["--no-pot"] *
                                    (case == "sinkhorn") + ["--threads", str(used)])
                     loads.append(ref["loadavg_1min_at_start"])
                     anchor.append(throughput(ref, key))

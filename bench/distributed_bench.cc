@@ -33,15 +33,13 @@
 #include "absl/strings/str_cat.h"
 #include "bench/bench_args.h"
 #include "bench/bench_util.h"
+#include "bench/synthetic_data.h"
 #include "model/common/status.h"
 #include "model/distributed/data_parallel.h"
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
 
 namespace wfm::bench {
-
-// train_bench.cc: the anchor's synthetic anisotropic Gaussian blobs.
-model::io::PointCloudSet SyntheticClouds(int64_t count, int64_t n, int64_t d, uint64_t seed);
 
 namespace {
 

@@ -9,6 +9,8 @@
 //                       --max-queue-delay-ms MS --threads T]
 //   wfm_bench load     [--clients 1,8,64 --seconds S --num NS --steps T --max-queue Q
 //                       --max-batch-samples B --retry-delay-ms MS --threads T]
+//   wfm_bench nfe      [--datasets shapes2d,shapes3d,blobs,gaussians,circle --seeds S
+//                       --solvers ... --steps 1,2,4,... --rtols ... --threads T]
 #include <CLI/CLI.hpp>
 
 #include "bench/subcommands.h"
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
   wfm::bench::AddSampleCommand(app);
   wfm::bench::AddServeCommand(app);
   wfm::bench::AddLoadCommand(app);
+  wfm::bench::AddNfeCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -16,6 +16,9 @@ void AddServeCommand(CLI::App& app);
 // load: 1 / 8 / 64 concurrent sampling clients against an in-process
 // wfm-server: throughput, latency, rejection rate, memory (load_bench.cc).
 void AddLoadCommand(CLI::App& app);
+// nfe: held-out quality and samples/s per ODE solver and step count, on
+// small models trained on built-in data sets of both families (nfe_bench.cc).
+void AddNfeCommand(CLI::App& app);
 
 }  // namespace wfm::bench
 

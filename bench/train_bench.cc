@@ -19,6 +19,7 @@
 #include "bench/bench_util.h"
 #include "bench/distributed_bench.h"
 #include "bench/subcommands.h"
+#include "bench/synthetic_data.h"
 #include "model/sample/pointcloud_model.h"
 #include "model/train/pointcloud_trainer.h"
 
@@ -147,9 +148,10 @@ int RunSample(const SampleBenchArgs& a) {
   r.points = a.points;
   r.seed = a.seed;
   if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
+  const int64_t steps = r.steps;  // --steps, or the family's default
   r.steps = 2;
   if (auto s = (*model)->Sample({r}); !s.ok()) return Fail(s.status());  // warm-up
-  r.steps = a.steps;
+  r.steps = steps;
   absl::Status failure;
   int64_t nfe = 0;
   const double cpu0 = ProcessCpuSeconds();
@@ -163,7 +165,7 @@ int RunSample(const SampleBenchArgs& a) {
   const double cpu_seconds = (ProcessCpuSeconds() - cpu0) / std::max(1, a.repeats);
   if (!failure.ok()) return Fail(failure);
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "pointcloud"}, {"points", a.points},
-                        {"dim", a.dim}, {"num", a.num}, {"steps", a.steps}, {"emb", a.emb},
+                        {"dim", a.dim}, {"num", a.num}, {"steps", steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
                         {"solver", model::OdeSolverName(r.solver)}, {"nfe", nfe},
                         {"params", (*model)->parameter_count()},
@@ -216,7 +218,8 @@ void AddSampleCommand(CLI::App& app) {
   cmd->add_option("--points", a->points)->capture_default_str();
   cmd->add_option("--dim", a->dim)->capture_default_str();
   cmd->add_option("--num", a->num, "samples generated")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "integration steps (adaptive: the step cap)")
+  cmd->add_option("--steps", a->steps,
+                  "integration steps (adaptive: the step cap); 0 = the family's default")
       ->capture_default_str();
   cmd->add_option("--solver", a->solver,
                   "euler | midpoint | heun | rk4 | adaptive (default: midpoint, Gaussians euler)");
