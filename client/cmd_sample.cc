@@ -29,7 +29,9 @@ struct SolverFlags {
 };
 
 void AddSolverFlags(CLI::App* app, SolverFlags* f) {
-  app->add_option("--steps", f->steps, "integration steps (default 100; adaptive: the step cap)")
+  app->add_option("--steps", f->steps,
+                  "integration steps (default: sample 1 for point clouds, 16 for Gaussians; "
+                  "evaluate 100; adaptive: the step cap)")
       ->check(CLI::NonNegativeNumber);
   app->add_option("--solver", f->solver,
                   "ODE solver (default: midpoint for point clouds, euler for Gaussians)")

@@ -192,7 +192,8 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
 namespace {
 
 // The ODE fields of a sampling request (solver, steps, rtol, atol) into `r`;
-// an empty solver is the family's default, steps 0 = 100.
+// an empty solver is the family's default, steps 0 = the family's default
+// (the model request's own defaults).
 std::optional<double> Optional(bool has, double value) {
   return has ? std::optional<double>(value) : std::nullopt;
 }
@@ -201,9 +202,9 @@ template <typename Proto, typename Request>
 absl::Status OdeFromProto(const Proto& req, model::OdeSolver default_solver, Request* r) {
   if (req.steps() < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("steps: must be >= 0 (0 = 100), got ", req.steps()));
+        absl::StrCat("steps: must be >= 0 (0 = the family's default), got ", req.steps()));
   }
-  r->steps = req.steps() == 0 ? 100 : req.steps();
+  r->steps = req.steps() == 0 ? Request().steps : req.steps();
   r->solver = default_solver;
   return model::ApplyOdeChoice(req.solver(), Optional(req.has_rtol(), req.rtol()),
                                Optional(req.has_atol(), req.atol()), r);

@@ -307,18 +307,20 @@ TEST(ProtoConvertTest, CloudSampleRequests) {
   EXPECT_EQ(r.seed, 123456789012345ULL);
   EXPECT_TRUE(r.trajectory);
 
-  // Unset guidance stays unset (the model's default); steps 0 become 100.
+  // Unset guidance stays unset (the model's default); steps 0 become the
+  // point clouds' default, 1 midpoint step.
   pb::SampleNichesRequest plain;
   plain.set_num_samples(1);
   WFM_ASSERT_OK_AND_ASSIGN(const model::CloudSampleRequest d, CloudRequestFromProto(plain));
   EXPECT_FALSE(d.guidance.has_value());
-  EXPECT_EQ(d.steps, 100);
+  EXPECT_EQ(d.steps, 1);
+  EXPECT_EQ(d.solver, model::OdeSolver::kMidpoint);
   EXPECT_EQ(d.points, 0);
   EXPECT_FALSE(d.trajectory);
 
   plain.set_steps(-3);
   EXPECT_EQ(CloudRequestFromProto(plain).status(),
-            absl::InvalidArgumentError("steps: must be >= 0 (0 = 100), got -3"));
+            absl::InvalidArgumentError("steps: must be >= 0 (0 = the family's default), got -3"));
   plain.set_steps(0);
   plain.set_samples_per_message(-1);
   EXPECT_EQ(CloudRequestFromProto(plain).status(),
@@ -343,10 +345,10 @@ TEST(ProtoConvertTest, GaussianSampleRequestsAndReplies) {
   EXPECT_FALSE(r.reference_cov_sign);
   req.set_steps(0);
   WFM_ASSERT_OK_AND_ASSIGN(const model::GaussianSampleRequest d, GaussianRequestFromProto(req));
-  EXPECT_EQ(d.steps, 100);
+  EXPECT_EQ(d.steps, 16);  // the Gaussians' default: 16 Euler steps
   req.set_steps(-1);
   EXPECT_EQ(GaussianRequestFromProto(req).status(),
-            absl::InvalidArgumentError("steps: must be >= 0 (0 = 100), got -1"));
+            absl::InvalidArgumentError("steps: must be >= 0 (0 = the family's default), got -1"));
 
   model::GeneratedGaussians g;
   g.dim = 1;
