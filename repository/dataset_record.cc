@@ -79,6 +79,7 @@ nlohmann::json DatasetRecordToJson(const DatasetInfo& info) {
           {"min_size", info.min_size},
           {"max_size", info.max_size},
           {"samples", info.samples},
+          {"spatial_dim", info.spatial_dim},
           {"label_names", info.label_names},
           {"size_bytes", info.size_bytes},
           {"created_unix_ms", info.created_unix_ms},
@@ -107,6 +108,12 @@ absl::StatusOr<DatasetInfo> DatasetRecordFromJson(const nlohmann::json& j) {
     info.min_size = j.at("min_size").get<int64_t>();
     info.max_size = j.at("max_size").get<int64_t>();
     info.samples = j.at("samples").get<int64_t>();
+    // Records written before 3-D tissue hold 2-D coordinates.
+    info.spatial_dim =
+        j.value("spatial_dim", info.kind == DatasetKind::kSpatialCells ? int64_t{2} : int64_t{0});
+    if (info.kind == DatasetKind::kSpatialCells && info.spatial_dim < 1) {
+      return absl::DataLossError("record: bad spatial_dim");
+    }
     info.label_names = j.at("label_names").get<std::vector<std::string>>();
     info.size_bytes = j.at("size_bytes").get<int64_t>();
     info.created_unix_ms = j.at("created_unix_ms").get<int64_t>();
@@ -184,6 +191,7 @@ absl::StatusOr<std::shared_ptr<const DatasetData>> ReadDatasetFolder(const std::
       case DatasetKind::kSpatialCells: {
         CellSet cells;
         cells.dim = info.dim;
+        cells.spatial_dim = info.spatial_dim;
         auto features = arrays.find("features");
         auto coords = arrays.find("coords");
         if (features == arrays.end() || coords == arrays.end()) {
@@ -193,7 +201,7 @@ absl::StatusOr<std::shared_ptr<const DatasetData>> ReadDatasetFolder(const std::
         WFM_ASSIGN_OR_RETURN(cells.coords, coords->second.ToFloat32());
         const int64_t n = info.items;
         if (static_cast<int64_t>(cells.features.size()) != n * info.dim ||
-            static_cast<int64_t>(cells.coords.size()) != 2 * n) {
+            static_cast<int64_t>(cells.coords.size()) != info.spatial_dim * n) {
           return absl::DataLossError(
               absl::StrCat(source, ": features or coords do not match the record's ", n, " cells"));
         }

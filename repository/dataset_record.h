@@ -10,7 +10,7 @@
 //                  (discrete: strings [C]; continuous: float32 [C, cond_dim])
 //   GAUSSIANS      means float64 [C, dim], covs float64 [C, dim, dim], labels
 //                  (discrete: strings [C])
-//   SPATIAL_CELLS  features float32 [n, dim], coords float32 [n, 2],
+//   SPATIAL_CELLS  features float32 [n, dim], coords float32 [n, spatial_dim],
 //                  sample_ids strings [n] (absent: one sample), labels strings
 //                  [n] (discrete only)
 #ifndef WFM_REPOSITORY_DATASET_RECORD_H_
@@ -56,6 +56,7 @@ struct DatasetInfo {
   int64_t min_size = 0;  // POINT_CLOUDS: smallest cloud
   int64_t max_size = 0;  // POINT_CLOUDS: largest cloud
   int64_t samples = 0;   // SPATIAL_CELLS: distinct sample ids (1 without ids)
+  int64_t spatial_dim = 0;  // SPATIAL_CELLS: coordinate columns (2 or 3, ...); others 0
   std::vector<std::string> label_names;  // discrete: distinct labels, sorted
   int64_t size_bytes = 0;                // of data.npz
   int64_t created_unix_ms = 0;
@@ -68,7 +69,8 @@ struct DatasetInfo {
 struct CellSet {
   int64_t dim = 0;                      // features per cell
   std::vector<float> features;          // [n, dim] row-major
-  std::vector<float> coords;            // [n, 2] row-major
+  int64_t spatial_dim = 2;              // coordinate columns (2-D sections, 3-D tissue)
+  std::vector<float> coords;            // [n, spatial_dim] row-major
   std::vector<std::string> sample_ids;  // [n], or empty: one sample
   model::io::Labels labels;             // none, or strings [n]
 

@@ -44,7 +44,7 @@ std::vector<int64_t> WithNiches(const model::data::Niches& niches,
 absl::StatusOr<model::data::Niches> BuildCellNiches(const CellSet& cells, int64_t k) {
   model::data::NicheOptions options;
   options.k = k;
-  return model::data::BuildNiches(cells.coords, 2, cells.sample_ids, options);
+  return model::data::BuildNiches(cells.coords, cells.spatial_dim, cells.sample_ids, options);
 }
 
 absl::Status CheckCenters(const CellSet& cells, const std::vector<int64_t>& centers) {

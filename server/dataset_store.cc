@@ -170,7 +170,8 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
         if (n == 0) return absl::InvalidArgumentError("upload: no cells received after the header");
         std::vector<std::pair<std::string, model::io::ArrayView>> arrays;
         arrays.emplace_back("features", model::io::ArrayView::Of({n, h.dim}, cells_.features));
-        arrays.emplace_back("coords", model::io::ArrayView::Of({n, 2}, cells_.coords));
+        info.spatial_dim = SpatialDim(h);
+        arrays.emplace_back("coords", model::io::ArrayView::Of({n, info.spatial_dim}, cells_.coords));
         if (!cells_.sample_ids.empty()) {
           arrays.emplace_back("sample_ids", model::io::ArrayView::Of({n}, cells_.sample_ids));
         }

@@ -129,6 +129,16 @@ absl::Status ValidateDatasetHeader(const DatasetHeader& header) {
     return absl::InvalidArgumentError(
         "header.condition_dim: only meaningful with label_type continuous; leave it 0");
   }
+  if (cells && (SpatialDim(header) < 1 || SpatialDim(header) > kMaxSpatialDim)) {
+    return absl::InvalidArgumentError(absl::StrCat("header.spatial_dim: must be in [1, ",
+                                                   kMaxSpatialDim, "] for SPATIAL_CELLS (0 = 2), got ",
+                                                   header.spatial_dim));
+  }
+  if (!cells && header.spatial_dim != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "header.spatial_dim: only meaningful for SPATIAL_CELLS; leave it 0 for ",
+        DatasetKindName(header.kind)));
+  }
   if (header.description.size() > kMaxDescription) {
     return absl::InvalidArgumentError(
         absl::StrCat("header.description: ", header.description.size(), " bytes, the limit is ",
@@ -263,10 +273,11 @@ absl::Status ValidateCellChunk(const DatasetHeader& h, int64_t index, int64_t fi
                                                    " values, not a multiple of dim ", d));
   }
   const int64_t n = static_cast<int64_t>(chunk.features.size()) / d;
-  if (static_cast<int64_t>(chunk.coords.size()) != 2 * n) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk ", index, ": coords holds ",
-                                                   chunk.coords.size(), " values for ", n,
-                                                   " cells; coords must be [cells, 2]"));
+  const int64_t sd = SpatialDim(h);
+  if (static_cast<int64_t>(chunk.coords.size()) != sd * n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", index, ": coords holds ", chunk.coords.size(), " values for ", n,
+                     " cells; coords must be [cells, ", sd, "] (header.spatial_dim)"));
   }
   const int64_t bf = FirstNonFinite(chunk.features);
   if (bf >= 0) {
@@ -276,9 +287,9 @@ absl::Status ValidateCellChunk(const DatasetHeader& h, int64_t index, int64_t fi
   }
   const int64_t bc = FirstNonFinite(chunk.coords);
   if (bc >= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("cells[", first + bc / 2,
+    return absl::InvalidArgumentError(absl::StrCat("cells[", first + bc / sd,
                                                    "].coords: ", NonFiniteName(chunk.coords[bc]),
-                                                   " at index ", bc % 2));
+                                                   " at index ", bc % sd));
   }
   if (n > 0) {
     const bool has_ids = !chunk.sample_ids.empty();

@@ -31,6 +31,8 @@ using repository::ParseLabelType;
 // The largest dimension of Gaussians (uploaded, or made from point clouds
 // at training): a dim x dim covariance per item.
 inline constexpr int64_t kMaxGaussianDim = 512;
+// Spatial coordinates of cells: 2-D sections, 3-D tissue, at most this many.
+inline constexpr int64_t kMaxSpatialDim = 16;
 
 // The first message of an upload.
 struct DatasetHeader {
@@ -43,7 +45,15 @@ struct DatasetHeader {
   bool overwrite = false;
   // None, or one per dimension: unique, each 1 to 256 bytes.
   std::vector<std::string> feature_names;
+  // SPATIAL_CELLS: columns of the coordinates, 1 to kMaxSpatialDim; 0 = 2.
+  // Other kinds: 0.
+  int64_t spatial_dim = 0;
 };
+
+// The coordinate columns of a SPATIAL_CELLS header (its 0 means 2).
+inline int64_t SpatialDim(const DatasetHeader& header) {
+  return header.spatial_dim == 0 ? 2 : header.spatial_dim;
+}
 
 // Upload chunks as views of the received arrays (row-major).
 struct CloudChunkView {

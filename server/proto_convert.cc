@@ -77,6 +77,7 @@ absl::StatusOr<DatasetHeader> HeaderFromProto(const pb::DatasetHeader& header) {
   h.description = header.description();
   h.overwrite = header.overwrite();
   h.feature_names = Strings(header.feature_names());
+  h.spatial_dim = header.spatial_dim();
   return h;
 }
 
@@ -95,6 +96,7 @@ void ToProto(const DatasetInfo& info, pb::Dataset* out) {
   out->set_min_size(info.min_size);
   out->set_max_size(info.max_size);
   out->set_samples(info.samples);
+  out->set_spatial_dim(info.spatial_dim);
   for (const auto& l : info.label_names) out->add_label_names(l);
   out->set_size_bytes(info.size_bytes);
   out->set_created_unix_ms(info.created_unix_ms);
@@ -223,6 +225,10 @@ absl::StatusOr<model::CloudSampleRequest> CloudRequestFromProto(
   WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kMidpoint, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();
+  r.init_points.assign(req.init_points().begin(), req.init_points().end());
+  r.init_sizes.assign(req.init_sizes().begin(), req.init_sizes().end());
+  // Given sources define the number of samples when it is left at 0.
+  if (r.num_samples == 0 && !r.init_sizes.empty()) r.num_samples = req.init_sizes_size();
   if (req.samples_per_message() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "samples_per_message: must be >= 0 (0 = the server's choice), got ",
@@ -239,6 +245,21 @@ absl::StatusOr<model::GaussianSampleRequest> GaussianRequestFromProto(
   WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kEuler, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();
+  r.init_means.assign(req.init_means().begin(), req.init_means().end());
+  r.init_covs.assign(req.init_covs().begin(), req.init_covs().end());
+  // Given sources define the number of samples when it is left at 0: n
+  // means [n, d] and covariances [n, d, d] give d = covs / means. (The model
+  // checks the dimension against its own.)
+  if (r.num_samples == 0 && !(r.init_means.empty() && r.init_covs.empty())) {
+    const int64_t m = req.init_means_size(), c = req.init_covs_size();
+    const int64_t d = m > 0 && c % m == 0 ? c / m : 0;
+    if (d < 1 || m % d != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "init_covs: ", c, " values do not make [n, dim, dim] for the ", m,
+          " values of init_means [n, dim]"));
+    }
+    r.num_samples = m / d;
+  }
   return r;
 }
 

@@ -156,6 +156,46 @@ int64_t GaussianModel::parameter_count() const {
   return n;
 }
 
+absl::Status GaussianModel::ValidateInit(const GaussianSampleRequest& r) const {
+  if (r.init_means.empty() && r.init_covs.empty()) return absl::OkStatus();
+  const int64_t d = dim(), n = r.num_samples;
+  if (static_cast<int64_t>(r.init_means.size()) != n * d) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "init_means: ", r.init_means.size(), " values; one given source mean per sample needs [",
+        n, ", ", d, "] = ", n * d));
+  }
+  if (static_cast<int64_t>(r.init_covs.size()) != n * d * d) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "init_covs: ", r.init_covs.size(), " values; one given source covariance per sample needs [",
+        n, ", ", d, ", ", d, "] = ", n * d * d));
+  }
+  for (int64_t i = 0; i < n * d; ++i) {
+    if (!std::isfinite(r.init_means[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("init_means[", i / d, ", ", i % d, "] = ",
+                                                     r.init_means[i], ": values must be finite"));
+    }
+  }
+  for (int64_t g = 0; g < n; ++g) {
+    // The acceptance rule every reader of covariances shares (spd_check.h).
+    const double* s = r.init_covs.data() + g * d * d;
+    const gaussian::SpdVerdict v = gaussian::CheckSpd(s, d);
+    const std::string at = absl::StrCat("init_covs[", g, ", ", v.row, ", ", v.col, "] = ");
+    switch (v.kind) {
+      case gaussian::SpdVerdict::Kind::kSpd: break;
+      case gaussian::SpdVerdict::Kind::kNotFinite:
+        return absl::InvalidArgumentError(
+            absl::StrCat(at, s[v.row * d + v.col], ": values must be finite"));
+      case gaussian::SpdVerdict::Kind::kNotSymmetric:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "init_covs[", g, "]: not symmetric (", at, s[v.row * d + v.col], ", [", v.col, ", ",
+            v.row, "] = ", s[v.col * d + v.row], ")"));
+      case gaussian::SpdVerdict::Kind::kNotPositiveDefinite:
+        return absl::InvalidArgumentError(absl::StrCat("init_covs[", g, "]: not positive definite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GaussianModel::ValidateRequest(const GaussianSampleRequest& r,
                                             const SampleLimits& limits) const {
   if (r.num_samples < 1) {
@@ -172,6 +212,7 @@ absl::Status GaussianModel::ValidateRequest(const GaussianSampleRequest& r,
     }
     WFM_RETURN_IF_ERROR(labels_.Code(r.label).status());
   }
+  WFM_RETURN_IF_ERROR(ValidateInit(r));
   if (r.trajectory) {
     const double d = static_cast<double>(dim());
     const double values = static_cast<double>(r.steps + 1) * r.num_samples * (d + d * d);
@@ -206,7 +247,10 @@ absl::Status GaussianModel::PrepareRequest(const GaussianSampleRequest& r, std::
     }
     for (int64_t s = 0; s < num; ++s) out->labels.push_back(labels_.names[(*codes)[s]]);
   }
-  if (source_means_.empty()) {
+  if (!r.init_means.empty()) {  // the request's own sources
+    *means = r.init_means;
+    *covs = r.init_covs;
+  } else if (source_means_.empty()) {
     WFM_ASSIGN_OR_RETURN(const noise::GaussianBatch batch,
                          noise::SampleWishartSource(wishart_, num, gen));
     const at::Tensor mc = batch.means.contiguous(), sc = batch.covs.contiguous();

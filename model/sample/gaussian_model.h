@@ -79,6 +79,13 @@ struct GaussianSampleRequest {
   // Reproduces the reference's covariance update sign (U = I + dt·W), which
   // moves covariances away from the data. For tests and benchmarks only.
   bool reference_cov_sign = false;
+  // Given source Gaussians (the reference's init_noise): when init_means is
+  // not empty, sample s starts at t = 1 from N(init_means[s], init_covs[s])
+  // instead of a drawn source. init_means [num_samples, dim] and init_covs
+  // [num_samples, dim, dim], finite; every covariance symmetric positive
+  // definite by gaussian::ValidateCovariances (model/gaussian/spd.h).
+  std::vector<double> init_means;
+  std::vector<double> init_covs;
 
   OdeSettings ode() const { return {solver, steps, rtol, atol}; }
 };
@@ -146,6 +153,9 @@ class GaussianModel {
 
  private:
   GaussianModel() = default;
+
+  // The init_* fields of a request (field-named errors).
+  absl::Status ValidateInit(const GaussianSampleRequest& request) const;
 
   // The source Gaussians and label codes of one request.
   absl::Status PrepareRequest(const GaussianSampleRequest& request, std::vector<double>* means,

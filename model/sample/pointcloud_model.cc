@@ -146,6 +146,57 @@ int64_t PointCloudModel::parameter_count() const {
   return n;
 }
 
+absl::Status PointCloudModel::ValidateInit(const CloudSampleRequest& r,
+                                           const SampleLimits& limits) const {
+  if (r.init_sizes.empty()) {
+    if (r.init_points.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        "init_sizes: required with init_points (the points of each given source cloud)");
+  }
+  if (static_cast<int64_t>(r.init_sizes.size()) != r.num_samples) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("init_sizes: ", r.init_sizes.size(), " given source clouds for num_samples ",
+                     r.num_samples, "; one source cloud per sample"));
+  }
+  int64_t total = 0;
+  for (size_t s = 0; s < r.init_sizes.size(); ++s) {
+    const int64_t n = r.init_sizes[s];
+    if (n < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("init_sizes[", s, "]: a source cloud needs >= 1 point, got ", n));
+    }
+    if (n > limits.max_points) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "init_sizes[", s, "]: ", n, " points exceed the limit of ", limits.max_points));
+    }
+    if (r.points > 0 && n != r.points) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("points: ", r.points, " per sample, but given source cloud ", s, " has ", n,
+                       " points; leave points at 0 with given sources (their sizes are the "
+                       "generated clouds' sizes)"));
+    }
+    total += n;
+  }
+  const int64_t d = dim();
+  if (static_cast<int64_t>(r.init_points.size()) != total * d) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("init_points: ", r.init_points.size(), " values; the ", total,
+                     " points of init_sizes in dimension ", d, " need ", total * d));
+  }
+  const bool log1p = transform_.kind() == "log1p" || transform_.kind() == "log1p_standardize";
+  for (size_t i = 0; i < r.init_points.size(); ++i) {
+    const float v = r.init_points[i];
+    if (!std::isfinite(v) || (log1p && v < 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "init_points[", static_cast<int64_t>(i) / d, ", ", static_cast<int64_t>(i) % d, "] = ", v,
+          std::isfinite(v) ? ": the model's feature transform (" + transform_.kind() +
+                                 ") needs non-negative values"
+                           : ": values must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
                                               const SampleLimits& limits) const {
   if (r.num_samples < 1) {
@@ -162,7 +213,8 @@ absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
     return absl::ResourceExhaustedError(absl::StrCat("points: ", r.points, " per sample exceeds the limit of ",
                                                      limits.max_points));
   }
-  if (r.points > 0 && !source_offsets_.empty()) {
+  WFM_RETURN_IF_ERROR(ValidateInit(r, limits));
+  if (r.points > 0 && !source_offsets_.empty() && r.init_sizes.empty()) {
     return absl::InvalidArgumentError(
         "points: this model starts from user-given source clouds, whose sizes set the sizes of "
         "the generated clouds; leave points at 0");
@@ -191,7 +243,9 @@ absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
   }
   if (r.trajectory) {
     int64_t largest = r.points;
-    if (largest == 0) {
+    if (!r.init_sizes.empty()) {
+      largest = *std::max_element(r.init_sizes.begin(), r.init_sizes.end());
+    } else if (largest == 0) {
       largest = *std::max_element(sizes_.begin(), sizes_.end());
       for (size_t s = 0; s + 1 < source_offsets_.size(); ++s) {
         largest = std::max(largest, source_offsets_[s + 1] - source_offsets_[s]);
@@ -239,8 +293,11 @@ absl::Status PointCloudModel::PrepareJobs(const CloudSampleRequest& r, size_t in
   }
   std::vector<int64_t> sizes(num, r.points);
   std::vector<int64_t> source_index(num, -1);
+  const bool given = !r.init_sizes.empty();
   for (int64_t s = 0; s < num; ++s) {
-    if (!source_offsets_.empty()) {
+    if (given) {
+      sizes[s] = r.init_sizes[s];
+    } else if (!source_offsets_.empty()) {
       source_index[s] = Draw(gen, static_cast<int64_t>(source_offsets_.size()) - 1);
       sizes[s] = source_offsets_[source_index[s] + 1] - source_offsets_[source_index[s]];
     } else if (r.points == 0) {
@@ -268,7 +325,14 @@ absl::Status PointCloudModel::PrepareJobs(const CloudSampleRequest& r, size_t in
     job.code = codes[s];
     job.condition = conditions[s];
     job.trajectory = r.trajectory;
-    if (source_index[s] >= 0) {
+    if (given) {
+      // The request's own source cloud, in the space the flow was trained in.
+      at::Tensor x = at::from_blob(const_cast<float*>(r.init_points.data()) + out->offsets.back() * d,
+                                   {sizes[s], d}, at::kFloat)
+                         .clone();
+      WFM_RETURN_IF_ERROR(transform_.Apply(x.data_ptr<float>(), x.numel(), "init_points"));
+      job.x0 = std::move(x);
+    } else if (source_index[s] >= 0) {
       const int64_t begin = source_offsets_[source_index[s]];
       job.x0 = at::from_blob(const_cast<float*>(source_points_.data()) + begin * d, {sizes[s], d},
                              at::kFloat)

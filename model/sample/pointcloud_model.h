@@ -62,6 +62,16 @@ struct CloudSampleRequest {
   double atol = kDefaultAtol;  // adaptive only
   uint64_t seed = 0;
   bool trajectory = false;
+  // Given source clouds (the reference's init_noise): when init_sizes is not
+  // empty, sample s starts at t = 1 from its own cloud, points
+  // init_points[sum(init_sizes[0..s)) .. + init_sizes[s]) in the data's space
+  // (mapped into the space the flow was trained in first), instead of a drawn
+  // noise cloud; no sizes or sources are drawn. One cloud per sample
+  // (init_sizes.size() == num_samples), each of 1 to limits.max_points
+  // points, init_points [sum(init_sizes), dim] finite (non-negative under a
+  // log1p feature transform); `points` must then be 0 or equal every size.
+  std::vector<float> init_points;
+  std::vector<int64_t> init_sizes;
 
   OdeSettings ode() const { return {solver, steps, rtol, atol}; }
 };
@@ -126,6 +136,9 @@ class PointCloudModel {
 
  private:
   PointCloudModel() = default;
+
+  // The init_* fields of a request (field-named errors).
+  absl::Status ValidateInit(const CloudSampleRequest& request, const SampleLimits& limits) const;
 
   // One cloud to generate: request r, sample s.
   struct CloudJob;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -104,6 +105,54 @@ TEST(NicheTest, CloudsAreTheNearestNeighboursFeaturesWithTheCentresLabel) {
     }
     EXPECT_EQ(niches->labels.strings[n], c.labels[centers[n]]);
   }
+}
+
+// 3-D tissue: niches are the k nearest cells in all three coordinates,
+// exactly as a brute-force search in 3-D (and not as one in the x-y plane).
+TEST(NicheTest, ThreeDimensionalCoordinatesMatchABruteForceSearch) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0.0, 10.0);
+  CellSet cells;
+  cells.dim = 1;
+  cells.spatial_dim = 3;
+  const int64_t n = 60, k = 5;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int c = 0; c < 3; ++c) cells.coords.push_back(static_cast<float>(u(rng)));
+    cells.features.push_back(static_cast<float>(i));  // the feature names the cell
+    cells.sample_ids.push_back(i < 35 ? "a" : "b");
+  }
+  auto brute = [&](int64_t center, int dims) {
+    std::vector<std::pair<double, int64_t>> d;
+    for (int64_t i = 0; i < n; ++i) {
+      if (i == center || cells.sample_ids[i] != cells.sample_ids[center]) continue;
+      double sum = 0.0;
+      for (int c = 0; c < dims; ++c) {
+        const double diff = double{cells.coords[3 * i + c]} - cells.coords[3 * center + c];
+        sum += diff * diff;
+      }
+      d.emplace_back(sum, i);
+    }
+    std::sort(d.begin(), d.end());
+    std::vector<float> out;
+    for (int64_t j = 0; j < k; ++j) out.push_back(static_cast<float>(d[j].second));
+    return out;
+  };
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  absl::StatusOr<model::io::PointCloudSet> niches = NicheClouds(cells, k, all);
+  ASSERT_TRUE(niches.ok()) << niches.status();
+  ASSERT_EQ(niches->num_clouds(), n);
+  int differs_from_plane = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const std::vector<float> got(niches->points.begin() + niches->offsets[c],
+                                 niches->points.begin() + niches->offsets[c + 1]);
+    EXPECT_EQ(got, brute(c, 3)) << "cell " << c;
+    differs_from_plane += got != brute(c, 2);
+  }
+  EXPECT_GT(differs_from_plane, n / 2);  // the third coordinate matters
+  // Coordinates that do not fill [n, spatial_dim] are refused.
+  cells.coords.pop_back();
+  EXPECT_FALSE(NicheClouds(cells, k, all).ok());
 }
 
 TEST(NicheTest, GaussiansAreTheNichesMeanAndRidgedCovariance) {

@@ -797,6 +797,56 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        kInvalid, "condition: this model is not conditioned on condition vectors"},
       {"niches_negative_samples_per_message", niches([](auto& r) { r.set_samples_per_message(-1); }),
        kInvalid, "samples_per_message: must be >= 0"},
+      {"niches_init_count_not_num_samples",
+       niches([](auto& r) {
+         r.set_points_per_sample(0);
+         r.add_init_sizes(2);
+         r.mutable_init_points()->Resize(4, 0.5f);
+       }),
+       kInvalid, "init_sizes: 1 given source clouds for num_samples 2; one source cloud per sample"},
+      {"niches_init_points_without_sizes",
+       niches([](auto& r) { r.mutable_init_points()->Resize(10, 0.5f); }), kInvalid,
+       "init_sizes: required with init_points"},
+      {"niches_init_empty_cloud",
+       niches([](auto& r) {
+         r.set_points_per_sample(0);
+         r.add_init_sizes(0);
+         r.add_init_sizes(2);
+         r.mutable_init_points()->Resize(4, 0.5f);
+       }),
+       kInvalid, "init_sizes[0]: a source cloud needs >= 1 point, got 0"},
+      {"niches_init_cloud_over_point_limit",
+       niches([](auto& r) {
+         r.set_num_samples(0);
+         r.set_points_per_sample(0);
+         r.add_init_sizes(65);
+         r.mutable_init_points()->Resize(130, 0.5f);
+       }),
+       kExhausted, "init_sizes[0]: 65 points exceed the limit of 64"},
+      {"niches_init_wrong_dimension",
+       niches([](auto& r) {
+         r.set_num_samples(0);
+         r.set_points_per_sample(0);
+         r.add_init_sizes(3);
+         r.mutable_init_points()->Resize(9, 0.5f);
+       }),
+       kInvalid, "init_points: 9 values; the 3 points of init_sizes in dimension 2 need 6"},
+      {"niches_init_nan",
+       niches([](auto& r) {
+         r.set_num_samples(0);
+         r.set_points_per_sample(0);
+         r.add_init_sizes(3);
+         r.mutable_init_points()->Resize(6, 0.5f);
+         r.set_init_points(3, kNaN);
+       }),
+       kInvalid, "init_points[1, 1] = nan: values must be finite"},
+      {"niches_init_size_not_points_per_sample",
+       niches([](auto& r) {
+         r.add_init_sizes(3);
+         r.add_init_sizes(5);
+         r.mutable_init_points()->Resize(16, 0.5f);
+       }),
+       kInvalid, "points: 5 per sample, but given source cloud 0 has 3 points"},
       // ---------------------------------------------------- SampleGaussians
       {"gaussians_sample_pointcloud_model", sample_gaussians([](auto& r) { r.set_model("pcm"); }),
        kPrecondition, "model: 'pcm' is a pointcloud model; sample it with SampleNiches"},
@@ -822,6 +872,58 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        kInvalid, "rtol: only the adaptive solver takes a tolerance (solver is euler)"},
       {"gaussians_sample_unknown_label", sample_gaussians([](auto& r) { r.set_label("zebra"); }),
        kInvalid, "label: "},
+      {"gaussians_sample_init_count_not_num_samples",
+       sample_gaussians([](auto& r) {
+         r.mutable_init_means()->Resize(2, 0.0);
+         for (double v : {1.0, 0.0, 0.0, 1.0}) r.add_init_covs(v);
+       }),
+       kInvalid, "init_means: 2 values; one given source mean per sample needs [2, 2] = 4"},
+      {"gaussians_sample_init_shapes_inconsistent",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         r.mutable_init_means()->Resize(2, 0.0);
+         r.mutable_init_covs()->Resize(3, 1.0);
+       }),
+       kInvalid, "init_covs: 3 values do not make [n, dim, dim] for the 2 values of init_means"},
+      {"gaussians_sample_init_wrong_dimension",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         r.mutable_init_means()->Resize(3, 0.0);
+         for (double v : {1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0}) r.add_init_covs(v);
+       }),
+       kInvalid, "init_means: 3 values; one given source mean per sample needs [1, 2] = 2"},
+      {"gaussians_sample_init_nan_mean",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         r.add_init_means(0.0);
+         r.add_init_means(kNaNd);
+         for (double v : {1.0, 0.0, 0.0, 1.0}) r.add_init_covs(v);
+       }),
+       kInvalid, "init_means[0, 1] = nan: values must be finite"},
+      {"gaussians_sample_init_not_spd",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         r.mutable_init_means()->Resize(4, 0.0);
+         for (double v : {1.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 1.0}) r.add_init_covs(v);
+       }),
+       kInvalid, "init_covs[1]: not positive definite"},
+      {"gaussians_sample_init_not_symmetric",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         r.mutable_init_means()->Resize(2, 0.0);
+         for (double v : {1.0, 0.5, 0.0, 1.0}) r.add_init_covs(v);
+       }),
+       kInvalid, "init_covs[0]: not symmetric"},
+      {"gaussians_sample_init_over_sample_limit",
+       sample_gaussians([](auto& r) {
+         r.set_num_samples(0);
+         for (int i = 0; i < 17; ++i) {
+           r.add_init_means(0.0);
+           r.add_init_means(0.0);
+           for (double v : {1.0, 0.0, 0.0, 1.0}) r.add_init_covs(v);
+         }
+       }),
+       kExhausted, "num_samples: 17"},
       // ---------------------------------------------------- Evaluate
       {"evaluate_unknown_model", evaluate([](auto& r) { r.set_model("nope"); }), kNotFound,
        "'nope'"},

@@ -451,5 +451,38 @@ TEST(ProtoConvertTest, EvaluationResultsOfBothFamilies) {
   EXPECT_FALSE(gaussian.has_emd());
 }
 
+// Given sources travel unchanged and define num_samples when it is 0; a
+// num_samples that is set is kept (the model checks it against the count).
+TEST(ProtoConvertTest, GivenSourcesOfSampleRequests) {
+  pb::SampleNichesRequest niches;
+  niches.set_model("m");
+  for (float v : {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f}) niches.add_init_points(v);
+  niches.add_init_sizes(1);
+  niches.add_init_sizes(2);
+  WFM_ASSERT_OK_AND_ASSIGN(model::CloudSampleRequest c, CloudRequestFromProto(niches));
+  EXPECT_EQ(c.num_samples, 2);
+  EXPECT_EQ(c.init_sizes, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(c.init_points, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  niches.set_num_samples(5);
+  WFM_ASSERT_OK_AND_ASSIGN(c, CloudRequestFromProto(niches));
+  EXPECT_EQ(c.num_samples, 5);
+
+  pb::SampleGaussiansRequest gaussians;
+  gaussians.set_model("m");
+  for (double v : {0.5, -0.5, 1.0, 2.0}) gaussians.add_init_means(v);
+  for (double v : {1.0, 0.0, 0.0, 1.0, 2.0, 1.0, 1.0, 2.0}) gaussians.add_init_covs(v);
+  WFM_ASSERT_OK_AND_ASSIGN(model::GaussianSampleRequest g, GaussianRequestFromProto(gaussians));
+  EXPECT_EQ(g.num_samples, 2);
+  EXPECT_EQ(g.init_means, (std::vector<double>{0.5, -0.5, 1.0, 2.0}));
+  EXPECT_EQ(g.init_covs.size(), 8u);
+  gaussians.add_init_covs(1.0);  // 9 values: no [n, d, d] for 4 means
+  EXPECT_EQ(GaussianRequestFromProto(gaussians).status(),
+            absl::InvalidArgumentError(
+                "init_covs: 9 values do not make [n, dim, dim] for the 4 values of init_means [n, dim]"));
+  gaussians.set_num_samples(3);  // set: kept, the model names the mismatch
+  WFM_ASSERT_OK_AND_ASSIGN(g, GaussianRequestFromProto(gaussians));
+  EXPECT_EQ(g.num_samples, 3);
+}
+
 }  // namespace
 }  // namespace wfm::server

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -455,6 +457,98 @@ TEST(GaussianModelTest, RejectsForeignAndInconsistentCheckpoints) {
   auto status = GaussianModel::FromCheckpoint(missing).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(status.message()), HasSubstr("source.covs"));
+}
+
+// Given source Gaussians (the reference's init_noise). With both heads zero
+// the velocity is 0, U = I, and every solver returns the given Gaussians bit
+// for bit.
+TEST(GaussianModelTest, GivenSourcesAreWhereTheFlowStarts) {
+  const int64_t d = 3;
+  WFM_ASSERT_OK_AND_ASSIGN(auto trainer, Trainer(d, 2));
+  WFM_ASSERT_OK_AND_ASSIGN(checkpoint::Checkpoint ckpt, trainer->MakeCheckpoint(false));
+  int zeroed = 0;
+  for (auto& [name, tensor] : ckpt.tensors) {
+    if (name.find("mean_head.") != std::string::npos || name.find("cov_head.") != std::string::npos) {
+      tensor = at::zeros_like(tensor);
+      ++zeroed;
+    }
+  }
+  ASSERT_GE(zeroed, 4);
+  WFM_ASSERT_OK_AND_ASSIGN(auto still, GaussianModel::FromCheckpoint(ckpt));
+  GaussianSampleRequest r = Request(3, 2, 5);
+  r.init_means = {0.1, -2.5, 3.25, 7.0, 0.0, -1e-3};
+  r.init_covs = {2.0, 0.3, -0.1, 0.3, 1.5, 0.2, -0.1, 0.2, 0.9,
+                 1e-2, 0.0, 0.0, 0.0, 4.0, 1.0, 0.0, 1.0, 3.0};
+  r.trajectory = true;
+  for (OdeSolver solver : {OdeSolver::kEuler, OdeSolver::kHeun, OdeSolver::kRk4,
+                           OdeSolver::kAdaptive}) {
+    r.solver = solver;
+    auto out = still->Sample({r});
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ((*out)[0].means, r.init_means);
+    EXPECT_EQ((*out)[0].covs, r.init_covs);
+    EXPECT_EQ(std::vector<double>((*out)[0].trajectory_covs.begin(),
+                                  (*out)[0].trajectory_covs.begin() + 18),
+              r.init_covs);
+  }
+}
+
+TEST(GaussianModelTest, GivenSourcesAreBatchInvariant) {
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(2, 20, /*labelled=*/true));
+  GaussianSampleRequest given = Request(5, 2);
+  given.init_means = {0.5, -0.5, 1.0, 2.0};
+  given.init_covs = {1.0, 0.2, 0.2, 0.5, 0.3, 0.0, 0.0, 0.3};
+  GaussianSampleRequest other = given;
+  other.seed = 6;
+  other.init_means[0] = -1.0;
+  const std::vector<GaussianSampleRequest> reqs = {Request(1, 3), given, other, Request(2, 4)};
+  auto merged = m->Sample(reqs);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  for (size_t k = 0; k < reqs.size(); ++k) {
+    auto lone = m->Sample({reqs[k]});
+    ASSERT_TRUE(lone.ok());
+    EXPECT_EQ((*lone)[0].means, (*merged)[k].means) << "request " << k;
+    EXPECT_EQ((*lone)[0].covs, (*merged)[k].covs) << "request " << k;
+    EXPECT_EQ((*lone)[0].labels, (*merged)[k].labels) << "request " << k;
+  }
+  EXPECT_NE((*merged)[1].means, given.init_means);  // the trained flow moved them
+  // The second Gaussian's result depends on its own source only.
+  EXPECT_NE((*merged)[1].means[0], (*merged)[2].means[0]);
+}
+
+TEST(GaussianModelTest, GivenSourceValidation) {
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(2, 2));
+  auto base = [] {
+    GaussianSampleRequest r = Request(1, 2);
+    r.init_means = {0, 0, 1, 1};
+    r.init_covs = {1, 0, 0, 1, 2, 1, 1, 2};
+    return r;
+  };
+  EXPECT_TRUE(m->ValidateRequest(base()).ok());
+  const std::vector<std::pair<std::function<void(GaussianSampleRequest*)>, std::string>> cases = {
+      {[](GaussianSampleRequest* r) { r->num_samples = 3; },
+       "init_means: 4 values; one given source mean per sample needs [3, 2] = 6"},
+      {[](GaussianSampleRequest* r) { r->init_means.clear(); }, "init_means: 0 values"},
+      {[](GaussianSampleRequest* r) { r->init_covs.pop_back(); },
+       "init_covs: 7 values; one given source covariance per sample needs [2, 2, 2] = 8"},
+      {[](GaussianSampleRequest* r) { r->init_means[3] = INFINITY; },
+       "init_means[1, 1] = inf: values must be finite"},
+      {[](GaussianSampleRequest* r) { r->init_covs[5] = NAN; },
+       "init_covs[1, 0, 1] = nan: values must be finite"},
+      {[](GaussianSampleRequest* r) { r->init_covs[1] = 0.5; }, "init_covs[0]: not symmetric"},
+      {[](GaussianSampleRequest* r) { r->init_covs = {1, 0, 0, 1, 1, 1, 1, 1}; },
+       "init_covs[1]: not positive definite"},
+      {[](GaussianSampleRequest* r) { r->init_covs = {-1, 0, 0, 1, 1, 0, 0, 1}; },
+       "init_covs[0]: not positive definite"},
+  };
+  for (const auto& [edit, message] : cases) {
+    GaussianSampleRequest r = base();
+    edit(&r);
+    const absl::Status s = m->ValidateRequest(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(message));
+    EXPECT_FALSE(m->Sample({r}).ok());
+  }
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 #include "model/sample/pointcloud_model.h"
 
+#include <cmath>
+#include <functional>
 #include <set>
 
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "model/common/status.h"
 #include "model/train/pointcloud_trainer.h"
 #include "tests/model/train/train_test_util.h"
@@ -16,9 +19,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-absl::StatusOr<std::shared_ptr<const PointCloudModel>> TrainedModel(bool labelled,
-                                                                    int64_t steps = 3,
-                                                                    double guidance = 1.5) {
+absl::StatusOr<std::unique_ptr<PointCloudTrainer>> TrainedTrainer(bool labelled, int64_t steps,
+                                                                  double guidance) {
   const io::PointCloudSet data = testing::Ellipses(20, 9, labelled);
   PointCloudTrainConfig c;
   c.network.width = 16;
@@ -29,9 +31,17 @@ absl::StatusOr<std::shared_ptr<const PointCloudModel>> TrainedModel(bool labelle
   c.optimizer.batch_size = 8;
   c.sinkhorn_iterations = 30;
   c.guidance = guidance;
-  WFM_ASSIGN_OR_RETURN(const std::unique_ptr<PointCloudTrainer> t,
+  WFM_ASSIGN_OR_RETURN(std::unique_ptr<PointCloudTrainer> t,
                        PointCloudTrainer::Create(data, c, "ellipses"));
   WFM_RETURN_IF_ERROR(t->Train());
+  return t;
+}
+
+absl::StatusOr<std::shared_ptr<const PointCloudModel>> TrainedModel(bool labelled,
+                                                                    int64_t steps = 3,
+                                                                    double guidance = 1.5) {
+  WFM_ASSIGN_OR_RETURN(const std::unique_ptr<PointCloudTrainer> t,
+                       TrainedTrainer(labelled, steps, guidance));
   return t->MakeModel();
 }
 
@@ -293,6 +303,118 @@ TEST(PointCloudModelTest, ContinuousConditions) {
       found |= cond[q] == (*out)[0].conditions[k] && cond[q + 1] == (*out)[0].conditions[k + 1];
     }
     EXPECT_TRUE(found);
+  }
+}
+
+// Given source clouds (the reference's init_noise). A network whose final
+// layer is zero has velocity 0 everywhere, so every solver must return the
+// given clouds bit for bit (and record them as trajectory frame 0).
+TEST(PointCloudModelTest, GivenSourcesAreWhereTheFlowStarts) {
+  WFM_ASSERT_OK_AND_ASSIGN(const std::unique_ptr<PointCloudTrainer> t,
+                           TrainedTrainer(false, 2, 1.0));
+  WFM_ASSERT_OK_AND_ASSIGN(checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
+  int zeroed = 0;
+  for (auto& [name, tensor] : ckpt.tensors) {
+    if (absl::EndsWith(name, ".final.weight") || absl::EndsWith(name, ".final.bias")) {
+      tensor = at::zeros_like(tensor);
+      ++zeroed;
+    }
+  }
+  ASSERT_GE(zeroed, 2);
+  WFM_ASSERT_OK_AND_ASSIGN(auto still, PointCloudModel::FromCheckpoint(ckpt));
+  CloudSampleRequest r = Request(4, 3);
+  r.init_sizes = {5, 1, 7};
+  for (int i = 0; i < 13 * 2; ++i) r.init_points.push_back(0.37f * i - 3.1f + 1e-7f * i * i);
+  r.trajectory = true;
+  for (OdeSolver solver : {OdeSolver::kEuler, OdeSolver::kMidpoint, OdeSolver::kRk4,
+                           OdeSolver::kAdaptive}) {
+    r.solver = solver;
+    auto out = still->Sample({r});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const GeneratedClouds& g = (*out)[0];
+    EXPECT_EQ(g.offsets, (std::vector<int64_t>{0, 5, 6, 13}));
+    EXPECT_EQ(g.points, r.init_points);
+    ASSERT_GE(g.trajectory.size(), r.init_points.size());
+    EXPECT_EQ(std::vector<float>(g.trajectory.begin(), g.trajectory.begin() + 26), r.init_points);
+  }
+  // points_per_sample equal to every size is allowed; num_samples must match.
+  r.init_sizes = {4, 4};
+  r.init_points.resize(16);
+  r.num_samples = 2;
+  r.points = 4;
+  r.solver = OdeSolver::kMidpoint;
+  auto fixed = still->Sample({r});
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ((*fixed)[0].points, r.init_points);
+}
+
+// A request with given sources gives the same bits alone and merged with
+// other requests (with and without given sources, of the same sizes).
+TEST(PointCloudModelTest, GivenSourcesAreBatchInvariant) {
+  for (bool labelled : {false, true}) {
+    WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(labelled));
+    CloudSampleRequest given = Request(7, 2);
+    given.init_sizes = {9, 12};
+    for (int i = 0; i < 21 * 2; ++i) given.init_points.push_back(std::sin(0.7f * i));
+    CloudSampleRequest other_given = given;
+    other_given.seed = 8;
+    other_given.init_points[3] += 0.5f;
+    std::vector<CloudSampleRequest> reqs = {Request(1, 3, 9), given, Request(2, 2, 12), other_given};
+    auto merged = m->Sample(reqs);
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    for (size_t k = 0; k < reqs.size(); ++k) {
+      auto lone = m->Sample({reqs[k]});
+      ASSERT_TRUE(lone.ok());
+      EXPECT_EQ((*lone)[0].points, (*merged)[k].points) << "request " << k;
+      EXPECT_EQ((*lone)[0].labels, (*merged)[k].labels) << "request " << k;
+    }
+    EXPECT_EQ((*merged)[1].offsets, (std::vector<int64_t>{0, 9, 21}));
+    EXPECT_NE((*merged)[1].points, (*merged)[3].points);
+    EXPECT_NE((*merged)[1].points, given.init_points);  // the trained flow moved them
+  }
+}
+
+TEST(PointCloudModelTest, GivenSourceValidation) {
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, TrainedModel(false));
+  SampleLimits limits;
+  limits.max_points = 10;
+  auto base = [] {
+    CloudSampleRequest r = Request(1, 2);
+    r.init_sizes = {2, 3};
+    r.init_points.assign(10, 0.5f);
+    return r;
+  };
+  EXPECT_TRUE(m->ValidateRequest(base(), limits).ok());
+  struct Case {
+    std::function<void(CloudSampleRequest*)> edit;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](CloudSampleRequest* r) { r->num_samples = 3; }, absl::StatusCode::kInvalidArgument,
+       "init_sizes: 2 given source clouds for num_samples 3"},
+      {[](CloudSampleRequest* r) { r->init_sizes = {}; }, absl::StatusCode::kInvalidArgument,
+       "init_sizes: required with init_points"},
+      {[](CloudSampleRequest* r) { r->init_sizes = {0, 5}; }, absl::StatusCode::kInvalidArgument,
+       "init_sizes[0]: a source cloud needs >= 1 point"},
+      {[](CloudSampleRequest* r) { r->init_sizes = {2, 11}; }, absl::StatusCode::kResourceExhausted,
+       "init_sizes[1]: 11 points exceed the limit of 10"},
+      {[](CloudSampleRequest* r) { r->init_points.pop_back(); }, absl::StatusCode::kInvalidArgument,
+       "init_points: 9 values; the 5 points of init_sizes in dimension 2 need 10"},
+      {[](CloudSampleRequest* r) { r->init_points[7] = NAN; }, absl::StatusCode::kInvalidArgument,
+       "init_points[3, 1] = nan: values must be finite"},
+      {[](CloudSampleRequest* r) { r->points = 2; }, absl::StatusCode::kInvalidArgument,
+       "points: 2 per sample, but given source cloud 1 has 3 points"},
+  };
+  for (const Case& c : cases) {
+    CloudSampleRequest r = base();
+    c.edit(&r);
+    const absl::Status s = m->ValidateRequest(r, limits);
+    EXPECT_EQ(s.code(), c.code) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.message));
+    if (c.code == absl::StatusCode::kInvalidArgument) {
+      EXPECT_FALSE(m->Sample({r}).ok());
+    }
   }
 }
 
