@@ -54,8 +54,13 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
   if (cells.dim < 1) {
     return Invalid(source, absl::StrCat("features: dimension ", cells.dim, "; must be >= 1"));
   }
-  if (cells.coords.size() % 2 != 0) {
-    return Invalid(source, "coords: needs [n, 2] values");
+  const int64_t sd = cells.spatial_dim;
+  if (sd < 1 || sd > kMaxSpatialDim) {
+    return Invalid(source, absl::StrCat("coords: spatial dimension ", sd, "; must be in [1, ",
+                                        kMaxSpatialDim, "]"));
+  }
+  if (cells.coords.size() % sd != 0) {
+    return Invalid(source, absl::StrCat("coords: needs [n, ", sd, "] values"));
   }
   const int64_t n = cells.num_cells();
   if (n < 1) return Invalid(source, "no cells; a data set needs at least one");
@@ -73,7 +78,7 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
   }
   for (size_t i = 0; i < cells.coords.size(); ++i) {
     if (!std::isfinite(cells.coords[i])) {
-      return Invalid(source, absl::StrCat("coords[", i / 2, ", ", i % 2, "] = ",
+      return Invalid(source, absl::StrCat("coords[", i / sd, ", ", i % sd, "] = ",
                                           io::FormatDouble(cells.coords[i]),
                                           ": coordinates must be finite"));
     }
@@ -114,25 +119,13 @@ absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
   absl::StatusOr<io::DenseMatrix> spatial = file.ReadObsm(options.spatial_key);
   if (!spatial.ok()) return WithSource(spatial.status(), path);
   const std::string where = absl::StrCat("obsm/", options.spatial_key, " (--spatial-key)");
-  if (spatial->cols < 2) {
-    return Invalid(path, absl::StrCat(where, ": ", spatial->cols,
-                                      " column(s); spatial coordinates need 2 columns"));
+  if (spatial->cols < 1 || spatial->cols > kMaxSpatialDim) {
+    return Invalid(path, absl::StrCat(where, ": ", spatial->cols, " columns; spatial coordinates ",
+                                      "need 1 to ", kMaxSpatialDim, " (2-D sections, 3-D tissue)"));
   }
-  const int64_t n = spatial->rows, cols = spatial->cols;
-  for (int64_t j = 2; j < cols; ++j) {
-    for (int64_t i = 1; i < n; ++i) {
-      const float v = spatial->values[i * cols + j], first = spatial->values[j];
-      if (v != first) {
-        return Invalid(path, absl::StrCat(where, ": ", cols, " columns and column ", j,
-                                          " varies; spatial coordinates must be 2-D"));
-      }
-    }
-  }
-  cells.coords.resize(n * 2);
-  for (int64_t i = 0; i < n; ++i) {
-    cells.coords[2 * i] = spatial->values[i * cols];
-    cells.coords[2 * i + 1] = spatial->values[i * cols + 1];
-  }
+  // Every column is a coordinate (x, y and, for 3-D tissue, z).
+  cells.spatial_dim = spatial->cols;
+  cells.coords = std::move(spatial->values);
 
   if (!options.label_key.empty()) {
     WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, options.label_key, "--label-key"));
@@ -164,6 +157,7 @@ void PutTexts(std::string& out, const std::vector<std::string>& texts) {
 std::string EncodeCells(const SpatialCells& cells) {
   std::string out;
   PutSize(out, static_cast<uint64_t>(cells.dim));
+  PutSize(out, static_cast<uint64_t>(cells.spatial_dim));
   PutFloats(out, cells.features);
   PutFloats(out, cells.coords);
   PutTexts(out, cells.sample_ids);
@@ -211,13 +205,14 @@ class Decoder {
 absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_view path) {
   SpatialCells cells;
   Decoder in(bytes);
-  uint64_t dim = 0;
-  if (!in.Size(dim) || !in.Floats(cells.features) || !in.Floats(cells.coords) ||
+  uint64_t dim = 0, spatial_dim = 0;
+  if (!in.Size(dim) || !in.Size(spatial_dim) || !in.Floats(cells.features) || !in.Floats(cells.coords) ||
       !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Texts(cells.feature_names) ||
       !in.Done()) {
     return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
   }
   cells.dim = static_cast<int64_t>(dim);
+  cells.spatial_dim = static_cast<int64_t>(spatial_dim);
   return cells;
 }
 

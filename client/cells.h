@@ -1,5 +1,5 @@
 // Spatial cells (the SPATIAL_CELLS data sets of the API): per-cell feature
-// vectors, 2D spatial coordinates, optional sample ids and labels, read from
+// vectors, spatial coordinates (2-D sections or 3-D tissue), optional sample ids and labels, read from
 // an AnnData .h5ad file. The server builds the niches from them.
 #ifndef WFM_CLIENT_CELLS_H_
 #define WFM_CLIENT_CELLS_H_
@@ -18,16 +18,23 @@ namespace wfm::client {
 struct SpatialCells {
   int64_t dim = 0;                      // features per cell, >= 1
   std::vector<float> features;          // [n, dim] row-major, finite
-  std::vector<float> coords;            // [n, 2] row-major, finite
+  int64_t spatial_dim = 2;              // coordinate columns, 1 to kMaxSpatialDim
+  std::vector<float> coords;            // [n, spatial_dim] row-major, finite
   std::vector<std::string> sample_ids;  // [n], or empty (one sample)
   std::vector<std::string> labels;      // [n] (e.g. cell type), or empty
   // [dim]: var_names when the features are X; empty for obsm features.
   std::vector<std::string> feature_names;
 
-  int64_t num_cells() const { return static_cast<int64_t>(coords.size()) / 2; }
+  int64_t num_cells() const {
+    return spatial_dim > 0 ? static_cast<int64_t>(coords.size()) / spatial_dim : 0;
+  }
 };
 
-// Checks: at least one cell; dim >= 1; features n*dim and coords n*2 values,
+// The server's bound on spatial_dim (DatasetHeader.spatial_dim).
+inline constexpr int64_t kMaxSpatialDim = 16;
+
+// Checks: at least one cell; dim >= 1; spatial_dim in [1, kMaxSpatialDim];
+// features n*dim and coords n*spatial_dim values,
 // all finite; sample_ids and labels empty or n entries, none empty.
 // InvalidArgument prefixed with `source`, naming the field and the cell.
 absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view source);
@@ -36,7 +43,7 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
 // tool's --features, --spatial-key, --label-key, --sample-key).
 struct CellReadOptions {
   std::string features = "X";         // "X" or "obsm:KEY"
-  std::string spatial_key = "spatial";  // obsm/<key>, [n_obs, 2]
+  std::string spatial_key = "spatial";  // obsm/<key>, [n_obs, spatial_dim]
   std::string label_key;              // obs column; empty = no labels
   std::string sample_key;             // obs column; empty = one sample
   // The file is read in a child process (client/isolated.h): a corrupt file
@@ -45,9 +52,8 @@ struct CellReadOptions {
   absl::Duration timeout = absl::Minutes(10);
 };
 
-// Reads and validates. Spatial arrays with more than 2 columns are accepted
-// when every extra column is constant (a z = 0 plane); otherwise they are
-// InvalidArgument. Labels come from categorical, string, integer or bool
+// Reads and validates. Every column of the spatial array is a coordinate:
+// 2 for tissue sections, 3 for 3-D tissue (1 to kMaxSpatialDim). Labels come from categorical, string, integer or bool
 // columns (continuous columns are InvalidArgument, as are missing values).
 // Errors: NotFound for a missing file, InvalidArgument naming the file, the
 // element and the rule (an unknown obsm key or obs column lists the

@@ -55,6 +55,9 @@ std::string Describe(const v1::Dataset& d) {
     case v1::SPATIAL_CELLS:
       absl::StrAppend(&text, " cells with ", d.dim(), " features in ", d.samples(),
                       d.samples() == 1 ? " sample" : " samples");
+      if (d.spatial_dim() > 0 && d.spatial_dim() != 2) {
+        absl::StrAppend(&text, ", ", d.spatial_dim(), "-D coordinates");
+      }
       break;
     default:
       break;
@@ -167,7 +170,7 @@ void AddDataCommands(CLI::App& app, CliContext& context) {
         up->cells.spatial_key = v;
         track("--spatial-key")(v);
       },
-      ".h5ad: obsm key of the 2D spatial coordinates (default spatial)");
+      ".h5ad: obsm key of the spatial coordinates, 2-D or 3-D (default spatial)");
   upload->add_option_function<std::string>(
       "--label-key",
       [up, track](const std::string& v) {

@@ -16,9 +16,11 @@
 #include "client/output.h"
 #include "client/progress.h"
 #include "client/sample_files.h"
+#include "model/io/point_sets.h"
 #include "model/common/status.h"
 
 namespace wfm::client {
+namespace io = ::wfm::model::io;
 namespace {
 
 // --steps --solver --rtol --atol of `wfm sample` and `wfm evaluate`.
@@ -65,6 +67,8 @@ struct SampleFlags {
   int64_t columns = 0;
   std::string title;
   bool json = false;
+  std::string init;       // --init FILE.npz: given source clouds / Gaussians
+  bool num_given = false;  // --num was on the command line
 };
 
 absl::StatusOr<std::vector<float>> ParseCondition(const std::string& text) {
@@ -134,7 +138,45 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     return absl::InvalidArgumentError(
         "--points, --guidance and --condition apply to pointcloud models only");
   }
-  svg.title = f.title.empty() ? absl::StrCat("wfm model ", f.model, ": ", f.num, " samples")
+  // --init: the given sources, one per sample; --num defaults to their count.
+  io::PointCloudSet init_clouds;
+  io::GaussianSet init_gaussians;
+  int64_t num = f.num;
+  if (!f.init.empty()) {
+    if (Extension(f.init) != ".npz") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--init ", f.init, ": needs an .npz file (as wfm sample --out writes)"));
+    }
+    // The readers' errors name the file; say which flag it came from.
+    const auto flagged = [](const absl::Status& s) {
+      return absl::Status(s.code(), absl::StrCat("--init ", s.message()));
+    };
+    int64_t given = 0;
+    if (gaussian) {
+      absl::StatusOr<io::GaussianSet> read = io::ReadGaussiansNpz(f.init);
+      if (!read.ok()) return flagged(read.status());
+      init_gaussians = *std::move(read);
+      given = init_gaussians.num_gaussians();
+    } else {
+      absl::StatusOr<io::PointCloudSet> read = io::ReadPointCloudsNpz(f.init);
+      if (!read.ok()) return flagged(read.status());
+      init_clouds = *std::move(read);
+      given = init_clouds.num_clouds();
+    }
+    const int64_t init_dim = gaussian ? init_gaussians.dim : init_clouds.dim;
+    if (init_dim != model.dim()) {
+      return absl::InvalidArgumentError(absl::StrCat("--init ", f.init, ": dimension ", init_dim,
+                                                     "; model '", f.model, "' has dimension ",
+                                                     model.dim()));
+    }
+    if (f.num_given && f.num != given) {
+      return absl::InvalidArgumentError(absl::StrCat("--num ", f.num, ": --init ", f.init, " holds ",
+                                                     given, gaussian ? " Gaussians" : " clouds",
+                                                     ", one per sample; leave --num out"));
+    }
+    num = given;
+  }
+  svg.title = f.title.empty() ? absl::StrCat("wfm model ", f.model, ": ", num, " samples")
                               : f.title;
 
   ProgressLine line(stderr, context.interactive(), context.global.quiet || !context.interactive());
@@ -143,11 +185,13 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
   if (gaussian) {
     v1::SampleGaussiansRequest request;
     request.set_model(f.model);
-    request.set_num_samples(f.num);
+    request.set_num_samples(num);
     request.set_label(f.label);
     SetSolver(f.ode, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
+    request.mutable_init_means()->Add(init_gaussians.means.begin(), init_gaussians.means.end());
+    request.mutable_init_covs()->Add(init_gaussians.covs.begin(), init_gaussians.covs.end());
     WFM_ASSIGN_OR_RETURN(const SampledGaussians result, client->SampleGaussians(request));
     evaluations = result.network_evaluations;
     samples = result.gaussians.num_gaussians();
@@ -156,8 +200,12 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
   } else {
     v1::SampleNichesRequest request;
     request.set_model(f.model);
-    request.set_num_samples(f.num);
+    request.set_num_samples(num);
     request.set_points_per_sample(f.points);
+    request.mutable_init_points()->Add(init_clouds.points.begin(), init_clouds.points.end());
+    for (int64_t c = 0; c < init_clouds.num_clouds(); ++c) {
+      request.add_init_sizes(init_clouds.cloud_size(c));
+    }
     request.set_label(f.label);
     request.mutable_condition()->Add(condition.begin(), condition.end());
     if (f.guidance) request.set_guidance(*f.guidance);
@@ -251,7 +299,9 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   auto s = std::make_shared<SampleFlags>();
   CLI::App* sample = app.add_subcommand("sample", "generate samples into .npz, .h5ad or .svg");
   sample->add_option("--model", s->model, "model to sample")->required();
-  sample->add_option("--num", s->num, "number of samples")->check(CLI::PositiveNumber)->capture_default_str();
+  CLI::Option* num = sample->add_option("--num", s->num, "number of samples (with --init: the number given)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sample->add_option("--out", s->out, "output file: .npz, .h5ad (point clouds) or .svg")->required();
   sample->add_option("--points", s->points, "points per sample (default: sizes drawn from the training clouds)")
       ->check(CLI::NonNegativeNumber);
@@ -270,7 +320,13 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
       ->check(CLI::NonNegativeNumber);
   sample->add_option("--title", s->title, ".svg: title");
   sample->add_flag("--json", s->json, "print a JSON summary (counts, seconds, throughput)");
-  sample->callback([&context, s] { context.action = [&context, s] { return Sample(context, *s); }; });
+  sample->add_option("--init", s->init,
+                     "start from these clouds / Gaussians instead of noise (.npz: points + offsets, "
+                     "or means + covs, as --out writes them; one per sample)");
+  sample->callback([&context, s, num] {
+    s->num_given = num->count() > 0;
+    context.action = [&context, s] { return Sample(context, *s); };
+  });
 
   auto e = std::make_shared<EvaluateFlags>();
   CLI::App* evaluate = app.add_subcommand(

@@ -90,6 +90,7 @@ absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const Spati
   WFM_RETURN_IF_ERROR(ValidateSpatialCells(cells, info.name));
   v1::DatasetHeader header = MakeHeader(info, v1::SPATIAL_CELLS, cells.dim, !cells.labels.empty());
   for (const std::string& name : cells.feature_names) header.add_feature_names(name);
+  if (cells.spatial_dim != 2) header.set_spatial_dim(cells.spatial_dim);  // 0 = 2 for old servers
   return header;
 }
 
@@ -158,11 +159,11 @@ CellChunker::CellChunker(const SpatialCells& cells, int64_t max_chunk_bytes)
 
 bool CellChunker::Next(v1::UploadDatasetRequest* request) {
   request->Clear();
-  const int64_t n = cells_.num_cells(), d = cells_.dim;
+  const int64_t n = cells_.num_cells(), d = cells_.dim, sd = cells_.spatial_dim;
   if (next_ >= n) return false;
   const bool samples = !cells_.sample_ids.empty(), labels = !cells_.labels.empty();
   const int64_t end = ChunkEnd(next_, n, max_chunk_bytes_, [&](int64_t i) {
-    int64_t item = (d + 2) * 4;
+    int64_t item = (d + sd) * 4;
     if (samples) item += StringBytes(cells_.sample_ids[i]);
     if (labels) item += StringBytes(cells_.labels[i]);
     return item;
@@ -170,7 +171,8 @@ bool CellChunker::Next(v1::UploadDatasetRequest* request) {
   v1::CellChunk* chunk = request->mutable_cells();
   chunk->mutable_features()->Add(cells_.features.begin() + next_ * d,
                                  cells_.features.begin() + end * d);
-  chunk->mutable_coords()->Add(cells_.coords.begin() + next_ * 2, cells_.coords.begin() + end * 2);
+  chunk->mutable_coords()->Add(cells_.coords.begin() + next_ * sd,
+                               cells_.coords.begin() + end * sd);
   for (int64_t i = next_; i < end; ++i) {
     if (samples) chunk->add_sample_ids(cells_.sample_ids[i]);
     if (labels) chunk->add_labels(cells_.labels[i]);

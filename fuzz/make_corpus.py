@@ -438,6 +438,11 @@ def make_requests(stubs):
         guidance=2.0, steps=10, seed=7, trajectory=True, samples_per_message=2))
     put("sample_gaussians", s.SampleGaussiansRequest(model="m2", num_samples=3, label="x",
                                                      steps=5, seed=1, trajectory=True))
+    put("sample_niches_init", s.SampleNichesRequest(
+        model="m1", steps=4, seed=2, init_points=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        init_sizes=[1, 2]))
+    put("sample_gaussians_init", s.SampleGaussiansRequest(
+        model="m2", steps=3, init_means=[0.0, 1.0], init_covs=[2.0, 0.5, 0.5, 1.0]))
     # Hand-made hostile requests (fuzz/regressions/requests/handmade_*).
     reg = os.path.join(ROOT, "fuzz", "regressions", "requests")
     os.makedirs(reg, exist_ok=True)

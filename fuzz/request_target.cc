@@ -229,7 +229,16 @@ int FuzzRequests(const uint8_t* data, size_t size) {
     case 13: {
       pb::SampleGaussiansRequest req;
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
-        (void)server::GaussianRequestFromProto(req);
+        const absl::StatusOr<model::GaussianSampleRequest> r = server::GaussianRequestFromProto(req);
+        // Given sources that define num_samples make whole [n, d] and [n, d, d].
+        if (r.ok() && req.num_samples() == 0 && !r->init_means.empty()) {
+          const int64_t m = static_cast<int64_t>(r->init_means.size());
+          const int64_t d = m / r->num_samples;
+          if (r->num_samples < 1 || d * r->num_samples != m ||
+              static_cast<int64_t>(r->init_covs.size()) != r->num_samples * d * d) {
+            Fail("num_samples from init_means/init_covs is inconsistent");
+          }
+        }
       }
       break;
     }

@@ -24,6 +24,9 @@ class CellArrays:
         self.feature_names = feature_names
 
 
+# The server's bound on the columns of spatial coordinates (DatasetHeader.spatial_dim).
+MAX_SPATIAL_DIM = 16
+
 def _obs_strings(adata: Any, key: str, what: str) -> List[str]:
     if key not in adata.obs.columns:
         raise KeyError(f"{what}={key!r}: no obs column {key!r} (obs has: "
@@ -98,14 +101,12 @@ def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spat
         raise KeyError(f"spatial_key={spatial_key!r}: no obsm[{spatial_key!r}] (obsm has: "
                        f"{', '.join(adata.obsm.keys()) or 'no keys'})")
     coords = np.ascontiguousarray(np.asarray(adata.obsm[spatial_key]), dtype=np.float32)
-    if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] < 2:
+    # Every column is a coordinate: 2 for tissue sections, 3 for 3-D tissue.
+    if (coords.ndim != 2 or coords.shape[0] != n
+            or not 1 <= coords.shape[1] <= MAX_SPATIAL_DIM):
         raise ValueError(f"spatial_key={spatial_key!r}: obsm[{spatial_key!r}] has shape "
-                         f"{coords.shape}; needs [{n}, 2]")
-    if coords.shape[1] > 2:  # as the wfm tool: extra columns must be constant (a z = 0 plane)
-        if np.any(coords[:, 2:] != coords[:1, 2:]):
-            raise ValueError(f"spatial_key={spatial_key!r}: {coords.shape[1]} columns and the "
-                             "extra ones vary; spatial coordinates must be 2-D")
-        coords = np.ascontiguousarray(coords[:, :2])
+                         f"{coords.shape}; needs [{n}, 2] or [{n}, 3] (1 to "
+                         f"{MAX_SPATIAL_DIM} columns)")
     samples = _obs_strings(adata, sample_key, "sample_key") if sample_key is not None else None
     labels = _obs_strings(adata, label_key, "label_key") if label_key is not None else None
     return CellArrays(n, dim, rows, coords, samples, labels, feature_names)

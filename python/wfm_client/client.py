@@ -20,7 +20,7 @@ method); bad local input as ValueError / TypeError before anything is sent.
 
 import collections
 import threading
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -132,6 +132,49 @@ def _finite(name, array):
     if not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise ValueError(f"{name}{list(bad)} is not finite; values must be finite")
+
+
+def _init_clouds(init: Any) -> Tuple[np.ndarray, List[int]]:
+    """Given source clouds as (points [P*d] float32, sizes): a sequence of
+    [n_i, d] arrays, or points [P, d] with offsets [C+1] (attributes, as a
+    Samples, or keys, as np.load of an .npz)."""
+    if isinstance(init, Mapping) or hasattr(init, "files"):
+        points, offsets = init["points"], init["offsets"]
+    elif hasattr(init, "points") and hasattr(init, "offsets"):
+        points, offsets = init.points, init.offsets
+    else:
+        clouds = [np.asarray(c, dtype=np.float32) for c in init]
+        if not clouds or any(c.ndim != 2 or c.shape[0] < 1 for c in clouds):
+            raise ValueError("init: needs one [n_i, d] array per sample (n_i >= 1)")
+        if len({c.shape[1] for c in clouds}) != 1:
+            raise ValueError("init: every cloud needs the same dimension")
+        points = np.concatenate(clouds)
+        offsets = np.concatenate([[0], np.cumsum([c.shape[0] for c in clouds])])
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    offsets = np.asarray(offsets, dtype=np.int64).ravel()
+    if (points.ndim != 2 or offsets.size < 2 or offsets[0] != 0
+            or offsets[-1] != points.shape[0] or np.any(np.diff(offsets) < 1)):
+        raise ValueError(f"init: points {points.shape} and offsets {offsets.shape} need [P, d] "
+                         "and [C+1] from 0 to P, every cloud non-empty")
+    _finite("init", points)
+    return points.ravel(), np.diff(offsets).tolist()
+
+
+def _init_gaussians(init: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """Given source Gaussians as (means [n, d], covs [n, d, d]) float64."""
+    if isinstance(init, Mapping) or hasattr(init, "files"):
+        means, covs = init["means"], init["covs"]
+    elif hasattr(init, "means") and hasattr(init, "covs"):
+        means, covs = init.means, init.covs
+    else:
+        means, covs = init
+    means = np.asarray(means, dtype=np.float64)
+    covs = np.asarray(covs, dtype=np.float64)
+    if (means.ndim != 2 or covs.ndim != 3 or covs.shape != (means.shape[0], means.shape[1],
+                                                            means.shape[1])):
+        raise ValueError(f"init: means {means.shape} and covs {covs.shape} need [n, d] and "
+                         "[n, d, d]")
+    return means, covs
 
 
 class Client:
@@ -344,14 +387,15 @@ class Client:
                      overwrite: bool = False, chunk_bytes: int = CHUNK_BYTES,
                      feature_names: Optional[Sequence[str]] = None,
                      progress: bool = False) -> "types_pb2.Dataset":
-        """Uploads spatial cells: features [n, f], coords [n, 2], optional
+        """Uploads spatial cells: features [n, f], coords [n, 2] (tissue
+        sections) or [n, 3] (3-D tissue; 1 to 16 columns), optional
         sample ids and labels (one per cell) and feature names (f of them).
         The server builds the niches."""
         features = np.ascontiguousarray(features, dtype=np.float32)
         coords = np.ascontiguousarray(coords, dtype=np.float32)
         if features.ndim != 2 or coords.ndim != 2 or coords.shape[0] != features.shape[0]:
             raise ValueError(f"features {features.shape} and coords {coords.shape}: "
-                             "need [n, f] and [n, 2]")
+                             "need [n, f] and [n, 2] or [n, 3]")
         _finite("features", features)  # before anything is sent
         n, dim = features.shape
         return self._upload_cell_rows(
@@ -364,9 +408,10 @@ class Client:
                           description, overwrite, chunk_bytes, progress):
         """Streams n cells whose features rows(start, end) gives [end-start,
         dim] float32, in chunks of about chunk_bytes."""
-        if coords.shape != (n, 2):
-            raise ValueError(f"coords {coords.shape}: needs [{n}, 2]")
+        if coords.ndim != 2 or coords.shape[0] != n or not 1 <= coords.shape[1] <= 16:
+            raise ValueError(f"coords {coords.shape}: needs [{n}, 2] or [{n}, 3] (1 to 16 columns)")
         _finite("coords", coords)
+        spatial_dim = int(coords.shape[1])
         if feature_names is not None and len(feature_names) != dim:
             raise ValueError(f"feature_names: {len(feature_names)} names for {dim} features")
         header = wfm_service_pb2.DatasetHeader(
@@ -375,7 +420,9 @@ class Client:
             label_type=types_pb2.LABEL_TYPE_DISCRETE if names else types_pb2.LABEL_TYPE_NONE)
         if feature_names:
             header.feature_names.extend(feature_names)
-        per = max(1, chunk_bytes // ((dim + 2) * 4 + 32))
+        if spatial_dim != 2:  # 0 means 2, which servers before 3-D tissue expect
+            header.spatial_dim = spatial_dim
+        per = max(1, chunk_bytes // ((dim + spatial_dim) * 4 + 32))
 
         def chunks():
             with Progress(progress, n, f"upload {name}", "cells") as bar:
@@ -526,8 +573,15 @@ class Client:
                condition: Optional[Sequence[float]] = None, guidance: Optional[float] = None,
                steps: int = 0, seed: int = 0, trajectory: bool = False, solver: str = "",
                rtol: Optional[float] = None, atol: Optional[float] = None,
-               progress: bool = False) -> Samples:
+               progress: bool = False, init: Any = None) -> Samples:
         """Generates `num` point clouds; returns Samples (numpy arrays).
+
+        init: given source clouds (the reference's init_noise), one per
+        sample: cloud i starts from init's i-th cloud instead of drawn noise,
+        so the model transports a given sample. A sequence of [n_i, d]
+        arrays, or anything with points [P, d] and offsets [C+1] (a Samples,
+        a mapping such as np.load of a `wfm sample --out` .npz). num may be 0
+        (= the number of clouds given); points must be 0 or each cloud's size.
 
         solver: "euler", "midpoint" (the default), "heun", "rk4" or "adaptive"
         (Bogacki–Shampine 3(2); steps is then the step cap, rtol/atol its
@@ -538,6 +592,11 @@ class Client:
             model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
             seed=seed, trajectory=trajectory, solver=solver)
         _set_tolerances(request, rtol, atol)
+        if init is not None:
+            init_points, init_sizes = _init_clouds(init)
+            request.init_points.extend(init_points.tolist())
+            request.init_sizes.extend(init_sizes)
+            num = num or len(init_sizes)
         if condition is not None:
             request.condition.extend(np.asarray(condition, dtype=np.float32).ravel().tolist())
         if guidance is not None:
@@ -579,13 +638,20 @@ class Client:
 
     def sample_gaussians(self, model: str, num: int, label: str = "", steps: int = 0,
                          seed: int = 0, solver: str = "", rtol: Optional[float] = None,
-                         atol: Optional[float] = None) -> GaussianSamples:
+                         atol: Optional[float] = None, init: Any = None) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
-        solver: as for sample(); the default is "euler"."""
+        solver: as for sample(); the default is "euler". init: given source
+        Gaussians, one per sample (means [n, d] and covs [n, d, d]: a
+        (means, covs) pair, a GaussianSamples or a mapping with "means" and
+        "covs"); num may then be 0 (= n)."""
         request = wfm_service_pb2.SampleGaussiansRequest(
             model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
         _set_tolerances(request, rtol, atol)
+        if init is not None:
+            means, covs = _init_gaussians(init)
+            request.init_means.extend(means.ravel().tolist())
+            request.init_covs.extend(covs.ravel().tolist())
         r = self._call("SampleGaussians", request, _LONG_TIMEOUT)
         d = r.dim
         means = np.asarray(r.means, dtype=np.float64).reshape(-1, d)
@@ -616,7 +682,7 @@ class Client:
 
         * features: "X" (dense or sparse; sent with adata.var_names as the
           feature names) or "obsm:KEY" (e.g. "obsm:X_pca").
-        * spatial_key: obsm key of the [n_obs, 2] coordinates.
+        * spatial_key: obsm key of the coordinates, [n_obs, 2] or [n_obs, 3] (3-D tissue).
         * sample_key: obs column of the sample / section ids (niches stay
           within a sample); label_key (or condition_keys=[KEY]): obs column
           of the cells' labels (e.g. cell type), the niches' condition. A

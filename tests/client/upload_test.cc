@@ -296,8 +296,15 @@ TEST(CellsTest, MatchesTheIoFixtureValues) {
 TEST(CellsTest, Errors) {
   const std::string file = kFixtures + "client/cells.h5ad";
   CellReadOptions options;
-  options.spatial_key = "X_pca";  // 3 varying columns
-  EXPECT_THAT(ReadSpatialCells(file, options).status().message(), HasSubstr("2-D"));
+  options.spatial_key = "X_pca";  // 3 varying columns: 3-D coordinates, every column kept
+  absl::StatusOr<SpatialCells> three = ReadSpatialCells(file, options);
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(three->spatial_dim, 3);
+  EXPECT_EQ(three->num_cells(), 120);
+  EXPECT_EQ(three->coords.size(), 360u);
+  three->spatial_dim = 17;
+  EXPECT_THAT(ValidateSpatialCells(*three, "c").message(),
+              HasSubstr("coords: spatial dimension 17; must be in [1, 16]"));
   options = {};
   options.label_key = "score";
   EXPECT_THAT(ReadSpatialCells(file, options).status().message(), HasSubstr("float column"));

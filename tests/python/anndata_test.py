@@ -230,6 +230,88 @@ class AnnDataTest(unittest.TestCase):
         metrics = self.client.evaluate("pc-gaussians", "pc-for-gaussians", num=8, steps=5)
         self.assertTrue(0.0 <= metrics.bures.one_nna <= 1.0, metrics)
 
+    def test_three_dimensional_tissue(self):
+        # An .h5ad with 3-D coordinates written by anndata: upload_anndata and
+        # `wfm upload` store the same [n, 3] coordinates; models train and
+        # sample on its niches.
+        adata = tissue(seed=7, cells=80)
+        rng = np.random.default_rng(7)
+        adata.obsm["spatial"] = rng.uniform(0, 10, (80, 3)).astype(np.float32)
+        path = os.path.join(self.tmp, "tissue3d.h5ad")
+        adata.write_h5ad(path)
+        back = anndata.read_h5ad(path)
+        stored = self.client.upload_anndata(back, "py-3d", sample_key="section",
+                                            label_key="cell_type", chunk_bytes=500)
+        self.assertEqual((stored.items, stored.spatial_dim), (80, 3))
+        self.wfm("upload", path, "--name", "cli-3d", "--sample-key", "section", "--label-key",
+                 "cell_type")
+        self.assert_same_cells("py-3d", "cli-3d")
+        np.testing.assert_array_equal(stored_arrays(self.data_dir, "py-3d")["coords"],
+                                      adata.obsm["spatial"])
+        self.assertEqual(self.client.dataset("cli-3d").spatial_dim, 3)
+        # 2-D uploads keep spatial_dim 2.
+        self.assertEqual(self.client.upload_anndata(self.adata, "py-2d").spatial_dim, 2)
+        self.client.train("py-3d", "model-3d", family="pointcloud", k=4, steps=10, batch=8, emb=16,
+                          layers=1, heads=2, mlp=16, seed=3, watch=True)
+        niches = self.client.sample_niches("model-3d", 3, condition="A", points=4, steps=3, seed=1)
+        self.assertEqual(niches.shape, (12, 5))
+        self.client.train("py-3d", "states-3d", family="gaussian", k=6, steps=10, batch=8, seed=3,
+                          watch=True)
+        g = self.client.sample_gaussians("states-3d", 2, label="B", steps=3)
+        self.assertEqual(g.covs.shape, (2, 5, 5))
+        with self.assertRaisesRegex(ValueError, "1 to 16 columns"):
+            wide = adata.copy()
+            wide.obsm["spatial"] = np.zeros((80, 17), np.float32)
+            self.client.upload_anndata(wide, "x")
+
+    def test_given_sources(self):
+        # init= starts the flow from given clouds / Gaussians: the output of
+        # one call fed back, as a list of arrays or the Samples; for an
+        # unconditional model nothing is then drawn, whatever the seed.
+        self.client.upload_anndata(self.adata, "init-cells", sample_key="section", overwrite=True)
+        self.client.train("init-cells", "init-model", family="pointcloud", k=4, steps=10, batch=8,
+                          emb=16, layers=1, heads=2, mlp=16, seed=3, watch=True, overwrite=True)
+        first = self.client.sample("init-model", 3, points=4, steps=3, seed=1)
+        moved = self.client.sample("init-model", 0, steps=3, seed=5, init=first)
+        again = self.client.sample("init-model", 3, steps=3, seed=6, init=first.clouds)
+        np.testing.assert_array_equal(moved.offsets, first.offsets)
+        np.testing.assert_array_equal(moved.points, again.points)
+        self.assertFalse(np.array_equal(moved.points, first.points))
+        niches = self.client.sample_niches("init-model", 0, steps=3, init=first)
+        np.testing.assert_array_equal(niches.X, moved.points)
+        # The same as `wfm sample --init` of the tool's own output file.
+        out, fed = os.path.join(self.tmp, "first.npz"), os.path.join(self.tmp, "fed.npz")
+        self.wfm("sample", "--model", "init-model", "--num", "3", "--points", "4", "--steps", "3",
+                 "--seed", "1", "--out", out)
+        with np.load(out) as z:
+            np.testing.assert_array_equal(z["points"], first.points)
+            via_file = self.client.sample("init-model", 0, steps=3, init=z)
+        self.wfm("sample", "--model", "init-model", "--init", out, "--steps", "3", "--out", fed)
+        with np.load(fed) as z:
+            np.testing.assert_array_equal(z["points"], moved.points)
+        np.testing.assert_array_equal(via_file.points, moved.points)
+        with self.assertRaises(WfmError) as e:
+            self.client.sample("init-model", 2, steps=3, init=first)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("init_sizes: 3 given source clouds for num_samples 2", e.exception.message)
+        with self.assertRaisesRegex(ValueError, "init"):
+            self.client.sample("init-model", 0, init=[np.zeros((0, 5))])
+
+        self.client.train("init-cells", "init-states", family="gaussian", k=6, steps=10, batch=8,
+                          seed=3, watch=True, overwrite=True)
+        g = self.client.sample_gaussians("init-states", 2, steps=3)
+        h = self.client.sample_gaussians("init-states", 0, steps=3, seed=9, init=g)
+        i = self.client.sample_gaussians("init-states", 2, steps=3, seed=8,
+                                         init=(g.means, g.covs))
+        np.testing.assert_array_equal(h.means, i.means)
+        np.testing.assert_array_equal(h.covs, i.covs)
+        self.assertFalse(np.array_equal(h.means, g.means))
+        bad = g.covs.copy()
+        bad[1] = -bad[1]
+        with self.assertRaises(WfmError) as e:
+            self.client.sample_gaussians("init-states", 0, steps=3, init=(g.means, bad))
+        self.assertIn("init_covs[1]: not positive definite", e.exception.message)
+
     def test_bad_input(self):
         dup = self.adata.copy()
         dup.var_names = ["g0", "g1", "g0", "g3", "g4"]
