@@ -18,7 +18,7 @@ and method); bad local input as ValueError / TypeError / KeyError before
 anything is sent.
 """
 
-from wfm_client.client import Client, GaussianSamples, Samples, WfmError
+from wfm_client.client import Client, GaussianSamples, Samples, WfmError, channel_target
 
 __version__ = "0.2.0"
-__all__ = ["Client", "WfmError", "Samples", "GaussianSamples", "__version__"]
+__all__ = ["Client", "WfmError", "Samples", "GaussianSamples", "channel_target", "__version__"]

@@ -19,6 +19,7 @@ method); bad local input as ValueError / TypeError before anything is sent.
 """
 
 import collections
+import ipaddress
 import threading
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
@@ -177,26 +178,74 @@ def _init_gaussians(init: Any) -> Tuple[np.ndarray, np.ndarray]:
     return means, covs
 
 
+_TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:")
+
+
+def _ip_version(address: str) -> int:
+    """4 for "a.b.c.d:port", 6 for "[v6]:port", else 0."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or len(port) > 5:
+        return 0
+    try:
+        if host.startswith("[") and host.endswith("]"):
+            ipaddress.IPv6Address(host[1:-1])
+            return 6
+        ipaddress.IPv4Address(host)
+        return 4
+    except ValueError:
+        return 0
+
+
+def channel_target(address: str) -> str:
+    """The gRPC target of a server address, as the wfm tool reads --server: a
+    gRPC target ("dns:///name:port", "ipv4:...", "ipv6:...", "unix:...") and
+    "host:port" stay as they are; a comma-separated list of "a.b.c.d:port"
+    (or "[v6]:port") addresses becomes "ipv4:a,b" ("ipv6:a,b"). ValueError
+    for an empty address and for a list with host names, missing ports or
+    both IP versions."""
+    address = address.strip()
+    if not address:
+        raise ValueError("server address is empty; expected host:port")
+    if address.startswith(_TARGET_SCHEMES) or "," not in address:
+        return address
+    parts = [p.strip() for p in address.split(",")]
+    versions = {_ip_version(p) for p in parts}
+    if 0 in versions or len(versions) != 1:
+        raise ValueError(f"server address {address!r}: a comma-separated list takes IP "
+                         "addresses of one version with ports (a.b.c.d:port or [v6]:port); "
+                         "for a name with several addresses use dns:///NAME:PORT")
+    return ("ipv4:" if versions == {4} else "ipv6:") + ",".join(parts)
+
+
 class Client:
     """A connection to one wfm server. Thread-safe; close() (or `with`) ends it."""
 
     def __init__(self, address: str = "localhost:50051", token: Optional[str] = None,
                  tls: bool = False, tls_ca: Optional[str] = None,
-                 timeout: float = _UNARY_TIMEOUT, max_receive_bytes: int = 256 << 20):
-        """Connects to the wfm server at `address` ("host:port"). token: the
+                 timeout: float = _UNARY_TIMEOUT, max_receive_bytes: int = 256 << 20,
+                 load_balancing: str = "round_robin"):
+        """Connects to the wfm server at `address`: "host:port", a gRPC target
+        ("dns:///NAME:PORT" balances over every address of the name) or a
+        comma-separated list of IP:port addresses (channel_target). token: the
         bearer token (--auth-token-file of the server); tls: connect with TLS
         (system roots, or the CA certificate file tls_ca, which implies TLS).
-        timeout: seconds per unary call."""
+        timeout: seconds per unary call. load_balancing: "round_robin" (calls
+        spread over every address) or "pick_first" (one connection)."""
+        if load_balancing not in ("round_robin", "pick_first"):
+            raise ValueError(f"load_balancing {load_balancing!r}: expected round_robin or "
+                             "pick_first")
+        target = channel_target(address)
         options = [("grpc.max_receive_message_length", max_receive_bytes),
-                   ("grpc.max_send_message_length", -1)]
+                   ("grpc.max_send_message_length", -1),
+                   ("grpc.lb_policy_name", load_balancing)]
         if tls or tls_ca:
             root = None
             if tls_ca:
                 with open(tls_ca, "rb") as f:
                     root = f.read()
-            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root), options)
+            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root), options)
         else:
-            self._channel = grpc.insecure_channel(address, options)
+            self._channel = grpc.insecure_channel(target, options)
         self._service = wfm_service_pb2_grpc.WfmServiceStub(self._channel)
         self._first_connection = threading.Lock()
         self._connected_once = False

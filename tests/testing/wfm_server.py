@@ -9,13 +9,15 @@ import time
 
 
 class Server:
-    """wfm-server on 127.0.0.1:0; the port comes from its ready line."""
+    """wfm-server on `listen` (127.0.0.1:0: a free port); the port comes
+    from its ready line, and so does the metrics port (metrics_port)."""
 
-    def __init__(self, binary, folder, name, flags):
+    def __init__(self, binary, folder, name, flags, listen="127.0.0.1:0"):
         self.log_path = os.path.join(folder, name + ".log")
         self.log = open(self.log_path, "w")
+        host = listen.rpartition(":")[0]
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            [binary, "--listen", listen, "--metrics-listen", "127.0.0.1:0",
              "--data-dir", os.path.join(folder, "data"), "--threads", "1",
              "--log-level", "debug", *flags],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -24,15 +26,17 @@ class Server:
         while time.time() < deadline and self.port is None:
             if self.proc.poll() is not None:
                 raise RuntimeError("wfm-server exited early:\n" + self.text())
-            m = re.search(r"wfm-server ready: grpc 127\.0\.0\.1:(\d+),", self.text())
+            m = re.search(r"wfm-server ready: grpc %s:(\d+), metrics (?:[0-9.]+:(\d+)|off)"
+                          % re.escape(host), self.text())
             if m:
                 self.port = int(m.group(1))
+                self.metrics_port = int(m.group(2)) if m.group(2) else None
             else:
                 time.sleep(0.05)
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("no ready line within 60 s:\n" + self.text())
-        self.address = "127.0.0.1:%d" % self.port
+        self.address = "%s:%d" % (host, self.port)
 
     def text(self):
         with open(self.log_path) as f:
