@@ -20,6 +20,7 @@ ProcessOptions ServerArgs(ServerProcessOptions options) {
   p.args.insert(p.args.end(), options.extra_flags.begin(), options.extra_flags.end());
   p.log = std::move(options.log);
   p.file_size_limit = options.file_size_limit;
+  p.env = std::move(options.env);
   return p;
 }
 

@@ -7,6 +7,7 @@
 #define WFM_TESTS_TESTING_SERVER_PROCESS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@ struct ServerProcessOptions {
   std::vector<std::string> extra_flags;  // after the defaults below (later flags win)
   int64_t file_size_limit = 0;           // RLIMIT_FSIZE in bytes; 0 = none
   std::string listen = "127.0.0.1:0";    // --listen (a loopback address and port 0: a free one)
+  std::map<std::string, std::string> env;  // set in the server's environment
 };
 
 class ChildServer {
