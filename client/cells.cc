@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/conditions.h"
 #include "client/isolated.h"
 #include "model/common/status.h"
 #include "model/io/array.h"
@@ -96,6 +97,19 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
       }
     }
   }
+  if (!cells.labels.empty() && cells.condition_dim > 0) {
+    return Invalid(source, "labels and conditions exclude each other");
+  }
+  if (static_cast<int64_t>(cells.conditions.size()) != n * cells.condition_dim) {
+    return Invalid(source, absl::StrCat("conditions: ", cells.conditions.size(), " values for ", n,
+                                        " cells of condition_dim ", cells.condition_dim));
+  }
+  for (size_t i = 0; i < cells.conditions.size(); ++i) {
+    if (!std::isfinite(cells.conditions[i])) {
+      return Invalid(source, absl::StrCat("conditions[", i / cells.condition_dim, ", ",
+                                          i % cells.condition_dim, "]: values must be finite"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -127,8 +141,25 @@ absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
   cells.spatial_dim = spatial->cols;
   cells.coords = std::move(spatial->values);
 
+  if (!options.label_key.empty() && !options.condition_keys.empty()) {
+    return Invalid(path, "--label-key and --condition-key exclude each other");
+  }
   if (!options.label_key.empty()) {
     WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, options.label_key, "--label-key"));
+  }
+  const std::vector<std::string>& keys = options.condition_keys;
+  bool single_label = false;
+  if (keys.size() == 1 && !absl::StartsWith(keys[0], "obsm:")) {
+    absl::StatusOr<io::ObsColumn> column = file.ReadObsColumn(keys[0]);
+    single_label = column.ok() && column->kind != io::ObsColumn::Kind::kFloat;
+  }
+  if (single_label) {  // one label column: discrete labels, as --label-key
+    WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, keys[0], "--condition-key"));
+  } else if (!keys.empty()) {
+    WFM_ASSIGN_OR_RETURN(ConditionTable table, ReadConditions(file, keys));
+    cells.condition_dim = table.width;
+    cells.conditions = std::move(table.values);
+    cells.condition_columns = std::move(table.columns);
   }
   if (!options.sample_key.empty()) {
     WFM_ASSIGN_OR_RETURN(cells.sample_ids, ColumnTexts(file, options.sample_key, "--sample-key"));
@@ -163,6 +194,11 @@ std::string EncodeCells(const SpatialCells& cells) {
   PutTexts(out, cells.sample_ids);
   PutTexts(out, cells.labels);
   PutTexts(out, cells.feature_names);
+  PutSize(out, static_cast<uint64_t>(cells.condition_dim));
+  PutFloats(out, cells.conditions);
+  std::vector<std::string> columns;
+  for (const v1::ConditionColumn& c : cells.condition_columns) columns.push_back(c.SerializeAsString());
+  PutTexts(out, columns);
   return out;
 }
 
@@ -205,11 +241,19 @@ class Decoder {
 absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_view path) {
   SpatialCells cells;
   Decoder in(bytes);
-  uint64_t dim = 0, spatial_dim = 0;
+  uint64_t dim = 0, spatial_dim = 0, condition_dim = 0;
+  std::vector<std::string> columns;
   if (!in.Size(dim) || !in.Size(spatial_dim) || !in.Floats(cells.features) || !in.Floats(cells.coords) ||
       !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Texts(cells.feature_names) ||
+      !in.Size(condition_dim) || !in.Floats(cells.conditions) || !in.Texts(columns) ||
       !in.Done()) {
     return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+  }
+  cells.condition_dim = static_cast<int64_t>(condition_dim);
+  for (const std::string& bytes : columns) {
+    if (!cells.condition_columns.emplace_back().ParseFromString(bytes)) {
+      return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+    }
   }
   cells.dim = static_cast<int64_t>(dim);
   cells.spatial_dim = static_cast<int64_t>(spatial_dim);

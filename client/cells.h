@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "wfm/v1/types.pb.h"
 
 namespace wfm::client {
 
@@ -22,6 +23,11 @@ struct SpatialCells {
   std::vector<float> coords;            // [n, spatial_dim] row-major, finite
   std::vector<std::string> sample_ids;  // [n], or empty (one sample)
   std::vector<std::string> labels;      // [n] (e.g. cell type), or empty
+  // Continuous conditions (client/conditions.h), exclusive with labels:
+  // [n, condition_dim] row-major and their encoding, or empty.
+  int64_t condition_dim = 0;
+  std::vector<float> conditions;
+  std::vector<v1::ConditionColumn> condition_columns;
   // [dim]: var_names when the features are X; empty for obsm features.
   std::vector<std::string> feature_names;
 
@@ -45,6 +51,11 @@ struct CellReadOptions {
   std::string features = "X";         // "X" or "obsm:KEY"
   std::string spatial_key = "spatial";  // obsm/<key>, [n_obs, spatial_dim]
   std::string label_key;              // obs column; empty = no labels
+  // --condition-key, repeatable (obs columns, obsm:KEY). One key naming a
+  // categorical, string, integer or bool obs column gives discrete labels,
+  // as label_key does; otherwise the keys are encoded into condition vectors
+  // (client/conditions.h). Exclusive with label_key.
+  std::vector<std::string> condition_keys;
   std::string sample_key;             // obs column; empty = one sample
   // The file is read in a child process (client/isolated.h): a corrupt file
   // that crashes libhdf5 gives DataLoss, one that makes it loop is stopped

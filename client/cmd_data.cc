@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cells.h"
+#include "client/conditions.h"
 #include "client/commands.h"
 #include "client/output.h"
 #include "client/progress.h"
@@ -69,6 +70,9 @@ std::string Describe(const v1::Dataset& d) {
                     d.label_names_size() > 8 ? ", ..." : "", ")");
   } else if (d.label_type() == v1::LABEL_TYPE_CONTINUOUS) {
     absl::StrAppend(&text, ", condition vectors of dimension ", d.condition_dim());
+    if (d.condition_columns_size() > 0) {
+      absl::StrAppend(&text, " from ", DescribeConditionColumns(d.condition_columns()));
+    }
   }
   absl::StrAppend(&text, ", ", FormatBytes(d.size_bytes()));
   return text;
@@ -178,6 +182,17 @@ void AddDataCommands(CLI::App& app, CliContext& context) {
         track("--label-key")(v);
       },
       ".h5ad: obs column of the cell labels (e.g. cell type); default none");
+  upload->add_option_function<std::vector<std::string>>(
+      "--condition-key",
+      [up, track](const std::vector<std::string>& keys) {
+        up->cells.condition_keys = keys;
+        track("--condition-key")("");
+      },
+      ".h5ad, repeatable: condition the niches on obs columns (categorical one-hot, numeric as "
+      "is) and obsm:KEY vectors, concatenated; one categorical column = discrete labels, as "
+      "--label-key")
+      ->allow_extra_args(false)
+      ->take_all();
   upload->add_option_function<std::string>(
       "--sample-key",
       [up, track](const std::string& v) {

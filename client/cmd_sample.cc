@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "client/conditions.h"
 #include "client/output.h"
 #include "client/progress.h"
 #include "client/sample_files.h"
@@ -84,14 +85,15 @@ absl::StatusOr<std::vector<float>> ParseCondition(const std::string& text) {
   return values;
 }
 
-absl::Status Sample(CliContext& context, const SampleFlags& f) {
+absl::Status Sample(CliContext& context, const SampleFlags& flags) {
+  SampleFlags f = flags;  // a named --condition may set the label
   // Local checks first: the output type, flag combinations, --pca-from.
   WFM_RETURN_IF_ERROR(CheckSampleOutput(f.out, false, f.trajectory));
   if (!f.label.empty() && !f.condition.empty()) {
     return absl::InvalidArgumentError("--label and --condition exclude each other");
   }
   std::vector<float> condition;
-  if (!f.condition.empty()) {
+  if (!f.condition.empty() && !IsNamedCondition(f.condition)) {
     WFM_ASSIGN_OR_RETURN(condition, ParseCondition(f.condition));
   }
   SvgOptions svg;
@@ -108,6 +110,12 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--pca-from ", f.pca_from, ": dimension ",
                                                    svg.projection->dim, "; model '", f.model,
                                                    "' generates dimension ", model.dim()));
+  }
+  if (IsNamedCondition(f.condition)) {  // KEY=VALUE,...: the model's encoding
+    WFM_ASSIGN_OR_RETURN(NamedCondition named,
+                         ResolveNamedCondition(f.condition, model, "--condition"));
+    condition = std::move(named.vector);
+    f.label = std::move(named.label);
   }
   if (!f.label.empty()) {
     if (model.label_type() != v1::LABEL_TYPE_DISCRETE) {
@@ -306,7 +314,9 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   sample->add_option("--points", s->points, "points per sample (default: sizes drawn from the training clouds)")
       ->check(CLI::NonNegativeNumber);
   sample->add_option("--label", s->label, "generate this label (default: drawn per sample)");
-  sample->add_option("--condition", s->condition, "condition vector for continuous models, e.g. 0.5,1");
+  sample->add_option("--condition", s->condition,
+                     "condition: KEY=VALUE,... by the model's condition columns (categories, "
+                     "numbers, obsm:KEY=v1;v2;...) or a plain vector, e.g. 0.5,1");
   AddSolverFlags(sample, &s->ode);
   sample->add_option("--seed", s->seed, "random seed")->capture_default_str();
   AddOptional(sample, "--guidance", &s->guidance, "classifier-free guidance γ (default: the model's)")

@@ -50,8 +50,18 @@ nlohmann::json Value(const Message& m, const Reflection* r, const FieldDescripto
 }
 
 std::string LabelsCell(v1::LabelType type, const google::protobuf::RepeatedPtrField<std::string>& names,
-                       int64_t condition_dim) {
-  if (type == v1::LABEL_TYPE_CONTINUOUS) return absl::StrCat("condition[", condition_dim, "]");
+                       int64_t condition_dim,
+                       const google::protobuf::RepeatedPtrField<v1::ConditionColumn>& columns) {
+  if (type == v1::LABEL_TYPE_CONTINUOUS) {
+    std::string text = absl::StrCat("condition[", condition_dim, "]");
+    std::vector<std::string> keys;
+    for (const v1::ConditionColumn& c : columns) {
+      keys.push_back(c.kind() == v1::CONDITION_KIND_OBSM ? absl::StrCat("obsm:", c.name())
+                                                         : c.name());
+    }
+    if (!keys.empty()) absl::StrAppend(&text, " ", absl::StrJoin(keys, ","));
+    return text;
+  }
   if (type != v1::LABEL_TYPE_DISCRETE || names.empty()) return "-";
   std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), 4));
   std::string text = absl::StrJoin(shown, ",");
@@ -165,7 +175,7 @@ std::string DatasetsTable(const std::vector<v1::Dataset>& datasets) {
     }
     rows.push_back({d.name(), DatasetKindName(d.kind()), absl::StrCat(d.dim()),
                     absl::StrCat(d.items()), size,
-                    LabelsCell(d.label_type(), d.label_names(), d.condition_dim()),
+                    LabelsCell(d.label_type(), d.label_names(), d.condition_dim(), d.condition_columns()),
                     FormatBytes(d.size_bytes()), FormatUnixMs(d.created_unix_ms())});
   }
   return RenderTable({"NAME", "KIND", "DIM", "ITEMS", "POINTS/ITEM", "LABELS", "SIZE", "CREATED"},
@@ -176,7 +186,7 @@ std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::ModelInfo& m : models) {
     rows.push_back({m.name(), FamilyName(m.family()), absl::StrCat(m.dim()),
-                    LabelsCell(m.label_type(), m.labels(), m.condition_dim()),
+                    LabelsCell(m.label_type(), m.labels(), m.condition_dim(), m.condition_columns()),
                     absl::StrCat(m.parameters()), m.summary().dataset(),
                     absl::StrCat(m.summary().steps()),
                     m.summary().steps() > 0 ? absl::StrFormat("%.4g", m.summary().recent_loss())

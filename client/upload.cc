@@ -91,6 +91,13 @@ absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const Spati
   v1::DatasetHeader header = MakeHeader(info, v1::SPATIAL_CELLS, cells.dim, !cells.labels.empty());
   for (const std::string& name : cells.feature_names) header.add_feature_names(name);
   if (cells.spatial_dim != 2) header.set_spatial_dim(cells.spatial_dim);  // 0 = 2 for old servers
+  if (cells.condition_dim > 0) {
+    header.set_label_type(v1::LABEL_TYPE_CONTINUOUS);
+    header.set_condition_dim(cells.condition_dim);
+    for (const v1::ConditionColumn& c : cells.condition_columns) {
+      *header.add_condition_columns() = c;
+    }
+  }
   return header;
 }
 
@@ -160,10 +167,11 @@ CellChunker::CellChunker(const SpatialCells& cells, int64_t max_chunk_bytes)
 bool CellChunker::Next(v1::UploadDatasetRequest* request) {
   request->Clear();
   const int64_t n = cells_.num_cells(), d = cells_.dim, sd = cells_.spatial_dim;
+  const int64_t k = cells_.condition_dim;
   if (next_ >= n) return false;
   const bool samples = !cells_.sample_ids.empty(), labels = !cells_.labels.empty();
   const int64_t end = ChunkEnd(next_, n, max_chunk_bytes_, [&](int64_t i) {
-    int64_t item = (d + sd) * 4;
+    int64_t item = (d + sd + k) * 4;
     if (samples) item += StringBytes(cells_.sample_ids[i]);
     if (labels) item += StringBytes(cells_.labels[i]);
     return item;
@@ -173,6 +181,8 @@ bool CellChunker::Next(v1::UploadDatasetRequest* request) {
                                  cells_.features.begin() + end * d);
   chunk->mutable_coords()->Add(cells_.coords.begin() + next_ * sd,
                                cells_.coords.begin() + end * sd);
+  chunk->mutable_conditions()->Add(cells_.conditions.begin() + next_ * k,
+                                   cells_.conditions.begin() + end * k);
   for (int64_t i = next_; i < end; ++i) {
     if (samples) chunk->add_sample_ids(cells_.sample_ids[i]);
     if (labels) chunk->add_labels(cells_.labels[i]);

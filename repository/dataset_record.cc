@@ -85,6 +85,7 @@ nlohmann::json DatasetRecordToJson(const DatasetInfo& info) {
           {"created_unix_ms", info.created_unix_ms},
           {"description", info.description},
           {"feature_names", info.feature_names},
+          {"condition_columns", ConditionColumnsToJson(info.condition_columns)},
           {"data_file", kDatasetDataFile}};
 }
 
@@ -120,6 +121,14 @@ absl::StatusOr<DatasetInfo> DatasetRecordFromJson(const nlohmann::json& j) {
     info.description = j.at("description").get<std::string>();
     // Records written before feature names have none.
     info.feature_names = j.value("feature_names", std::vector<std::string>{});
+    // Records written before condition encodings have none.
+    if (j.contains("condition_columns")) {
+      WFM_ASSIGN_OR_RETURN(info.condition_columns,
+                           ConditionColumnsFromJson(j.at("condition_columns")));
+      const absl::Status columns = CheckConditionColumns(
+          info.condition_columns, info.condition_dim, "record: condition_columns");
+      if (!columns.ok()) return absl::DataLossError(columns.message());
+    }
     if (info.dim < 1 || info.items < 1) return absl::DataLossError("record: bad dim or items");
     if (!info.feature_names.empty() &&
         static_cast<int64_t>(info.feature_names.size()) != info.dim) {
@@ -210,6 +219,19 @@ absl::StatusOr<std::shared_ptr<const DatasetData>> ReadDatasetFolder(const std::
         if (info.label_type == LabelType::kDiscrete) {
           if (labels.empty()) return absl::DataLossError(absl::StrCat(source, ": labels missing"));
           cells.labels = Labels::FromStrings(std::move(labels));
+        } else if (info.label_type == LabelType::kContinuous) {
+          auto conditions = arrays.find("conditions");
+          if (conditions == arrays.end()) {
+            return absl::DataLossError(absl::StrCat(source, ": conditions missing"));
+          }
+          WFM_ASSIGN_OR_RETURN(std::vector<float> values, conditions->second.ToFloat32());
+          if (info.condition_dim < 1 ||
+              static_cast<int64_t>(values.size()) != n * info.condition_dim) {
+            return absl::DataLossError(absl::StrCat(
+                source, ": conditions do not match the record's ", n, " cells of condition_dim ",
+                info.condition_dim));
+          }
+          cells.labels = Labels::FromContinuous(std::move(values), info.condition_dim);
         }
         data->data = std::move(cells);
         return absl::OkStatus();

@@ -12,7 +12,7 @@
 //                  (discrete: strings [C])
 //   SPATIAL_CELLS  features float32 [n, dim], coords float32 [n, spatial_dim],
 //                  sample_ids strings [n] (absent: one sample), labels strings
-//                  [n] (discrete only)
+//                  [n] (discrete), conditions float32 [n, cond_dim] (continuous)
 #ifndef WFM_REPOSITORY_DATASET_RECORD_H_
 #define WFM_REPOSITORY_DATASET_RECORD_H_
 
@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "model/io/point_sets.h"
+#include "repository/condition_columns.h"
 
 namespace wfm::repository {
 
@@ -63,6 +64,9 @@ struct DatasetInfo {
   std::string description;
   // One name per dimension (the upload's header.feature_names), or empty.
   std::vector<std::string> feature_names;
+  // Continuous labels: how the condition vectors were encoded from named
+  // columns (CheckConditionColumns holds), or empty (plain vectors).
+  std::vector<ConditionColumn> condition_columns;
 };
 
 // Cells of a spatial transcriptomics data set.
@@ -72,7 +76,7 @@ struct CellSet {
   int64_t spatial_dim = 2;              // coordinate columns (2-D sections, 3-D tissue)
   std::vector<float> coords;            // [n, spatial_dim] row-major
   std::vector<std::string> sample_ids;  // [n], or empty: one sample
-  model::io::Labels labels;             // none, or strings [n]
+  model::io::Labels labels;             // none, strings [n] or continuous [n, cond_dim]
 
   int64_t num_cells() const { return dim > 0 ? static_cast<int64_t>(features.size()) / dim : 0; }
 };

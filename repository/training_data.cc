@@ -89,7 +89,8 @@ nlohmann::json TrainingOrigin::ToJson() const {
           {"niche_size", niche_size},
           {"holdout_fraction", holdout_fraction},
           {"heldout", heldout},
-          {"feature_names", feature_names}};
+          {"feature_names", feature_names},
+          {"condition_columns", ConditionColumnsToJson(condition_columns)}};
 }
 
 absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
@@ -103,6 +104,10 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
     o.holdout_fraction = j.value("holdout_fraction", 0.0);
     o.heldout = j.value("heldout", std::vector<int64_t>{});
     o.feature_names = j.value("feature_names", std::vector<std::string>{});
+    // Models trained before condition encodings have none.
+    if (j.contains("condition_columns")) {
+      WFM_ASSIGN_OR_RETURN(o.condition_columns, ConditionColumnsFromJson(j.at("condition_columns")));
+    }
     for (size_t i = 0; i < o.heldout.size(); ++i) {
       if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||
           (i > 0 && o.heldout[i] <= o.heldout[i - 1])) {
@@ -236,6 +241,10 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers) {
+  if (cells.labels.kind == model::io::Labels::Kind::kContinuous) {
+    return absl::InvalidArgumentError(
+        "cells: continuous condition vectors; Gaussian models take discrete labels or none");
+  }
   WFM_RETURN_IF_ERROR(CheckCenters(cells, centers));
   WFM_ASSIGN_OR_RETURN(const model::data::Niches niches, BuildCellNiches(cells, k));
   // A sample covariance needs two cells: keep niches of at least 2.
@@ -319,6 +328,7 @@ absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
   origin.niche_size = info.kind == DatasetKind::kSpatialCells ? config.niche_size : 0;
   origin.holdout_fraction = config.holdout_fraction;
   origin.feature_names = info.feature_names;
+  origin.condition_columns = info.condition_columns;
   origin.heldout = HoldoutIndices(info.items, config.holdout_fraction, config.seed());
   const std::vector<int64_t> train_ids = Complement(info.items, origin.heldout);
   if (train_ids.empty()) {

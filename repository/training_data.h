@@ -41,6 +41,7 @@ struct TrainingOrigin {
   double holdout_fraction = 0.0;
   std::vector<int64_t> heldout;         // sorted item indices excluded from training
   std::vector<std::string> feature_names;  // the data set's, one per dimension, or empty
+  std::vector<ConditionColumn> condition_columns;  // the data set's encoding, or empty
 
   nlohmann::json ToJson() const;
   // DATA_LOSS for bad fields or held-out indices that are not sorted,
@@ -91,6 +92,7 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 // The niches' Gaussian cell states: mean and sample covariance of the
 // neighbours' features, plus kNicheRidge x the mean feature variance on the
 // diagonal, so every covariance is symmetric positive definite.
+// INVALID_ARGUMENT for cells with continuous labels (as CloudGaussians).
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers);
 

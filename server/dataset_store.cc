@@ -112,6 +112,7 @@ absl::Status DatasetUpload::AddCells(const CellChunkView& chunk) {
   cells_.sample_ids.insert(cells_.sample_ids.end(), chunk.sample_ids.begin(),
                            chunk.sample_ids.end());
   cell_labels_.insert(cell_labels_.end(), chunk.labels.begin(), chunk.labels.end());
+  cell_conditions_.insert(cell_conditions_.end(), chunk.conditions.begin(), chunk.conditions.end());
   return absl::OkStatus();
 }
 
@@ -128,6 +129,7 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
   info.condition_dim = h.label_type == LabelType::kContinuous ? h.condition_dim : 0;
   info.description = h.description;
   info.feature_names = h.feature_names;
+  info.condition_columns = h.condition_columns;
   info.created_unix_ms = NowUnixMs();
 
   WFM_ASSIGN_OR_RETURN(const std::string staging,
@@ -178,6 +180,9 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
         if (h.label_type == LabelType::kDiscrete) {
           arrays.emplace_back("labels", model::io::ArrayView::Of({n}, cell_labels_));
           info.label_names = SortedUnique(cell_labels_);
+        } else if (h.label_type == LabelType::kContinuous) {
+          arrays.emplace_back("conditions",
+                              model::io::ArrayView::Of({n, h.condition_dim}, cell_conditions_));
         }
         info.items = n;
         info.samples = cells_.sample_ids.empty()

@@ -82,6 +82,7 @@ class DatasetUpload {
   std::vector<std::string> gaussian_labels_;
   CellSet cells_;
   std::vector<std::string> cell_labels_;
+  std::vector<float> cell_conditions_;  // continuous: [cells, condition_dim]
   bool cells_have_sample_ids_ = false;
 };
 

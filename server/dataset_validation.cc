@@ -59,6 +59,33 @@ absl::Status CheckChunkLabels(const DatasetHeader& h, int64_t chunk, absl::strin
   return absl::OkStatus();
 }
 
+// Checks the condition vectors of `n` items of a chunk against the header's
+// label type: [n, condition_dim] finite values with continuous labels, none
+// otherwise.
+absl::Status CheckChunkConditions(const DatasetHeader& h, int64_t chunk, absl::string_view items,
+                                  int64_t first, int64_t n, absl::Span<const float> conditions) {
+  if (h.label_type != LabelType::kContinuous) {
+    if (!conditions.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chunk ", chunk, ": conditions given but the header's label_type is ",
+                       LabelTypeName(h.label_type)));
+    }
+    return absl::OkStatus();
+  }
+  if (static_cast<int64_t>(conditions.size()) != n * h.condition_dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk ", chunk, ": conditions holds ", conditions.size(), " values for ", n, " ", items,
+        " of condition_dim ", h.condition_dim, " (need ", items, " x condition_dim)"));
+  }
+  const int64_t nf = FirstNonFinite(conditions);
+  if (nf >= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(items, "[", first + nf / h.condition_dim, "].condition: ",
+                     NonFiniteName(conditions[nf]), " at index ", nf % h.condition_dim));
+  }
+  return absl::OkStatus();
+}
+
 const char* ChunkName(DatasetKind kind) {
   switch (kind) {
     case DatasetKind::kPointClouds: return "clouds";
@@ -114,20 +141,24 @@ absl::Status ValidateDatasetHeader(const DatasetHeader& header) {
                                                    header.dim));
   }
   if (header.label_type == LabelType::kContinuous) {
-    if (header.kind != DatasetKind::kPointClouds) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS, "
-          "not ",
-          DatasetKindName(header.kind), cells ? " (cells take discrete labels)" : ""));
+    if (header.kind == DatasetKind::kGaussians) {
+      return absl::InvalidArgumentError(
+          "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS "
+          "and SPATIAL_CELLS, not GAUSSIANS (Gaussian models take discrete labels)");
     }
     if (header.condition_dim < 1 || header.condition_dim > kMaxConditionDim) {
       return absl::InvalidArgumentError(
           absl::StrCat("header.condition_dim: must be in [1, ", kMaxConditionDim,
                        "] for continuous labels, got ", header.condition_dim));
     }
+    WFM_RETURN_IF_ERROR(repository::CheckConditionColumns(
+        header.condition_columns, header.condition_dim, "header.condition_columns"));
   } else if (header.condition_dim != 0) {
     return absl::InvalidArgumentError(
         "header.condition_dim: only meaningful with label_type continuous; leave it 0");
+  } else if (!header.condition_columns.empty()) {
+    return absl::InvalidArgumentError(
+        "header.condition_columns: only meaningful with label_type continuous; leave it empty");
   }
   if (cells && (SpatialDim(header) < 1 || SpatialDim(header) > kMaxSpatialDim)) {
     return absl::InvalidArgumentError(absl::StrCat("header.spatial_dim: must be in [1, ",
@@ -167,7 +198,8 @@ int64_t ChunkBytes(const GaussianChunkView& chunk) {
 }
 
 int64_t ChunkBytes(const CellChunkView& chunk) {
-  return static_cast<int64_t>(chunk.features.size() + chunk.coords.size()) * 4 +
+  return static_cast<int64_t>(chunk.features.size() + chunk.coords.size() +
+                              chunk.conditions.size()) * 4 +
          TextBytes(chunk.labels) + TextBytes(chunk.sample_ids);
 }
 
@@ -202,24 +234,7 @@ absl::Status ValidateCloudChunk(const DatasetHeader& h, int64_t index, int64_t f
         "clouds[", first + c, "].points: ", NonFiniteName(chunk.points[bad]), " at point ", point));
   }
   WFM_RETURN_IF_ERROR(CheckChunkLabels(h, index, "clouds", first, n, chunk.labels));
-  if (h.label_type == LabelType::kContinuous) {
-    if (static_cast<int64_t>(chunk.conditions.size()) != n * h.condition_dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "chunk ", index, ": conditions holds ", chunk.conditions.size(), " values for ", n,
-          " clouds of condition_dim ", h.condition_dim, " (need clouds x condition_dim)"));
-    }
-    const int64_t nf = FirstNonFinite(chunk.conditions);
-    if (nf >= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("clouds[", first + nf / h.condition_dim, "].condition: ",
-                       NonFiniteName(chunk.conditions[nf]), " at index ", nf % h.condition_dim));
-    }
-  } else if (!chunk.conditions.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunk ", index, ": conditions given but the header's label_type is ",
-                     LabelTypeName(h.label_type)));
-  }
-  return absl::OkStatus();
+  return CheckChunkConditions(h, index, "clouds", first, n, chunk.conditions);
 }
 
 absl::Status ValidateGaussianChunk(const DatasetHeader& h, int64_t index, int64_t first,
@@ -314,7 +329,7 @@ absl::Status ValidateCellChunk(const DatasetHeader& h, int64_t index, int64_t fi
         absl::StrCat("chunk ", index, ": sample_ids given for a chunk without cells"));
   }
   WFM_RETURN_IF_ERROR(CheckChunkLabels(h, index, "cells", first, n, chunk.labels));
-  return absl::OkStatus();
+  return CheckChunkConditions(h, index, "cells", first, n, chunk.conditions);
 }
 
 }  // namespace wfm::server

@@ -19,6 +19,8 @@ namespace wfm::server {
 // The stored data set's types (repository/dataset_record.h), as the server's
 // data set store and service name them.
 using repository::CellSet;
+using repository::ConditionColumn;
+using repository::ConditionKind;
 using repository::DatasetData;
 using repository::DatasetInfo;
 using repository::DatasetKind;
@@ -40,7 +42,7 @@ struct DatasetHeader {
   DatasetKind kind = DatasetKind::kPointClouds;
   int64_t dim = 0;                 // point / Gaussian / feature dimension, >= 1
   LabelType label_type = LabelType::kNone;
-  int64_t condition_dim = 0;       // kContinuous (point clouds only), >= 1
+  int64_t condition_dim = 0;       // kContinuous (point clouds, cells), >= 1
   std::string description;         // at most 4096 bytes
   bool overwrite = false;
   // None, or one per dimension: unique, each 1 to 256 bytes.
@@ -48,6 +50,9 @@ struct DatasetHeader {
   // SPATIAL_CELLS: columns of the coordinates, 1 to kMaxSpatialDim; 0 = 2.
   // Other kinds: 0.
   int64_t spatial_dim = 0;
+  // kContinuous: the vectors' encoding from named columns, or none
+  // (repository::CheckConditionColumns).
+  std::vector<ConditionColumn> condition_columns;
 };
 
 // The coordinate columns of a SPATIAL_CELLS header (its 0 means 2).
@@ -72,12 +77,15 @@ struct CellChunkView {
   absl::Span<const float> coords;        // [n, 2]
   std::vector<std::string> sample_ids;   // one per cell, or empty (one sample)
   std::vector<std::string> labels;       // discrete: one per cell
+  absl::Span<const float> conditions;    // continuous: [n, condition_dim]
 };
 
 // INVALID_ARGUMENT naming the header field: the name rule, dim in [1,
 // 100000] ([1, 512] for Gaussians), continuous labels only for point clouds
-// with condition_dim in [1, 4096] (0 otherwise), description at most 4096
-// bytes, feature_names none or dim of them, unique, each 1 to 256 bytes.
+// and cells with condition_dim in [1, 4096] (0 otherwise) and
+// condition_columns that follow repository::CheckConditionColumns (none
+// without continuous labels), description at most 4096 bytes, feature_names
+// none or dim of them, unique, each 1 to 256 bytes.
 absl::Status ValidateDatasetHeader(const DatasetHeader& header);
 
 // A chunk of `kind` (its payload) is the kind the header announced; `index`

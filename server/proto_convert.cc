@@ -52,6 +52,53 @@ void MetricsToProto(const model::eval::DistributionMetrics& m, pb::DistributionM
 
 }  // namespace
 
+namespace {
+
+// The API's condition columns (repeated ConditionColumn) and back.
+absl::StatusOr<std::vector<ConditionColumn>> ConditionColumnsFromProto(
+    const google::protobuf::RepeatedPtrField<pb::ConditionColumn>& columns,
+    absl::string_view field) {
+  std::vector<ConditionColumn> out;
+  out.reserve(columns.size());
+  for (int i = 0; i < columns.size(); ++i) {
+    const pb::ConditionColumn& c = columns[i];
+    ConditionColumn column;
+    switch (c.kind()) {
+      case pb::CONDITION_KIND_CATEGORICAL: column.kind = ConditionKind::kCategorical; break;
+      case pb::CONDITION_KIND_NUMERIC: column.kind = ConditionKind::kNumeric; break;
+      case pb::CONDITION_KIND_OBSM: column.kind = ConditionKind::kObsm; break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, "[", i, "].kind: required (CONDITION_KIND_CATEGORICAL, ",
+                         "CONDITION_KIND_NUMERIC or CONDITION_KIND_OBSM), got ", c.kind()));
+    }
+    column.name = c.name();
+    column.categories = Strings(c.categories());
+    column.width = c.width();
+    column.offset = c.offset();
+    out.push_back(std::move(column));
+  }
+  return out;
+}
+
+void ConditionColumnsToProto(const std::vector<ConditionColumn>& columns,
+                             google::protobuf::RepeatedPtrField<pb::ConditionColumn>* out) {
+  for (const ConditionColumn& column : columns) {
+    pb::ConditionColumn* c = out->Add();
+    c->set_name(column.name);
+    switch (column.kind) {
+      case ConditionKind::kCategorical: c->set_kind(pb::CONDITION_KIND_CATEGORICAL); break;
+      case ConditionKind::kNumeric: c->set_kind(pb::CONDITION_KIND_NUMERIC); break;
+      case ConditionKind::kObsm: c->set_kind(pb::CONDITION_KIND_OBSM); break;
+    }
+    for (const std::string& category : column.categories) c->add_categories(category);
+    c->set_width(column.width);
+    c->set_offset(column.offset);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<DatasetHeader> HeaderFromProto(const pb::DatasetHeader& header) {
   DatasetHeader h;
   h.name = header.name();
@@ -78,6 +125,8 @@ absl::StatusOr<DatasetHeader> HeaderFromProto(const pb::DatasetHeader& header) {
   h.overwrite = header.overwrite();
   h.feature_names = Strings(header.feature_names());
   h.spatial_dim = header.spatial_dim();
+  WFM_ASSIGN_OR_RETURN(h.condition_columns, ConditionColumnsFromProto(header.condition_columns(),
+                                                                      "header.condition_columns"));
   return h;
 }
 
@@ -102,6 +151,7 @@ void ToProto(const DatasetInfo& info, pb::Dataset* out) {
   out->set_created_unix_ms(info.created_unix_ms);
   out->set_description(info.description);
   for (const auto& name : info.feature_names) out->add_feature_names(name);
+  ConditionColumnsToProto(info.condition_columns, out->mutable_condition_columns());
 }
 
 CloudChunkView ChunkView(const pb::PointCloudChunk& chunk) {
@@ -115,7 +165,7 @@ GaussianChunkView ChunkView(const pb::GaussianChunk& chunk) {
 
 CellChunkView ChunkView(const pb::CellChunk& chunk) {
   return {Span(chunk.features()), Span(chunk.coords()), Strings(chunk.sample_ids()),
-          Strings(chunk.labels())};
+          Strings(chunk.labels()), Span(chunk.conditions())};
 }
 
 absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTrainingRequest& req,
@@ -166,6 +216,7 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   for (const auto& name : info.labels.names) out->add_labels(name);
   out->set_condition_dim(info.labels.cond_dim);
   for (const auto& name : info.origin.feature_names) out->add_feature_names(name);
+  ConditionColumnsToProto(info.origin.condition_columns, out->mutable_condition_columns());
   model::TrainingConfig config;
   config.family = info.family;
   if (info.pointcloud_config.has_value()) config.pointcloud = *info.pointcloud_config;

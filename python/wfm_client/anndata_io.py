@@ -6,6 +6,8 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
+from .conditions import ConditionColumn, encode_conditions, obs_column
+
 
 class CellArrays:
     """What upload_anndata sends, read from an AnnData without copying X:
@@ -14,7 +16,9 @@ class CellArrays:
 
     def __init__(self, n: int, dim: int, rows: Callable[[int, int], np.ndarray],
                  coords: np.ndarray, sample_ids: Optional[List[str]],
-                 labels: Optional[List[str]], feature_names: Optional[List[str]]):
+                 labels: Optional[List[str]], feature_names: Optional[List[str]],
+                 conditions: Optional[np.ndarray] = None,
+                 condition_columns: Optional[List[ConditionColumn]] = None):
         self.n = n
         self.dim = dim
         self.rows = rows
@@ -22,20 +26,15 @@ class CellArrays:
         self.sample_ids = sample_ids
         self.labels = labels
         self.feature_names = feature_names
+        self.conditions = conditions  # [n, k] float32 condition vectors, or None
+        self.condition_columns = condition_columns  # their encoding
 
 
 # The server's bound on the columns of spatial coordinates (DatasetHeader.spatial_dim).
 MAX_SPATIAL_DIM = 16
 
 def _obs_strings(adata: Any, key: str, what: str) -> List[str]:
-    if key not in adata.obs.columns:
-        raise KeyError(f"{what}={key!r}: no obs column {key!r} (obs has: "
-                       f"{', '.join(map(str, adata.obs.columns)) or 'no columns'})")
-    column = adata.obs[key]
-    if column.isna().any():
-        first = int(np.flatnonzero(column.isna().to_numpy())[0])
-        raise ValueError(f"{what}={key!r}: obs[{key!r}] is missing for cell {first} "
-                         f"({adata.obs_names[first]!r}); every cell needs a value")
+    column = obs_column(adata, key, what)
     if str(column.dtype) == "category":
         return column.astype(str).tolist()
     if np.issubdtype(column.dtype, np.floating):  # as the wfm tool: no continuous labels
@@ -52,9 +51,11 @@ def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spat
     = var_names) or from obsm[KEY] with features="obsm:KEY" (names: the
     columns of a DataFrame, otherwise none); coordinates from
     obsm[spatial_key]; sample ids and labels from obs columns (as strings).
-    condition_keys=[KEY] is the same as label_key=KEY (one categorical obs
-    column; several columns or obsm vectors are not supported yet). Raises
-    KeyError for a missing key and ValueError for a bad shape or value."""
+    condition_keys: obs columns and "obsm:KEY" vectors encoded into condition
+    vectors (wfm_client.conditions: categorical one-hot, numeric as is,
+    concatenated); one key naming a non-float obs column is label_key=KEY
+    (discrete labels, as `wfm upload --condition-key KEY`). Raises KeyError
+    for a missing key and ValueError for a bad shape or value."""
     n = int(adata.n_obs)
     if n < 1:
         raise ValueError("adata: no cells (n_obs is 0)")
@@ -62,14 +63,18 @@ def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spat
         if condition_keys is not None:
             raise ValueError("pass label_key or condition_keys, not both")
         label_key, condition_keys = None, label_key
+    conditions, condition_columns = None, None
     if condition_keys is not None:
         keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys)
-        if len(keys) != 1 or keys[0].startswith("obsm:"):
-            raise ValueError(f"condition_keys={keys!r}: the server conditions niches on one "
-                             "categorical obs column; pass one column name")
-        if label_key is not None and label_key != keys[0]:
+        if label_key is not None and keys != [label_key]:
             raise ValueError("pass label_key or condition_keys, not both")
-        label_key = keys[0]
+        single_label = (len(keys) == 1 and not keys[0].startswith("obsm:")
+                        and keys[0] in adata.obs.columns
+                        and getattr(adata.obs[keys[0]].dtype, "kind", "") != "f")
+        if single_label:  # one label column: discrete labels, as label_key
+            label_key = keys[0]
+        elif keys:
+            conditions, condition_columns = encode_conditions(adata, keys)
     feature_names: Optional[List[str]] = None
     if features == "X":
         matrix = adata.X
@@ -109,7 +114,8 @@ def cells_from_anndata(adata: Any, features: str = "X", spatial_key: str = "spat
                          f"{MAX_SPATIAL_DIM} columns)")
     samples = _obs_strings(adata, sample_key, "sample_key") if sample_key is not None else None
     labels = _obs_strings(adata, label_key, "label_key") if label_key is not None else None
-    return CellArrays(n, dim, rows, coords, samples, labels, feature_names)
+    return CellArrays(n, dim, rows, coords, samples, labels, feature_names, conditions,
+                      condition_columns)
 
 
 def niches_to_anndata(points: np.ndarray, offsets: np.ndarray, labels: Any,

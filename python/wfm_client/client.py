@@ -28,6 +28,7 @@ import numpy as np
 
 from wfm_client._stubs import types_pb2, wfm_service_pb2, wfm_service_pb2_grpc
 from wfm_client.anndata_io import cells_from_anndata, niches_to_anndata
+from wfm_client.conditions import ConditionColumn, condition_vector, decode_condition
 from wfm_client.progress import Progress
 
 __all__ = ["Client", "WfmError", "Samples", "GaussianSamples"]
@@ -110,6 +111,26 @@ def _varint(n):
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_CONDITION_KINDS = {"categorical": types_pb2.CONDITION_KIND_CATEGORICAL,
+                    "numeric": types_pb2.CONDITION_KIND_NUMERIC,
+                    "obsm": types_pb2.CONDITION_KIND_OBSM}
+
+
+def condition_columns(info: Any) -> List[ConditionColumn]:
+    """The condition encoding of a Dataset or ModelInfo (its
+    condition_columns) as wfm_client.conditions.ConditionColumn tuples."""
+    names = {v: k for k, v in _CONDITION_KINDS.items()}
+    return [ConditionColumn(c.name, names.get(c.kind, "unknown"), tuple(c.categories),
+                            int(c.width), int(c.offset)) for c in info.condition_columns]
+
+
+def _add_condition_columns(header, columns):
+    for c in columns or []:
+        header.condition_columns.add(name=c.name, kind=_CONDITION_KINDS[c.kind],
+                                     categories=list(c.categories), width=c.width,
+                                     offset=c.offset)
 
 
 def _labels_to_strings(labels, count, what):
@@ -336,10 +357,14 @@ class Client:
                             labels: Optional[Sequence[Any]] = None,
                             conditions: Optional[np.ndarray] = None, description: str = "",
                             overwrite: bool = False,
-                            chunk_bytes: int = CHUNK_BYTES) -> "types_pb2.Dataset":
+                            chunk_bytes: int = CHUNK_BYTES,
+                            condition_columns: Optional[Sequence[ConditionColumn]] = None
+                            ) -> "types_pb2.Dataset":
         """Uploads point clouds: either `clouds`, a list of [n_c, d] arrays, or
         `points` [P, d] with `offsets` [C+1]. `labels`: C strings/integers
-        (discrete); `conditions`: [C, k] floats (continuous)."""
+        (discrete); `conditions`: [C, k] floats (continuous), optionally with
+        their encoding `condition_columns` (wfm_client.conditions; then
+        sample_niches takes condition={key: value})."""
         if clouds is not None:
             if points is not None or offsets is not None:
                 raise TypeError("pass clouds or points + offsets, not both")
@@ -377,6 +402,7 @@ class Client:
             _finite("conditions", cond)
             header.label_type = types_pb2.LABEL_TYPE_CONTINUOUS
             header.condition_dim = cond.shape[1]
+            _add_condition_columns(header, condition_columns)
 
         def chunks():
             start = 0
@@ -454,9 +480,11 @@ class Client:
             description, overwrite, chunk_bytes, progress)
 
     def _upload_cell_rows(self, name, n, dim, rows, coords, samples, names, feature_names,
-                          description, overwrite, chunk_bytes, progress):
+                          description, overwrite, chunk_bytes, progress, conditions=None,
+                          columns=None):
         """Streams n cells whose features rows(start, end) gives [end-start,
-        dim] float32, in chunks of about chunk_bytes."""
+        dim] float32, in chunks of about chunk_bytes; conditions [n, k] with
+        their encoding `columns` (ConditionColumn) when given."""
         if coords.ndim != 2 or coords.shape[0] != n or not 1 <= coords.shape[1] <= 16:
             raise ValueError(f"coords {coords.shape}: needs [{n}, 2] or [{n}, 3] (1 to 16 columns)")
         _finite("coords", coords)
@@ -471,7 +499,13 @@ class Client:
             header.feature_names.extend(feature_names)
         if spatial_dim != 2:  # 0 means 2, which servers before 3-D tissue expect
             header.spatial_dim = spatial_dim
-        per = max(1, chunk_bytes // ((dim + spatial_dim) * 4 + 32))
+        width = 0
+        if conditions is not None:
+            width = int(conditions.shape[1])
+            header.label_type = types_pb2.LABEL_TYPE_CONTINUOUS
+            header.condition_dim = width
+            _add_condition_columns(header, columns)
+        per = max(1, chunk_bytes // ((dim + spatial_dim + width) * 4 + 32))
 
         def chunks():
             with Progress(progress, n, f"upload {name}", "cells") as bar:
@@ -488,6 +522,8 @@ class Client:
                         chunk.sample_ids.extend(samples[start:end])
                     if names is not None:
                         chunk.labels.extend(names[start:end])
+                    if conditions is not None:
+                        chunk.conditions.extend(conditions[start:end].ravel().tolist())
                     yield wfm_service_pb2.UploadDatasetRequest(cells=chunk)
                     bar.update_to(end)
         return self._upload(header, chunks())
@@ -733,10 +769,13 @@ class Client:
           feature names) or "obsm:KEY" (e.g. "obsm:X_pca").
         * spatial_key: obsm key of the coordinates, [n_obs, 2] or [n_obs, 3] (3-D tissue).
         * sample_key: obs column of the sample / section ids (niches stay
-          within a sample); label_key (or condition_keys=[KEY]): obs column
-          of the cells' labels (e.g. cell type), the niches' condition. A
-          list in label_key's place is condition_keys (DESIGN.md's
-          positional order).
+          within a sample); label_key: obs column of the cells' labels
+          (e.g. cell type), the niches' condition. condition_keys: several
+          obs columns and "obsm:KEY" vectors as the niches' condition
+          vector (categorical one-hot, numeric as is, concatenated; the
+          encoding is stored with the data set; one non-float obs column is
+          label_key). A list in label_key's place is condition_keys
+          (DESIGN.md's positional order).
 
         Streams the cells in chunks of about `chunk_bytes` (as
         upload_cells); a sparse X is densified one chunk at a time. Returns
@@ -746,7 +785,8 @@ class Client:
                                    condition_keys)
         return self._upload_cell_rows(name, cells.n, cells.dim, cells.rows, cells.coords,
                                       cells.sample_ids, cells.labels, cells.feature_names,
-                                      description, overwrite, chunk_bytes, progress)
+                                      description, overwrite, chunk_bytes, progress,
+                                      cells.conditions, cells.condition_columns)
 
     def sample_niches(self, model: str, num: int, condition: Any = None, points: int = 0,
                       guidance: Optional[float] = None, seed: int = 0, progress: bool = False,
@@ -756,20 +796,45 @@ class Client:
         niche's index, obs["condition"] its label (a discrete model) or
         obsm["condition"] its condition vector, var_names the feature names
         of the model's training data (e.g. the genes of the uploaded
-        AnnData; "0".."d-1" when it had none). condition: a label (str) or
-        a condition vector; points: cells per niche (0: drawn from the
-        training sizes). Further keywords go to sample() (steps=, ...)."""
+        AnnData; "0".."d-1" when it had none). condition: a label (str), a
+        condition vector, or a dict by the model's condition columns
+        ({"cell_type": "T cell", "age": 40, "obsm:pca": [0.1, 2]}; a model
+        with discrete labels takes one {key: label}); points: cells per
+        niche (0: drawn from the training sizes). A model with condition
+        columns also gets one obs column per column (obsm for obsm:KEY):
+        the niche's decoded condition. Further keywords go to sample()
+        (steps=, ...)."""
         label, vector = "", None
+        info = self.model(model)
+        columns = condition_columns(info)
+        if isinstance(condition, Mapping):
+            if info.label_type == types_pb2.LABEL_TYPE_DISCRETE and len(condition) == 1:
+                condition = next(iter(condition.values()))
+            else:
+                condition = condition_vector(columns, condition)
         if condition is not None:
             if isinstance(condition, (str, bytes, int, np.integer)) and not isinstance(condition, bool):
                 label = condition.decode() if isinstance(condition, bytes) else str(condition)
             else:
                 vector = condition
-        info = self.model(model)
         samples = self.sample(model, num, points=points, label=label, condition=vector,
                               guidance=guidance, seed=seed, progress=progress, **sampling)
-        return niches_to_anndata(samples.points, samples.offsets, samples.labels,
-                                 list(info.feature_names) or None,
-                                 uns={"model": model, "seed": seed, "num": num,
-                                      "condition": label if vector is None
-                                      else np.asarray(vector, dtype=np.float32)})
+        adata = niches_to_anndata(samples.points, samples.offsets, samples.labels,
+                                  list(info.feature_names) or None,
+                                  uns={"model": model, "seed": seed, "num": num,
+                                       "condition": label if vector is None
+                                       else np.asarray(vector, dtype=np.float32)})
+        if columns and isinstance(samples.labels, np.ndarray):
+            # The decoded condition of each niche, on every cell of it.
+            niche = np.asarray(adata.obs["niche"], dtype=np.int64)
+            decoded = [decode_condition(columns, row) for row in samples.labels]
+            for c in columns:
+                values = [decoded[i][c.key] for i in niche]
+                if c.kind == "obsm":
+                    adata.obsm[c.name] = np.asarray(values, dtype=np.float32).reshape(len(niche), -1)
+                elif c.kind == "categorical":
+                    import pandas as pd
+                    adata.obs[c.key] = pd.Categorical(values, categories=list(c.categories))
+                else:
+                    adata.obs[c.key] = np.asarray(values, dtype=np.float32)
+        return adata

@@ -118,6 +118,45 @@ TEST(DatasetRecordTest, JsonKeepsEveryFieldAndRejectsOtherRecords) {
   EXPECT_EQ(DatasetRecordFromJson(empty).status().message(), "record: bad dim or items");
 }
 
+TEST(DatasetRecordTest, ConditionColumnsRoundTripAndBrokenOnesAreDataLoss) {
+  DatasetInfo info = SampleInfo();
+  info.label_type = LabelType::kContinuous;
+  info.label_names.clear();
+  info.condition_dim = 4;
+  info.condition_columns = {{"type", ConditionKind::kCategorical, {"T", "B"}, 2, 0},
+                            {"age", ConditionKind::kNumeric, {}, 1, 2},
+                            {"pca", ConditionKind::kObsm, {}, 1, 3}};
+  EXPECT_EQ(info.condition_columns[2].Key(), "obsm:pca");
+  const nlohmann::json j = DatasetRecordToJson(info);
+  EXPECT_EQ(j["condition_columns"][0]["kind"], "categorical");
+  absl::StatusOr<DatasetInfo> back = DatasetRecordFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->condition_columns, info.condition_columns);
+  // Records written before condition encodings have none.
+  nlohmann::json old = j;
+  old.erase("condition_columns");
+  ASSERT_TRUE(DatasetRecordFromJson(old).ok());
+  EXPECT_TRUE(DatasetRecordFromJson(old)->condition_columns.empty());
+  // A record whose encoding breaks the rules is broken.
+  nlohmann::json wide = j;
+  wide["condition_dim"] = 5;
+  EXPECT_TRUE(absl::IsDataLoss(DatasetRecordFromJson(wide).status()));
+  EXPECT_THAT(std::string(DatasetRecordFromJson(wide).status().message()),
+              HasSubstr("the widths add up to 4, not condition_dim 5"));
+  nlohmann::json kind = j;
+  kind["condition_columns"][1]["kind"] = "ordinal";
+  EXPECT_TRUE(absl::IsDataLoss(DatasetRecordFromJson(kind).status()));
+
+  // An obs column and an obsm key of the same name are different columns.
+  std::vector<ConditionColumn> columns = {{"pca", ConditionKind::kNumeric, {}, 1, 0},
+                                          {"pca", ConditionKind::kObsm, {}, 2, 1}};
+  EXPECT_TRUE(CheckConditionColumns(columns, 3, "c").ok());
+  columns[1].kind = ConditionKind::kNumeric;
+  columns[1].width = 1;
+  EXPECT_EQ(CheckConditionColumns(columns, 2, "c").message(),
+            "c[1].name: 'pca' repeats c[0]; columns must be unique");
+}
+
 TEST(DatasetRecordTest, ReadsAFolderBackAndChecksItAgainstTheRecord) {
   testing::TempDir dir;
   const std::string folder = dir.path() + "/shapes";

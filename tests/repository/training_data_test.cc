@@ -291,6 +291,39 @@ TEST(TrainingInputsTest, MatchedSourcesFollowTheItemsThroughTheSplit) {
   EXPECT_EQ(other->source_clouds->num_clouds(), 5);
 }
 
+// Cells with condition vectors: a niche's condition is its centre cell's
+// vector; the training inputs record the data set's encoding; Gaussian cell
+// states refuse them (Gaussian models take discrete labels).
+TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
+  const testing::Cells c = testing::RandomCells(2, 15, 3, 11);
+  CellSet cells = ToCellSet(c);
+  std::vector<float> conditions;
+  for (int64_t i = 0; i < cells.num_cells(); ++i) {
+    conditions.insert(conditions.end(), {static_cast<float>(i), static_cast<float>(-2 * i)});
+  }
+  cells.labels = model::io::Labels::FromContinuous(conditions, 2);
+  absl::StatusOr<model::io::PointCloudSet> niches = NicheClouds(cells, 4, {0, 17, 29});
+  ASSERT_TRUE(niches.ok()) << niches.status();
+  ASSERT_EQ(niches->labels.kind, model::io::Labels::Kind::kContinuous);
+  EXPECT_EQ(niches->labels.values, (std::vector<float>{0, 0, 17, -34, 29, -58}));
+  EXPECT_THAT(std::string(NicheGaussians(cells, 4, {0, 17}).status().message()),
+              ::testing::HasSubstr("cells: continuous condition vectors"));
+
+  DatasetData data = Stored("cells", DatasetKind::kSpatialCells, 30, cells);
+  data.info.label_type = LabelType::kContinuous;
+  data.info.condition_dim = 2;
+  data.info.condition_columns = {{"age", ConditionKind::kNumeric, {}, 1, 0},
+                                 {"dose", ConditionKind::kNumeric, {}, 1, 1}};
+  model::TrainingConfig config;
+  config.family = model::Family::kPointCloud;
+  config.pointcloud = testing::TinyPointCloudConfig(5);
+  config.niche_size = 4;
+  absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->clouds.labels.width, 2);
+  EXPECT_EQ(in->origin.condition_columns, data.info.condition_columns);
+}
+
 TEST(TrainingInputsTest, CellsTrainOnTheirNiches) {
   const testing::Cells c = testing::RandomCells(2, 15, 2, 3);
   const DatasetData data = Stored("cells", DatasetKind::kSpatialCells, 30, ToCellSet(c));
@@ -438,6 +471,8 @@ TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
   o.holdout_fraction = 0.3;
   o.heldout = {1, 5, 8};
   o.feature_names = {"Actb", "Gapdh"};
+  o.condition_columns = {{"type", ConditionKind::kCategorical, {"T", "B"}, 2, 0},
+                         {"pca", ConditionKind::kObsm, {}, 3, 2}};
   absl::StatusOr<TrainingOrigin> back = TrainingOrigin::FromJson(o.ToJson());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->dataset, "cells");
@@ -448,11 +483,13 @@ TEST(TrainingOriginTest, JsonRoundTripAndHeldOutIndicesAreChecked) {
   EXPECT_EQ(back->holdout_fraction, 0.3);
   EXPECT_EQ(back->heldout, o.heldout);
   EXPECT_EQ(back->feature_names, o.feature_names);
+  EXPECT_EQ(back->condition_columns, o.condition_columns);
   // Absent keys keep their defaults (models published before a key existed).
   absl::StatusOr<TrainingOrigin> empty = TrainingOrigin::FromJson(nlohmann::json::object());
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_TRUE(empty->heldout.empty());
   EXPECT_TRUE(empty->feature_names.empty());
+  EXPECT_TRUE(empty->condition_columns.empty());
   for (const std::vector<int64_t>& bad :
        {std::vector<int64_t>{5, 1}, std::vector<int64_t>{1, 1}, std::vector<int64_t>{10}}) {
     TrainingOrigin b = o;

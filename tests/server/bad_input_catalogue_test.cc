@@ -60,14 +60,35 @@ pb::UploadDatasetRequest GaussianMsg(const std::vector<double>& means,
 
 pb::UploadDatasetRequest CellMsg(const std::vector<float>& features, const std::vector<float>& coords,
                                  const std::vector<std::string>& sample_ids = {},
-                                 const std::vector<std::string>& labels = {}) {
+                                 const std::vector<std::string>& labels = {},
+                                 const std::vector<float>& conditions = {}) {
   pb::UploadDatasetRequest m;
   pb::CellChunk* c = m.mutable_cells();
   for (float v : features) c->add_features(v);
   for (float v : coords) c->add_coords(v);
   for (const auto& s : sample_ids) c->add_sample_ids(s);
   for (const auto& l : labels) c->add_labels(l);
+  for (float v : conditions) c->add_conditions(v);
   return m;
+}
+
+// A continuous header of condition_dim 3 whose columns are a categorical
+// "type" (T, B) and a numeric "age", as `wfm upload --condition-key` sends
+// them; `edit` then breaks one rule.
+void EncodedConditions(pb::DatasetHeader& h) {
+  h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
+  h.set_condition_dim(3);
+  pb::ConditionColumn* type = h.add_condition_columns();
+  type->set_name("type");
+  type->set_kind(pb::CONDITION_KIND_CATEGORICAL);
+  type->add_categories("T");
+  type->add_categories("B");
+  type->set_width(2);
+  pb::ConditionColumn* age = h.add_condition_columns();
+  age->set_name("age");
+  age->set_kind(pb::CONDITION_KIND_NUMERIC);
+  age->set_width(1);
+  age->set_offset(2);
 }
 
 pb::UploadDatasetRequest HeaderMsg(const pb::DatasetHeader& header) {
@@ -288,6 +309,17 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       return x.Start(r);
     };
   };
+  // A cell upload with EncodedConditions, one rule broken by `f`, and the
+  // conditions of two cells (six values unless given).
+  const auto encoded = [x](const std::function<void(pb::DatasetHeader&)>& f,
+                           std::vector<float> conditions = {1, 0, 30, 0, 1, 70}) {
+    return [x, f, conditions]() {
+      pb::DatasetHeader h = Header("c", pb::SPATIAL_CELLS, 2);
+      EncodedConditions(h);
+      f(h);
+      return x.Up(h, {CellMsg({1, 2, 3, 4}, {0, 0, 1, 1}, {}, {}, conditions)});
+    };
+  };
   const auto niches = [x](const std::function<void(pb::SampleNichesRequest&)>& f) {
     return [x, f]() {
       pb::SampleNichesRequest r = NicheRequest("pcm", 2, 5, 1, 5);
@@ -377,7 +409,8 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
                           }),
                      {});
        },
-       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS"},
+       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS "
+                 "and SPATIAL_CELLS, not GAUSSIANS"},
       {"continuous_without_condition_dim",
        [x, clouds, with] {
          return x.Up(with(clouds("c"), [](auto& h) { h.set_label_type(pb::LABEL_TYPE_CONTINUOUS); }),
@@ -582,16 +615,98 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
                      {CellMsg({1, 2, 3, 4}, {0, 0, 1, 1}, {}, {"t"})});
        },
        kInvalid, "chunk 0: 1 labels for 2 cells"},
-      {"cells_continuous_labels",
-       [x, cells, with] {
-         return x.Up(with(cells("c"),
-                          [](auto& h) {
-                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
-                            h.set_condition_dim(1);
-                          }),
-                     {});
-       },
-       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS"},
+      {"cells_conditions_wrong_shape", encoded([](auto&) {}, {1, 0, 30}), kInvalid,
+       "chunk 0: conditions holds 3 values for 2 cells of condition_dim 3"},
+      {"cells_nan_condition", encoded([](auto&) {}, {1, 0, 30, 0, 1, kNaN}), kInvalid,
+       "cells[1].condition: NaN at index 2"},
+      {"cells_conditions_for_no_labels",
+       encoded([](auto& h) {
+         h.clear_condition_columns();
+         h.set_condition_dim(0);
+         h.set_label_type(pb::LABEL_TYPE_NONE);
+       }),
+       kInvalid,
+       "chunk 0: conditions given but the header's label_type is none"},
+      {"condition_columns_without_continuous",
+       encoded([](auto& h) {
+         h.set_label_type(pb::LABEL_TYPE_DISCRETE);
+         h.set_condition_dim(0);
+       }),
+       kInvalid,
+       "header.condition_columns: only meaningful with label_type continuous"},
+      {"condition_column_empty_name",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_name("");
+       }),
+       kInvalid,
+       "header.condition_columns[1].name: empty"},
+      {"condition_column_name_too_long",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_name(std::string(300, 'a'));
+       }),
+       kInvalid,
+       "header.condition_columns[1].name: 300 bytes, the limit is 256"},
+      {"condition_column_repeated_name",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_name("type");
+       }),
+       kInvalid,
+       "header.condition_columns[1].name: 'type' repeats header.condition_columns[0]; columns must be unique"},
+      {"condition_column_no_kind",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_kind(pb::CONDITION_KIND_UNSPECIFIED);
+       }),
+       kInvalid,
+       "header.condition_columns[1].kind: required"},
+      {"condition_column_repeated_category",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(0)->set_categories(1, "T");
+       }),
+       kInvalid,
+       "header.condition_columns[0].categories[1]: 'T' repeats categories[0]; categories must be unique"},
+      {"condition_column_empty_category",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(0)->set_categories(1, "");
+       }),
+       kInvalid,
+       "header.condition_columns[0].categories[1]: empty"},
+      {"condition_column_width_not_categories",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(0)->add_categories("NK");
+       }),
+       kInvalid,
+       "header.condition_columns[0].width: 2 for 3 categories"},
+      {"condition_column_numeric_with_categories",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->add_categories("x");
+       }),
+       kInvalid,
+       "header.condition_columns[1].categories: only categorical columns have categories"},
+      {"condition_column_numeric_width",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_width(2);
+         h.set_condition_dim(4);
+       }),
+       kInvalid,
+       "header.condition_columns[1].width: 2; a numeric column has width 1"},
+      {"condition_column_bad_offset",
+       encoded([](auto& h) {
+         h.mutable_condition_columns(1)->set_offset(1);
+       }),
+       kInvalid,
+       "header.condition_columns[1].offset: 1; must be 2"},
+      {"condition_columns_short_of_condition_dim",
+       encoded([](auto& h) {
+         h.set_condition_dim(5);
+       }),
+       kInvalid,
+       "header.condition_columns: the widths add up to 3, not condition_dim 5"},
+      {"condition_columns_beyond_condition_dim",
+       encoded([](auto& h) {
+         h.set_condition_dim(2);
+       }),
+       kInvalid,
+       "header.condition_columns: the widths add up to more than condition_dim 2"},
       // ---------------------------------------------------- GetDataset / DeleteDataset
       {"get_dataset_unknown", [x] { return x.GetDataset("nope"); }, kNotFound,
        "data set 'nope' not found"},

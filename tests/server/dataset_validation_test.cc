@@ -114,7 +114,7 @@ TEST_F(DatasetValidationTest, ValidatesHeaders) {
   h = CloudHeader("x", LabelType::kContinuous);
   EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
               HasSubstr("header.condition_dim"));
-  h.kind = DatasetKind::kSpatialCells;
+  h.kind = DatasetKind::kGaussians;
   h.condition_dim = 2;
   EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
               HasSubstr("header.label_type"));
@@ -122,6 +122,38 @@ TEST_F(DatasetValidationTest, ValidatesHeaders) {
   h.kind = DatasetKind::kGaussians;
   h.dim = 513;
   EXPECT_TRUE(absl::IsInvalidArgument(store->BeginUpload(h).status()));
+}
+
+// Cells with condition vectors and their encoding: checked, stored across
+// chunks, read back with the data set (record and data.npz).
+TEST_F(DatasetValidationTest, CellConditionsAndTheirColumnsAreStored) {
+  auto store = OpenStore(root());
+  DatasetHeader h = StoreHeader("cc", DatasetKind::kSpatialCells, 1);
+  h.label_type = LabelType::kContinuous;
+  h.condition_dim = 3;
+  h.condition_columns = {{"type", ConditionKind::kCategorical, {"T", "B"}, 2, 0},
+                         {"age", ConditionKind::kNumeric, {}, 1, 2}};
+  auto upload = store->BeginUpload(h);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::vector<float> features = {1, 2}, coords = {0, 0, 1, 1};
+  const std::vector<float> first = {1, 0, 30, 0, 1, 70};
+  ASSERT_TRUE((*upload)->AddCells(CellChunkView{features, coords, {}, {}, first}).ok());
+  const std::vector<float> one = {5}, xy = {2, 2}, second = {0, 1, 50};
+  ASSERT_TRUE((*upload)->AddCells(CellChunkView{one, xy, {}, {}, second}).ok());
+  absl::StatusOr<DatasetInfo> info = (*upload)->Finish();
+  ASSERT_TRUE(info.ok()) << info.status();
+  auto data = store->Load("cc");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->info.condition_columns, h.condition_columns);
+  EXPECT_EQ((*data)->cells().labels.width, 3);
+  EXPECT_EQ((*data)->cells().labels.values,
+            (std::vector<float>{1, 0, 30, 0, 1, 70, 0, 1, 50}));
+
+  h.name = "cc2";
+  h.condition_columns[1].offset = 1;
+  EXPECT_EQ(store->BeginUpload(h).status().message(),
+            "header.condition_columns[1].offset: 1; must be 2 (the widths of the columns before "
+            "it)");
 }
 
 TEST_F(DatasetValidationTest, GaussiansMustBeSymmetricPositiveDefinite) {

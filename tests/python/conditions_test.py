@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""Conditions from several obs columns and an obsm vector, against a real
+wfm-server, with .h5ad files written by the anndata library:
+
+  * `wfm upload --condition-key cell_type --condition-key age
+    --condition-key obsm:shift` and upload_anndata(condition_keys=[...])
+    store the same condition vectors, equal to the one-hot / value / row
+    encoding computed here from the AnnData, and the same encoding
+    (Dataset.condition_columns, then ModelInfo.condition_columns);
+  * a model trained on tissue where the cell type shifts the niches'
+    features generates niches shifted by the type given with
+    `--condition cell_type=...,age=...,obsm:shift=...` (the tool) and
+    sample_niches(condition={...}) (Python; the same niches for the same
+    seed), with guidance;
+  * bad conditions are local errors naming --condition / the key.
+
+    conditions_test.py --server build/server/wfm-server --wfm build/client/wfm \\
+        --python-out build/python
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import anndata
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+from wfm_server import Server  # noqa: E402
+from anndata_test import stored_arrays  # noqa: E402
+
+ARGS = None
+SHIFT = {"lo": -3.0, "hi": 3.0}  # the features' mean by cell type
+
+
+def tissue(seed=0, per_type=60, genes=2):
+    """Two sections, one per cell type ("hi" listed first among the
+    categories, so one-hot order is not alphabetical); a cell's features are
+    N(SHIFT[type], 0.3); age numeric, obsm["shift"] a 2-column vector."""
+    rng = np.random.default_rng(seed)
+    types = np.array(["lo"] * per_type + ["hi"] * per_type)
+    X = np.stack([rng.normal(SHIFT[t], 0.3, genes) for t in types]).astype(np.float32)
+    n = len(types)
+    adata = anndata.AnnData(
+        X=X,
+        obs=pd.DataFrame({"cell_type": pd.Categorical(types, categories=["hi", "lo"]),
+                          "section": pd.Categorical(types),
+                          "age": rng.uniform(20, 60, n)},
+                         index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=[f"Gene{g}" for g in range(genes)]))
+    adata.obsm["spatial"] = rng.uniform(0, 10, (n, 2)).astype(np.float32)
+    adata.obsm["shift"] = np.stack([np.full(n, 0.5), rng.normal(0, 1, n)], 1).astype(np.float32)
+    return adata
+
+
+KEYS = ["cell_type", "age", "obsm:shift"]
+
+
+class ConditionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, ARGS.python_out)
+        global Client, WfmError, types_pb2
+        from wfm_client import Client, WfmError  # noqa: F401
+        from wfm_client._stubs import types_pb2  # noqa: F401
+        cls.tmp = tempfile.mkdtemp(prefix="wfm-py-conditions-")
+        cls.server = Server(ARGS.server, cls.tmp, "server", [])
+        cls.data_dir = os.path.join(cls.tmp, "data")
+        cls.client = Client(cls.server.address)
+        cls.adata = tissue()
+        cls.h5ad = os.path.join(cls.tmp, "tissue.h5ad")
+        cls.adata.write_h5ad(cls.h5ad)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+
+    def wfm(self, *args, ok=True):
+        run = subprocess.run([ARGS.wfm, "--server", self.server.address, *args],
+                             capture_output=True, text=True, timeout=300)
+        if ok:
+            self.assertEqual(run.returncode, 0, run.stderr)
+        return run
+
+    def expected_vectors(self):
+        a = self.adata
+        onehot = np.stack([(a.obs["cell_type"] == "hi").to_numpy(),
+                           (a.obs["cell_type"] == "lo").to_numpy()], 1).astype(np.float32)
+        return np.concatenate([onehot, a.obs["age"].to_numpy(np.float32)[:, None],
+                               a.obsm["shift"]], 1)
+
+    def check_columns(self, info):
+        columns = [(c.name, c.kind, list(c.categories), c.width, c.offset)
+                   for c in info.condition_columns]
+        self.assertEqual(columns, [
+            ("cell_type", types_pb2.CONDITION_KIND_CATEGORICAL, ["hi", "lo"], 2, 0),
+            ("age", types_pb2.CONDITION_KIND_NUMERIC, [], 1, 2),
+            ("shift", types_pb2.CONDITION_KIND_OBSM, [], 2, 3)])
+        self.assertEqual(info.condition_dim, 5)
+        self.assertEqual(info.label_type, types_pb2.LABEL_TYPE_CONTINUOUS)
+
+    def test_1_the_tool_and_python_store_the_same_vectors(self):
+        flags = [x for key in KEYS for x in ("--condition-key", key)]
+        uploaded = self.wfm("upload", self.h5ad, "--name", "cli-cond", "--sample-key", "section",
+                            *flags).stdout
+        back = anndata.read_h5ad(self.h5ad)
+        stored = self.client.upload_anndata(back, "py-cond", sample_key="section",
+                                            condition_keys=KEYS, chunk_bytes=500)
+        self.check_columns(stored)
+        self.check_columns(self.client.dataset("cli-cond"))
+        cli, py = stored_arrays(self.data_dir, "cli-cond"), stored_arrays(self.data_dir, "py-cond")
+        self.assertEqual(set(cli), set(py))
+        self.assertIn("conditions", cli)
+        for key in cli:
+            np.testing.assert_array_equal(cli[key], py[key], err_msg=key)
+        np.testing.assert_array_equal(py["conditions"], self.expected_vectors())
+        # The tool shows the encoding.
+        self.assertIn("condition vectors of dimension 5 from cell_type (categorical: hi, lo), "
+                      "age (numeric), obsm:shift (2 values)", uploaded)
+        self.assertIn("condition[5] cell_type,age,obsm:shift", self.wfm("datasets").stdout)
+
+    def test_2_conditioned_niches_follow_the_condition(self):
+        self.client.upload_anndata(self.adata, "shifted", sample_key="section",
+                                   condition_keys=KEYS, overwrite=True)
+        self.client.train("shifted", "shifted-model", family="pointcloud", k=5, steps=2000,
+                          batch=16, emb=32, layers=2, heads=2, mlp=32, seed=5, p_uncond=0.2,
+                          watch=True, overwrite=True)
+        info = self.client.model("shifted-model")
+        self.check_columns(info)
+        self.assertIn("condition[5] cell_type,age,obsm:shift", self.wfm("models").stdout)
+
+        means = {}
+        for t in ("lo", "hi"):
+            condition = {"cell_type": t, "age": 40, "obsm:shift": [0.5, 0.0]}
+            niches = self.client.sample_niches("shifted-model", 40, condition=condition, points=5,
+                                               steps=20, seed=2, guidance=2.0)
+            self.assertEqual(niches.shape, (200, 2))
+            # The niches report their decoded condition.
+            self.assertEqual(set(niches.obs["cell_type"]), {t})
+            np.testing.assert_array_equal(niches.obs["age"].to_numpy(), np.full(200, 40, np.float32))
+            np.testing.assert_array_equal(niches.obsm["shift"], np.tile([0.5, 0.0], (200, 1)))
+            means[t] = float(niches.X.mean())
+            # The tool: the same request, the same niches.
+            out = os.path.join(self.tmp, f"{t}.npz")
+            self.wfm("sample", "--model", "shifted-model", "--num", "40", "--points", "5",
+                     "--steps", "20", "--seed", "2", "--guidance", "2",
+                     "--condition", f"cell_type={t},age=40,obsm:shift=0.5;0", "--out", out)
+            with np.load(out) as z:
+                np.testing.assert_array_equal(z["points"], niches.X)
+        # The data: "lo" niches around -3, "hi" niches around +3 (loose bounds).
+        self.assertLess(means["lo"], -1.5, means)
+        self.assertGreater(means["hi"], 1.5, means)
+
+    def test_3_bad_conditions_are_local_errors(self):
+        self.client.upload_anndata(self.adata, "bad-cond", sample_key="section",
+                                   condition_keys=KEYS, overwrite=True)
+        self.client.train("bad-cond", "bad-model", family="pointcloud", k=4, steps=2, batch=4,
+                          emb=16, layers=1, heads=2, mlp=16, watch=True, overwrite=True)
+        out = os.path.join(self.tmp, "bad.npz")
+        for condition, message in [
+                ("cell_type=lo,age=40", "--condition: missing key 'obsm:shift'"),
+                ("cell_type=mid,age=40,obsm:shift=0;0", "cell_type='mid': unknown category; one of hi, lo"),
+                ("cell_type=lo,age=old,obsm:shift=0;0", "age='old': not a finite number"),
+                ("cell_type=lo,age=1,obsm:shift=0", "obsm:shift: 1 values"),
+                ("cell_type=lo,age=1,obsm:shift=0;0,size=2", "--condition: unknown key 'size'")]:
+            run = self.wfm("sample", "--model", "bad-model", "--num", "2", "--condition", condition,
+                           "--out", out, ok=False)
+            self.assertNotEqual(run.returncode, 0, condition)
+            self.assertIn(message, run.stderr, condition)
+        self.assertFalse(os.path.exists(out))
+        # A plain vector still works.
+        self.wfm("sample", "--model", "bad-model", "--num", "2", "--steps", "2", "--condition",
+                 "0,1,40,0.5,0", "--out", out)
+        with self.assertRaisesRegex(KeyError, "missing key 'obsm:shift'"):
+            self.client.sample_niches("bad-model", 2, condition={"cell_type": "lo", "age": 1})
+        with self.assertRaisesRegex(KeyError, "unknown key 'size'"):
+            self.client.sample_niches("bad-model", 2, condition={"size": 1})
+        with self.assertRaisesRegex(ValueError, "'mid' is not a category"):
+            self.client.sample_niches("bad-model", 2, condition={
+                "cell_type": "mid", "age": 1, "obsm:shift": [0, 0]})
+        with self.assertRaisesRegex(ValueError, "obsm:shift needs 2 finite number"):
+            self.client.sample_niches("bad-model", 2, condition={
+                "cell_type": "lo", "age": 1, "obsm:shift": [0]})
+        # Upload keys: missing ones are local errors too.
+        with self.assertRaisesRegex(KeyError, "no obs column 'tissue'"):
+            self.client.upload_anndata(self.adata, "x", condition_keys=["cell_type", "tissue"])
+        with self.assertRaisesRegex(KeyError, "no obsm\\['pca'\\]"):
+            self.client.upload_anndata(self.adata, "x", condition_keys=["age", "obsm:pca"])
+        run = self.wfm("upload", self.h5ad, "--name", "x", "--condition-key", "age",
+                       "--condition-key", "tissue", ok=False)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("--condition-key tissue", run.stderr)
+        # A Gaussian model takes no condition vectors.
+        with self.assertRaisesRegex(WfmError, "gaussian models take discrete labels or none"):
+            self.client.train("bad-cond", "bad-gauss", family="gaussian", k=4, steps=2)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--wfm", required=True)
+    parser.add_argument("--python-out", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest)
