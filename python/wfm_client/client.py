@@ -800,9 +800,9 @@ class Client:
         condition vector, or a dict by the model's condition columns
         ({"cell_type": "T cell", "age": 40, "obsm:pca": [0.1, 2]}; a model
         with discrete labels takes one {key: label}); points: cells per
-        niche (0: drawn from the training sizes). A model with condition
-        columns also gets one obs column per column (obsm for obsm:KEY):
-        the niche's decoded condition. Further keywords go to sample()
+        niche (0: drawn from the training sizes). With a model's condition
+        columns, each niche's decoded condition is added: obs[KEY] per obs
+        column (categorical or numeric), obsm[NAME] per obsm:NAME vector. Further keywords go to sample()
         (steps=, ...)."""
         label, vector = "", None
         info = self.model(model)

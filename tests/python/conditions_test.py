@@ -12,7 +12,10 @@ wfm-server, with .h5ad files written by the anndata library:
     `--condition cell_type=...,age=...,obsm:shift=...` (the tool) and
     sample_niches(condition={...}) (Python; the same niches for the same
     seed), with guidance;
-  * bad conditions are local errors naming --condition / the key.
+  * bad conditions are local errors naming --condition / the key;
+  * point clouds carry an encoding too (upload_point_clouds(
+    condition_columns=...)), and the server refuses encodings that break
+    its rules, naming the column and the field.
 
     conditions_test.py --server build/server/wfm-server --wfm build/client/wfm \\
         --python-out build/python
@@ -200,6 +203,32 @@ class ConditionsTest(unittest.TestCase):
         # A Gaussian model takes no condition vectors.
         with self.assertRaisesRegex(WfmError, "gaussian models take discrete labels or none"):
             self.client.train("bad-cond", "bad-gauss", family="gaussian", k=4, steps=2)
+
+    def test_4_point_clouds_carry_an_encoding_and_bad_ones_are_refused(self):
+        from wfm_client.conditions import ConditionColumn
+        rng = np.random.default_rng(1)
+        clouds = [rng.normal(0, 1, (6, 2)) for _ in range(4)]
+        conditions = np.array([[1, 0, 5], [0, 1, 6], [1, 0, 7], [0, 1, 8]], np.float32)
+        columns = [ConditionColumn("shape", "categorical", ("round", "wide"), 2, 0),
+                   ConditionColumn("size", "numeric", (), 1, 2)]
+        stored = self.client.upload_point_clouds("pc-cond", clouds, conditions=conditions,
+                                                 condition_columns=columns)
+        self.assertEqual([(c.name, list(c.categories), c.offset) for c in stored.condition_columns],
+                         [("shape", ["round", "wide"], 0), ("size", [], 2)])
+        np.testing.assert_array_equal(stored_arrays(self.data_dir, "pc-cond")["labels"], conditions)
+        # The server checks the encoding against condition_dim and its rules.
+        for bad, message in [
+                ([columns[0]], "header.condition_columns: the widths add up to 2, not condition_dim 3"),
+                ([columns[0], columns[1]._replace(name="shape")],
+                 "header.condition_columns[1].name: 'shape' repeats header.condition_columns[0]"),
+                ([columns[0]._replace(categories=("round", "round")), columns[1]],
+                 "header.condition_columns[0].categories[1]: 'round' repeats categories[0]")]:
+            with self.assertRaises(WfmError) as e:
+                self.client.upload_point_clouds("pc-bad", clouds, conditions=conditions,
+                                                condition_columns=bad)
+            self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+            self.assertIn(message, e.exception.message)
+        self.assertNotIn("pc-bad", [d.name for d in self.client.datasets()])
 
 
 if __name__ == "__main__":
