@@ -802,8 +802,8 @@ class Client:
         with discrete labels takes one {key: label}); points: cells per
         niche (0: drawn from the training sizes). With a model's condition
         columns, each niche's decoded condition is added: obs[KEY] per obs
-        column (categorical or numeric), obsm[NAME] per obsm:NAME vector. Further keywords go to sample()
-        (steps=, ...)."""
+        column (categorical or numeric), obsm[NAME] per obsm:NAME vector.
+        Further keywords go to sample() (steps=, ...)."""
         label, vector = "", None
         info = self.model(model)
         columns = condition_columns(info)
