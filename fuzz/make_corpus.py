@@ -398,6 +398,18 @@ def make_requests(stubs):
             features=[1, 2, 3, 4, 5, 6], coords=[0, 0, 1, 0, 0, 1],
             sample_ids=["s", "s", "s"], labels=["x", "y", "x"])),
     ])
+    upload("upload_cell_conditions", [
+        s.UploadDatasetRequest(header=s.DatasetHeader(
+            name="cc", kind=t.SPATIAL_CELLS, dim=1, label_type=t.LABEL_TYPE_CONTINUOUS,
+            condition_dim=4, condition_columns=[
+                t.ConditionColumn(name="type", kind=t.CONDITION_KIND_CATEGORICAL,
+                                  categories=["T", "B"], width=2),
+                t.ConditionColumn(name="age", kind=t.CONDITION_KIND_NUMERIC, width=1, offset=2),
+                t.ConditionColumn(name="pca", kind=t.CONDITION_KIND_OBSM, width=1, offset=3)])),
+        s.UploadDatasetRequest(cells=s.CellChunk(
+            features=[1, 2, 3], coords=[0, 0, 1, 0, 0, 1],
+            conditions=[1, 0, 30, 0.5, 0, 1, 70, -1, 1, 0, 50, 2])),
+    ])
     put("list_datasets", s.ListDatasetsRequest())
     put("get_dataset", s.GetDatasetRequest(name="clouds"))
     put("delete_dataset", s.DeleteDatasetRequest(name="a.b-c_d"))
