@@ -197,7 +197,9 @@ std::string EncodeCells(const SpatialCells& cells) {
   PutSize(out, static_cast<uint64_t>(cells.condition_dim));
   PutFloats(out, cells.conditions);
   std::vector<std::string> columns;
-  for (const v1::ConditionColumn& c : cells.condition_columns) columns.push_back(c.SerializeAsString());
+  for (const v1::ConditionColumn& c : cells.condition_columns) {
+    columns.push_back(c.SerializeAsString());
+  }
   PutTexts(out, columns);
   return out;
 }
@@ -252,7 +254,8 @@ absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_v
   cells.condition_dim = static_cast<int64_t>(condition_dim);
   for (const std::string& bytes : columns) {
     if (!cells.condition_columns.emplace_back().ParseFromString(bytes)) {
-      return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+      return absl::InternalError(
+          absl::StrCat(path, ": the reader process sent a malformed result"));
     }
   }
   cells.dim = static_cast<int64_t>(dim);

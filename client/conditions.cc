@@ -201,7 +201,8 @@ absl::StatusOr<std::vector<float>> EncodeNamedCondition(
   std::vector<float> vector(width, 0.0f);
   std::set<std::string> given;
   for (absl::string_view pair : absl::StrSplit(text, ',')) {
-    const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    const std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     const std::string key(absl::StripAsciiWhitespace(kv.first));
     if (!absl::StrContains(pair, '=') || key.empty()) {
       return Invalid(flag, absl::StrCat("'", pair, "' is not KEY=VALUE"));

@@ -175,7 +175,8 @@ std::string DatasetsTable(const std::vector<v1::Dataset>& datasets) {
     }
     rows.push_back({d.name(), DatasetKindName(d.kind()), absl::StrCat(d.dim()),
                     absl::StrCat(d.items()), size,
-                    LabelsCell(d.label_type(), d.label_names(), d.condition_dim(), d.condition_columns()),
+                    LabelsCell(d.label_type(), d.label_names(), d.condition_dim(),
+                               d.condition_columns()),
                     FormatBytes(d.size_bytes()), FormatUnixMs(d.created_unix_ms())});
   }
   return RenderTable({"NAME", "KIND", "DIM", "ITEMS", "POINTS/ITEM", "LABELS", "SIZE", "CREATED"},
@@ -186,7 +187,8 @@ std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::ModelInfo& m : models) {
     rows.push_back({m.name(), FamilyName(m.family()), absl::StrCat(m.dim()),
-                    LabelsCell(m.label_type(), m.labels(), m.condition_dim(), m.condition_columns()),
+                    LabelsCell(m.label_type(), m.labels(), m.condition_dim(),
+                               m.condition_columns()),
                     absl::StrCat(m.parameters()), m.summary().dataset(),
                     absl::StrCat(m.summary().steps()),
                     m.summary().steps() > 0 ? absl::StrFormat("%.4g", m.summary().recent_loss())

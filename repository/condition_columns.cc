@@ -64,7 +64,8 @@ absl::Status CheckConditionColumns(const std::vector<ConditionColumn>& columns,
     }
     if (c.kind == ConditionKind::kCategorical) {
       if (c.categories.empty()) {
-        return Invalid(absl::StrCat(item, ".categories"), "a categorical column needs at least one");
+        return Invalid(absl::StrCat(item, ".categories"),
+                       "a categorical column needs at least one");
       }
       std::map<absl::string_view, size_t> seen;
       for (size_t k = 0; k < c.categories.size(); ++k) {

@@ -106,7 +106,8 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
     o.feature_names = j.value("feature_names", std::vector<std::string>{});
     // Models trained before condition encodings have none.
     if (j.contains("condition_columns")) {
-      WFM_ASSIGN_OR_RETURN(o.condition_columns, ConditionColumnsFromJson(j.at("condition_columns")));
+      WFM_ASSIGN_OR_RETURN(o.condition_columns,
+                           ConditionColumnsFromJson(j.at("condition_columns")));
     }
     for (size_t i = 0; i < o.heldout.size(); ++i) {
       if (o.heldout[i] < 0 || o.heldout[i] >= o.dataset_items ||

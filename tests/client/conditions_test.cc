@@ -136,7 +136,8 @@ TEST(ConditionsTest, NamedConditionForModelsWithLabelsOrNoColumns) {
   discrete.set_label_type(v1::LABEL_TYPE_DISCRETE);
   discrete.add_labels("B");
   discrete.add_labels("T");
-  absl::StatusOr<NamedCondition> named = ResolveNamedCondition("cell_type=T", discrete, "--condition");
+  absl::StatusOr<NamedCondition> named =
+      ResolveNamedCondition("cell_type=T", discrete, "--condition");
   ASSERT_TRUE(named.ok()) << named.status();
   EXPECT_EQ(named->label, "T");
   EXPECT_TRUE(named->vector.empty());
