@@ -230,11 +230,7 @@ absl::StatusOr<std::vector<Run>> RunDataset(const NfeArgs& a, const std::string&
         name);
     if (!model.ok()) return model.status();
     auto convert = [](const model::GeneratedGaussians& g) {
-      model::io::GaussianSet set;
-      set.dim = g.dim;
-      set.means = g.means;
-      set.covs = g.covs;
-      return set;
+      return model::io::GaussianSet{g.dim, g.means, g.covs, {}};
     };
     auto evaluate = [&](const model::io::GaussianSet& g) -> absl::StatusOr<std::vector<double>> {
       auto e = model::eval::EvaluateGaussians(g, heldout);
@@ -259,11 +255,7 @@ absl::StatusOr<std::vector<Run>> RunDataset(const NfeArgs& a, const std::string&
   auto model = TrainModel<model::PointCloudTrainer>(*train, PointCloudBenchConfig(t), name);
   if (!model.ok()) return model.status();
   auto convert = [](const model::GeneratedClouds& g) {
-    model::io::PointCloudSet set;
-    set.dim = g.dim;
-    set.points = g.points;
-    set.offsets = g.offsets;
-    return set;
+    return model::io::PointCloudSet{g.dim, g.points, g.offsets, {}};
   };
   const bool emd = a.emd;
   const model::io::PointCloudSet& reference = *heldout;
