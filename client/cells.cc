@@ -218,7 +218,7 @@ class Decoder {
     uint64_t n = 0;
     if (!Size(n) || n > bytes_.size() / sizeof(float)) return false;
     values.resize(n);
-    std::memcpy(values.data(), bytes_.data(), n * sizeof(float));
+    if (n > 0) std::memcpy(values.data(), bytes_.data(), n * sizeof(float));  // data() may be null
     bytes_.remove_prefix(n * sizeof(float));
     return true;
   }
