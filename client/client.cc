@@ -551,6 +551,11 @@ absl::StatusOr<SampledGaussians> Client::SampleGaussians(const v1::SampleGaussia
   if (response.labels_size() != 0 && response.labels_size() != n) {
     return Malformed(kMethod, absl::StrCat(response.labels_size(), " labels for ", n, " Gaussians"));
   }
+  if (response.conditions_size() % std::max<int64_t>(n, 1) != 0 ||
+      (response.conditions_size() > 0 && n == 0)) {
+    return Malformed(kMethod, absl::StrCat(response.conditions_size(), " condition values for ", n,
+                                           " Gaussians"));
+  }
   const int64_t frames = response.frames();
   if (response.trajectory_means_size() != frames * n * d ||
       response.trajectory_covs_size() != frames * n * d * d) {
@@ -567,6 +572,10 @@ absl::StatusOr<SampledGaussians> Client::SampleGaussians(const v1::SampleGaussia
   if (response.labels_size() > 0) {
     out.gaussians.labels = io::Labels::FromStrings(
         std::vector<std::string>(response.labels().begin(), response.labels().end()));
+  } else if (response.conditions_size() > 0) {
+    out.gaussians.labels = io::Labels::FromContinuous(
+        std::vector<float>(response.conditions().begin(), response.conditions().end()),
+        response.conditions_size() / n);
   }
   out.frames = frames;
   out.network_evaluations = response.network_evaluations();

@@ -113,7 +113,7 @@ struct SampledClouds {
 
 // Generated Gaussians.
 struct SampledGaussians {
-  model::io::GaussianSet gaussians;    // labels: strings or none
+  model::io::GaussianSet gaussians;    // labels: strings, condition vectors or none
   int64_t frames = 0;                  // trajectory frames, 0 without
   std::vector<double> trajectory_means;  // [frames, C, dim]
   std::vector<double> trajectory_covs;   // [frames, C, dim, dim]

@@ -142,9 +142,8 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
                                                      model.condition_dim()));
     }
   }
-  if (gaussian && (f.points > 0 || f.guidance.has_value() || !condition.empty())) {
-    return absl::InvalidArgumentError(
-        "--points, --guidance and --condition apply to pointcloud models only");
+  if (gaussian && (f.points > 0 || f.guidance.has_value())) {
+    return absl::InvalidArgumentError("--points and --guidance apply to pointcloud models only");
   }
   // --init: the given sources, one per sample; --num defaults to their count.
   io::PointCloudSet init_clouds;
@@ -195,6 +194,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
     request.set_model(f.model);
     request.set_num_samples(num);
     request.set_label(f.label);
+    request.mutable_condition()->Add(condition.begin(), condition.end());
     SetSolver(f.ode, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);

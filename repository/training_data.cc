@@ -242,10 +242,6 @@ absl::StatusOr<model::io::PointCloudSet> NicheClouds(const CellSet& cells, int64
 
 absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int64_t k,
                                                       const std::vector<int64_t>& centers) {
-  if (cells.labels.kind == model::io::Labels::Kind::kContinuous) {
-    return absl::InvalidArgumentError(
-        "cells: continuous condition vectors; Gaussian models take discrete labels or none");
-  }
   WFM_RETURN_IF_ERROR(CheckCenters(cells, centers));
   WFM_ASSIGN_OR_RETURN(const model::data::Niches niches, BuildCellNiches(cells, k));
   // A sample covariance needs two cells: keep niches of at least 2.
@@ -267,10 +263,6 @@ absl::StatusOr<model::io::GaussianSet> NicheGaussians(const CellSet& cells, int6
 
 absl::StatusOr<model::io::GaussianSet> CloudGaussians(const model::io::PointCloudSet& clouds,
                                                       const std::vector<int64_t>& ids) {
-  if (clouds.labels.kind == model::io::Labels::Kind::kContinuous) {
-    return absl::InvalidArgumentError(
-        "clouds: continuous condition vectors; Gaussian models take discrete labels or none");
-  }
   const int64_t c = clouds.num_clouds(), p = clouds.num_points();
   for (int64_t id : ids) {
     if (id < 0 || id >= c) {

@@ -30,13 +30,6 @@ absl::Status ValidateTrainingRequest(const TrainingRequest& request, const Datas
         r.family == model::Family::kPointCloud ? "POINT_CLOUDS" : "GAUSSIANS, POINT_CLOUDS",
         " or SPATIAL_CELLS data sets; '", request.dataset, "' holds ", DatasetKindName(data.kind)));
   }
-  if (r.family == model::Family::kGaussian && data.kind != DatasetKind::kGaussians &&
-      data.label_type == LabelType::kContinuous) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.family: gaussian models take discrete labels or none; the ",
-        data.kind == DatasetKind::kPointClouds ? "clouds" : "cells", " of '", request.dataset,
-        "' have continuous conditions"));
-  }
   // Gaussians from point clouds: each cloud's mean and covariance.
   if (r.family == model::Family::kGaussian && data.kind == DatasetKind::kPointClouds) {
     if (data.dim > kMaxGaussianDim) {

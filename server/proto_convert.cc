@@ -293,6 +293,7 @@ absl::StatusOr<model::GaussianSampleRequest> GaussianRequestFromProto(
   model::GaussianSampleRequest r;
   r.num_samples = req.num_samples();
   r.label = req.label();
+  r.condition.assign(req.condition().begin(), req.condition().end());
   WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kEuler, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();
@@ -320,6 +321,7 @@ void ToProto(const model::GeneratedGaussians& g, int64_t frames,
   out->mutable_means()->Add(g.means.begin(), g.means.end());
   out->mutable_covs()->Add(g.covs.begin(), g.covs.end());
   for (const auto& label : g.labels) out->add_labels(label);
+  out->mutable_conditions()->Add(g.conditions.begin(), g.conditions.end());
   out->set_network_evaluations(g.evaluations);
   if (frames > 0) {
     out->set_frames(frames);

@@ -1,6 +1,7 @@
 #include "model/config/metadata.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,26 @@ absl::StatusOr<int64_t> LabelSpace::Code(absl::string_view name) const {
       "label: unknown '", name, "' (known: ",
       absl::StrJoin(names.begin(), names.begin() + shown, ", "),
       names.size() > shown ? ", ..." : "", ")"));
+}
+
+absl::Status LabelSpace::CheckCondition(const std::vector<float>& condition,
+                                        int64_t samples) const {
+  if (condition.empty()) return absl::OkStatus();
+  if (kind != Kind::kContinuous) {
+    return absl::InvalidArgumentError(
+        "condition: this model is not conditioned on condition vectors");
+  }
+  const int64_t n = static_cast<int64_t>(condition.size());
+  if (n != cond_dim && (samples <= 1 || n != samples * cond_dim)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "condition: must have ", cond_dim, " values",
+        samples > 1 ? absl::StrCat(" (or ", samples * cond_dim, ", one vector per sample)") : "",
+        ", got ", n));
+  }
+  for (float v : condition) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("condition: values must be finite");
+  }
+  return absl::OkStatus();
 }
 
 nlohmann::json LabelSpace::ToJson() const {

@@ -29,6 +29,11 @@ struct LabelSpace {
   bool conditional() const { return kind != Kind::kNone; }
   // The code of a discrete label; INVALID_ARGUMENT naming the known labels.
   absl::StatusOr<int64_t> Code(absl::string_view name) const;
+  // A request's condition (empty = none given): INVALID_ARGUMENT naming
+  // "condition" unless it is empty or the model is continuous and it holds
+  // cond_dim finite values (one shared vector) or, when `samples` > 1,
+  // samples · cond_dim (one vector per sample).
+  absl::Status CheckCondition(const std::vector<float>& condition, int64_t samples = 1) const;
 
   nlohmann::json ToJson() const;
   static absl::StatusOr<LabelSpace> FromJson(const nlohmann::json& j);

@@ -62,6 +62,14 @@ absl::Status ValidateGaussianNetConfig(const GaussianNetConfig& c) {
   if (c.num_labels < 0) {
     return absl::InvalidArgumentError(absl::StrCat("num_labels (", c.num_labels, ") must be >= 0"));
   }
+  if (c.condition_dim < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("condition_dim (", c.condition_dim, ") must be >= 0"));
+  }
+  if (c.num_labels > 0 && c.condition_dim > 0) {
+    return absl::InvalidArgumentError(
+        "condition_dim: a network takes discrete labels or condition vectors, not both");
+  }
   return absl::OkStatus();
 }
 
@@ -92,7 +100,7 @@ at::Tensor ResidualBlockImpl::forward(const at::Tensor& x) {
 GaussianTowerImpl::GaussianTowerImpl(const GaussianNetConfig& config) : config_(config) { reset(); }
 
 int64_t GaussianTowerImpl::output_width() const {
-  return (config_.num_labels > 0 ? 4 : 3) * config_.width;
+  return (config_.conditional() ? 4 : 3) * config_.width;
 }
 
 void GaussianTowerImpl::reset() {
@@ -106,6 +114,11 @@ void GaussianTowerImpl::reset() {
   } else {
     label_embed = nullptr;
   }
+  if (config_.condition_dim > 0) {
+    condition_embed = register_module("condition_embed", Dense(config_.condition_dim, e));
+  } else {
+    condition_embed = nullptr;
+  }
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < config_.layers; ++i) {
     blocks->push_back(ResidualBlock(output_width(), config_.mlp_hidden));
@@ -117,15 +130,17 @@ void GaussianTowerImpl::Initialize(at::Generator& generator) {
   cov_embed->Initialize(generator);
   time_embed->Initialize(generator);
   if (label_embed) label_embed->Initialize(generator);
+  if (condition_embed) condition_embed->Initialize(generator);
   for (const auto& block : *blocks) block->as<ResidualBlockImpl>()->Initialize(generator);
 }
 
 at::Tensor GaussianTowerImpl::forward(const at::Tensor& mean, const at::Tensor& cov_tril,
                                       const at::Tensor& time_features,
-                                      const at::Tensor& label_features) {
+                                      const at::Tensor& condition_features) {
   std::vector<at::Tensor> parts = {mean_embed(mean), cov_embed(cov_tril),
                                    time_embed(time_features)};
-  if (label_embed) parts.push_back(label_embed(label_features));
+  if (label_embed) parts.push_back(label_embed(condition_features));
+  if (condition_embed) parts.push_back(condition_embed(condition_features));
   at::Tensor x = at::cat(parts, -1);
   for (const auto& block : *blocks) x = block->as<ResidualBlockImpl>()->forward(x);
   return x;
@@ -133,7 +148,7 @@ at::Tensor GaussianTowerImpl::forward(const at::Tensor& mean, const at::Tensor& 
 
 at::Tensor GaussianTowerImpl::ForwardPanels(const at::Tensor& mean, const at::Tensor& cov_tril,
                                             const at::Tensor& time_features,
-                                            const at::Tensor& label_features) {
+                                            const at::Tensor& condition_features) {
   const int64_t panels = mean.size(0);
   const int64_t lanes = kernel::BestFloatKernels().panel;
   const int64_t e = config_.width;
@@ -141,7 +156,8 @@ at::Tensor GaussianTowerImpl::ForwardPanels(const at::Tensor& mean, const at::Te
   PanelLayer(*mean_embed, mean, x, 0, false, false);
   PanelLayer(*cov_embed, cov_tril, x, e, false, false);
   PanelLayer(*time_embed, time_features, x, 2 * e, false, false);
-  if (label_embed) PanelLayer(*label_embed, label_features, x, 3 * e, false, false);
+  if (label_embed) PanelLayer(*label_embed, condition_features, x, 3 * e, false, false);
+  if (condition_embed) PanelLayer(*condition_embed, condition_features, x, 3 * e, false, false);
   at::Tensor h = at::empty({panels, config_.mlp_hidden, lanes}, at::kFloat);
   for (const auto& module : *blocks) {
     ResidualBlockImpl& block = *module->as<ResidualBlockImpl>();
@@ -166,6 +182,12 @@ at::Tensor GaussianLabelFeatures(const at::Tensor& labels, int64_t num_labels) {
   return labels.unsqueeze(-1)
       .eq(at::arange(num_labels, labels.options().dtype(at::kLong)))
       .to(at::kFloat);
+}
+
+at::Tensor GaussianConditionFeatures(const GaussianNetConfig& config, const at::Tensor& condition) {
+  if (config.num_labels > 0) return GaussianLabelFeatures(condition, config.num_labels);
+  if (config.condition_dim > 0) return condition;
+  return at::Tensor();
 }
 
 // -------------------------------------------------------- GaussianVelocityNet
@@ -210,7 +232,7 @@ void GaussianVelocityNetImpl::Initialize(at::Generator& generator) {
 
 GaussianVelocity GaussianVelocityNetImpl::forward(const at::Tensor& mean,
                                                   const at::Tensor& cov_tril, const at::Tensor& t,
-                                                  const at::Tensor& labels) {
+                                                  const at::Tensor& condition) {
   const int64_t d = config_.space_dim;
   TORCH_CHECK(mean.dim() == 2 && mean.size(1) == d && mean.scalar_type() == at::kFloat,
               "GaussianVelocityNet: mean must be float32 [B,", d, "]");
@@ -220,15 +242,20 @@ GaussianVelocity GaussianVelocityNetImpl::forward(const at::Tensor& mean,
               "GaussianVelocityNet: cov_tril must be float32 [B,", TriangleSize(d), "]");
   TORCH_CHECK(t.dim() == 1 && t.size(0) == batch, "GaussianVelocityNet: t must be [B]");
   if (config_.num_labels > 0) {
-    TORCH_CHECK(labels.defined() && labels.dim() == 1 && labels.size(0) == batch &&
-                    labels.scalar_type() == at::kLong,
+    TORCH_CHECK(condition.defined() && condition.dim() == 1 && condition.size(0) == batch &&
+                    condition.scalar_type() == at::kLong,
                 "GaussianVelocityNet: labels must be int64 [B]");
+  } else if (config_.condition_dim > 0) {
+    TORCH_CHECK(condition.defined() && condition.dim() == 2 && condition.size(0) == batch &&
+                    condition.size(1) == config_.condition_dim &&
+                    condition.scalar_type() == at::kFloat,
+                "GaussianVelocityNet: condition must be float32 [B,", config_.condition_dim, "]");
   } else {
-    TORCH_CHECK(!labels.defined(), "GaussianVelocityNet: an unlabelled network takes no labels");
+    TORCH_CHECK(!condition.defined(),
+                "GaussianVelocityNet: an unconditional network takes no condition");
   }
   const at::Tensor time_features = GaussianTimeFeatures(t, config_.width);
-  const at::Tensor label_features =
-      config_.num_labels > 0 ? GaussianLabelFeatures(labels, config_.num_labels) : at::Tensor();
+  const at::Tensor label_features = GaussianConditionFeatures(config_, condition);
   if (!at::GradMode::is_enabled()) {
     return ForwardPanels(mean, cov_tril, time_features, label_features);
   }
@@ -289,6 +316,13 @@ absl::Status GaussianVelocityNetImpl::ValidateInputs(const at::Tensor& mean,
   if (t.scalar_type() != at::kFloat) return absl::InvalidArgumentError("t: must be float32");
   WFM_RETURN_IF_ERROR(CheckShape(t, "t", {batch}));
   WFM_RETURN_IF_ERROR(CheckFinite(t, "t"));
+  if (config_.condition_dim > 0) {
+    if (!labels.defined() || labels.scalar_type() != at::kFloat || !labels.device().is_cpu()) {
+      return absl::InvalidArgumentError("condition: must be a float32 CPU tensor");
+    }
+    WFM_RETURN_IF_ERROR(CheckShape(labels, "condition", {batch, config_.condition_dim}));
+    return CheckFinite(labels, "condition");
+  }
   if (config_.num_labels == 0) {
     if (labels.defined()) {
       return absl::InvalidArgumentError("labels: the network is unlabelled and takes no labels");

@@ -87,10 +87,7 @@ absl::StatusOr<nn::GaussianNetConfig> GaussianNetConfigFor(const GaussianTrainCo
   switch (labels.kind) {
     case LabelSpace::Kind::kNone: c.num_labels = 0; break;
     case LabelSpace::Kind::kDiscrete: c.num_labels = static_cast<int64_t>(labels.names.size()); break;
-    case LabelSpace::Kind::kContinuous:
-      return absl::InvalidArgumentError(
-          "labels: Gaussian models are conditioned on discrete labels only, not on condition "
-          "vectors");
+    case LabelSpace::Kind::kContinuous: c.condition_dim = labels.cond_dim; break;
   }
   return c;
 }
@@ -135,6 +132,14 @@ absl::StatusOr<std::shared_ptr<const GaussianModel>> GaussianModel::FromCheckpoi
         return absl::DataLossError(absl::StrCat(
             "checkpoint: source.covs[", g, "] is not a symmetric positive definite covariance"));
       }
+    }
+  }
+  if (m->labels_.kind == LabelSpace::Kind::kContinuous) {
+    WFM_ASSIGN_OR_RETURN(m->train_conditions_, TensorToFloat(ckpt, "data.conditions"));
+    if (m->labels_.cond_dim < 1 || m->train_conditions_.empty() ||
+        m->train_conditions_.size() % m->labels_.cond_dim != 0) {
+      return absl::DataLossError(absl::StrCat("checkpoint: data.conditions must hold vectors of ",
+                                              m->labels_.cond_dim, " values"));
     }
   }
   WFM_ASSIGN_OR_RETURN(const nn::GaussianNetConfig net_config,
@@ -212,6 +217,7 @@ absl::Status GaussianModel::ValidateRequest(const GaussianSampleRequest& r,
     }
     WFM_RETURN_IF_ERROR(labels_.Code(r.label).status());
   }
+  WFM_RETURN_IF_ERROR(labels_.CheckCondition(r.condition, r.num_samples));
   WFM_RETURN_IF_ERROR(ValidateInit(r));
   if (r.trajectory) {
     const double d = static_cast<double>(dim());
@@ -246,6 +252,23 @@ absl::Status GaussianModel::PrepareRequest(const GaussianSampleRequest& r, std::
       std::copy(drawn.data_ptr<int64_t>(), drawn.data_ptr<int64_t>() + num, codes->begin());
     }
     for (int64_t s = 0; s < num; ++s) out->labels.push_back(labels_.names[(*codes)[s]]);
+  } else if (labels_.kind == LabelSpace::Kind::kContinuous) {
+    const int64_t c = labels_.cond_dim;
+    if (r.condition.empty()) {
+      const int64_t pool = static_cast<int64_t>(train_conditions_.size()) / c;
+      const at::Tensor drawn = at::randint(pool, {num}, gen, at::kLong);
+      out->conditions.resize(num * c);
+      for (int64_t s = 0; s < num; ++s) {
+        std::copy_n(train_conditions_.data() + drawn.data_ptr<int64_t>()[s] * c, c,
+                    out->conditions.data() + s * c);
+      }
+    } else if (static_cast<int64_t>(r.condition.size()) == c) {
+      for (int64_t s = 0; s < num; ++s) {
+        out->conditions.insert(out->conditions.end(), r.condition.begin(), r.condition.end());
+      }
+    } else {
+      out->conditions = r.condition;
+    }
   }
   if (!r.init_means.empty()) {  // the request's own sources
     *means = r.init_means;
@@ -294,6 +317,8 @@ class GaussianFlow {
   using Tangent = GaussianTangent;
   using Recorder = std::function<void(const State& x, int64_t frame, double t)>;
 
+  // `labels`: the network's condition input for the rows (see
+  // GaussianVelocityNet::forward).
   GaussianFlow(nn::GaussianVelocityNet net, at::Tensor labels, int64_t rows, int64_t d,
                bool riemannian, double sign, Recorder recorder)
       : net_(std::move(net)),
@@ -438,6 +463,8 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     const int64_t d = dim();
     const int64_t dd = d * d;
     const bool labelled = labels_.kind == LabelSpace::Kind::kDiscrete;
+    const bool continuous = labels_.kind == LabelSpace::Kind::kContinuous;
+    const int64_t c = labels_.cond_dim;
     std::vector<GeneratedGaussians> outs(requests.size());
     // Per request: source means, covariances and label codes.
     std::vector<std::vector<double>> means(requests.size()), covs(requests.size());
@@ -470,12 +497,17 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
       x.s.resize(g * dd);
       at::Tensor label_tensor;
       if (labelled) label_tensor = at::empty({g}, at::kLong);
+      if (continuous) label_tensor = at::empty({g, c}, at::kFloat);
       for (size_t k = 0; k < members.size(); ++k) {
         const size_t r = members[k];
         std::copy(means[r].begin(), means[r].end(), x.m.begin() + first[k] * d);
         std::copy(covs[r].begin(), covs[r].end(), x.s.begin() + first[k] * dd);
         if (labelled) {
           std::copy(codes[r].begin(), codes[r].end(), label_tensor.data_ptr<int64_t>() + first[k]);
+        }
+        if (continuous) {
+          std::copy(outs[r].conditions.begin(), outs[r].conditions.end(),
+                    label_tensor.data_ptr<float>() + first[k] * c);
         }
       }
       auto record = [&](const GaussianState& state, int64_t frame, double t) {

@@ -65,8 +65,13 @@ inline constexpr int kGaussianModelVersion = 1;
 struct GaussianSampleRequest {
   int64_t num_samples = 1;
   // Discrete models: a label name; empty = a label drawn uniformly per sample
-  // from the model's labels. Unconditional models: must be empty.
+  // from the model's labels. Other models: must be empty.
   std::string label;
+  // Continuous models: one condition vector [cond_dim] shared by every
+  // sample, or one per sample [num_samples, cond_dim] row-major; empty = a
+  // vector drawn per sample from the training conditions. Other models: must
+  // be empty.
+  std::vector<float> condition;
   OdeSolver solver = OdeSolver::kEuler;
   // Fixed-step solvers: steps of size 1/steps; adaptive: the step cap. The
   // default (Euler, 16 steps) is the cheapest setting within seed noise of
@@ -96,6 +101,7 @@ struct GeneratedGaussians {
   std::vector<double> means;        // [num_samples, dim] row-major
   std::vector<double> covs;         // [num_samples, dim, dim] row-major, SPD
   std::vector<std::string> labels;  // discrete: the label of each sample
+  std::vector<float> conditions;    // continuous: [num_samples, cond_dim], each sample's
   // When requested: [frames, num_samples, dim] and
   // [frames, num_samples, dim, dim]; frame 0 = the source Gaussians; frames =
   // steps + 1 (adaptive: accepted steps + 1) at the times trajectory_times
@@ -108,7 +114,8 @@ struct GeneratedGaussians {
 };
 
 // The network configuration of a model: the training config's sizes and
-// architecture, the data's dimension and the number of discrete labels.
+// architecture, the data's dimension and the number of discrete labels or
+// the condition vectors' length.
 // INVALID_ARGUMENT for an unknown architecture name.
 absl::StatusOr<nn::GaussianNetConfig> GaussianNetConfigFor(const GaussianTrainConfig& config,
                                                            const LabelSpace& labels, int64_t dim);
@@ -133,20 +140,22 @@ class GaussianModel {
   const nlohmann::json& metadata() const { return metadata_; }
   int64_t parameter_count() const;
 
-  // Field-named INVALID_ARGUMENT (bad values, unknown label, a label for an
-  // unconditional model) or RESOURCE_EXHAUSTED (over `limits`; max_points is
-  // not used).
+  // Field-named INVALID_ARGUMENT (bad values, unknown label, a label or
+  // condition the model does not take, a condition of the wrong length or
+  // not finite) or RESOURCE_EXHAUSTED (over `limits`; max_points is not
+  // used).
   absl::Status ValidateRequest(const GaussianSampleRequest& request,
                                const SampleLimits& limits = {}) const;
 
   // Generates every request's Gaussians. Samples of one fixed-step solver,
   // step count and update rule are integrated together in one batch,
   // whatever request they belong to; an adaptive request is integrated on its
-  // own time grid. Each request draws its labels and source Gaussians from its
-  // own seed, and every per-sample computation is independent of the other
-  // rows of the batch, so a request's result is bit-identical whatever it is
-  // batched with. `cancelled`, when set, is polled every integration step
-  // (CANCELLED once it returns true).
+  // own time grid. Each request draws its labels (or condition vectors, when
+  // it gives none) and source Gaussians from its own seed, and every
+  // per-sample computation is independent of the other rows of the batch, so
+  // a request's result is bit-identical whatever it is batched with.
+  // `cancelled`, when set, is polled every integration step (CANCELLED once
+  // it returns true).
   absl::StatusOr<std::vector<GeneratedGaussians>> Sample(
       const std::vector<GaussianSampleRequest>& requests,
       const std::function<bool()>& cancelled = nullptr) const;
@@ -157,7 +166,8 @@ class GaussianModel {
   // The init_* fields of a request (field-named errors).
   absl::Status ValidateInit(const GaussianSampleRequest& request) const;
 
-  // The source Gaussians and label codes of one request.
+  // The source Gaussians and label codes of one request; its condition
+  // vectors go to out->conditions.
   absl::Status PrepareRequest(const GaussianSampleRequest& request, std::vector<double>* means,
                               std::vector<double>* covs, std::vector<int64_t>* codes,
                               GeneratedGaussians* out) const;
@@ -173,6 +183,9 @@ class GaussianModel {
   // was trained from them; sampling draws from them uniformly.
   std::vector<double> source_means_;
   std::vector<double> source_covs_;
+  // Continuous models: the training items' condition vectors [C, cond_dim],
+  // from which requests without one draw.
+  std::vector<float> train_conditions_;
   // The network is stateless in eval mode; forward() is not const in
   // LibTorch, hence mutable.
   mutable nn::GaussianVelocityNet net_{nullptr};

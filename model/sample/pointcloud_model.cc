@@ -229,18 +229,7 @@ absl::Status PointCloudModel::ValidateRequest(const CloudSampleRequest& r,
     }
     WFM_RETURN_IF_ERROR(labels_.Code(r.label).status());
   }
-  if (!r.condition.empty()) {
-    if (labels_.kind != LabelSpace::Kind::kContinuous) {
-      return absl::InvalidArgumentError("condition: this model is not conditioned on condition vectors");
-    }
-    if (static_cast<int64_t>(r.condition.size()) != labels_.cond_dim) {
-      return absl::InvalidArgumentError(absl::StrCat("condition: must have ", labels_.cond_dim,
-                                                     " values, got ", r.condition.size()));
-    }
-    for (float v : r.condition) {
-      if (!std::isfinite(v)) return absl::InvalidArgumentError("condition: values must be finite");
-    }
-  }
+  WFM_RETURN_IF_ERROR(labels_.CheckCondition(r.condition));
   if (r.trajectory) {
     int64_t largest = r.points;
     if (!r.init_sizes.empty()) {

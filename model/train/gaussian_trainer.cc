@@ -106,11 +106,6 @@ absl::Status GaussianTrainer::Init(const io::GaussianSet& data, const GaussianTr
   dim_ = data.dim;
   count_ = data.num_gaussians();
   WFM_ASSIGN_OR_RETURN(labels_, EncodeLabels(data.labels));
-  if (labels_.space.kind == LabelSpace::Kind::kContinuous) {
-    return absl::InvalidArgumentError(
-        "labels: Gaussian models are conditioned on discrete labels only, not on condition "
-        "vectors");
-  }
   const bool given = config.source != GaussianSource::kWishart;
   if (given) {
     if (source == nullptr) {
@@ -152,6 +147,9 @@ absl::Status GaussianTrainer::Init(const io::GaussianSet& data, const GaussianTr
     means_ = MeansTensor(data);
     covs_ = CovsTensor(data);
     if (labels_.space.kind == LabelSpace::Kind::kDiscrete) codes_ = Int64Tensor(labels_.codes);
+    if (labels_.space.kind == LabelSpace::Kind::kContinuous) {
+      conditions_ = FloatTensor(labels_.conditions, {count_, labels_.space.cond_dim});
+    }
     if (given) {
       source_means_ = MeansTensor(*source);
       source_covs_ = CovsTensor(*source);
@@ -223,6 +221,7 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     const at::Tensor t = t_all.narrow(0, first, share);
     at::Tensor labels;
     if (codes_.defined()) labels = codes_.index_select(0, rows);
+    if (conditions_.defined()) labels = conditions_.index_select(0, rows);
     phases_.noise += SecondsSince(t0);
     t0 = TrainClock::now();
 
@@ -289,6 +288,7 @@ absl::StatusOr<checkpoint::Checkpoint> GaussianTrainer::MakeCheckpoint(bool with
     WFM_ASSIGN_OR_RETURN(checkpoint::NamedTensors ema, state_->SamplingWeights());
     for (auto& entry : ema) ckpt.tensors.push_back(std::move(entry));
     if (codes_.defined()) ckpt.tensors.emplace_back("data.label_codes", codes_.clone());
+    if (conditions_.defined()) ckpt.tensors.emplace_back("data.conditions", conditions_.clone());
     if (source_means_.defined()) {
       ckpt.tensors.emplace_back("source.means", source_means_.clone());
       ckpt.tensors.emplace_back("source.covs", source_covs_.clone());

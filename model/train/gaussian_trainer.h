@@ -14,7 +14,7 @@
 //      McCann point (m_s, S_s) and the target velocity (dm/ds, V) with
 //      dS/ds = V S_s + S_s V (Riemannian, the default) or (dm/ds, dS/ds)
 //      (Euclidean);
-//   4. the network sees (m_s, lower triangle of S_s, t [, label]) and predicts
+//   4. the network sees (m_s, lower triangle of S_s, t [, condition]) and predicts
 //      (u, L); with W = L + Lᵀ the loss is the tangent norm
 //      |−u − dm/ds|² + tr(S_s ΔV ΔV), ΔV = −W − V (default) or the Euclidean
 //      norm |−u − dm/ds|² + |−W − target|²_F / d, averaged over the batch;
@@ -26,8 +26,10 @@
 //      is fixed when the run is created and kept on resume.
 // The geometry runs in float64 (model/gaussian), the network in float32.
 //
-// Labels: discrete labels make the model conditional (and turn minibatch OT
-// off, as the reference does); continuous condition vectors are refused.
+// Conditions: discrete labels or continuous condition vectors (one per data
+// Gaussian) make the model conditional (and turn minibatch OT off, as the
+// reference does); each item is seen with its own label or vector (no
+// condition dropout: Gaussian models sample without guidance).
 #ifndef WFM_MODEL_TRAIN_GAUSSIAN_TRAINER_H_
 #define WFM_MODEL_TRAIN_GAUSSIAN_TRAINER_H_
 
@@ -112,7 +114,8 @@ class GaussianTrainer {
   // Tensors: "model.*" (network), "ema.*" (its moving average, with
   // optimizer.ema_decay > 0; what sampling uses), "source.means" float64 [S,d] and
   // "source.covs" float64 [S,d,d] (given sources), "data.label_codes" int64
-  // [C] (labelled data); with_optimizer adds "optimizer.*" and "trainer.rng".
+  // [C] (labelled data), "data.conditions" float32 [C, cond_dim] (condition
+  // vectors); with_optimizer adds "optimizer.*" and "trainer.rng".
   // Metadata: ModelMetadata(...) + "data_stats" (+ "trainer").
   absl::StatusOr<checkpoint::Checkpoint> MakeCheckpoint(bool with_optimizer) const;
   // The current model, as a loaded checkpoint would give it.
@@ -133,6 +136,7 @@ class GaussianTrainer {
   at::Tensor covs_;          // float64 [C,d,d]
   EncodedLabels labels_;
   at::Tensor codes_;         // int64 [C] (discrete)
+  at::Tensor conditions_;    // float32 [C, cond_dim] (continuous)
   at::Tensor source_means_;  // float64 [S,d] (given sources)
   at::Tensor source_covs_;   // float64 [S,d,d]
   noise::GaussianStats stats_;

@@ -66,7 +66,8 @@ class WfmError(Exception):
 # network_evaluations (the NFE the ODE solver spent).
 Samples = collections.namedtuple(
     "Samples", "points offsets labels clouds trajectory network_evaluations", defaults=(0,))
-# Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels or None,
+# Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels (names,
+# or condition vectors [C, condition_dim] of a continuous model) or None,
 # network_evaluations.
 GaussianSamples = collections.namedtuple(
     "GaussianSamples", "means covs labels network_evaluations", defaults=(0,))
@@ -723,16 +724,26 @@ class Client:
 
     def sample_gaussians(self, model: str, num: int, label: str = "", steps: int = 0,
                          seed: int = 0, solver: str = "", rtol: Optional[float] = None,
-                         atol: Optional[float] = None, init: Any = None) -> GaussianSamples:
+                         atol: Optional[float] = None, init: Any = None,
+                         condition: Any = None) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
         solver: as for sample(); the default is "euler". init: given source
         Gaussians, one per sample (means [n, d] and covs [n, d, d]: a
         (means, covs) pair, a GaussianSamples or a mapping with "means" and
-        "covs"); num may then be 0 (= n)."""
+        "covs"); num may then be 0 (= n). condition (a model trained on
+        condition vectors): one vector for every sample, one per sample
+        ([num, condition_dim]), or a dict by the model's condition columns
+        as for sample_niches(); None = drawn per sample from the training
+        conditions. The labels of the result are then the condition vector
+        of each Gaussian ([num, condition_dim])."""
         request = wfm_service_pb2.SampleGaussiansRequest(
             model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
         _set_tolerances(request, rtol, atol)
+        if isinstance(condition, Mapping):
+            condition = condition_vector(condition_columns(self.model(model)), condition)
+        if condition is not None:
+            request.condition.extend(np.asarray(condition, dtype=np.float32).ravel().tolist())
         if init is not None:
             means, covs = _init_gaussians(init)
             request.init_means.extend(means.ravel().tolist())
@@ -741,7 +752,10 @@ class Client:
         d = r.dim
         means = np.asarray(r.means, dtype=np.float64).reshape(-1, d)
         covs = np.asarray(r.covs, dtype=np.float64).reshape(-1, d, d)
-        return GaussianSamples(means, covs, list(r.labels) or None, r.network_evaluations)
+        labels = list(r.labels) or None
+        if labels is None and len(r.conditions) > 0:
+            labels = np.asarray(r.conditions, dtype=np.float32).reshape(len(means), -1)
+        return GaussianSamples(means, covs, labels, r.network_evaluations)
 
     def evaluate(self, model: str, dataset: str, num: int = 0, split: str = "all",
                  emd: bool = True, steps: int = 0, seed: int = 0, max_reference: int = 0,

@@ -12,6 +12,9 @@ wfm-server, with .h5ad files written by the anndata library:
     `--condition cell_type=...,age=...,obsm:shift=...` (the tool) and
     sample_niches(condition={...}) (Python; the same niches for the same
     seed), with guidance;
+  * a Gaussian model of the same tissue's niches (--family gaussian)
+    generates cell states shifted by the type given, through
+    sample_gaussians(condition={...}) and `wfm sample --condition`;
   * bad conditions are local errors naming --condition / the key;
   * point clouds carry an encoding too (upload_point_clouds(
     condition_columns=...)), and the server refuses encodings that break
@@ -200,9 +203,54 @@ class ConditionsTest(unittest.TestCase):
                        "--condition-key", "tissue", ok=False)
         self.assertNotEqual(run.returncode, 0)
         self.assertIn("--condition-key tissue", run.stderr)
-        # A Gaussian model takes no condition vectors.
-        with self.assertRaisesRegex(WfmError, "gaussian models take discrete labels or none"):
-            self.client.train("bad-cond", "bad-gauss", family="gaussian", k=4, steps=2)
+        # A condition of the wrong length for a Gaussian model is the server's
+        # INVALID_ARGUMENT naming the field.
+        self.client.train("bad-cond", "bad-gauss", family="gaussian", k=4, steps=2, watch=True,
+                          overwrite=True)
+        with self.assertRaises(WfmError) as e:
+            self.client.sample_gaussians("bad-gauss", 2, condition=[0, 1])
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("condition: must have 5 values", e.exception.message)
+
+    def test_5_gaussian_cell_states_follow_the_condition(self):
+        self.client.upload_anndata(self.adata, "g-shifted", sample_key="section",
+                                   condition_keys=KEYS, overwrite=True)
+        self.client.train("g-shifted", "g-shifted-model", family="gaussian", k=5, steps=1500,
+                          lr=1e-3, batch=16, emb=32, layers=2, mlp=32, seed=5, watch=True,
+                          overwrite=True)
+        info = self.client.model("g-shifted-model")
+        self.assertEqual(info.family, types_pb2.FAMILY_GAUSSIAN)
+        self.check_columns(info)
+        means = {}
+        for t in ("lo", "hi"):
+            condition = {"cell_type": t, "age": 40, "obsm:shift": [0.5, 0.0]}
+            g = self.client.sample_gaussians("g-shifted-model", 30, condition=condition, steps=20,
+                                             seed=2)
+            self.assertEqual(g.means.shape, (30, 2))
+            vector = [1, 0] if t == "hi" else [0, 1]
+            np.testing.assert_array_equal(g.labels, np.tile(vector + [40, 0.5, 0.0], (30, 1)))
+            means[t] = float(g.means.mean())
+            # The tool: the same request, the same Gaussians, with the
+            # conditions stored as the labels.
+            out = os.path.join(self.tmp, f"g-{t}.npz")
+            self.wfm("sample", "--model", "g-shifted-model", "--num", "30", "--steps", "20",
+                     "--seed", "2", "--condition", f"cell_type={t},age=40,obsm:shift=0.5;0",
+                     "--out", out)
+            with np.load(out) as z:
+                np.testing.assert_array_equal(z["means"], g.means)
+                np.testing.assert_array_equal(z["labels"], g.labels)
+            # A plain vector is the same condition.
+            plain = self.client.sample_gaussians("g-shifted-model", 30,
+                                                 condition=vector + [40, 0.5, 0.0], steps=20,
+                                                 seed=2)
+            np.testing.assert_array_equal(plain.means, g.means)
+        # The cell states: "lo" niches around -3, "hi" around +3 (loose bounds).
+        self.assertLess(means["lo"], -1.5, means)
+        self.assertGreater(means["hi"], 1.5, means)
+        # Without a condition each Gaussian draws a training cell's vector.
+        drawn = self.client.sample_gaussians("g-shifted-model", 8, steps=2, seed=3)
+        self.assertEqual(drawn.labels.shape, (8, 5))
+        self.assertTrue(set(map(tuple, drawn.labels[:, :2].tolist())) <= {(1.0, 0.0), (0.0, 1.0)})
 
     def test_4_point_clouds_carry_an_encoding_and_bad_ones_are_refused(self):
         from wfm_client.conditions import ConditionColumn

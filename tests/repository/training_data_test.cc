@@ -292,8 +292,8 @@ TEST(TrainingInputsTest, MatchedSourcesFollowTheItemsThroughTheSplit) {
 }
 
 // Cells with condition vectors: a niche's condition is its centre cell's
-// vector; the training inputs record the data set's encoding; Gaussian cell
-// states refuse them (Gaussian models take discrete labels).
+// vector, for niche clouds and Gaussian cell states alike; the training
+// inputs record the data set's encoding.
 TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
   const testing::Cells c = testing::RandomCells(2, 15, 3, 11);
   CellSet cells = ToCellSet(c);
@@ -306,8 +306,10 @@ TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
   ASSERT_TRUE(niches.ok()) << niches.status();
   ASSERT_EQ(niches->labels.kind, model::io::Labels::Kind::kContinuous);
   EXPECT_EQ(niches->labels.values, (std::vector<float>{0, 0, 17, -34, 29, -58}));
-  EXPECT_THAT(std::string(NicheGaussians(cells, 4, {0, 17}).status().message()),
-              ::testing::HasSubstr("cells: continuous condition vectors"));
+  absl::StatusOr<model::io::GaussianSet> states = NicheGaussians(cells, 4, {0, 17});
+  ASSERT_TRUE(states.ok()) << states.status();
+  ASSERT_EQ(states->labels.kind, model::io::Labels::Kind::kContinuous);
+  EXPECT_EQ(states->labels.values, (std::vector<float>{0, 0, 17, -34}));
 
   DatasetData data = Stored("cells", DatasetKind::kSpatialCells, 30, cells);
   data.info.label_type = LabelType::kContinuous;
@@ -322,6 +324,12 @@ TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_EQ(in->clouds.labels.width, 2);
   EXPECT_EQ(in->origin.condition_columns, data.info.condition_columns);
+  config.family = model::Family::kGaussian;
+  config.gaussian = testing::TinyGaussianConfig(5);
+  absl::StatusOr<TrainingInputs> gaussian_in = MakeTrainingInputs(data, nullptr, config);
+  ASSERT_TRUE(gaussian_in.ok()) << gaussian_in.status();
+  EXPECT_EQ(gaussian_in->gaussians.labels.width, 2);
+  EXPECT_EQ(gaussian_in->origin.condition_columns, data.info.condition_columns);
 }
 
 TEST(TrainingInputsTest, CellsTrainOnTheirNiches) {
@@ -417,10 +425,13 @@ TEST(CloudGaussiansTest, MeansAndSampleCovariancesWithTheRidge) {
   lonely.labels = model::io::Labels::FromStrings({"square", "line", "dot"});
   EXPECT_EQ(CloudGaussians(lonely, {0, 2}).status().message(),
             "clouds[2]: 1 point; a Gaussian (mean and sample covariance) needs at least 2");
+  // Condition vectors are carried over, each cloud's to its Gaussian.
   model::io::PointCloudSet continuous = set;
-  continuous.labels = model::io::Labels::FromContinuous({0.5f, 1.5f}, 1);
-  EXPECT_EQ(CloudGaussians(continuous, {0}).status().message(),
-            "clouds: continuous condition vectors; Gaussian models take discrete labels or none");
+  continuous.labels = model::io::Labels::FromContinuous({0.5f, 1.5f, -1.0f, 2.0f}, 2);
+  absl::StatusOr<model::io::GaussianSet> conditioned = CloudGaussians(continuous, {1, 0});
+  ASSERT_TRUE(conditioned.ok()) << conditioned.status();
+  EXPECT_EQ(conditioned->labels.kind, model::io::Labels::Kind::kContinuous);
+  EXPECT_THAT(conditioned->labels.values, ElementsAre(-1.0f, 2.0f, 0.5f, 1.5f));
 }
 
 TEST(CloudGaussiansTest, GaussianModelsTrainOnTheCloudsOfAPointCloudDataSet) {

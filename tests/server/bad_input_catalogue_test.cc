@@ -267,6 +267,23 @@ class BadInputCatalogueTest : public ::testing::Test {
     ASSERT_TRUE(Upload(*stub_, Header("cells", pb::SPATIAL_CELLS, 3, pb::LABEL_TYPE_DISCRETE),
                        CellChunks(RandomCells(2, 12, 3, 1), 12))
                     .ok());
+    // Cells with condition vectors (type one-hot, age) and a Gaussian model
+    // of their niches conditioned on them.
+    pb::DatasetHeader conditioned = Header("ccells", pb::SPATIAL_CELLS, 3);
+    EncodedConditions(conditioned);
+    std::vector<pb::UploadDatasetRequest> conditioned_cells =
+        CellChunks(RandomCells(2, 12, 3, 2), 24);
+    for (int64_t i = 0; i < 24; ++i) {
+      pb::CellChunk* chunk = conditioned_cells[0].mutable_cells();
+      chunk->clear_labels();
+      for (float v : {i % 2 == 0 ? 1.0f : 0.0f, i % 2 == 0 ? 0.0f : 1.0f, 20.0f + i}) {
+        chunk->add_conditions(v);
+      }
+    }
+    ASSERT_EQ(conditioned_cells.size(), 1u);
+    ASSERT_TRUE(Upload(*stub_, conditioned, conditioned_cells).ok());
+    ASSERT_EQ(Train(*stub_, "ccells", "gcm", TinyConfig(pb::FAMILY_GAUSSIAN, 5)).state(),
+              pb::SUCCEEDED);
     ASSERT_EQ(Train(*stub_, "pc", "pcm", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
     const pb::TrainingJob gaussian = Train(*stub_, "gs", "gm", TinyConfig(pb::FAMILY_GAUSSIAN, 5));
     ASSERT_EQ(gaussian.state(), pb::SUCCEEDED);
@@ -278,7 +295,7 @@ class BadInputCatalogueTest : public ::testing::Test {
     grpc::ClientContext context;
     context.set_deadline(Deadline());
     pb::ListDatasetsResponse reply;
-    return stub_->ListDatasets(&context, {}, &reply).ok() && reply.datasets_size() == 3;
+    return stub_->ListDatasets(&context, {}, &reply).ok() && reply.datasets_size() == 4;
   }
 
   std::vector<Case> Catalogue();
@@ -987,6 +1004,28 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        kInvalid, "rtol: only the adaptive solver takes a tolerance (solver is euler)"},
       {"gaussians_sample_unknown_label", sample_gaussians([](auto& r) { r.set_label("zebra"); }),
        kInvalid, "label: "},
+      {"gaussians_sample_condition_for_labelled_model",
+       sample_gaussians([](auto& r) { r.add_condition(1.0f); }), kInvalid,
+       "condition: this model is not conditioned on condition vectors"},
+      {"gaussians_sample_condition_wrong_length",
+       sample_gaussians([](auto& r) {
+         r.set_model("gcm");
+         r.add_condition(1.0f);
+         r.add_condition(0.0f);
+       }),
+       kInvalid, "condition: must have 3 values (or 6, one vector per sample), got 2"},
+      {"gaussians_sample_nan_condition",
+       sample_gaussians([](auto& r) {
+         r.set_model("gcm");
+         for (float v : {1.0f, 0.0f, kNaN}) r.add_condition(v);
+       }),
+       kInvalid, "condition: values must be finite"},
+      {"gaussians_sample_label_for_conditioned_model",
+       sample_gaussians([](auto& r) {
+         r.set_model("gcm");
+         r.set_label("T");
+       }),
+       kInvalid, "label: this model is not conditioned on labels"},
       {"gaussians_sample_init_count_not_num_samples",
        sample_gaussians([](auto& r) {
          r.mutable_init_means()->Resize(2, 0.0);
@@ -1072,7 +1111,7 @@ TEST_F(BadInputCatalogueTest, EveryMalformedRequestIsRefusedAndTheServerKeepsSer
     grpc::ClientContext context;
     pb::ListTrainingJobsResponse jobs;
     ASSERT_TRUE(stub_->ListTrainingJobs(&context, {}, &jobs).ok());
-    ASSERT_EQ(jobs.jobs_size(), 2);
+    ASSERT_EQ(jobs.jobs_size(), 3);
   }
 
   const std::vector<Case> cases = Catalogue();
@@ -1094,15 +1133,15 @@ TEST_F(BadInputCatalogueTest, EveryMalformedRequestIsRefusedAndTheServerKeepsSer
     ASSERT_TRUE(stub_->ListDatasets(&c1, {}, &datasets).ok());
     std::set<std::string> dataset_names;
     for (const auto& d : datasets.datasets()) dataset_names.insert(d.name());
-    EXPECT_EQ(dataset_names, (std::set<std::string>{"cells", "gs", "pc"}));
+    EXPECT_EQ(dataset_names, (std::set<std::string>{"ccells", "cells", "gs", "pc"}));
     pb::ListModelsResponse models;
     ASSERT_TRUE(stub_->ListModels(&c2, {}, &models).ok());
     std::set<std::string> model_names;
     for (const auto& m : models.models()) model_names.insert(m.name());
-    EXPECT_EQ(model_names, (std::set<std::string>{"gm", "pcm"}));
+    EXPECT_EQ(model_names, (std::set<std::string>{"gcm", "gm", "pcm"}));
     pb::ListTrainingJobsResponse jobs;
     ASSERT_TRUE(stub_->ListTrainingJobs(&c3, {}, &jobs).ok());
-    EXPECT_EQ(jobs.jobs_size(), 2);
+    EXPECT_EQ(jobs.jobs_size(), 3);
   }
   // ... and the data folder holds exactly the paths it held before: no
   // partial data set or model, no staging folder, no temporary file.

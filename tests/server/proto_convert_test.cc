@@ -343,6 +343,12 @@ TEST(ProtoConvertTest, GaussianSampleRequestsAndReplies) {
   EXPECT_EQ(r.seed, 9u);
   EXPECT_TRUE(r.trajectory);
   EXPECT_FALSE(r.reference_cov_sign);
+  EXPECT_THAT(r.condition, IsEmpty());
+  req.add_condition(0.5f);
+  req.add_condition(-2.0f);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GaussianSampleRequest c, GaussianRequestFromProto(req));
+  EXPECT_THAT(c.condition, ElementsAre(0.5f, -2.0f));
+  req.clear_condition();
   req.set_steps(0);
   WFM_ASSERT_OK_AND_ASSIGN(const model::GaussianSampleRequest d, GaussianRequestFromProto(req));
   EXPECT_EQ(d.steps, 16);  // the Gaussians' default: 16 Euler steps
@@ -366,6 +372,14 @@ TEST(ProtoConvertTest, GaussianSampleRequestsAndReplies) {
   EXPECT_EQ(without.frames(), 0);
   EXPECT_THAT(without.trajectory_means(), IsEmpty());
   EXPECT_THAT(without.trajectory_covs(), IsEmpty());
+  EXPECT_THAT(without.conditions(), IsEmpty());
+  model::GeneratedGaussians conditioned = g;
+  conditioned.labels.clear();
+  conditioned.conditions = {1.0f, 0.0f, 0.0f, 1.0f};
+  pb::SampleGaussiansResponse with_conditions;
+  ToProto(conditioned, /*frames=*/0, &with_conditions);
+  EXPECT_THAT(with_conditions.conditions(), ElementsAre(1.0f, 0.0f, 0.0f, 1.0f));
+  EXPECT_THAT(with_conditions.labels(), IsEmpty());
   pb::SampleGaussiansResponse with;
   ToProto(g, /*frames=*/2, &with);
   EXPECT_EQ(with.frames(), 2);

@@ -19,6 +19,7 @@ namespace {
 
 at::Generator Gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
+// labels > 0: discrete labels; < 0: continuous condition vectors of -labels values.
 GaussianNetConfig SmallConfig(GaussianArchitecture arch, int64_t labels = 0) {
   GaussianNetConfig c;
   c.space_dim = 3;
@@ -26,7 +27,8 @@ GaussianNetConfig SmallConfig(GaussianArchitecture arch, int64_t labels = 0) {
   c.layers = 2;
   c.mlp_hidden = 16;
   c.architecture = arch;
-  c.num_labels = labels;
+  c.num_labels = labels > 0 ? labels : 0;
+  c.condition_dim = labels < 0 ? -labels : 0;
   return c;
 }
 
@@ -59,6 +61,9 @@ std::pair<at::Tensor, at::Tensor> Reference(const GaussianNetConfig& c, Gaussian
       parts.push_back(lin(at::one_hot(labels.clamp_min(0), c.num_labels).to(at::kDouble) *
                               labels.ge(0).unsqueeze(-1),
                           pre + ".label_embed"));
+    }
+    if (c.condition_dim > 0) {
+      parts.push_back(lin(labels.to(at::kDouble), pre + ".condition_embed"));
     }
     at::Tensor x = at::cat(parts, -1);
     const int64_t w = x.size(1);
@@ -98,6 +103,12 @@ TEST(GaussianNetConfigTest, InvalidFieldsAreNamed) {
       {[](auto& c) { c.layers = 0; }, "layers (0) must be positive"},
       {[](auto& c) { c.mlp_hidden = 0; }, "mlp_hidden (0) must be positive"},
       {[](auto& c) { c.num_labels = -1; }, "num_labels (-1) must be >= 0"},
+      {[](auto& c) { c.condition_dim = -2; }, "condition_dim (-2) must be >= 0"},
+      {[](auto& c) {
+         c.num_labels = 2;
+         c.condition_dim = 3;
+       },
+       "condition_dim: a network takes discrete labels or condition vectors, not both"},
   };
   for (const auto& [edit, message] : cases) {
     GaussianNetConfig c = SmallConfig(GaussianArchitecture::kSeparate);
@@ -187,8 +198,12 @@ TEST_P(GaussianReferenceTest, MatchesTheReferenceNetwork) {
   const at::Tensor mean = at::randn({5, 3});
   const at::Tensor tril = at::randn({5, 6});
   const at::Tensor t = at::rand({5});
-  const at::Tensor labels =
-      c.num_labels > 0 ? at::tensor({0, 2, -1, 1, 0}, at::kLong) : at::Tensor();
+  at::Tensor labels;
+  if (c.num_labels > 0) labels = at::tensor({0, 2, -1, 1, 0}, at::kLong);
+  if (c.condition_dim > 0) {
+    labels = at::randn({5, c.condition_dim});
+    labels[2].zero_();  // the null condition
+  }
   ASSERT_TRUE(net->ValidateInputs(mean, tril, t, labels).ok());
   const GaussianVelocity v = net->forward(mean, tril, t, labels);
   ASSERT_EQ(v.mean.sizes(), (at::IntArrayRef{5, 3}));
@@ -204,10 +219,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::make_pair(GaussianArchitecture::kSeparate, int64_t{0}),
                       std::make_pair(GaussianArchitecture::kSeparate, int64_t{3}),
                       std::make_pair(GaussianArchitecture::kJoint, int64_t{0}),
-                      std::make_pair(GaussianArchitecture::kJoint, int64_t{3})),
+                      std::make_pair(GaussianArchitecture::kJoint, int64_t{3}),
+                      std::make_pair(GaussianArchitecture::kSeparate, int64_t{-2}),
+                      std::make_pair(GaussianArchitecture::kJoint, int64_t{-2})),
     [](const ::testing::TestParamInfo<std::pair<GaussianArchitecture, int64_t>>& info) {
       return std::string(info.param.first == GaussianArchitecture::kJoint ? "Joint" : "Separate") +
-             (info.param.second > 0 ? "Labelled" : "Unlabelled");
+             (info.param.second > 0   ? "Labelled"
+              : info.param.second < 0 ? "Continuous"
+                                      : "Unlabelled");
     });
 
 TEST_P(GaussianReferenceTest, InferencePathMatchesTheAutogradPath) {
@@ -219,8 +238,9 @@ TEST_P(GaussianReferenceTest, InferencePathMatchesTheAutogradPath) {
     const at::Tensor mean = at::randn({batch, 3});
     const at::Tensor tril = at::randn({batch, 6});
     const at::Tensor t = at::rand({batch});
-    const at::Tensor labels =
-        c.num_labels > 0 ? at::randint(-1, c.num_labels, {batch}, at::kLong) : at::Tensor();
+    at::Tensor labels;
+    if (c.num_labels > 0) labels = at::randint(-1, c.num_labels, {batch}, at::kLong);
+    if (c.condition_dim > 0) labels = at::randn({batch, c.condition_dim});
     const GaussianVelocity graph = net->forward(mean, tril, t, labels);  // grad mode on
     ASSERT_TRUE(graph.cov_tril.requires_grad());
     c10::InferenceMode guard;
@@ -307,6 +327,43 @@ TEST(GaussianVelocityNetTest, ValidateInputsNamesTheArgument) {
   WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet plain, MakeNet(SmallConfig(GaussianArchitecture::kJoint), 13));
   expect_bad(plain->ValidateInputs(mean, tril, t, labels), "labels");
   EXPECT_THROW(plain->forward(mean, tril, t, labels), c10::Error);
+  EXPECT_THROW(net->forward(mean, tril, t), c10::Error);
+}
+
+TEST(GaussianVelocityNetTest, ContinuousConditionsEmbedByTheirOwnDense) {
+  const GaussianNetConfig c = SmallConfig(GaussianArchitecture::kJoint, -2);
+  WFM_ASSERT_OK_AND_ASSIGN(GaussianVelocityNet net, MakeNet(c, 15));
+  const auto params = net->named_parameters();
+  ASSERT_TRUE(params.contains("tower.condition_embed.weight"));
+  EXPECT_EQ(params["tower.condition_embed.weight"].sizes(), (at::IntArrayRef{8, 2}));
+  EXPECT_FALSE(params.contains("tower.label_embed.weight"));
+  EXPECT_EQ(net->tower->output_width(), 4 * 8);
+  Perturb(net, 16);
+  const at::Tensor mean = at::randn({2, 3}), tril = at::randn({2, 6}), t = at::rand({2});
+  const at::Tensor cond = at::tensor({1.0f, -1.0f, 0.5f, 2.0f}).view({2, 2});
+  // The zero vector is the null condition: the embedding adds its bias only.
+  const GaussianVelocity null = net->forward(mean, tril, t, at::zeros({2, 2}));
+  auto zeroed = std::dynamic_pointer_cast<GaussianVelocityNetImpl>(net->clone());
+  {
+    at::NoGradGuard no_grad;
+    zeroed->tower->condition_embed->weight.zero_();
+  }
+  const GaussianVelocity z = zeroed->forward(mean, tril, t, cond);
+  EXPECT_LT(MaxAbsDiff(null.mean, z.mean), 1e-6);
+  const GaussianVelocity real = net->forward(mean, tril, t, cond);
+  EXPECT_GT(MaxAbsDiff(null.mean, real.mean), 1e-4);
+  // Gradients reach the condition embedding.
+  (real.mean.sum() + real.cov_tril.pow(2).sum()).backward();
+  EXPECT_GT(net->tower->condition_embed->weight.grad().abs().max().item<float>(), 0.0f);
+  // Misuse is named.
+  EXPECT_TRUE(net->ValidateInputs(mean, tril, t, cond).ok());
+  for (const at::Tensor& bad : {at::randn({2, 3}), at::randn({1, 2}), at::tensor({0, 1}, at::kLong),
+                                at::Tensor(), at::full({2, 2}, NAN)}) {
+    const absl::Status s = net->ValidateInputs(mean, tril, t, bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(s.message()).rfind("condition", 0), 0u) << s.message();
+  }
+  EXPECT_THROW(net->forward(mean, tril, t, at::tensor({0, 1}, at::kLong)), c10::Error);
   EXPECT_THROW(net->forward(mean, tril, t), c10::Error);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -549,6 +550,135 @@ TEST(GaussianModelTest, GivenSourceValidation) {
     EXPECT_THAT(std::string(s.message()), HasSubstr(message));
     EXPECT_FALSE(m->Sample({r}).ok());
   }
+}
+
+// Gaussians in 2-D whose condition c (one value, -1 or +1) sets the mean
+// (3c, 0) (jittered); covariances near 0.2·I.
+io::GaussianSet ShiftedByCondition(int64_t count, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  io::GaussianSet set;
+  set.dim = 2;
+  std::vector<float> conditions;
+  for (int64_t i = 0; i < count; ++i) {
+    const float c = i % 2 == 0 ? 1.0f : -1.0f;
+    const at::Tensor jitter = at::randn({2}, gen, at::kDouble) * 0.2;
+    set.means.push_back(3.0 * c + jitter[0].item<double>());
+    set.means.push_back(jitter[1].item<double>());
+    const double v = 0.2 * (1.0 + 0.1 * at::rand({1}, gen, at::kDouble).item<double>());
+    set.covs.insert(set.covs.end(), {v, 0.0, 0.0, v});
+    conditions.push_back(c);
+  }
+  set.labels = io::Labels::FromContinuous(std::move(conditions), 1);
+  return set;
+}
+
+absl::StatusOr<std::unique_ptr<GaussianTrainer>> ConditionedTrainer(int64_t steps) {
+  GaussianTrainConfig c = Small(steps);
+  c.optimizer.batch_size = 16;
+  return GaussianTrainer::Create(ShiftedByCondition(32, 41), c, "shifted");
+}
+
+TEST(GaussianModelTest, ContinuousConditionsShiftTheGeneratedMeans) {
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> trainer, ConditionedTrainer(300));
+  EXPECT_FALSE(trainer->minibatch_ot());  // conditional: no re-pairing
+  WFM_ASSERT_OK(trainer->Train());
+  // Through a checkpoint, as the server loads it.
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, trainer->MakeCheckpoint(false));
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, GaussianModel::FromCheckpoint(ckpt));
+  EXPECT_EQ(m->labels().kind, LabelSpace::Kind::kContinuous);
+  EXPECT_EQ(m->labels().cond_dim, 1);
+  GaussianSampleRequest plus = Request(3, 64, 16);
+  plus.condition = {1.0f};
+  GaussianSampleRequest minus = Request(4, 64, 16);
+  minus.condition = {-1.0f};
+  WFM_ASSERT_OK_AND_ASSIGN(const auto out, m->Sample({plus, minus}));
+  // The mean first coordinate of each request's Gaussians: the data's are +3
+  // and -3; an unconditioned flow would give about 0 for both.
+  const auto mean_x = [](const GeneratedGaussians& g) {
+    double sum = 0.0;
+    for (size_t i = 0; i < g.means.size(); i += 2) sum += g.means[i];
+    return sum / static_cast<double>(g.means.size() / 2);
+  };
+  EXPECT_GT(mean_x(out[0]), 1.5);
+  EXPECT_LT(mean_x(out[1]), -1.5);
+  EXPECT_EQ(out[0].conditions, std::vector<float>(64, 1.0f));
+  EXPECT_EQ(out[1].conditions, std::vector<float>(64, -1.0f));
+  ExpectSpd(out[0], 64);
+  ExpectSpd(out[1], 64);
+  // Without a condition each sample draws one of the training conditions,
+  // about half +1.
+  WFM_ASSERT_OK_AND_ASSIGN(const auto drawn, m->Sample({Request(5, 200, 4)}));
+  ASSERT_EQ(drawn[0].conditions.size(), 200u);
+  const int64_t positive = std::count(drawn[0].conditions.begin(), drawn[0].conditions.end(), 1.0f);
+  EXPECT_EQ(positive + std::count(drawn[0].conditions.begin(), drawn[0].conditions.end(), -1.0f),
+            200);
+  EXPECT_GT(positive, 70);
+  EXPECT_LT(positive, 130);
+  EXPECT_TRUE(drawn[0].labels.empty());
+}
+
+TEST(GaussianModelTest, ContinuousConditionsAreBatchInvariant) {
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> trainer, ConditionedTrainer(3));
+  WFM_ASSERT_OK(trainer->Train());
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, trainer->MakeModel());
+  GaussianSampleRequest shared = Request(1, 5, 7);
+  shared.condition = {0.25f};
+  GaussianSampleRequest per_sample = Request(2, 3, 7);
+  per_sample.condition = {1.0f, -1.0f, 0.5f};
+  GaussianSampleRequest drawn = Request(3, 4, 7);
+  GaussianSampleRequest other_steps = Request(4, 2, 4);
+  other_steps.condition = {-2.0f};
+  const std::vector<GaussianSampleRequest> all = {per_sample, shared, other_steps, drawn};
+  WFM_ASSERT_OK_AND_ASSIGN(const auto merged, m->Sample(all));
+  for (size_t r = 0; r < all.size(); ++r) {
+    SCOPED_TRACE(r);
+    WFM_ASSERT_OK_AND_ASSIGN(const auto alone, m->Sample({all[r]}));
+    EXPECT_EQ(merged[r].means, alone[0].means);
+    EXPECT_EQ(merged[r].covs, alone[0].covs);
+    EXPECT_EQ(merged[r].conditions, alone[0].conditions);
+    ExpectSpd(merged[r], all[r].num_samples);
+  }
+  EXPECT_EQ(merged[0].conditions, per_sample.condition);
+  EXPECT_EQ(merged[1].conditions, std::vector<float>(5, 0.25f));
+  // The condition reaches the network: another vector, other Gaussians.
+  GaussianSampleRequest moved = shared;
+  moved.condition = {-0.75f};
+  WFM_ASSERT_OK_AND_ASSIGN(const auto other, m->Sample({moved}));
+  EXPECT_NE(other[0].means, merged[1].means);
+}
+
+TEST(GaussianModelTest, ConditionValidationAndCheckpoints) {
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> trainer, ConditionedTrainer(2));
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, trainer->MakeCheckpoint(false));
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, GaussianModel::FromCheckpoint(ckpt));
+  const auto message = [](const std::shared_ptr<const GaussianModel>& model,
+                          const GaussianSampleRequest& r) {
+    const absl::Status s = model->ValidateRequest(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    return std::string(s.message());
+  };
+  GaussianSampleRequest r = Request(1, 3);
+  r.condition = {1.0f, 2.0f};
+  EXPECT_EQ(message(m, r), "condition: must have 1 values (or 3, one vector per sample), got 2");
+  r.condition = {NAN};
+  EXPECT_EQ(message(m, r), "condition: values must be finite");
+  r.condition = {};
+  r.label = "left";
+  EXPECT_EQ(message(m, r), "label: this model is not conditioned on labels");
+  WFM_ASSERT_OK_AND_ASSIGN(auto labelled, Model(2, 1, /*labelled=*/true));
+  WFM_ASSERT_OK_AND_ASSIGN(auto plain, Model(2, 1));
+  r.label.clear();
+  r.condition = {1.0f};
+  EXPECT_EQ(message(labelled, r), "condition: this model is not conditioned on condition vectors");
+  EXPECT_EQ(message(plain, r), "condition: this model is not conditioned on condition vectors");
+  // The checkpoint carries the training conditions; without them it is
+  // broken.
+  checkpoint::Checkpoint broken = ckpt;
+  broken.tensors.erase(std::remove_if(broken.tensors.begin(), broken.tensors.end(),
+                                      [](const auto& t) { return t.first == "data.conditions"; }),
+                       broken.tensors.end());
+  ASSERT_LT(broken.tensors.size(), ckpt.tensors.size());
+  EXPECT_EQ(GaussianModel::FromCheckpoint(broken).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

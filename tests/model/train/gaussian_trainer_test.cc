@@ -452,10 +452,10 @@ TEST(GaussianTrainerTest, RejectsBadConfigAndData) {
   io::GaussianSet bad = data;
   bad.covs[5 * 4 + 0] = -1.0;
   EXPECT_THAT(message(Tiny(), bad), HasSubstr("covs[5]"));
-  // Continuous labels are not supported by the Gaussian family.
+  // Condition vectors need one per Gaussian.
   io::GaussianSet cont = data;
-  cont.labels = io::Labels::FromContinuous(std::vector<float>(8, 0.5f), 1);
-  EXPECT_THAT(message(Tiny(), cont), HasSubstr("discrete labels only"));
+  cont.labels = io::Labels::FromContinuous(std::vector<float>(7, 0.5f), 1);
+  EXPECT_THAT(message(Tiny(), cont), HasSubstr("labels"));
   // Sources: needed for given kinds, refused otherwise, same dimension,
   // matched counts.
   c = Tiny();
