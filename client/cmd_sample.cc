@@ -51,6 +51,36 @@ void SetSolver(const SolverFlags& f, Request* request) {
   if (f.atol) request->set_atol(*f.atol);
 }
 
+// --priority and --queue-timeout of `wfm sample`: the request's place in
+// the model's sampling queue.
+struct QueueFlags {
+  std::string priority = "normal";
+  std::optional<double> timeout;  // seconds; unset = no queue timeout
+};
+
+void AddQueueFlags(CLI::App* app, QueueFlags* f) {
+  app->add_option("--priority", f->priority,
+                  "place in the model's sampling queue: high requests are batched before "
+                  "normal ones, normal before low (a waiting request gains a level per "
+                  "--priority-aging-seconds of the server)")
+      ->check(CLI::IsMember({"low", "normal", "high"}))
+      ->capture_default_str();
+  AddOptional(app, "--queue-timeout", &f->timeout,
+              "give up (DEADLINE_EXCEEDED, nothing computed) when the request waited this many "
+              "seconds in the model's queue (at most 86400; default: no limit)")
+      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(0.0, 86400.0));
+}
+
+// The flags onto a SampleNiches or SampleGaussians request.
+template <typename Request>
+void SetQueuePolicy(const QueueFlags& f, Request* request) {
+  request->set_priority(f.priority == "high"  ? v1::SAMPLING_PRIORITY_HIGH
+                        : f.priority == "low" ? v1::SAMPLING_PRIORITY_LOW
+                                              : v1::SAMPLING_PRIORITY_NORMAL);
+  if (f.timeout) request->set_queue_timeout_seconds(*f.timeout);
+}
+
 struct SampleFlags {
   std::string model;
   int64_t num = 16;
@@ -59,6 +89,7 @@ struct SampleFlags {
   std::string label;
   std::string condition;  // "0.5,1"
   SolverFlags ode;
+  QueueFlags queue;
   uint64_t seed = 0;
   std::optional<double> guidance;
   bool trajectory = false;
@@ -188,6 +219,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     request.set_num_samples(num);
     request.set_label(f.label);
     SetSolver(f.ode, &request);
+    SetQueuePolicy(f.queue, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     request.mutable_init_means()->Add(init_gaussians.means.begin(), init_gaussians.means.end());
@@ -210,6 +242,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& f) {
     request.mutable_condition()->Add(condition.begin(), condition.end());
     if (f.guidance) request.set_guidance(*f.guidance);
     SetSolver(f.ode, &request);
+    SetQueuePolicy(f.queue, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledClouds result,
@@ -308,6 +341,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   sample->add_option("--label", s->label, "generate this label (default: drawn per sample)");
   sample->add_option("--condition", s->condition, "condition vector for continuous models, e.g. 0.5,1");
   AddSolverFlags(sample, &s->ode);
+  AddQueueFlags(sample, &s->queue);
   sample->add_option("--seed", s->seed, "random seed")->capture_default_str();
   AddOptional(sample, "--guidance", &s->guidance, "classifier-free guidance γ (default: the model's)")
       ->check(CLI::NonNegativeNumber);
