@@ -13,6 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -86,6 +87,10 @@ std::string ErrorLine(const absl::Status& status, const std::string& server) {
       return absl::StrCat(message, " (UNAUTHENTICATED from ", method,
                           "; pass --token or --token-file, or set WFM_TOKEN)");
     case absl::StatusCode::kDeadlineExceeded:
+      // The server's queue timeout (wfm sample --queue-timeout), not the call's deadline.
+      if (absl::StartsWith(message, "queue_timeout_seconds:")) {
+        return absl::StrCat(message, " (DEADLINE_EXCEEDED from ", method, "; see --queue-timeout)");
+      }
       return absl::StrCat(message, " (DEADLINE_EXCEEDED: ", method,
                           " took longer than its deadline; see --timeout)");
     default:

@@ -52,6 +52,36 @@ void SetSolver(const SolverFlags& f, Request* request) {
   if (f.atol) request->set_atol(*f.atol);
 }
 
+// --priority and --queue-timeout of `wfm sample`: the request's place in
+// the model's sampling queue.
+struct QueueFlags {
+  std::string priority = "normal";
+  std::optional<double> timeout;  // seconds; unset = no queue timeout
+};
+
+void AddQueueFlags(CLI::App* app, QueueFlags* f) {
+  app->add_option("--priority", f->priority,
+                  "place in the model's sampling queue: high requests are batched before "
+                  "normal ones, normal before low (a waiting request gains a level per "
+                  "--priority-aging-seconds of the server)")
+      ->check(CLI::IsMember({"low", "normal", "high"}))
+      ->capture_default_str();
+  AddOptional(app, "--queue-timeout", &f->timeout,
+              "give up (DEADLINE_EXCEEDED, nothing computed) when the request waited this many "
+              "seconds in the model's queue (at most 86400; default: no limit)")
+      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(0.0, 86400.0));
+}
+
+// The flags onto a SampleNiches or SampleGaussians request.
+template <typename Request>
+void SetQueuePolicy(const QueueFlags& f, Request* request) {
+  request->set_priority(f.priority == "high"  ? v1::SAMPLING_PRIORITY_HIGH
+                        : f.priority == "low" ? v1::SAMPLING_PRIORITY_LOW
+                                              : v1::SAMPLING_PRIORITY_NORMAL);
+  if (f.timeout) request->set_queue_timeout_seconds(*f.timeout);
+}
+
 struct SampleFlags {
   std::string model;
   int64_t num = 16;
@@ -60,6 +90,7 @@ struct SampleFlags {
   std::string label;
   std::string condition;  // "0.5,1"
   SolverFlags ode;
+  QueueFlags queue;
   uint64_t seed = 0;
   std::optional<double> guidance;
   bool trajectory = false;
@@ -196,6 +227,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
     request.set_label(f.label);
     request.mutable_condition()->Add(condition.begin(), condition.end());
     SetSolver(f.ode, &request);
+    SetQueuePolicy(f.queue, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     request.mutable_init_means()->Add(init_gaussians.means.begin(), init_gaussians.means.end());
@@ -218,6 +250,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
     request.mutable_condition()->Add(condition.begin(), condition.end());
     if (f.guidance) request.set_guidance(*f.guidance);
     SetSolver(f.ode, &request);
+    SetQueuePolicy(f.queue, &request);
     request.set_seed(f.seed);
     request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledClouds result,
@@ -318,6 +351,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
                      "condition: KEY=VALUE,... by the model's condition columns (categories, "
                      "numbers, obsm:KEY=v1;v2;...) or a plain vector, e.g. 0.5,1");
   AddSolverFlags(sample, &s->ode);
+  AddQueueFlags(sample, &s->queue);
   sample->add_option("--seed", s->seed, "random seed")->capture_default_str();
   AddOptional(sample, "--guidance", &s->guidance, "classifier-free guidance γ (default: the model's)")
       ->check(CLI::NonNegativeNumber);

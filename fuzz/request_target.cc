@@ -147,6 +147,23 @@ bool Parse(absl::string_view bytes, Message* message) {
   return message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
 }
 
+// An accepted queue policy has a known priority and a timeout in (0, max]
+// or none.
+template <typename Request>
+void CheckQueuePolicy(const Request& req) {
+  const absl::StatusOr<server::QueuePolicy> policy = server::QueuePolicyFromProto(req);
+  if (!policy.ok()) return;
+  const double timeout = absl::ToDoubleSeconds(policy->timeout);
+  if (policy->timeout != absl::InfiniteDuration() &&
+      !(timeout > 0 && timeout <= server::kMaxQueueTimeoutSeconds)) {
+    Fail(absl::StrCat("accepted queue_timeout_seconds ", timeout));
+  }
+  if (static_cast<int>(policy->priority) < 0 ||
+      static_cast<int>(policy->priority) >= server::kQueuePriorities) {
+    Fail("accepted an unknown priority");
+  }
+}
+
 }  // namespace
 
 int FuzzRequests(const uint8_t* data, size_t size) {
@@ -223,12 +240,14 @@ int FuzzRequests(const uint8_t* data, size_t size) {
       pb::SampleNichesRequest req;
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
         (void)server::CloudRequestFromProto(req);
+        CheckQueuePolicy(req);
       }
       break;
     }
     case 13: {
       pb::SampleGaussiansRequest req;
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
+        CheckQueuePolicy(req);
         const absl::StatusOr<model::GaussianSampleRequest> r = server::GaussianRequestFromProto(req);
         // Given sources that define num_samples make whole [n, d] and [n, d, d].
         if (r.ok() && req.num_samples() == 0 && !r->init_means.empty()) {

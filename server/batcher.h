@@ -1,8 +1,35 @@
 // Dynamic batching (Triton's dynamic_batch_scheduler): one Batcher per
 // served model, with one worker thread. Concurrent requests wait in a
-// bounded FIFO queue; the worker merges them into one Model::Sample() call
-// of at most max_batch_samples samples (a larger request runs alone), so
-// one batched integration serves several clients.
+// bounded queue; the worker merges them into one Model::Sample() call of at
+// most max_batch_samples samples (a larger request runs alone), so one
+// batched integration serves several clients.
+//
+// Queue policy (queue_policy.h): each request has a priority (low, normal,
+// high) and may have a queue timeout.
+// - Order: the queue is kept in the order the worker takes requests:
+//   higher priority first, first come first served within a priority. A
+//   call is filled from the front of that order, so it starts with the
+//   highest-priority oldest request and lower priorities fill the room it
+//   leaves (up to max_batch_samples; the first request that does not fit
+//   ends the call, so nothing overtakes it). A call that runs is never
+//   preempted: a high-priority request that arrives meanwhile goes first
+//   into the next call.
+// - Ageing (no starvation): a waiting request rises one priority level per
+//   priority_aging waited. Exactly: a request of level p (low 0, normal 1,
+//   high 2) that arrived at t ranks as if it arrived at t - p *
+//   priority_aging at the highest level, so a request is never overtaken by
+//   one of a higher priority that arrived more than (level difference) x
+//   priority_aging after it; a low request waits at most 2 x priority_aging
+//   plus the requests that were ahead of it then. priority_aging infinite:
+//   strict priorities (low requests can starve while higher ones keep the
+//   queue busy).
+// - Queue timeout: a request still waiting when its timeout passes leaves
+//   the queue and ends with DEADLINE_EXCEEDED; the model is never run for
+//   it (its caller's thread wakes at the timeout, and the worker checks
+//   every request it takes). Once a call took it, it runs to its end.
+// - max_queue counts the waiting requests of every priority.
+// Every request that leaves the queue (taken into a call, timed out, or
+// cancelled while waiting) reports its wait (BatchObserver::on_queue_wait).
 //
 // When to run: the batcher keeps an estimate of the model's concurrency, the
 // largest number of requests in flight (waiting or running) seen when a
@@ -11,8 +38,9 @@
 // waits. Otherwise the worker waits until the queue holds as many requests as
 // the estimate (closed-loop clients are served as soon as they are all back),
 // or max_batch_samples samples, or max_queue_delay has passed since the
-// oldest request arrived or the previous call ended, whichever is later. The model gives each request a result that depends only
-// on that request (its own seed), so merging never changes results.
+// oldest request arrived or the previous call ended, whichever is later.
+// The model gives each request a result that depends only on that request
+// (its own seed), so neither merging nor priorities change results.
 //
 // Cancellation: each request has a `cancelled` callback (client gone,
 // deadline passed). Only the thread that called Run() ever calls it, every
@@ -20,13 +48,14 @@
 // synchronous ServerContext::IsCancelled() must not run on two threads at
 // once (it consumes a completion-queue event; two calls unref its
 // completion op twice and abort the server). A request cancelled while
-// queued is dropped at once; a cancelled request inside a running call just
+// queued leaves the queue at once; a cancelled request inside a running call just
 // has its result discarded; the call itself stops (the model polls every
 // integration step) when all its requests are cancelled or the batcher is
 // stopped hard.
 //
 // Locking: the batcher's state (queue, concurrency estimate, the running
-// call) is guarded by mu_, each request's result by its own mutex; clang's
+// call) is guarded by mu_, each request's result by its own mutex, taken
+// after mu_ when both are held (never the other way round); clang's
 // -Wthread-safety checks both. The model runs with no lock held.
 //
 // Model must provide
@@ -52,8 +81,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "model/common/mutex.h"
+#include "server/queue_policy.h"
 
 namespace wfm::server {
 
@@ -63,6 +94,9 @@ struct BatcherOptions {
   int64_t max_queue = 256;              // waiting requests; beyond: RESOURCE_EXHAUSTED
   // How often a waiting caller polls its `cancelled` callback.
   absl::Duration cancel_poll = absl::Milliseconds(10);
+  // A waiting request rises one priority level per priority_aging waited
+  // (see the top); InfiniteDuration = strict priorities.
+  absl::Duration priority_aging = absl::Seconds(10);
 };
 
 // What the batcher reports per call (for metrics).
@@ -70,6 +104,11 @@ struct BatchObserver {
   // requests merged, samples generated (requests and samples of that call).
   std::function<void(int64_t requests, int64_t samples)> on_batch;
   std::function<void(int64_t depth)> on_queue_depth;
+  // A request left the queue after `seconds` (taken into a call, timed out
+  // or cancelled while waiting).
+  std::function<void(QueuePriority priority, double seconds)> on_queue_wait;
+  // A request ended DEADLINE_EXCEEDED by its queue timeout.
+  std::function<void()> on_queue_timeout;
 };
 
 template <typename Model, typename Request, typename Result>
@@ -100,13 +139,17 @@ class Batcher {
 
   const std::shared_ptr<const Model>& model() const { return model_; }
 
-  // Queues the request and blocks until its result. RESOURCE_EXHAUSTED when
-  // the queue is full, CANCELLED when `cancelled` turned true first,
-  // UNAVAILABLE when the batcher is stopping.
-  absl::StatusOr<Result> Run(Request request, std::function<bool()> cancelled = nullptr)
+  // Queues the request under `policy` and blocks until its result.
+  // RESOURCE_EXHAUSTED when the queue is full, DEADLINE_EXCEEDED when it
+  // waited longer than policy.timeout (never computed), CANCELLED when
+  // `cancelled` turned true first, UNAVAILABLE when the batcher is stopping.
+  absl::StatusOr<Result> Run(Request request, const QueuePolicy& policy,
+                             std::function<bool()> cancelled = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_) {
     auto pending = std::make_shared<Pending>();
     pending->request = std::move(request);
+    pending->priority = policy.priority;
+    pending->timeout = policy.timeout;
     pending->cancelled_fn = std::move(cancelled);
     {
       MutexLock lock(&mu_);
@@ -117,23 +160,58 @@ class Batcher {
             " requests waiting, --max-queue); retry later"));
       }
       pending->enqueued = std::chrono::steady_clock::now();
-      queue_.push_back(pending);
+      pending->sequence = next_sequence_++;
+      pending->rank = RankOf(*pending);
+      pending->expires = ExpiryOf(pending->enqueued, policy.timeout);
+      // Behind every request that ranks before it (see the top).
+      queue_.insert(std::find_if(queue_.begin(), queue_.end(),
+                                 [&](const std::shared_ptr<Pending>& p) {
+                                   return TakenBefore(*pending, *p);
+                                 }),
+                    pending);
       concurrency_ = std::max(concurrency_, static_cast<int64_t>(queue_.size()) + running_);
       ReportDepth();
     }
     work_.SignalAll();
-    MutexLock lock(&pending->mu);
-    while (!pending->done) {
-      pending->cv.WaitWithTimeout(&pending->mu, options_.cancel_poll);
-      if (pending->done) break;
+    // Whether the request may still be waiting (then its timeout applies);
+    // false once it is known that a call took it.
+    bool maybe_queued = pending->expires != kNever;
+    while (true) {
+      {
+        MutexLock lock(&pending->mu);
+        if (!pending->done) {
+          absl::Duration wait = options_.cancel_poll;
+          if (maybe_queued) {
+            wait = std::min(wait, absl::FromChrono(pending->expires -
+                                                   std::chrono::steady_clock::now()));
+          }
+          if (wait > absl::ZeroDuration()) pending->cv.WaitWithTimeout(&pending->mu, wait);
+        }
+        if (pending->done) return std::move(pending->result);
+      }
       if (pending->cancelled_fn && pending->cancelled_fn()) {
         pending->cancelled.store(true);
-        // The worker drops it when it comes to it (or stops the call).
+        // Out of the queue now; inside a running call the worker drops its
+        // result (or stops the call).
+        (void)LeaveQueue(pending);
         work_.SignalAll();
         return absl::CancelledError("sampling cancelled by the client");
       }
+      if (maybe_queued && std::chrono::steady_clock::now() >= pending->expires) {
+        if (LeaveQueue(pending)) {
+          if (observer_.on_queue_timeout) observer_.on_queue_timeout();
+          return TimedOut(*pending);
+        }
+        // A call took it (or the worker timed it out): its result comes.
+        maybe_queued = false;
+      }
     }
-    return std::move(pending->result);
+  }
+
+  // With the default policy (normal priority, no queue timeout).
+  absl::StatusOr<Result> Run(Request request, std::function<bool()> cancelled = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return Run(std::move(request), QueuePolicy{}, std::move(cancelled));
   }
 
   // Requests waiting (not yet in a call).
@@ -149,12 +227,21 @@ class Batcher {
   }
 
  private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  static constexpr TimePoint kNever = TimePoint::max();
+
   struct Pending {
     Request request;
+    QueuePriority priority = QueuePriority::kNormal;
+    absl::Duration timeout = absl::InfiniteDuration();
     std::function<bool()> cancelled_fn;  // called on Run()'s thread only
     std::atomic<bool> cancelled{false};  // what it said; read by the worker
-    // Set before the request is queued, under the batcher's mu_.
-    std::chrono::steady_clock::time_point enqueued;
+    // Set before the request is queued, under the batcher's mu_, and never
+    // changed after.
+    TimePoint enqueued;
+    int64_t sequence = 0;       // arrival order
+    TimePoint rank;             // enqueued - level x priority_aging (see the top)
+    TimePoint expires = kNever; // end of its queue timeout
     Mutex mu;
     CondVar cv;
     bool done ABSL_GUARDED_BY(mu) = false;
@@ -170,6 +257,57 @@ class Batcher {
 
   void ReportDepth() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (observer_.on_queue_depth) observer_.on_queue_depth(static_cast<int64_t>(queue_.size()));
+  }
+
+  // `p` leaves the queue now.
+  void ReportWait(const Pending& p, TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!observer_.on_queue_wait) return;
+    observer_.on_queue_wait(p.priority,
+                            std::chrono::duration<double>(now - p.enqueued).count());
+  }
+
+  // The time `p` ranks at with ageing (see the top).
+  TimePoint RankOf(const Pending& p) const {
+    if (options_.priority_aging == absl::InfiniteDuration()) return p.enqueued;
+    return p.enqueued -
+           static_cast<int>(p.priority) * absl::ToChronoNanoseconds(options_.priority_aging);
+  }
+
+  // Whether the worker takes `a` before `b`.
+  bool TakenBefore(const Pending& a, const Pending& b) const {
+    if (options_.priority_aging == absl::InfiniteDuration() && a.priority != b.priority) {
+      return a.priority > b.priority;
+    }
+    if (a.rank != b.rank) return a.rank < b.rank;
+    return a.sequence < b.sequence;
+  }
+
+  static TimePoint ExpiryOf(TimePoint enqueued, absl::Duration timeout) {
+    if (timeout == absl::InfiniteDuration()) return kNever;
+    const auto limit = absl::ToChronoNanoseconds(timeout);
+    if (limit >= kNever - enqueued) return kNever;
+    return enqueued + limit;
+  }
+
+  absl::Status TimedOut(const Pending& p) const {
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - p.enqueued).count();
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "queue_timeout_seconds: waited %.3f s in the sampling queue of model '%s', longer "
+        "than the request's queue timeout of %g s; nothing was computed",
+        waited, name_, absl::ToDoubleSeconds(p.timeout)));
+  }
+
+  // Takes `pending` out of the queue (reporting its wait); false when it
+  // is no longer there (a call took it, or the worker finished it).
+  bool LeaveQueue(const std::shared_ptr<Pending>& pending) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    auto it = std::find(queue_.begin(), queue_.end(), pending);
+    if (it == queue_.end()) return false;
+    queue_.erase(it);
+    ReportWait(*pending, std::chrono::steady_clock::now());
+    ReportDepth();
+    return true;
   }
 
   int64_t QueuedSamples() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -198,7 +336,9 @@ class Batcher {
         // The delay counts from the oldest arrival or from the end of the
         // previous call, whichever is later: the clients of that call get
         // the delay to come back.
-        const auto deadline = std::max(queue_.front()->enqueued, idle_since_) +
+        TimePoint oldest = queue_.front()->enqueued;
+        for (const auto& p : queue_) oldest = std::min(oldest, p->enqueued);
+        const auto deadline = std::max(oldest, idle_since_) +
                               absl::ToChronoNanoseconds(options_.max_queue_delay);
         bool full = BatchReady();
         while (!full) {
@@ -213,20 +353,31 @@ class Batcher {
       }
       batch->clear();
       *samples = 0;
+      const TimePoint now = std::chrono::steady_clock::now();
       while (!queue_.empty()) {
-        const std::shared_ptr<Pending>& next = queue_.front();
+        const std::shared_ptr<Pending> next = queue_.front();
         if (next->cancelled.load()) {
-          next->Finish(absl::CancelledError("sampling cancelled by the client"));
           queue_.pop_front();
+          ReportWait(*next, now);
+          next->Finish(absl::CancelledError("sampling cancelled by the client"));
+          continue;
+        }
+        if (now >= next->expires) {
+          // Its caller would find it gone from the queue; it gets this.
+          queue_.pop_front();
+          ReportWait(*next, now);
+          if (observer_.on_queue_timeout) observer_.on_queue_timeout();
+          next->Finish(TimedOut(*next));
           continue;
         }
         if (!batch->empty() &&
             *samples + next->request.num_samples > options_.max_batch_samples) {
           break;
         }
+        queue_.pop_front();
+        ReportWait(*next, now);
         *samples += next->request.num_samples;
         batch->push_back(next);
-        queue_.pop_front();
       }
       ReportDepth();
       if (batch->empty()) continue;
@@ -284,12 +435,14 @@ class Batcher {
 
   mutable Mutex mu_;
   CondVar work_;  // the queue or stopping_ changed
+  // In the order the worker takes them (TakenBefore).
   std::deque<std::shared_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;      // requests in the call being executed
   int64_t concurrency_ ABSL_GUARDED_BY(mu_) = 1;  // expected requests in flight (see the top)
   // End of the last call.
-  std::chrono::steady_clock::time_point idle_since_ ABSL_GUARDED_BY(mu_);
+  TimePoint idle_since_ ABSL_GUARDED_BY(mu_);
   std::thread worker_;  // last: starts after everything above is built
 };
 

@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", o.max_queue,
                  "sampling requests waiting per model before RESOURCE_EXHAUSTED")
       ->capture_default_str();
+  app.add_option("--priority-aging-seconds", o.priority_aging_seconds,
+                 "a waiting sampling request rises one priority level per this many seconds "
+                 "waited, so low-priority requests are delayed, not starved (0 = strict "
+                 "priorities)")
+      ->capture_default_str();
   app.add_option("--max-samples-per-request", o.max_samples_per_request,
                  "samples one request may ask for")
       ->capture_default_str();

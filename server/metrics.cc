@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/common/mutex.h"
 #include "server/http_endpoint.h"
+#include "server/queue_policy.h"
 
 namespace wfm::server {
 namespace {
@@ -29,6 +30,12 @@ using prometheus::Histogram;
 const Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* b = new Histogram::BucketBoundaries{
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+  return *b;
+}
+// 1 ms to 5 minutes.
+const Histogram::BucketBoundaries& QueueWaitBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
   return *b;
 }
 const Histogram::BucketBoundaries& BatchBuckets() {
@@ -44,10 +51,11 @@ const Histogram::BucketBoundaries& SampleBuckets() {
 
 std::string S(absl::string_view v) { return std::string(v); }
 
-// Removes the series of `family` with exactly `labels`, if there is one.
-template <typename T>
-void RemoveSeries(Family<T>* family, const prometheus::Labels& labels) {
-  if (family->Has(labels)) family->Remove(&family->Add(labels));
+// Removes the series of `family` with exactly `labels`, if there is one
+// (`args`: what Add needs to name it, a histogram's buckets).
+template <typename T, typename... Args>
+void RemoveSeries(Family<T>* family, const prometheus::Labels& labels, const Args&... args) {
+  if (family->Has(labels)) family->Remove(&family->Add(labels, args...));
 }
 
 }  // namespace
@@ -62,6 +70,8 @@ struct Metrics::Impl {
   Family<Histogram>* batch_size;
   Family<Histogram>* batch_samples;
   Family<Gauge>* queue_depth;
+  Family<Histogram>* queue_wait;
+  Family<Counter>* queue_timeouts;
   Family<Counter>* training_steps;
   Family<Gauge>* training_loss;
   Family<Gauge>* training_speed;
@@ -115,6 +125,17 @@ Metrics::Metrics(absl::string_view version) : impl_(std::make_unique<Impl>()) {
                             .Name("wfm_sampling_queue_depth")
                             .Help("Sampling requests waiting to be batched, per model.")
                             .Register(r);
+  impl_->queue_wait = &prometheus::BuildHistogram()
+                           .Name("wfm_sampling_queue_wait_seconds")
+                           .Help("Time a sampling request waited in its model's queue, observed "
+                                 "when it left it (taken into a call, timed out or cancelled), "
+                                 "by model and priority.")
+                           .Register(r);
+  impl_->queue_timeouts = &prometheus::BuildCounter()
+                               .Name("wfm_sampling_queue_timeouts_total")
+                               .Help("Sampling requests that waited longer than their queue "
+                                     "timeout and ended DEADLINE_EXCEEDED without computing.")
+                               .Register(r);
   impl_->training_steps = &prometheus::BuildCounter()
                                .Name("wfm_training_steps_total")
                                .Help("Training steps done, by the model being trained.")
@@ -193,6 +214,18 @@ void Metrics::SetQueueDepth(absl::string_view model, int64_t depth) {
   impl_->queue_depth->Add({{"model", S(model)}}).Set(static_cast<double>(depth));
 }
 
+void Metrics::ObserveQueueWait(absl::string_view model, absl::string_view priority,
+                               double seconds) {
+  MutexLock lock(&impl_->model_series_mu);
+  impl_->queue_wait->Add({{"model", S(model)}, {"priority", S(priority)}}, QueueWaitBuckets())
+      .Observe(seconds);
+}
+
+void Metrics::AddQueueTimeout(absl::string_view model) {
+  MutexLock lock(&impl_->model_series_mu);
+  impl_->queue_timeouts->Add({{"model", S(model)}}).Increment();
+}
+
 void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>& models) {
   MutexLock lock(&impl_->model_series_mu);
   std::map<std::string, std::string> now(models.begin(), models.end());
@@ -205,6 +238,11 @@ void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>&
     RemoveSeries(impl_->generated_samples, by_family);
     RemoveSeries(impl_->generated_points, by_family);
     RemoveSeries(impl_->queue_depth, {{"model", model}});
+    RemoveSeries(impl_->queue_timeouts, {{"model", model}});
+    for (QueuePriority priority : kAllQueuePriorities) {
+      RemoveSeries(impl_->queue_wait, {{"model", model}, {"priority", QueuePriorityName(priority)}},
+                   QueueWaitBuckets());
+    }
   }
   // New (or of the other family now): every series at 0; Add keeps one
   // that exists already.
@@ -215,6 +253,11 @@ void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>&
     impl_->generated_samples->Add(by_family);
     if (family == "pointcloud") impl_->generated_points->Add(by_family);
     impl_->queue_depth->Add({{"model", model}});
+    impl_->queue_timeouts->Add({{"model", model}});
+    for (QueuePriority priority : kAllQueuePriorities) {
+      impl_->queue_wait->Add({{"model", model}, {"priority", QueuePriorityName(priority)}},
+                             QueueWaitBuckets());
+    }
   }
   impl_->models = std::move(now);
 }

@@ -331,6 +331,50 @@ void ToProto(const model::GeneratedGaussians& g, int64_t frames,
   }
 }
 
+namespace {
+
+template <typename Proto>
+absl::StatusOr<QueuePolicy> QueuePolicyOf(const Proto& req) {
+  QueuePolicy policy;
+  switch (req.priority()) {
+    case pb::SAMPLING_PRIORITY_NORMAL:
+      policy.priority = QueuePriority::kNormal;
+      break;
+    case pb::SAMPLING_PRIORITY_LOW:
+      policy.priority = QueuePriority::kLow;
+      break;
+    case pb::SAMPLING_PRIORITY_HIGH:
+      policy.priority = QueuePriority::kHigh;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "priority: unknown value ", static_cast<int>(req.priority()),
+          "; expected SAMPLING_PRIORITY_NORMAL (0), SAMPLING_PRIORITY_LOW (1) or "
+          "SAMPLING_PRIORITY_HIGH (2)"));
+  }
+  if (req.has_queue_timeout_seconds()) {
+    const double timeout = req.queue_timeout_seconds();
+    // Written so that NaN fails too.
+    if (!(timeout > 0 && timeout <= kMaxQueueTimeoutSeconds)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "queue_timeout_seconds: must be in (0, ", kMaxQueueTimeoutSeconds,
+          "] seconds (leave it unset for no queue timeout), got ", timeout));
+    }
+    policy.timeout = absl::Seconds(timeout);
+  }
+  return policy;
+}
+
+}  // namespace
+
+absl::StatusOr<QueuePolicy> QueuePolicyFromProto(const pb::SampleNichesRequest& req) {
+  return QueuePolicyOf(req);
+}
+
+absl::StatusOr<QueuePolicy> QueuePolicyFromProto(const pb::SampleGaussiansRequest& req) {
+  return QueuePolicyOf(req);
+}
+
 EvaluateOptions EvaluateOptionsFromProto(const pb::EvaluateRequest& req) {
   EvaluateOptions o;
   o.split = req.split().empty() ? "all" : req.split();

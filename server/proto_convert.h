@@ -14,6 +14,7 @@
 #include "server/evaluator.h"
 #include "server/job_manager.h"
 #include "server/model_registry.h"
+#include "server/queue_policy.h"
 #include "wfm/v1/types.pb.h"
 #include "wfm/v1/wfm_service.pb.h"
 
@@ -46,6 +47,12 @@ absl::StatusOr<model::GaussianSampleRequest> GaussianRequestFromProto(
     const wfm::v1::SampleGaussiansRequest& req);
 void ToProto(const model::GeneratedGaussians& g, int64_t frames,
              wfm::v1::SampleGaussiansResponse* out);
+
+// The queue policy of a sampling request (priority, queue_timeout_seconds):
+// INVALID_ARGUMENT naming the field for an unknown priority value or a
+// timeout that is not in (0, kMaxQueueTimeoutSeconds]; unset = no timeout.
+absl::StatusOr<QueuePolicy> QueuePolicyFromProto(const wfm::v1::SampleNichesRequest& req);
+absl::StatusOr<QueuePolicy> QueuePolicyFromProto(const wfm::v1::SampleGaussiansRequest& req);
 
 // Evaluation.
 EvaluateOptions EvaluateOptionsFromProto(const wfm::v1::EvaluateRequest& req);

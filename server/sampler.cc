@@ -46,6 +46,10 @@ std::shared_ptr<B> Sampler::BatcherFor(const std::string& name,
       observer.on_queue_depth = [m = metrics_, name](int64_t depth) {
         m->SetQueueDepth(name, depth);
       };
+      observer.on_queue_wait = [m = metrics_, name](QueuePriority priority, double seconds) {
+        m->ObserveQueueWait(name, QueuePriorityName(priority), seconds);
+      };
+      observer.on_queue_timeout = [m = metrics_, name] { m->AddQueueTimeout(name); };
     }
     replaced = std::exchange(
         slot, std::make_shared<B>(name, model, options_.batching, std::move(observer)));
@@ -55,7 +59,7 @@ std::shared_ptr<B> Sampler::BatcherFor(const std::string& name,
 
 absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
     const std::string& model, const model::CloudSampleRequest& request,
-    std::function<bool()> cancelled) {
+    std::function<bool()> cancelled, const QueuePolicy& policy) {
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, models_->Get(model));
   if (servable->pointcloud == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -65,7 +69,7 @@ absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
   WFM_RETURN_IF_ERROR(servable->pointcloud->ValidateRequest(request, options_.limits));
   std::shared_ptr<CloudBatcher> batcher =
       BatcherFor<CloudBatcher>(model, servable->pointcloud, "pointcloud");
-  WFM_ASSIGN_OR_RETURN(model::GeneratedClouds clouds, batcher->Run(request, std::move(cancelled)));
+  WFM_ASSIGN_OR_RETURN(model::GeneratedClouds clouds, batcher->Run(request, policy, std::move(cancelled)));
   if (metrics_ != nullptr) {
     const int64_t points = clouds.offsets.empty() ? 0 : clouds.offsets.back();
     metrics_->AddGenerated(model, "pointcloud", request.num_samples, points);
@@ -77,7 +81,7 @@ absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(
 
 absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
     const std::string& model, const model::GaussianSampleRequest& request,
-    std::function<bool()> cancelled) {
+    std::function<bool()> cancelled, const QueuePolicy& policy) {
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, models_->Get(model));
   if (servable->gaussian == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -88,7 +92,7 @@ absl::StatusOr<model::GeneratedGaussians> Sampler::SampleGaussians(
   std::shared_ptr<GaussianBatcher> batcher =
       BatcherFor<GaussianBatcher>(model, servable->gaussian, "gaussian");
   WFM_ASSIGN_OR_RETURN(model::GeneratedGaussians gaussians,
-                       batcher->Run(request, std::move(cancelled)));
+                       batcher->Run(request, policy, std::move(cancelled)));
   if (metrics_ != nullptr) {
     metrics_->AddGenerated(model, "gaussian", request.num_samples, 0);
     metrics_->AddNetworkEvaluations(model, "gaussian", model::OdeSolverName(request.solver),

@@ -17,6 +17,7 @@
 #include "model/sample/pointcloud_model.h"
 #include "server/batcher.h"
 #include "server/model_registry.h"
+#include "server/queue_policy.h"
 
 namespace wfm::server {
 
@@ -41,15 +42,17 @@ class Sampler {
   // The clouds of one request to the point-cloud model `model`: NOT_FOUND
   // (unknown model), FAILED_PRECONDITION (a model of the other family),
   // INVALID_ARGUMENT / RESOURCE_EXHAUSTED (the request against the model and
-  // the limits), then the batcher's codes. `cancelled` may be null.
+  // the limits), then the batcher's codes (DEADLINE_EXCEEDED when it waited
+  // longer than policy.timeout in the queue). `cancelled` may be null.
   absl::StatusOr<model::GeneratedClouds> SampleClouds(const std::string& model,
                                                       const model::CloudSampleRequest& request,
-                                                      std::function<bool()> cancelled);
+                                                      std::function<bool()> cancelled,
+                                                      const QueuePolicy& policy = {});
 
   // The same for Gaussian models.
   absl::StatusOr<model::GeneratedGaussians> SampleGaussians(
       const std::string& model, const model::GaussianSampleRequest& request,
-      std::function<bool()> cancelled);
+      std::function<bool()> cancelled, const QueuePolicy& policy = {});
 
   // Drops the batcher of `model` (after a delete); in-flight requests finish.
   void Forget(const std::string& model);

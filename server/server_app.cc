@@ -107,6 +107,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError("--max-queue-delay-ms: must be >= 0");
   }
   WFM_RETURN_IF_ERROR(CheckPositive("max-queue", o.max_queue));
+  if (!(o.priority_aging_seconds >= 0 && o.priority_aging_seconds <= 86400)) {
+    return absl::InvalidArgumentError(
+        "--priority-aging-seconds: must be in [0, 86400] (0 = strict priorities)");
+  }
   WFM_RETURN_IF_ERROR(CheckPositive("max-samples-per-request", o.max_samples_per_request));
   WFM_RETURN_IF_ERROR(CheckPositive("max-points-per-sample", o.max_points_per_sample));
   WFM_RETURN_IF_ERROR(CheckPositive("max-upload-bytes", o.max_upload_bytes));
@@ -215,6 +219,9 @@ absl::Status ServerApp::Init() {
   sampling.batching.max_batch_samples = o.max_batch_samples;
   sampling.batching.max_queue_delay = absl::Milliseconds(o.max_queue_delay_ms);
   sampling.batching.max_queue = o.max_queue;
+  sampling.batching.priority_aging = o.priority_aging_seconds > 0
+                                         ? absl::Seconds(o.priority_aging_seconds)
+                                         : absl::InfiniteDuration();
   sampling.limits.max_samples = o.max_samples_per_request;
   sampling.limits.max_points = o.max_points_per_sample;
   sampler_ = std::make_unique<Sampler>(models_.get(), sampling, metrics_.get());

@@ -52,6 +52,9 @@ struct ServerOptions {
   int64_t max_batch_samples = 64;
   int64_t max_queue_delay_ms = 5;
   int64_t max_queue = 256;
+  // A waiting sampling request rises one priority level per this many
+  // seconds waited (batcher.h); 0 = strict priorities (LOW can starve).
+  double priority_aging_seconds = 10.0;
   int64_t max_samples_per_request = 1024;
   int64_t max_points_per_sample = 8192;
   int64_t max_upload_bytes = int64_t{1} << 30;

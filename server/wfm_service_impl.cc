@@ -325,6 +325,7 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
   return Handle("SampleNiches", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
     WFM_ASSIGN_OR_RETURN(const model::CloudSampleRequest sample, CloudRequestFromProto(*request));
+    WFM_ASSIGN_OR_RETURN(const QueuePolicy policy, QueuePolicyFromProto(*request));
     // At most steps + 1 frames (fewer for the adaptive solver).
     const int64_t frames = sample.trajectory ? sample.steps + 1 : 0;
     if (sample.points > 0 &&
@@ -338,7 +339,7 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
     WFM_ASSIGN_OR_RETURN(
         const model::GeneratedClouds clouds,
         deps_.sampler->SampleClouds(request->model(), sample,
-                                    [context] { return context->IsCancelled(); }));
+                                    [context] { return context->IsCancelled(); }, policy));
     const int64_t per_message = request->samples_per_message() > 0
                                     ? request->samples_per_message()
                                     : sample.num_samples;
@@ -360,6 +361,7 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
     WFM_ASSIGN_OR_RETURN(const model::GaussianSampleRequest sample,
                          GaussianRequestFromProto(*request));
+    WFM_ASSIGN_OR_RETURN(const QueuePolicy policy, QueuePolicyFromProto(*request));
     WFM_ASSIGN_OR_RETURN(const auto servable, deps_.models->Get(request->model()));
     // One unary reply: refuse what would not fit a message before any work.
     const int64_t d = servable->info.dim;
@@ -377,7 +379,7 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
     WFM_ASSIGN_OR_RETURN(
         const model::GeneratedGaussians gaussians,
         deps_.sampler->SampleGaussians(request->model(), sample,
-                                       [context] { return context->IsCancelled(); }));
+                                       [context] { return context->IsCancelled(); }, policy));
     ToProto(gaussians,
             sample.trajectory ? static_cast<int64_t>(gaussians.trajectory_times.size()) : 0,
             response);

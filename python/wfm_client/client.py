@@ -49,6 +49,28 @@ def _set_tolerances(request, rtol, atol):
     if atol is not None:
         request.atol = atol
 
+
+_PRIORITIES = {
+    "low": wfm_service_pb2.SAMPLING_PRIORITY_LOW,
+    "normal": wfm_service_pb2.SAMPLING_PRIORITY_NORMAL,
+    "high": wfm_service_pb2.SAMPLING_PRIORITY_HIGH,
+}
+MAX_QUEUE_TIMEOUT = 86400.0  # seconds, the server's limit
+
+
+def _set_queue_policy(request, priority, queue_timeout):
+    """priority ("low", "normal", "high") and queue_timeout (seconds in (0,
+    86400]; None = no limit) on a sampling request; ValueError otherwise."""
+    if priority not in _PRIORITIES:
+        raise ValueError(f"priority={priority!r}: expected one of {', '.join(_PRIORITIES)}")
+    request.priority = _PRIORITIES[priority]
+    if queue_timeout is not None:
+        timeout = float(queue_timeout)
+        if not 0 < timeout <= MAX_QUEUE_TIMEOUT:
+            raise ValueError(f"queue_timeout={queue_timeout!r}: expected seconds in "
+                             f"(0, {MAX_QUEUE_TIMEOUT:g}] (None = no queue timeout)")
+        request.queue_timeout_seconds = timeout
+
 class WfmError(Exception):
     """An error the server returned: `code` is the gRPC code name
     ("INVALID_ARGUMENT", "NOT_FOUND", ...), `method` the RPC."""
@@ -659,7 +681,8 @@ class Client:
                condition: Optional[Sequence[float]] = None, guidance: Optional[float] = None,
                steps: int = 0, seed: int = 0, trajectory: bool = False, solver: str = "",
                rtol: Optional[float] = None, atol: Optional[float] = None,
-               progress: bool = False, init: Any = None) -> Samples:
+               progress: bool = False, init: Any = None, priority: str = "normal",
+               queue_timeout: Optional[float] = None) -> Samples:
         """Generates `num` point clouds; returns Samples (numpy arrays).
 
         init: given source clouds (the reference's init_noise), one per
@@ -673,11 +696,19 @@ class Client:
         (Bogacki–Shampine 3(2); steps is then the step cap, rtol/atol its
         tolerances). Samples.network_evaluations is the NFE spent.
         progress=True shows a progress bar over the clouds received.
+
+        priority: "low", "normal" or "high", the request's place in the
+        model's sampling queue (higher ones are batched first; a waiting
+        request gains a level per --priority-aging-seconds of the server).
+        queue_timeout: seconds the request may wait in that queue; past them
+        it ends with WfmError("DEADLINE_EXCEEDED") and nothing is computed
+        (None = no limit but the call's own deadline).
         """
         request = wfm_service_pb2.SampleNichesRequest(
             model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
             seed=seed, trajectory=trajectory, solver=solver)
         _set_tolerances(request, rtol, atol)
+        _set_queue_policy(request, priority, queue_timeout)
         if init is not None:
             init_points, init_sizes = _init_clouds(init)
             request.init_points.extend(init_points.tolist())
@@ -725,7 +756,8 @@ class Client:
     def sample_gaussians(self, model: str, num: int, label: str = "", steps: int = 0,
                          seed: int = 0, solver: str = "", rtol: Optional[float] = None,
                          atol: Optional[float] = None, init: Any = None,
-                         condition: Any = None) -> GaussianSamples:
+                         condition: Any = None, priority: str = "normal",
+                         queue_timeout: Optional[float] = None) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
         solver: as for sample(); the default is "euler". init: given source
@@ -736,10 +768,12 @@ class Client:
         ([num, condition_dim]), or a dict by the model's condition columns
         as for sample_niches(); None = drawn per sample from the training
         conditions. The labels of the result are then the condition vector
-        of each Gaussian ([num, condition_dim])."""
+        of each Gaussian ([num, condition_dim]). priority, queue_timeout: as
+        for sample()."""
         request = wfm_service_pb2.SampleGaussiansRequest(
             model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
         _set_tolerances(request, rtol, atol)
+        _set_queue_policy(request, priority, queue_timeout)
         if isinstance(condition, Mapping):
             condition = condition_vector(condition_columns(self.model(model)), condition)
         if condition is not None:
@@ -817,7 +851,8 @@ class Client:
         niche (0: drawn from the training sizes). With a model's condition
         columns, each niche's decoded condition is added: obs[KEY] per obs
         column (categorical or numeric), obsm[NAME] per obsm:NAME vector.
-        Further keywords go to sample() (steps=, ...)."""
+        Further keywords go to sample() (steps=, solver=,
+        priority=, queue_timeout=, ...)."""
         label, vector = "", None
         info = self.model(model)
         columns = condition_columns(info)

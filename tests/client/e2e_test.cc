@@ -20,7 +20,9 @@
 #include "model/io/h5ad.h"
 #include "model/io/npz.h"
 #include "model/io/point_sets.h"
+#include "tests/testing/http.h"
 #include "tests/testing/process.h"
+#include "tests/testing/wait.h"
 #include "tests/testing/temp_dir.h"
 
 namespace wfm::client {
@@ -345,6 +347,59 @@ TEST_F(E2eTest, NpzCloudsCancelAndWatch) {
   EXPECT_THAT(errors[0], HasSubstr("CANCELLED"));
   EXPECT_EQ(Json({"jobs", id, "--json"})["state"], "CANCELLED");
   EXPECT_THAT(Ok({"health"}), HasSubstr("SERVING"));
+}
+
+// wfm sample --priority / --queue-timeout: with the model's batcher held by
+// a long request, a request with a short queue timeout ends
+// DEADLINE_EXCEEDED uncomputed; the priority reaches the server (the queue
+// wait histogram counts each request under its priority).
+TEST_F(E2eTest, SampleQueuePriorityAndTimeout) {
+  StartServer();
+  const std::string npz = std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/clouds_str_labels.npz";
+  Ok({"upload", npz, "--name", "clouds"});
+  Ok({"train", "--dataset", "clouds", "--model", "m", "--emb", "16", "--layers", "1", "--heads",
+      "2", "--steps", "3", "--batch", "2", "--watch"});
+  const int metrics_port = std::stoi(server_->metrics_address().substr(
+      server_->metrics_address().rfind(':') + 1));
+  const auto waited = [&](const std::string& priority) {
+    return testing::MetricValue(testing::HttpGet(metrics_port, "/metrics").second,
+                                "wfm_sampling_queue_wait_seconds_count",
+                                {{"model", "m"}, {"priority", priority}})
+        .value_or(-1);
+  };
+  // Local checks of the flags (usage errors).
+  EXPECT_EQ(Wfm({"sample", "--model", "m", "--out", Path("x.npz"), "--priority", "urgent"}).exit_code, 2);
+  EXPECT_EQ(Wfm({"sample", "--model", "m", "--out", Path("x.npz"), "--queue-timeout", "0"}).exit_code, 2);
+  EXPECT_EQ(Wfm({"sample", "--model", "m", "--out", Path("x.npz"), "--queue-timeout", "1e6"}).exit_code, 2);
+  EXPECT_EQ(waited("normal"), 0);
+
+  // Minutes of work: it holds the model's batcher until it is killed.
+  testing::ProcessOptions busy_options;
+  busy_options.args = {kWfm, "--server", server_->grpc_address(), "sample", "--model", "m",
+                       "--num", "64", "--points", "64", "--steps", "10000", "--out",
+                       Path("busy.npz")};
+  testing::ChildProcess busy(busy_options);
+  ASSERT_TRUE(busy.started()) << busy.error();
+  // It left the queue: a call runs it.
+  ASSERT_TRUE(testing::WaitUntil([&] { return waited("normal") == 1; }, absl::Seconds(60)))
+      << busy.Output();
+  ExpectError({"sample", "--model", "m", "--num", "1", "--points", "5", "--out", Path("t.npz"),
+               "--priority", "high", "--queue-timeout", "0.05"},
+              /*exit_code=*/10 + 4,  // kExitRpcBase + DEADLINE_EXCEEDED
+              {"queue_timeout_seconds: waited ", "model 'm'", "nothing was computed",
+               "see --queue-timeout"});
+  EXPECT_FALSE(std::filesystem::exists(Path("t.npz")));
+  EXPECT_EQ(waited("high"), 1);
+  EXPECT_TRUE(busy.Kill());
+  // Once the killed call has stopped, a low-priority request runs (its
+  // timeout is far away).
+  EXPECT_THAT(Ok({"sample", "--model", "m", "--num", "2", "--points", "5", "--steps", "2",
+                  "--out", Path("low.npz"), "--priority", "low", "--queue-timeout", "600"}),
+              HasSubstr("wrote 2 samples"));
+  EXPECT_EQ(waited("low"), 1);
+  EXPECT_EQ(testing::MetricValue(testing::HttpGet(metrics_port, "/metrics").second,
+                                 "wfm_sampling_queue_timeouts_total", {{"model", "m"}}),
+            1);
 }
 
 TEST_F(E2eTest, BearerToken) {

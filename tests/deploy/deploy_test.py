@@ -531,6 +531,16 @@ RULE_CASES = [
         ('wfm_sampling_queue_depth{job="wfm-server",model="c"}', "0x40"),
         ('wfm_generated_samples_total{job="wfm-server",model="c",family="pointcloud"}', "0x40"),
     ], [("8m", []), ("25m", [{"job": "wfm-server", "model": "a"}])]),
+    ("WfmSamplingQueueWaitHigh", [
+        # "a" low: requests wait 30-60 s from minute 10; "a" high and "b"
+        # normal wait under a second throughout.
+        *[('wfm_sampling_queue_wait_seconds_bucket{job="wfm-server",model="a",priority="low",'
+           f'le="{le}"}}', v) for le, v in (("1", "0x40"), ("30", "0x40"), ("60", "0x10 0+10x30"),
+                                           ("+Inf", "0x10 0+10x30"))],
+        *[(f'wfm_sampling_queue_wait_seconds_bucket{{job="wfm-server",model="{m}",priority="{p}",'
+           f'le="{le}"}}', "0+10x40") for m, p in (("a", "high"), ("b", "normal"))
+          for le in ("1", "30", "60", "+Inf")],
+    ], [("8m", []), ("25m", [{"job": "wfm-server", "model": "a", "priority": "low"}])]),
     ("WfmHighErrorRatio", [
         ('wfm_rpc_requests_total{job="wfm-server",method="SampleNiches",code="OK"}', "0+54x40"),
         ('wfm_rpc_requests_total{job="wfm-server",method="SampleNiches",code="INTERNAL"}',
@@ -905,6 +915,8 @@ class LiveTest(unittest.TestCase):
                 "wfm_generated_points_total": {"model", "family"},
                 "wfm_sampling_batch_size_bucket": {"family", "le"},
                 "wfm_sampling_queue_depth": {"model"},
+                "wfm_sampling_queue_wait_seconds_bucket": {"model", "priority", "le"},
+                "wfm_sampling_queue_timeouts_total": {"model"},
                 "wfm_training_steps_total": {"model"},
                 "wfm_training_loss": {"model"},
                 "wfm_training_steps_per_second": {"model"},

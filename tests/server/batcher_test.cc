@@ -69,6 +69,11 @@ class FakeModel {
     std::unique_lock<std::mutex> lock(mu_);
     changed_.wait(lock, [&] { return entered_ >= n; });
   }
+  // WaitEntered for at most `timeout`; false when it passed first.
+  bool WaitEnteredFor(int n, std::chrono::seconds timeout) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, timeout, [&] { return entered_ >= n; });
+  }
   std::vector<std::vector<int64_t>> calls() const {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
@@ -354,6 +359,202 @@ TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
   const auto calls = h.model->calls();
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[2].size(), 4u);
+}
+
+// ------------------------------------------------------------ queue policy
+
+QueuePolicy Priority(QueuePriority priority) {
+  QueuePolicy p;
+  p.priority = priority;
+  return p;
+}
+
+QueuePolicy Timeout(absl::Duration timeout) {
+  QueuePolicy p;
+  p.timeout = timeout;
+  return p;
+}
+
+// One sample per call (max_batch 1), so that the order of the calls is the
+// order in which the worker took the requests; ageing at `aging`.
+BatcherOptions OneAtATime(absl::Duration aging) {
+  BatcherOptions o = Options(/*max_batch=*/1);
+  o.priority_aging = aging;
+  return o;
+}
+
+// Queues {1, seed} at `priority` on its own thread, once the previous
+// request is in the queue (so arrival order is the order of the calls).
+void QueueInOrder(HeldBatcher& h, std::vector<std::thread>& clients, int64_t seed,
+                  QueuePriority priority) {
+  const int64_t depth = static_cast<int64_t>(clients.size());
+  clients.emplace_back([&h, seed, priority] {
+    EXPECT_TRUE(h.batcher.Run({1, seed}, Priority(priority)).ok());
+  });
+  EXPECT_TRUE(h.depth.WaitForDepth(depth + 1));
+}
+
+// Seeds of the calls after the held first one.
+std::vector<int64_t> LaterCalls(const FakeModel& model) {
+  std::vector<int64_t> seeds;
+  const auto calls = model.calls();
+  for (size_t c = 1; c < calls.size(); ++c) {
+    EXPECT_EQ(calls[c].size(), 1u);
+    seeds.insert(seeds.end(), calls[c].begin(), calls[c].end());
+  }
+  return seeds;
+}
+
+TEST(BatcherTest, HigherPrioritiesAreTakenFirstAndFifoWithinAPriority) {
+  // Ageing no test run reaches: strict order.
+  HeldBatcher h(OneAtATime(absl::Hours(1)));
+  std::vector<std::thread> clients;
+  QueueInOrder(h, clients, 1, QueuePriority::kLow);
+  QueueInOrder(h, clients, 2, QueuePriority::kNormal);
+  QueueInOrder(h, clients, 3, QueuePriority::kHigh);
+  QueueInOrder(h, clients, 4, QueuePriority::kLow);
+  QueueInOrder(h, clients, 5, QueuePriority::kNormal);
+  QueueInOrder(h, clients, 6, QueuePriority::kHigh);
+  h.OpenAndJoin(clients);
+  EXPECT_THAT(LaterCalls(*h.model), ElementsAre(3, 6, 2, 5, 1, 4));
+}
+
+TEST(BatcherTest, StrictPrioritiesWithoutAgeing) {
+  HeldBatcher h(OneAtATime(absl::InfiniteDuration()));
+  std::vector<std::thread> clients;
+  QueueInOrder(h, clients, 1, QueuePriority::kLow);
+  QueueInOrder(h, clients, 2, QueuePriority::kHigh);
+  QueueInOrder(h, clients, 3, QueuePriority::kNormal);
+  QueueInOrder(h, clients, 4, QueuePriority::kHigh);
+  h.OpenAndJoin(clients);
+  EXPECT_THAT(LaterCalls(*h.model), ElementsAre(2, 4, 3, 1));
+}
+
+TEST(BatcherTest, AWaitingRequestAgesPastLaterHigherPriorities) {
+  // A low request that waited more than two ageing periods ranks before a
+  // high one that arrives then (with ageing of an hour, the high one would
+  // go first: HigherPrioritiesAreTakenFirstAndFifoWithinAPriority).
+  const absl::Duration aging = absl::Milliseconds(5);
+  HeldBatcher h(OneAtATime(aging));
+  std::vector<std::thread> clients;
+  QueueInOrder(h, clients, 1, QueuePriority::kLow);
+  // The low request was queued before now; let more than 2 x aging pass
+  // from it (elapsed time itself is what the test is about).
+  std::this_thread::sleep_until(std::chrono::steady_clock::now() +
+                                absl::ToChronoNanoseconds(2 * aging + absl::Milliseconds(1)));
+  QueueInOrder(h, clients, 2, QueuePriority::kHigh);
+  h.OpenAndJoin(clients);
+  EXPECT_THAT(LaterCalls(*h.model), ElementsAre(1, 2));
+}
+
+TEST(BatcherTest, ACallStartsFromTheHighestPriorityAndLowerOnesFillIt) {
+  BatcherOptions o = Options(/*max_batch=*/3);
+  o.priority_aging = absl::Hours(1);
+  HeldBatcher h(o);
+  std::vector<std::thread> clients;
+  // Arrival: low 1, low 2, normal 3, high 4 (one sample each).
+  const std::pair<int64_t, QueuePriority> arrivals[] = {{1, QueuePriority::kLow},
+                                                        {2, QueuePriority::kLow},
+                                                        {3, QueuePriority::kNormal},
+                                                        {4, QueuePriority::kHigh}};
+  for (const auto& [seed, priority] : arrivals) {
+    const int64_t depth = static_cast<int64_t>(clients.size());
+    clients.emplace_back([&h, seed = seed, priority = priority] {
+      EXPECT_TRUE(h.batcher.Run({1, seed}, Priority(priority)).ok());
+    });
+    EXPECT_TRUE(h.depth.WaitForDepth(depth + 1));
+  }
+  h.OpenAndJoin(clients);
+  const auto calls = h.model->calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_THAT(calls[1], ElementsAre(4, 3, 1));  // three samples: the oldest low fills it
+  EXPECT_THAT(calls[2], ElementsAre(2));
+}
+
+// A queue-wait observer: every (priority, seconds) and the timeouts.
+struct WaitLog {
+  BatchObserver Observer(DepthWatch& depth) {
+    BatchObserver o = depth.Observer();
+    o.on_queue_wait = [this](QueuePriority priority, double seconds) {
+      std::lock_guard<std::mutex> lock(mu);
+      waits.emplace_back(priority, seconds);
+    };
+    o.on_queue_timeout = [this] { ++timeouts; };
+    return o;
+  }
+  std::mutex mu;
+  std::vector<std::pair<QueuePriority, double>> waits;
+  std::atomic<int> timeouts{0};
+};
+
+TEST(BatcherTest, ARequestPastItsQueueTimeoutEndsWithoutComputing) {
+  auto model = std::make_shared<FakeModel>();
+  DepthWatch depth;
+  WaitLog log;
+  FakeBatcher batcher("m", model, Options(), log.Observer(depth));
+  model->Close();
+  absl::StatusOr<FakeResult> first;
+  std::thread held([&] { first = batcher.Run({1, 0}); });
+  model->WaitEntered(1);
+  // Behind the held call: one request with a 20 ms queue timeout, one with
+  // none (queued first, so both wait).
+  int64_t kept = -1;
+  std::thread patient([&] { kept = batcher.Run({1, 2})->value; });
+  EXPECT_TRUE(depth.WaitForDepth(1));
+  absl::Status timed_out;
+  std::thread hurried([&] {
+    QueuePolicy p = Timeout(absl::Milliseconds(20));
+    p.priority = QueuePriority::kHigh;
+    timed_out = batcher.Run({1, 1}, p).status();
+  });
+  hurried.join();  // ends while the model is still held
+  EXPECT_TRUE(absl::IsDeadlineExceeded(timed_out)) << timed_out;
+  EXPECT_THAT(std::string(timed_out.message()),
+              ::testing::AllOf(::testing::StartsWith("queue_timeout_seconds: waited "),
+                               ::testing::HasSubstr("queue of model 'm'"),
+                               ::testing::HasSubstr("queue timeout of 0.02 s")));
+  EXPECT_EQ(batcher.queue_depth(), 1);  // it left the queue
+  EXPECT_EQ(log.timeouts.load(), 1);
+  model->Open();
+  held.join();
+  patient.join();
+  EXPECT_TRUE(first.ok());
+  EXPECT_EQ(kept, 201);
+  // The model ran for the held request and the patient one, never for seed 1.
+  EXPECT_THAT(model->calls(), ElementsAre(ElementsAre(0), ElementsAre(2)));
+  std::lock_guard<std::mutex> lock(log.mu);
+  ASSERT_EQ(log.waits.size(), 3u);  // every request left the queue once
+  int high = 0;
+  for (const auto& [priority, seconds] : log.waits) {
+    EXPECT_GE(seconds, 0);
+    if (priority == QueuePriority::kHigh) {
+      ++high;
+      EXPECT_GE(seconds, 0.02);  // the timed-out one waited at least its timeout
+    }
+  }
+  EXPECT_EQ(high, 1);
+}
+
+TEST(BatcherTest, TheQueueTimeoutEndsWhenACallTakesTheRequest) {
+  auto model = std::make_shared<FakeModel>();
+  FakeBatcher batcher("m", model, Options());
+  model->Close();
+  absl::StatusOr<FakeResult> result;
+  // A lone request is taken at once (well within its 500 ms queue timeout);
+  // its call is then held past that timeout.
+  const absl::Duration timeout = absl::Milliseconds(500);
+  std::thread client([&] { result = batcher.Run({1, 7}, Timeout(timeout)); });
+  const bool entered = model->WaitEnteredFor(1, std::chrono::seconds(30));
+  EXPECT_TRUE(entered) << "the request timed out before its call began";
+  if (entered) {
+    // It was queued before the model was entered.
+    std::this_thread::sleep_until(std::chrono::steady_clock::now() +
+                                  absl::ToChronoNanoseconds(timeout + absl::Milliseconds(1)));
+  }
+  model->Open();
+  client.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->value, 701);
 }
 
 TEST(BatcherTest, ALoneClientNeverWaitsForTheDelay) {

@@ -24,6 +24,10 @@ TEST(MetricsTest, RecordsEveryFamilyWithItsLabels) {
   m.ObserveSamplingBatch("pointcloud", 5, 7);
   m.ObserveSamplingBatch("pointcloud", 1, 1);
   m.SetQueueDepth("shapes", 3);
+  m.ObserveQueueWait("shapes", "high", 0.002);
+  m.ObserveQueueWait("shapes", "high", 40);
+  m.ObserveQueueWait("shapes", "low", 0.5);
+  m.AddQueueTimeout("shapes");
   m.AddTrainingSteps("shapes", 10, 0.5, 25.0);
   m.AddTrainingSteps("shapes", 5, 0.25, 30.0);
   m.SetTrainingJobs("RUNNING", 1);
@@ -44,6 +48,22 @@ TEST(MetricsTest, RecordsEveryFamilyWithItsLabels) {
   EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_bucket", {{"le", "1"}}), 1);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum"), 8);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 3);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_count",
+                        {{"model", "shapes"}, {"priority", "high"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_bucket",
+                        {{"model", "shapes"}, {"priority", "high"}, {"le", "0.0025"}}),
+            1);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_bucket",
+                        {{"model", "shapes"}, {"priority", "high"}, {"le", "60"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_bucket",
+                        {{"model", "shapes"}, {"priority", "high"}, {"le", "300"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_sum",
+                        {{"model", "shapes"}, {"priority", "low"}}),
+            0.5);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_timeouts_total", {{"model", "shapes"}}), 1);
   EXPECT_EQ(MetricValue(text, "wfm_training_steps_total", {{"model", "shapes"}}), 15);
   EXPECT_EQ(MetricValue(text, "wfm_training_loss", {{"model", "shapes"}}), 0.25);
   EXPECT_EQ(MetricValue(text, "wfm_training_steps_per_second", {{"model", "shapes"}}), 30);
@@ -72,6 +92,13 @@ TEST(MetricsTest, SeriesExistAtZeroFromTheStartAndLeaveWithTheirModel) {
   EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "gaussian"}}), 0);
   EXPECT_FALSE(MetricValue(text, "wfm_generated_points_total", {{"model", "cells"}}).has_value());
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "cells"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_timeouts_total", {{"model", "cells"}}), 0);
+  for (const char* priority : {"low", "normal", "high"}) {
+    EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_count",
+                          {{"model", "shapes"}, {"priority", priority}}),
+              0)
+        << priority;
+  }
 
   m.AddGenerated("shapes", "pointcloud", 3, 30);
   m.SetQueueDepth("shapes", 2);
@@ -92,6 +119,13 @@ TEST(MetricsTest, SeriesExistAtZeroFromTheStartAndLeaveWithTheirModel) {
   EXPECT_FALSE(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}}).has_value());
   EXPECT_FALSE(MetricValue(text, "wfm_generated_points_total", {{"model", "shapes"}}).has_value());
   EXPECT_FALSE(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}).has_value());
+  EXPECT_FALSE(
+      MetricValue(text, "wfm_sampling_queue_timeouts_total", {{"model", "shapes"}}).has_value());
+  EXPECT_FALSE(MetricValue(text, "wfm_sampling_queue_wait_seconds_count", {{"model", "shapes"}})
+                   .has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_count",
+                        {{"model", "cells"}, {"priority", "normal"}}),
+            0);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "cells"}}), 0);
   EXPECT_EQ(MetricValue(text, "wfm_rpc_requests_total", {{"method", "ListModels"}, {"code", "OK"}}), 0);
 }

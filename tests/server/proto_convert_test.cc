@@ -6,6 +6,7 @@
 #include "server/proto_convert.h"
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -496,6 +497,40 @@ TEST(ProtoConvertTest, GivenSourcesOfSampleRequests) {
   gaussians.set_num_samples(3);  // set: kept, the model names the mismatch
   WFM_ASSERT_OK_AND_ASSIGN(g, GaussianRequestFromProto(gaussians));
   EXPECT_EQ(g.num_samples, 3);
+}
+
+TEST(ProtoConvertTest, QueuePolicyOfSampleRequests) {
+  pb::SampleNichesRequest niches;
+  WFM_ASSERT_OK_AND_ASSIGN(QueuePolicy p, QueuePolicyFromProto(niches));
+  EXPECT_EQ(p.priority, QueuePriority::kNormal);  // 0 = normal
+  EXPECT_EQ(p.timeout, absl::InfiniteDuration());  // unset = none
+  niches.set_priority(pb::SAMPLING_PRIORITY_HIGH);
+  niches.set_queue_timeout_seconds(2.5);
+  WFM_ASSERT_OK_AND_ASSIGN(p, QueuePolicyFromProto(niches));
+  EXPECT_EQ(p.priority, QueuePriority::kHigh);
+  EXPECT_EQ(p.timeout, absl::Milliseconds(2500));
+  niches.set_queue_timeout_seconds(kMaxQueueTimeoutSeconds);  // the bound itself is allowed
+  EXPECT_TRUE(QueuePolicyFromProto(niches).ok());
+
+  pb::SampleGaussiansRequest gaussians;
+  gaussians.set_priority(pb::SAMPLING_PRIORITY_LOW);
+  WFM_ASSERT_OK_AND_ASSIGN(p, QueuePolicyFromProto(gaussians));
+  EXPECT_EQ(p.priority, QueuePriority::kLow);
+  gaussians.set_priority(static_cast<pb::SamplingPriority>(7));  // an open enum keeps it
+  EXPECT_EQ(QueuePolicyFromProto(gaussians).status(),
+            absl::InvalidArgumentError(
+                "priority: unknown value 7; expected SAMPLING_PRIORITY_NORMAL (0), "
+                "SAMPLING_PRIORITY_LOW (1) or SAMPLING_PRIORITY_HIGH (2)"));
+  gaussians.set_priority(pb::SAMPLING_PRIORITY_NORMAL);
+  for (double bad : {0.0, -1.0, 86400.5, std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity()}) {
+    gaussians.set_queue_timeout_seconds(bad);
+    const absl::Status s = QueuePolicyFromProto(gaussians).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad;
+    EXPECT_THAT(std::string(s.message()),
+                ::testing::StartsWith("queue_timeout_seconds: must be in (0, 86400] seconds"))
+        << bad;
+  }
 }
 
 }  // namespace

@@ -98,5 +98,52 @@ TEST_F(CancelTest, CancellingAStreamingSampleStopsTheWork) {
   EXPECT_EQ(MetricValue(metrics, "wfm_generated_samples_total", {{"model", "m"}}), 1);
 }
 
+// A request that waits in the model's queue longer than its
+// queue_timeout_seconds ends DEADLINE_EXCEEDED and is never computed; the
+// queue-wait histogram (by priority) and the timeout counter see it.
+TEST_F(CancelTest, ARequestPastItsQueueTimeoutIsNotComputed) {
+  ASSERT_EQ(Train(*stub_, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
+  const auto waited = [this](const char* priority) {
+    return MetricValue(server_.Metrics(), "wfm_sampling_queue_wait_seconds_count",
+                       {{"model", "m"}, {"priority", priority}})
+        .value_or(-1);
+  };
+  EXPECT_EQ(waited("normal"), 0);
+  // Minutes of work if it were not stopped; it holds the model's batcher.
+  grpc::ClientContext busy_context;
+  auto busy = stub_->SampleNiches(&busy_context, NicheRequest("m", 64, 64, 1, 10000));
+  // It left the queue: a call runs it.
+  EXPECT_TRUE(WaitUntil([&] { return waited("normal") == 1; }, absl::Seconds(60)));
+  pb::SampleNichesRequest hurried = NicheRequest("m", 1, 5, 2);
+  hurried.set_priority(pb::SAMPLING_PRIORITY_HIGH);
+  hurried.set_queue_timeout_seconds(0.05);
+  const Niches timed_out = SampleNiches(*stub_, hurried);
+  EXPECT_EQ(timed_out.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(timed_out.status.error_message(),
+              ::testing::AllOf(StartsWith("queue_timeout_seconds: waited "),
+                               ::testing::HasSubstr("model 'm'"),
+                               ::testing::HasSubstr("nothing was computed")));
+  EXPECT_TRUE(timed_out.messages.empty());
+  std::string metrics = server_.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "wfm_sampling_queue_timeouts_total", {{"model", "m"}}), 1);
+  EXPECT_EQ(MetricValue(metrics, "wfm_sampling_queue_wait_seconds_count",
+                        {{"model", "m"}, {"priority", "high"}}),
+            1);
+  EXPECT_GE(MetricValue(metrics, "wfm_sampling_queue_wait_seconds_sum",
+                        {{"model", "m"}, {"priority", "high"}})
+                .value_or(0),
+            0.05);
+  EXPECT_EQ(server_.app().sampler().InFlight("m"), 1);  // only the busy call
+  busy_context.TryCancel();
+  pb::SampleNichesResponse m;
+  EXPECT_FALSE(busy->Read(&m));
+  EXPECT_EQ(busy->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  metrics = server_.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "wfm_rpc_requests_total",
+                        {{"method", "SampleNiches"}, {"code", "DEADLINE_EXCEEDED"}}),
+            1);
+  EXPECT_EQ(MetricValue(metrics, "wfm_generated_samples_total", {{"model", "m"}}), 0);
+}
+
 }  // namespace
 }  // namespace wfm::testing

@@ -50,10 +50,19 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
             0);
   EXPECT_EQ(MetricValue(published, "wfm_generated_points_total", {{"model", "m"}}), 0);
   EXPECT_EQ(MetricValue(published, "wfm_sampling_queue_depth", {{"model", "m"}}), 0);
+  EXPECT_EQ(MetricValue(published, "wfm_sampling_queue_timeouts_total", {{"model", "m"}}), 0);
+  for (const char* priority : {"low", "normal", "high"}) {
+    EXPECT_EQ(MetricValue(published, "wfm_sampling_queue_wait_seconds_count",
+                          {{"model", "m"}, {"priority", priority}}),
+              0)
+        << priority;
+  }
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 3, 10, 1)).status.ok());
   ASSERT_TRUE(SampleNiches(*stub, NicheRequest("m", 2, 7, 2)).status.ok());
   pb::SampleNichesRequest rk4 = NicheRequest("m", 1, 5, 3, 4);
   rk4.set_solver("rk4");
+  rk4.set_priority(pb::SAMPLING_PRIORITY_LOW);
+  rk4.set_queue_timeout_seconds(600);  // a lone request is taken at once
   const Niches rk4_niches = SampleNiches(*stub, rk4);
   ASSERT_TRUE(rk4_niches.status.ok());
   ASSERT_FALSE(rk4_niches.messages.empty());
@@ -82,6 +91,14 @@ TEST(ServiceMetricsTest, CountsRequestsSamplesAndTraining) {
   EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 3);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_samples_sum", {{"family", "pointcloud"}}), 6);
   EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "m"}}), 0);
+  // Each request left the queue once, under its priority.
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_count",
+                        {{"model", "m"}, {"priority", "normal"}}),
+            2);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_wait_seconds_count",
+                        {{"model", "m"}, {"priority", "low"}}),
+            1);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_timeouts_total", {{"model", "m"}}), 0);
   EXPECT_EQ(MetricValue(text, "wfm_training_steps_total", {{"model", "m"}}), 12);
   EXPECT_TRUE(MetricValue(text, "wfm_training_loss", {{"model", "m"}}).has_value());
   EXPECT_TRUE(MetricValue(text, "wfm_training_steps_per_second", {{"model", "m"}}).has_value());
