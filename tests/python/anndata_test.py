@@ -18,7 +18,6 @@
     anndata_test.py --server build/server/wfm-server --wfm build/client/wfm \\
         --python-out build/python
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import scipy.sparse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server  # noqa: E402
+from wfm_server import Server, parse_test_args  # noqa: E402
 
 ARGS = None
 
@@ -342,9 +341,5 @@ class AnnDataTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--wfm", required=True)
-    parser.add_argument("--python-out", required=True)
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest)
+    ARGS, argv = parse_test_args("server", "wfm", "python-out")
+    unittest.main(argv=argv)

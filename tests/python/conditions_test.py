@@ -23,7 +23,6 @@ wfm-server, with .h5ad files written by the anndata library:
     conditions_test.py --server build/server/wfm-server --wfm build/client/wfm \\
         --python-out build/python
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -38,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server  # noqa: E402
+from wfm_server import Server, parse_test_args  # noqa: E402
 from anndata_test import stored_arrays  # noqa: E402
 
 ARGS = None
@@ -280,9 +279,5 @@ class ConditionsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--wfm", required=True)
-    parser.add_argument("--python-out", required=True)
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest)
+    ARGS, argv = parse_test_args("server", "wfm", "python-out")
+    unittest.main(argv=argv)

@@ -12,7 +12,6 @@ with that environment's python against a real wfm-server:
 
     package_test.py --server build/server/wfm-server
 """
-import argparse
 import glob
 import os
 import shutil
@@ -24,7 +23,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
-from wfm_server import Server  # noqa: E402
+from wfm_server import Server, parse_test_args  # noqa: E402
 
 ARGS = None
 PIP = ["-m", "pip", "install", "--no-index", "--no-build-isolation", "--quiet",
@@ -115,7 +114,5 @@ class PackageTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest)
+    ARGS, argv = parse_test_args("server")
+    unittest.main(argv=argv)

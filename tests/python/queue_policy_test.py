@@ -8,7 +8,6 @@ any call.
 
     queue_policy_test.py --server build/server/wfm-server --python-out build/python
 """
-import argparse
 import math
 import os
 import re
@@ -23,7 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server  # noqa: E402
+from wfm_server import Server, parse_test_args  # noqa: E402
 
 ARGS = None
 
@@ -123,8 +122,5 @@ class QueuePolicyTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--python-out", required=True)
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], *rest])
+    ARGS, argv = parse_test_args("server", "python-out")
+    unittest.main(argv=argv)

@@ -6,7 +6,6 @@ Server addresses follow the wfm tool's rules (channel_target).
 
     round_robin_test.py --server build/server/wfm-server --python-out build/python
 """
-import argparse
 import os
 import re
 import sys
@@ -17,7 +16,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server  # noqa: E402
+from wfm_server import Server, parse_test_args  # noqa: E402
 
 ARGS = None
 CALLS = 20
@@ -94,8 +93,5 @@ class RoundRobinTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--python-out", required=True)
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], *rest])
+    ARGS, argv = parse_test_args("server", "python-out")
+    unittest.main(argv=argv)

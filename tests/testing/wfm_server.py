@@ -1,10 +1,12 @@
 """wfm-server as a child process for Python tests: started on 127.0.0.1:0,
 its port read from the one line it logs when it is ready."""
 
+import argparse
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 
@@ -52,3 +54,14 @@ class Server:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def parse_test_args(*flags):
+    """The test program's required flags (names without "--", e.g.
+    "python-out") from sys.argv, and the argv for unittest.main (the
+    program's name and the arguments the flags left)."""
+    parser = argparse.ArgumentParser()
+    for flag in flags:
+        parser.add_argument("--" + flag, required=True)
+    args, rest = parser.parse_known_args()
+    return args, [sys.argv[0], *rest]
