@@ -34,13 +34,16 @@ for stage in $STAGES; do
       # image's libraries, and sanitized ones also need libasan; LiveTest is
       # Prometheus scraping a server the other suites already run under ASan)
       # and python.package (a pip install into a fresh venv; the server it
-      # then drives runs under ASan in python.anndata and the e2e suites).
-      # They run in the README test stage.
+      # then drives runs under ASan in python.anndata and the e2e suites),
+      # and the learning-quality tests (PointCloudLearningTest,
+      # GaussianConditionalTest: minutes of training under ASan whose code
+      # paths the trainer, sampler and e2e suites already run here). They run
+      # in the README test stage.
       ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=64:detect_stack_use_after_return=0" \
       LSAN_OPTIONS="suppressions=$ROOT/deploy/sanitizers/lsan.supp:print_suppressions=0" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
         ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 \
-          -E '^(deploy\..*|python\.package)$'
+          -E '^(deploy\..*|python\.package|PointCloudLearningTest\..*|GaussianConditionalTest\..*)$'
       ;;
     tsan)
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}

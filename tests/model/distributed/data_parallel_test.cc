@@ -48,9 +48,11 @@ struct RankResult {
 
 // Runs fn(rank) in `ranks` child processes of a world of `world` (ranks
 // 0..ranks-1; fewer than world leaves the rest missing) and waits at most
-// `limit_seconds` for each; a child still running then is killed (code -1).
+// `limit_seconds` for each; a child still running then is killed (code -1),
+// and so is every child still running once rank 0 has exited when
+// `stop_with_rank0` (a rank made to stall on purpose).
 std::vector<RankResult> RunRanks(int world, int ranks, const std::function<int(int)>& fn,
-                                 double limit_seconds = 120) {
+                                 double limit_seconds = 120, bool stop_with_rank0 = false) {
   std::vector<pid_t> pids;
   const auto start = Clock::now();
   for (int r = 0; r < ranks; ++r) {
@@ -80,7 +82,7 @@ std::vector<RankResult> RunRanks(int world, int ranks, const std::function<int(i
         --remaining;
         results[r].code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         results[r].seconds = elapsed;
-      } else if (elapsed > limit_seconds) {
+      } else if (elapsed > limit_seconds || (stop_with_rank0 && r > 0 && done[0])) {
         kill(pids[r], SIGKILL);
         waitpid(pids[r], &status, 0);
         done[r] = true;
@@ -251,8 +253,9 @@ TEST(DataParallelTest, AStalledRankMakesTheOtherFailAfterTheTimeout) {
         RANK_CHECK(absl::StrContains(mean.status().message(), "3 s timeout"), 3);
         return 0;
       },
-      // Rank 1 is killed at this limit; rank 0 must have failed well before.
-      /*limit_seconds=*/kRankLimit);
+      // Rank 1 is killed when rank 0 has ended, which must be well before
+      // this limit.
+      /*limit_seconds=*/kRankLimit, /*stop_with_rank0=*/true);
   EXPECT_EQ(results[0].code, 0);
   EXPECT_GE(results[0].seconds, kTimeout * 0.9);
   EXPECT_LT(results[0].seconds, kRankLimit);
