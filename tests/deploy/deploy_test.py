@@ -677,6 +677,18 @@ def dpkg_installed():
     return packages
 
 
+def dpkg_owners(paths):
+    """{path: the first package that owns it} for the paths dpkg knows."""
+    if not paths:
+        return {}
+    owners = {}
+    for line in run(["dpkg-query", "-S"] + sorted(paths)).stdout.splitlines():
+        pkgs, sep, path = line.rpartition(": ")
+        if sep and path in paths and not pkgs.startswith("diversion by"):
+            owners[path] = pkgs.split(",")[0].strip().split(":")[0]
+    return owners
+
+
 def closure(roots, packages):
     seen, todo = set(), list(roots)
     while todo:
@@ -828,14 +840,16 @@ class DockerfileTest(unittest.TestCase):
             out = run(["ldd", binary], check=True).stdout
             self.assertNotIn("not found", out)
             libraries |= set(re.findall(r"=> (/\S+)", out))
+        # One dpkg-query for all real paths, one more for the paths as ldd
+        # names them (a merged /usr makes either the one dpkg knows).
+        real = {lib: os.path.realpath(lib) for lib in libraries}
+        found = dpkg_owners(set(real.values()))
+        found.update(dpkg_owners({lib for lib in libraries if real[lib] not in found}))
         owners = {}
         for lib in sorted(libraries):
-            real = os.path.realpath(lib)
-            result = run(["dpkg-query", "-S", real])
-            if result.returncode != 0:
-                result = run(["dpkg-query", "-S", lib])
-            self.assertEqual(result.returncode, 0, f"{lib}: no Debian package owns it")
-            owners[lib] = result.stdout.split(":")[0].split(",")[0].strip()
+            pkg = found.get(real[lib], found.get(lib))
+            self.assertIsNotNone(pkg, f"{lib}: no Debian package owns it")
+            owners[lib] = pkg
         missing = sorted({f"{pkg} ({lib})" for lib, pkg in owners.items()
                           if pkg not in installed and pkg not in base})
         self.assertEqual(missing, [], "runtime stage lacks these libraries' packages")
