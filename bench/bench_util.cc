@@ -14,6 +14,11 @@
 
 namespace wfm::bench {
 
+int Fail(const absl::Status& s) {
+  std::cerr << "wfm_bench: " << s << "\n";
+  return 1;
+}
+
 double TimeOnce(const std::function<void()>& fn) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();

@@ -208,11 +208,6 @@ auto TrainModel(const Data& data, const Config& config, const std::string& name)
   return (*trainer)->MakeModel();
 }
 
-int Fail(const absl::Status& s) {
-  std::cerr << "wfm_bench nfe: " << s << "\n";
-  return 1;
-}
-
 // Runs of every setting for one data set and seed.
 absl::StatusOr<std::vector<Run>> RunDataset(const NfeArgs& a, const std::string& name, int seed,
                                             const std::vector<Setting>& settings) {

@@ -25,44 +25,6 @@
 
 namespace wfm::bench {
 
-model::io::PointCloudSet SyntheticClouds(int64_t count, int64_t n, int64_t d, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0), s(0.2, 1.0);
-  std::normal_distribution<double> z(0.0, 1.0);
-  model::io::PointCloudSet set;
-  set.dim = d;
-  set.offsets.push_back(0);
-  for (int64_t c = 0; c < count; ++c) {
-    // A random rotation: QR of a Gaussian matrix (Gram-Schmidt).
-    std::vector<double> q(d * d);
-    for (double& v : q) v = z(rng);
-    for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = 0; j < i; ++j) {
-        double dot = 0;
-        for (int64_t k = 0; k < d; ++k) dot += q[i * d + k] * q[j * d + k];
-        for (int64_t k = 0; k < d; ++k) q[i * d + k] -= dot * q[j * d + k];
-      }
-      double norm = 0;
-      for (int64_t k = 0; k < d; ++k) norm += q[i * d + k] * q[i * d + k];
-      for (int64_t k = 0; k < d; ++k) q[i * d + k] /= std::sqrt(norm);
-    }
-    std::vector<double> mean(d), scale(d);
-    for (double& v : mean) v = u(rng);
-    for (double& v : scale) v = s(rng);
-    for (int64_t p = 0; p < n; ++p) {
-      std::vector<double> e(d);
-      for (double& v : e) v = z(rng);
-      for (int64_t k = 0; k < d; ++k) {
-        double x = mean[k];
-        for (int64_t j = 0; j < d; ++j) x += q[j * d + k] * scale[j] * e[j];
-        set.points.push_back(static_cast<float>(x));
-      }
-    }
-    set.offsets.push_back(set.offsets.back() + n);
-  }
-  return set;
-}
-
 model::PointCloudTrainConfig PointCloudBenchConfig(const TrainBenchArgs& a) {
   model::PointCloudTrainConfig c;
   c.network.width = a.emb;
@@ -83,11 +45,6 @@ model::PointCloudTrainConfig PointCloudBenchConfig(const TrainBenchArgs& a) {
 
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::cerr << "wfm_bench: " << s << "\n";
-  return 1;
-}
-
 int RunTrain(const TrainBenchArgs& a) {
   if (a.gaussian) return RunGaussianTrain(a);
   if (a.world_size > 1) return RunDistributedTrain(a);
@@ -96,33 +53,14 @@ int RunTrain(const TrainBenchArgs& a) {
   const auto data = SyntheticClouds(a.clouds, a.points, a.dim, a.seed);
   auto trainer = model::PointCloudTrainer::Create(data, PointCloudBenchConfig(a), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
-  for (int i = 0; i < 2; ++i) {
-    if (auto s = (*trainer)->Step(); !s.ok()) return Fail(s.status());
-  }
-  (*trainer)->ResetPhaseTimes();
-  std::vector<double> losses;
-  const double seconds = TimeOnce([&] {
-    for (int64_t i = 0; i < a.steps; ++i) {
-      auto loss = (*trainer)->Step();
-      losses.push_back(loss.ok() ? *loss : NAN);
-    }
-  });
-  const model::PhaseTimes& ph = (*trainer)->phase_times();
-  const double n = static_cast<double>(std::max<int64_t>(ph.steps, 1));
-  int64_t params = 0;
-  for (const auto& p : (*trainer)->network()->parameters()) params += p.numel();
-  nlohmann::json rec = {
-      {"cmd", "train"}, {"mode", "pointcloud"}, {"clouds", a.clouds}, {"points", a.points},
-      {"dim", a.dim}, {"batch", a.batch}, {"emb", a.emb}, {"layers", a.layers},
-      {"heads", a.heads}, {"mlp", a.mlp}, {"iters", a.iters}, {"eps", a.eps},
-      {"steps", a.steps}, {"lr", a.lr}, {"monge_map", a.monge_map},
-      {"minibatch", a.minibatch}, {"noise", a.noise}, {"params", params},
-      {"sec_per_step", seconds / a.steps}, {"steps_per_sec", a.steps / seconds},
-      {"final_loss", losses.back()},
-      {"mean_loss", std::accumulate(losses.begin(), losses.end(), 0.0) / losses.size()},
-      {"phase_sec_per_step",
-       {{"noise", ph.noise / n}, {"minibatch_ot", ph.pairing / n}, {"transport", ph.transport / n},
-        {"network", ph.network / n}}}};
+  const absl::StatusOr<TrainTiming> timing = TimeTrainingSteps(**trainer, a.steps);
+  if (!timing.ok()) return Fail(timing.status());
+  nlohmann::json rec = TrainRecord(**trainer, *timing);
+  rec.update({{"cmd", "train"}, {"mode", "pointcloud"}, {"clouds", a.clouds},
+              {"points", a.points}, {"dim", a.dim}, {"batch", a.batch}, {"emb", a.emb},
+              {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp}, {"iters", a.iters},
+              {"eps", a.eps}, {"steps", a.steps}, {"lr", a.lr}, {"monge_map", a.monge_map},
+              {"minibatch", a.minibatch}, {"noise", a.noise}});
   Emit(rec);
   return 0;
 }
@@ -148,31 +86,17 @@ int RunSample(const SampleBenchArgs& a) {
   r.points = a.points;
   r.seed = a.seed;
   if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
-  const int64_t steps = r.steps;  // --steps, or the family's default
-  r.steps = 2;
-  if (auto s = (*model)->Sample({r}); !s.ok()) return Fail(s.status());  // warm-up
-  r.steps = steps;
-  absl::Status failure;
-  int64_t nfe = 0;
-  const double cpu0 = ProcessCpuSeconds();
-  const double seconds = MedianSeconds(
-      [&] {
-        auto s = (*model)->Sample({r});
-        if (!s.ok()) failure = s.status();
-        if (s.ok()) nfe = (*s)[0].evaluations;
-      },
-      a.repeats, 0);
-  const double cpu_seconds = (ProcessCpuSeconds() - cpu0) / std::max(1, a.repeats);
-  if (!failure.ok()) return Fail(failure);
+  const absl::StatusOr<SampleTiming> timing = TimeSampling(**model, r, a.repeats);
+  if (!timing.ok()) return Fail(timing.status());
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "pointcloud"}, {"points", a.points},
-                        {"dim", a.dim}, {"num", a.num}, {"steps", steps}, {"emb", a.emb},
+                        {"dim", a.dim}, {"num", a.num}, {"steps", r.steps}, {"emb", a.emb},
                         {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
-                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", nfe},
+                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", timing->nfe},
                         {"params", (*model)->parameter_count()},
-                        {"sec_total", seconds}, {"samples_per_sec", a.num / seconds},
-                        {"points_per_sec", a.num * a.points / seconds},
+                        {"sec_total", timing->seconds}, {"samples_per_sec", a.num / timing->seconds},
+                        {"points_per_sec", a.num * a.points / timing->seconds},
                         // CPU time of one run (mean over the repeats, all threads).
-                        {"cpu_sec_total", cpu_seconds}};
+                        {"cpu_sec_total", timing->cpu_seconds}};
   Emit(rec);
   return 0;
 }
