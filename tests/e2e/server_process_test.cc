@@ -1,7 +1,8 @@
 // End-to-end tests of the wfm-server binary as a process: the ready line,
 // graceful shutdown on SIGTERM / SIGINT (jobs recorded as cancelled, no
-// partial files), and a SIGKILL during training reported as an interrupted
-// job after the restart.
+// partial files), and a job killed with the server (SIGKILL) resuming from
+// its checkpoint after a restart, or reported interrupted with
+// --resume-interrupted-jobs=false.
 #include <signal.h>
 
 #include <filesystem>
@@ -22,6 +23,7 @@ namespace wfm::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
 // One wfm-server process on the test's data folder, checkpointing every 5
@@ -99,7 +101,7 @@ TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
   EXPECT_EQ(again.Wait(60), 0) << again.Log();
 }
 
-TEST(ServerProcessTest, AJobKilledWithTheServerIsReportedInterrupted) {
+TEST(ServerProcessTest, AJobKilledWithTheServerResumesAfterARestart) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
   std::string job_id;
@@ -115,24 +117,49 @@ TEST(ServerProcessTest, AJobKilledWithTheServerIsReportedInterrupted) {
     server.Signal(SIGKILL);
     EXPECT_EQ(server.Wait(30), 128 + SIGKILL);
   }
-  ChildServer again(ServerOn(data, dir.path() + "/log2"));
-  ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
-  auto stub = again.Stub();
+  // The restarted server continues the job from its last checkpoint (every
+  // 5 steps: the job was past step 12, so at least step 10).
+  int64_t resumed_from = 0;
+  {
+    ChildServer again(ServerOn(data, dir.path() + "/log2"));
+    ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+    auto stub = again.Stub();
+    pb::TrainingJob job;
+    const bool continued = WaitUntil(
+        [&] {
+          EXPECT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
+          return job.state() == pb::RUNNING && job.resumes() == 1 &&
+                 job.step() > job.resumed_from_step() && job.resumed_from_step() > 0;
+        },
+        absl::Seconds(30), absl::Milliseconds(50));
+    ASSERT_TRUE(continued) << job.DebugString() << again.Log();
+    EXPECT_GE(step_before, 12);
+    EXPECT_GE(job.resumed_from_step(), 10);
+    EXPECT_LE(job.resumed_from_step(), step_before + 5);
+    resumed_from = job.resumed_from_step();
+    EXPECT_THAT(again.Log(), HasSubstr("job " + job_id + " (model 'long') resumes after a server restart"));
+    again.Signal(SIGKILL);
+    EXPECT_EQ(again.Wait(30), 128 + SIGKILL);
+  }
+  // With --resume-interrupted-jobs=false the job is reported interrupted.
+  ServerProcessOptions off = ServerOn(data, dir.path() + "/log3");
+  off.extra_flags.push_back("--resume-interrupted-jobs=false");
+  ChildServer third(off);
+  ASSERT_FALSE(third.WaitReady().empty()) << third.Log();
+  auto stub = third.Stub();
   pb::TrainingJob job;
   ASSERT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
   EXPECT_EQ(job.state(), pb::FAILED);
+  EXPECT_EQ(job.resumes(), 1);
   std::smatch m;
   const std::string error = job.error();
   ASSERT_TRUE(std::regex_match(error, m, std::regex("interrupted by a server restart at step ([0-9]+)")))
       << error;
-  // The record is rewritten at every checkpoint (every 5 steps): the job was
-  // past step 12 when it was killed, so at least step 10 was recorded.
-  EXPECT_GE(step_before, 12);
-  EXPECT_GE(std::stoll(m[1]), 10);
+  EXPECT_GE(std::stoll(m[1]), resumed_from);
   // The server is healthy and trains again.
   EXPECT_EQ(Train(*stub, "d", "after", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
-  again.Signal(SIGTERM);
-  EXPECT_EQ(again.Wait(60), 0) << again.Log();
+  third.Signal(SIGTERM);
+  EXPECT_EQ(third.Wait(60), 0) << third.Log();
 }
 
 }  // namespace
