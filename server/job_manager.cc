@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <optional>
 #include <utility>
 
@@ -446,16 +445,15 @@ bool JobManager::PublishedBy(const JobStatus& status) const {
 absl::StatusOr<std::optional<model::checkpoint::Checkpoint>> JobManager::ResumeCheckpoint(
     const JobStatus& status) const {
   const std::string path = CheckpointPath(options_.root, status.id);
-  std::error_code error;
-  if (!std::filesystem::exists(path, error)) {
+  if (!repository::Exists(path)) {
     if (status.checkpoint_step == 0) return std::nullopt;
     return absl::DataLossError(absl::StrCat("cannot resume: the checkpoint of step ",
                                             status.checkpoint_step, " (", path, ") is missing"));
   }
   absl::StatusOr<model::checkpoint::Checkpoint> ckpt = model::checkpoint::Read(path);
   if (!ckpt.ok()) {
-    return absl::DataLossError(
-        absl::StrCat("cannot resume from the checkpoint ", path, ": ", ckpt.status().message()));
+    // The message names the file.
+    return absl::DataLossError(absl::StrCat("cannot resume: ", ckpt.status().message()));
   }
   return std::optional<model::checkpoint::Checkpoint>(*std::move(ckpt));
 }

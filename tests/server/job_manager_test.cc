@@ -313,7 +313,7 @@ TEST_F(JobManagerTest, AResumptionFailsClearlyWithoutItsCheckpointOrOnReplacedDa
   const JobStatus corrupt = WaitForEnd("job-2");
   EXPECT_EQ(JobStateName(corrupt.state), "FAILED");
   EXPECT_THAT(corrupt.error,
-              StartsWith("DATA_LOSS: cannot resume from the checkpoint " + CheckpointFile("job-2")));
+              StartsWith("DATA_LOSS: cannot resume: " + CheckpointFile("job-2") + ": "));
   const JobStatus replaced = WaitForEnd("job-3");
   EXPECT_EQ(JobStateName(replaced.state), "FAILED");
   EXPECT_THAT(replaced.error,
