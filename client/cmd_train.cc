@@ -25,6 +25,9 @@ std::string Summary(const v1::TrainingJob& job) {
     absl::StrAppend(&text, absl::StrFormat(" (%.1f steps/s)", job.steps_per_second()));
   }
   if (job.step() > 0) absl::StrAppend(&text, absl::StrFormat(", loss %.4g", job.loss()));
+  if (job.resumes() > 0) {
+    absl::StrAppend(&text, "; resumed after a server restart from step ", job.resumed_from_step());
+  }
   if (job.state() == v1::SUCCEEDED) absl::StrAppend(&text, "; model '", job.model(), "' is ready");
   return text;
 }

@@ -20,6 +20,7 @@ struct TrainFlags {
   std::string model;
   std::string family;  // "pointcloud" | "gaussian"; "" = from the data set's kind
   bool overwrite = false;
+  std::string init_from;  // "NAME" or "NAME:V": fine-tune from that model (version)
   bool watch = false;
   bool json = false;
   // Every training option given, by name ("monge-map" -> "argmax").
@@ -37,6 +38,11 @@ void AddTrainFlags(CLI::App* command, TrainFlags* flags);
 // clouds), naming the flag.
 absl::StatusOr<v1::StartTrainingRequest> BuildTrainingRequest(const TrainFlags& flags,
                                                               const std::string& family);
+
+// --init-from NAME[:V] into the request's init_from_model and
+// init_from_version (V an integer >= 1; without it, 0: the current version).
+// InvalidArgument naming the flag for an empty name or a bad version.
+absl::Status SetInitFrom(const std::string& value, v1::StartTrainingRequest* request);
 
 // "on"/"true"/"yes"/"1" -> true, "off"/"false"/"no"/"0" -> false.
 absl::StatusOr<bool> ParseOnOff(const std::string& value, const std::string& flag);

@@ -82,15 +82,22 @@ model::data::NicheGaussianOptions RidgedSampleCovariance(absl::Span<const float>
 }  // namespace
 
 nlohmann::json TrainingOrigin::ToJson() const {
-  return {{"dataset", dataset},
-          {"dataset_kind", dataset_kind},
-          {"dataset_created_unix_ms", dataset_created_unix_ms},
-          {"dataset_items", dataset_items},
-          {"niche_size", niche_size},
-          {"holdout_fraction", holdout_fraction},
-          {"heldout", heldout},
-          {"feature_names", feature_names},
-          {"condition_columns", ConditionColumnsToJson(condition_columns)}};
+  nlohmann::json j = {{"dataset", dataset},
+                      {"dataset_kind", dataset_kind},
+                      {"dataset_created_unix_ms", dataset_created_unix_ms},
+                      {"dataset_items", dataset_items},
+                      {"niche_size", niche_size},
+                      {"holdout_fraction", holdout_fraction},
+                      {"heldout", heldout},
+                      {"feature_names", feature_names},
+                      {"condition_columns", ConditionColumnsToJson(condition_columns)}};
+  if (source_created_unix_ms != 0) j["source_created_unix_ms"] = source_created_unix_ms;
+  if (!job.empty()) j["job"] = job;
+  if (!init_from_model.empty()) {
+    j["init_from_model"] = init_from_model;
+    j["init_from_version"] = init_from_version;
+  }
+  return j;
 }
 
 absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j) {
@@ -104,6 +111,10 @@ absl::StatusOr<TrainingOrigin> TrainingOrigin::FromJson(const nlohmann::json& j)
     o.holdout_fraction = j.value("holdout_fraction", 0.0);
     o.heldout = j.value("heldout", std::vector<int64_t>{});
     o.feature_names = j.value("feature_names", std::vector<std::string>{});
+    o.source_created_unix_ms = j.value("source_created_unix_ms", int64_t{0});
+    o.job = j.value("job", "");
+    o.init_from_model = j.value("init_from_model", "");
+    o.init_from_version = j.value("init_from_version", int64_t{0});
     // Models trained before condition encodings have none.
     if (j.contains("condition_columns")) {
       WFM_ASSIGN_OR_RETURN(o.condition_columns,
@@ -343,6 +354,7 @@ absl::StatusOr<TrainingInputs> MakeTrainingInputs(const DatasetData& data,
                                                    ", needs ",
                                                    DatasetKindName(FamilyKind(family))));
   }
+  if (source != nullptr) origin.source_created_unix_ms = source->info.created_unix_ms;
   // Matched sources follow the data set's items through the holdout.
   const bool follow = source != nullptr && UsesMatchedSource(config) && !all &&
                       source->info.items == info.items;

@@ -42,6 +42,12 @@ struct TrainingOrigin {
   std::vector<int64_t> heldout;         // sorted item indices excluded from training
   std::vector<std::string> feature_names;  // the data set's, one per dimension, or empty
   std::vector<ConditionColumn> condition_columns;  // the data set's encoding, or empty
+  int64_t source_created_unix_ms = 0;  // the user-given source data set's version, or 0
+  // Set by the server: the training job that published the model, and the
+  // model (version) whose weights its training started from; or empty / 0.
+  std::string job;
+  std::string init_from_model;
+  int64_t init_from_version = 0;
 
   nlohmann::json ToJson() const;
   // DATA_LOSS for bad fields or held-out indices that are not sorted,

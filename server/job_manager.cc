@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,14 +40,23 @@ std::string CodeText(const absl::Status& s) {
   return absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message());
 }
 
+// A job's folder of periodic checkpoints, and its checkpoint.
+std::string CheckpointDir(const std::string& root, const std::string& id) {
+  return absl::StrCat(root, "/", id);
+}
+std::string CheckpointPath(const std::string& root, const std::string& id) {
+  return absl::StrCat(CheckpointDir(root, id), "/checkpoint.wfm");
+}
+
 }  // namespace
 
 struct JobManager::Job {
   JobStatus status;
   std::atomic<bool> cancel{false};
-  // status, cancel_reason, last_notify and last_persist are guarded by the
+  // status, cancel_reason, resuming, last_notify and last_persist are guarded by the
   // manager's mu_ (annotations cannot name another object's mutex).
   std::string cancel_reason;
+  bool resuming = false;  // queued again by a restart
   absl::Time last_notify = absl::InfinitePast();
   absl::Time last_persist = absl::InfinitePast();
   Mutex persist_mu;  // one record write at a time, newest last
@@ -77,7 +87,7 @@ absl::Status JobManager::LoadAll() {
   // temporary file; the previous complete version is still in place.
   RemoveLeftoverTemps(options_.root);
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> entries, ListDir(options_.root));
-  std::vector<std::shared_ptr<Job>> interrupted;
+  std::vector<std::shared_ptr<Job>> interrupted, resumed, recovered;
   MutexLock lock(&mu_);
   for (const std::string& entry : entries) {
     if (!IsJobRecordFile(entry)) continue;
@@ -91,23 +101,55 @@ absl::Status JobManager::LoadAll() {
     }
     auto job = std::make_shared<Job>();
     job->status = *std::move(status);
-    if (!IsTerminal(job->status.state)) {
-      job->status.state = JobState::kFailed;
-      job->status.error =
-          absl::StrCat("interrupted by a server restart at step ", job->status.step);
-      job->status.finished_unix_ms = NowUnixMs();
-      job->status.steps_per_second = 0;
-      job->status.eta_seconds = 0;
-      interrupted.push_back(job);
+    JobStatus& s = job->status;
+    if (!IsTerminal(s.state)) {
+      s.steps_per_second = 0;
+      s.eta_seconds = 0;
+      if (!options_.resume_interrupted) {
+        s.state = JobState::kFailed;
+        s.error = absl::StrCat("interrupted by a server restart at step ", s.step);
+        s.finished_unix_ms = NowUnixMs();
+        interrupted.push_back(job);
+      } else if (PublishedBy(s)) {
+        // Killed after publishing, before its final record was written.
+        s.state = JobState::kSucceeded;
+        s.step = s.total_steps;
+        s.finished_unix_ms = NowUnixMs();
+        recovered.push_back(job);
+      } else {
+        s.state = JobState::kQueued;
+        ++s.resumes;
+        job->resuming = true;
+        resumed.push_back(job);
+      }
     }
     next_id_ = std::max(next_id_, JobNumber(job->status.id) + 1);
     jobs_[job->status.id] = job;
   }
+  // Resumed jobs run in their original order.
+  std::sort(resumed.begin(), resumed.end(), [](const auto& a, const auto& b) {
+    return JobNumber(a->status.id) < JobNumber(b->status.id);
+  });
+  for (const auto& job : resumed) queue_.push_back(job);
   UpdateStateMetrics();
+  // Persist takes mu_ itself: write directly here (still single-threaded).
   for (const auto& job : interrupted) {
     LogWarning(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model,
                             "'): ", job->status.error));
-    // Persist takes mu_ itself: write directly here (still single-threaded).
+    (void)WriteJobRecord(options_.root, job->status);
+  }
+  for (const auto& job : recovered) {
+    LogInfo(absl::StrCat("job ", job->status.id, " had published model '",
+                         job->status.request.model, "' before the restart: SUCCEEDED"));
+    (void)WriteJobRecord(options_.root, job->status);
+    (void)RemoveTree(CheckpointDir(options_.root, job->status.id));
+  }
+  for (const auto& job : resumed) {
+    const int64_t from = job->status.checkpoint_step;
+    LogInfo(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model,
+                         "') resumes after a server restart",
+                         from > 0 ? absl::StrCat(" from its checkpoint at step ", from)
+                                  : " (no checkpoint yet: from the start)"));
     (void)WriteJobRecord(options_.root, job->status);
   }
   return absl::OkStatus();
@@ -152,6 +194,12 @@ absl::Status JobManager::WriteRecordLocked(const JobStatus& snapshot) {
 
 absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   WFM_RETURN_IF_ERROR(ValidateTrainingRequest(request, *datasets_, *models_));
+  TrainingRequest queued = request;
+  if (!request.init_from_model.empty()) {
+    WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> base,
+                         models_->Get(request.init_from_model));
+    queued.init_from_created_unix_ms = base->info.created_unix_ms;
+  }
   auto job = std::make_shared<Job>();
   {
     MutexLock lock(&mu_);
@@ -169,7 +217,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
     }
     JobStatus& s = job->status;
     s.id = absl::StrCat(kJobPrefix, next_id_++);
-    s.request = request;
+    s.request = queued;
     s.state = JobState::kQueued;
     s.total_steps = request.config.steps();
     s.created_unix_ms = NowUnixMs();
@@ -313,7 +361,7 @@ void JobManager::WorkerLoop() {
       job = queue_.front();
       queue_.pop_front();
       job->status.state = JobState::kRunning;
-      job->status.started_unix_ms = NowUnixMs();
+      if (job->status.started_unix_ms == 0) job->status.started_unix_ms = NowUnixMs();
       ++running_;
       Announce(*job, true);
       UpdateStateMetrics();
@@ -346,9 +394,7 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
     final.error = CodeText(result);
   }
   (void)WriteStatus(*job, final);
-  if (final.state == JobState::kSucceeded) {
-    (void)RemoveTree(absl::StrCat(options_.root, "/", final.id));
-  }
+  if (final.state == JobState::kSucceeded) (void)RemoveTree(CheckpointDir(options_.root, final.id));
   {
     MutexLock lock(&mu_);
     final.version = job->status.version;
@@ -372,13 +418,13 @@ template <typename Trainer>
 absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
     Trainer& trainer, const std::shared_ptr<Job>& job, const TrainingOrigin& origin,
     model::TrainHooks hooks) {
-  const std::string checkpoint_dir = absl::StrCat(options_.root, "/", job->status.id);
+  const std::string checkpoint_dir = CheckpointDir(options_.root, job->status.id);
   hooks.on_checkpoint = [&](int64_t step) -> absl::Status {
     WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint ckpt, trainer.MakeCheckpoint(true));
     ckpt.metadata["server"] = origin.ToJson();
     WFM_RETURN_IF_ERROR(MakeDirs(checkpoint_dir));
     WFM_RETURN_IF_ERROR(
-        model::checkpoint::Write(absl::StrCat(checkpoint_dir, "/checkpoint.wfm"), ckpt));
+        model::checkpoint::Write(CheckpointPath(options_.root, job->status.id), ckpt));
     {
       MutexLock lock(&mu_);
       job->status.checkpoint_step = step;
@@ -391,11 +437,79 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
   return trainer.MakeCheckpoint(false);
 }
 
+bool JobManager::PublishedBy(const JobStatus& status) const {
+  absl::StatusOr<std::shared_ptr<const Servable>> model = models_->Get(status.request.model);
+  return model.ok() && (*model)->info.origin.job == status.id;
+}
+
+absl::StatusOr<std::optional<model::checkpoint::Checkpoint>> JobManager::ResumeCheckpoint(
+    const JobStatus& status) const {
+  const std::string path = CheckpointPath(options_.root, status.id);
+  if (!repository::Exists(path)) {
+    if (status.checkpoint_step == 0) return std::nullopt;
+    return absl::DataLossError(absl::StrCat("cannot resume: the checkpoint of step ",
+                                            status.checkpoint_step, " (", path, ") is missing"));
+  }
+  absl::StatusOr<model::checkpoint::Checkpoint> ckpt = model::checkpoint::Read(path);
+  if (!ckpt.ok()) {
+    // The message names the file.
+    return absl::DataLossError(absl::StrCat("cannot resume: ", ckpt.status().message()));
+  }
+  return std::optional<model::checkpoint::Checkpoint>(*std::move(ckpt));
+}
+
+absl::StatusOr<model::checkpoint::Checkpoint> JobManager::BaseModel(
+    const TrainingRequest& request) const {
+  const std::string& name = request.init_from_model;
+  absl::StatusOr<model::checkpoint::Checkpoint> base = models_->ReadCheckpoint(name);
+  if (!base.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "init_from_model: cannot read model '", name, "': ", base.status().message()));
+  }
+  if (base->metadata.value("created_unix_ms", int64_t{0}) != request.init_from_created_unix_ms) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("init_from_model: model '", name,
+                     "' was replaced after the job was queued; start a new job to fine-tune it"));
+  }
+  return base;
+}
+
+namespace {
+
+// Whether the data a checkpoint was trained on is still the data set's
+// current version (and the source data set's). FAILED_PRECONDITION naming
+// the data set otherwise.
+absl::Status CheckSameData(const model::checkpoint::Checkpoint& ckpt, const TrainingOrigin& now,
+                           const TrainingRequest& req) {
+  absl::StatusOr<TrainingOrigin> then = TrainingOrigin::FromJson(
+      ckpt.metadata.contains("server") ? ckpt.metadata["server"] : nlohmann::json::object());
+  if (!then.ok()) return absl::DataLossError(absl::StrCat("cannot resume: ", then.status().message()));
+  auto replaced = [&](const char* field, const std::string& name) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume: ", field, " '", name,
+        "' was replaced since the job's checkpoint was written; a job never continues on other "
+        "data (start a new job)"));
+  };
+  if (then->dataset_created_unix_ms != now.dataset_created_unix_ms) {
+    return replaced("dataset", req.dataset);
+  }
+  if (then->source_created_unix_ms != now.source_created_unix_ms) {
+    return replaced("source data set", req.config.source_dataset);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   TrainingRequest req;
+  JobStatus recorded;
+  bool resuming = false;
   {
     MutexLock lock(&mu_);
     req = job->status.request;
+    recorded = job->status;
+    resuming = job->resuming;
   }
   const model::TrainingConfig& config = req.config;
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data, datasets_->Load(req.dataset));
@@ -408,8 +522,23 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   if (UsesGivenSource(config)) {
     WFM_ASSIGN_OR_RETURN(source, datasets_->Load(config.source_dataset));
   }
-  WFM_ASSIGN_OR_RETURN(const TrainingInputs inputs,
+  WFM_ASSIGN_OR_RETURN(TrainingInputs inputs,
                        repository::MakeTrainingInputs(*data, source.get(), config));
+  inputs.origin.job = recorded.id;
+  inputs.origin.init_from_model = req.init_from_model;
+  inputs.origin.init_from_version = req.init_from_version;
+
+  // A resumed job continues from its checkpoint, on the same data; a new
+  // fine-tuning job starts from its base model's weights.
+  std::optional<model::checkpoint::Checkpoint> resume_from;
+  if (resuming) {
+    WFM_ASSIGN_OR_RETURN(resume_from, ResumeCheckpoint(recorded));
+    if (resume_from.has_value()) WFM_RETURN_IF_ERROR(CheckSameData(*resume_from, inputs.origin, req));
+  }
+  std::optional<model::checkpoint::Checkpoint> base;
+  if (!resume_from.has_value() && !req.init_from_model.empty()) {
+    WFM_ASSIGN_OR_RETURN(base, BaseModel(req));
+  }
 
   int64_t last_step = 0;
   model::TrainHooks hooks;
@@ -436,22 +565,43 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
     }
     if (persist_now) (void)WriteRecord(*job);
   };
+  // Where the trainer starts: the resumed step, announced before training.
+  auto started = [&](int64_t step) {
+    last_step = step;
+    if (!resuming) return;
+    {
+      MutexLock lock(&mu_);
+      job->status.step = step;
+      job->status.resumed_from_step = step;
+      Announce(*job, true);
+    }
+    (void)WriteRecord(*job);
+  };
 
   // The training itself is the same for both families.
-  model::checkpoint::Checkpoint final_ckpt;
+  auto run = [&](auto trainer) -> absl::StatusOr<model::checkpoint::Checkpoint> {
+    if (!trainer.ok()) return trainer.status();
+    if (base.has_value()) WFM_RETURN_IF_ERROR((*trainer)->InitWeightsFrom(*base));
+    started((*trainer)->step());
+    return RunTrainer(**trainer, job, inputs.origin, hooks);
+  };
+  absl::StatusOr<model::checkpoint::Checkpoint> trained;
   if (config.family == model::Family::kPointCloud) {
-    WFM_ASSIGN_OR_RETURN(
-        std::unique_ptr<model::PointCloudTrainer> trainer,
-        model::PointCloudTrainer::Create(inputs.clouds, config.pointcloud, req.dataset,
-                                         inputs.source_clouds_or_null()));
-    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, inputs.origin, hooks));
+    const auto* source_clouds = inputs.source_clouds_or_null();
+    trained = run(resume_from.has_value()
+                      ? model::PointCloudTrainer::Resume(inputs.clouds, *resume_from,
+                                                         source_clouds, config.steps())
+                      : model::PointCloudTrainer::Create(inputs.clouds, config.pointcloud,
+                                                         req.dataset, source_clouds));
   } else {
-    WFM_ASSIGN_OR_RETURN(
-        std::unique_ptr<model::GaussianTrainer> trainer,
-        model::GaussianTrainer::Create(inputs.gaussians, config.gaussian, req.dataset,
-                                       inputs.source_gaussians_or_null()));
-    WFM_ASSIGN_OR_RETURN(final_ckpt, RunTrainer(*trainer, job, inputs.origin, hooks));
+    const auto* source_gaussians = inputs.source_gaussians_or_null();
+    trained = run(resume_from.has_value()
+                      ? model::GaussianTrainer::Resume(inputs.gaussians, *resume_from,
+                                                       source_gaussians, config.steps())
+                      : model::GaussianTrainer::Create(inputs.gaussians, config.gaussian,
+                                                       req.dataset, source_gaussians));
   }
+  WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint final_ckpt, std::move(trained));
   final_ckpt.metadata["server"] = inputs.origin.ToJson();
   if (job->cancel.load()) return absl::CancelledError("cancelled before publishing");
   WFM_RETURN_IF_ERROR(models_->Publish(req.model, final_ckpt, req.overwrite).status());

@@ -9,10 +9,26 @@
 // Job records (job_record.h) are persisted as <data-dir>/jobs/<id>.json
 // (atomic writes) at every state change, at checkpoints and every few
 // seconds while running; requests are checked by job_validation.h.
-// After a restart, jobs that were QUEUED or RUNNING are reported FAILED with
-// the error "interrupted by a server restart at step N" (N = the last
-// recorded step); their checkpoint folder, if any, is kept. Temporary files
-// of record or checkpoint writes a crash interrupted are removed then.
+// After a restart (a crash or kill: an orderly shutdown cancels its jobs),
+// jobs that were QUEUED or RUNNING are queued again, in their original order,
+// and resume: a job with a periodic checkpoint continues from it (network,
+// optimizer, random stream and step: model/train/optimization_state.h, so it
+// ends as an uninterrupted run would), one without starts afresh. A job
+// that had already published its model (the model's origin names the job)
+// is recorded SUCCEEDED instead of training again. A resumption fails the
+// job (DATA_LOSS) when the checkpoint its record names is missing or
+// unreadable, and (FAILED_PRECONDITION) when its data set or source data set
+// was replaced since the checkpoint was written: a job never continues on
+// other data. With resume_interrupted off, such jobs are reported FAILED
+// with the error "interrupted by a server restart at step N" (N = the last
+// recorded step) and their checkpoint folder is kept. Temporary files of
+// record or checkpoint writes a crash interrupted are removed then.
+//
+// Fine-tuning (TrainingRequest.init_from_model): the network starts from the
+// base model's trained weights; the optimizer, schedule and random stream
+// start afresh. The base model's creation time is recorded when the job is
+// queued, and the job fails (FAILED_PRECONDITION) if the model was replaced
+// or deleted before it started.
 //
 // No gRPC here.
 #ifndef WFM_SERVER_JOB_MANAGER_H_
@@ -24,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,12 +65,14 @@ struct JobManagerOptions {
   std::string root;           // <data-dir>/jobs
   int max_jobs = 1;           // worker threads, >= 1
   int64_t max_queued = 1000;  // queued jobs beyond which StartTraining is RESOURCE_EXHAUSTED
+  // Whether jobs a restart finds QUEUED or RUNNING resume (or are FAILED).
+  bool resume_interrupted = true;
 };
 
 class JobManager {
  public:
-  // Loads the job records under options.root (interrupted jobs become
-  // FAILED) and starts the workers. `metrics` may be null.
+  // Loads the job records under options.root (interrupted jobs are queued
+  // to resume, or FAILED) and starts the workers. `metrics` may be null.
   static absl::StatusOr<std::unique_ptr<JobManager>> Open(const JobManagerOptions& options,
                                                           DatasetStore* datasets,
                                                           ModelRegistry* models,
@@ -94,6 +113,15 @@ class JobManager {
   void WorkerLoop();
   void Run(const std::shared_ptr<Job>& job);
   absl::Status Train(const std::shared_ptr<Job>& job);
+  // Whether the job's model in the registry was published by the job.
+  bool PublishedBy(const JobStatus& status) const;
+  // The periodic checkpoint a resumed job continues from; nullopt when it
+  // had none yet (it starts afresh). DATA_LOSS when the checkpoint its record
+  // names is missing or unreadable.
+  absl::StatusOr<std::optional<model::checkpoint::Checkpoint>> ResumeCheckpoint(
+      const JobStatus& status) const;
+  // The base model's checkpoint of a fine-tuning job, as it was queued.
+  absl::StatusOr<model::checkpoint::Checkpoint> BaseModel(const TrainingRequest& request) const;
   // Trains with `hooks` plus periodic checkpoints into jobs/<id>/; returns
   // the final (serving) checkpoint.
   template <typename Trainer>

@@ -56,6 +56,11 @@ nlohmann::json RequestToJson(const TrainingRequest& r) {
                       {"niche_size", c.niche_size},
                       {"holdout_fraction", c.holdout_fraction},
                       {"overwrite", r.overwrite}};
+  if (!r.init_from_model.empty()) {
+    j["init_from"] = {{"model", r.init_from_model},
+                      {"version", r.init_from_version},
+                      {"created_unix_ms", r.init_from_created_unix_ms}};
+  }
   j["config"] = c.family == model::Family::kPointCloud ? model::ToJson(c.pointcloud)
                                                        : model::ToJson(c.gaussian);
   return j;
@@ -71,6 +76,12 @@ absl::StatusOr<TrainingRequest> RequestFromJson(const nlohmann::json& j) {
   c.niche_size = j.value("niche_size", repository::kDefaultNicheSize);
   c.holdout_fraction = j.value("holdout_fraction", 0.0);
   r.overwrite = j.value("overwrite", false);
+  if (j.contains("init_from")) {
+    const nlohmann::json& init = j.at("init_from");
+    r.init_from_model = init.at("model").get<std::string>();
+    r.init_from_version = init.value("version", int64_t{0});
+    r.init_from_created_unix_ms = init.value("created_unix_ms", int64_t{0});
+  }
   if (c.family == model::Family::kPointCloud) {
     WFM_ASSIGN_OR_RETURN(c.pointcloud, model::PointCloudTrainConfigFromJson(j.at("config")));
   } else {
@@ -96,7 +107,9 @@ nlohmann::json JobRecordToJson(const JobStatus& s) {
           {"created_unix_ms", s.created_unix_ms},
           {"started_unix_ms", s.started_unix_ms},
           {"finished_unix_ms", s.finished_unix_ms},
-          {"checkpoint_step", s.checkpoint_step}};
+          {"checkpoint_step", s.checkpoint_step},
+          {"resumes", s.resumes},
+          {"resumed_from_step", s.resumed_from_step}};
 }
 
 absl::StatusOr<JobStatus> JobRecordFromJson(const nlohmann::json& j) {
@@ -122,6 +135,8 @@ absl::StatusOr<JobStatus> JobRecordFromJson(const nlohmann::json& j) {
     s.started_unix_ms = j.value("started_unix_ms", int64_t{0});
     s.finished_unix_ms = j.value("finished_unix_ms", int64_t{0});
     s.checkpoint_step = j.value("checkpoint_step", int64_t{0});
+    s.resumes = j.value("resumes", int64_t{0});
+    s.resumed_from_step = j.value("resumed_from_step", int64_t{0});
     return s;
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("job record: ", e.what()));

@@ -31,6 +31,13 @@ struct TrainingRequest {
   std::string model;
   model::TrainingConfig config;
   bool overwrite = false;
+  // Fine-tuning: the stored model whose weights training starts from (empty:
+  // a freshly initialised network), its version (0 = the current one), and
+  // that model's creation time when the job was queued (the job refuses a
+  // model replaced since).
+  std::string init_from_model;
+  int64_t init_from_version = 0;
+  int64_t init_from_created_unix_ms = 0;
 };
 
 // A snapshot of a job.
@@ -48,6 +55,10 @@ struct JobStatus {
   int64_t started_unix_ms = 0;
   int64_t finished_unix_ms = 0;
   int64_t checkpoint_step = 0;  // last periodic checkpoint (0 = none)
+  // Resumptions after server restarts, and the step the last one continued
+  // from (0: it started afresh, having no checkpoint yet).
+  int64_t resumes = 0;
+  int64_t resumed_from_step = 0;
   // Increases with every published update (Watch waits for a newer one).
   int64_t version = 0;
 };

@@ -1,6 +1,9 @@
 #include "server/job_validation.h"
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "model/common/status.h"
 #include "repository/names.h"
 #include "repository/training_data.h"
@@ -15,6 +18,106 @@ using repository::UsesGivenSource;
 using repository::ValidateName;
 
 constexpr int64_t kMaxNicheSize = 1024;
+
+std::string LabelsText(LabelType type, int64_t condition_dim) {
+  switch (type) {
+    case LabelType::kNone: return "no labels";
+    case LabelType::kDiscrete: return "discrete labels";
+    case LabelType::kContinuous:
+      return absl::StrCat("continuous conditions of length ", condition_dim);
+  }
+  return "";
+}
+
+LabelType ModelLabelType(const model::LabelSpace& labels) {
+  switch (labels.kind) {
+    case model::LabelSpace::Kind::kNone: return LabelType::kNone;
+    case model::LabelSpace::Kind::kDiscrete: return LabelType::kDiscrete;
+    case model::LabelSpace::Kind::kContinuous: return LabelType::kContinuous;
+  }
+  return LabelType::kNone;
+}
+
+// Fine-tuning: the base model exists (in the version asked for) and its
+// network fits the request: same family, data of the same dimension and
+// labels, and the same network shape.
+absl::Status ValidateInitFrom(const TrainingRequest& request, const DatasetInfo& data,
+                              const ModelRegistry& models) {
+  const std::string& base = request.init_from_model;
+  if (base.empty()) {
+    if (request.init_from_version != 0) {
+      return absl::InvalidArgumentError("init_from_version: only used with init_from_model");
+    }
+    return absl::OkStatus();
+  }
+  WFM_RETURN_IF_ERROR(ValidateName("init_from_model", base));
+  if (request.init_from_version < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("init_from_version: must be >= 0 (0 = the current version), got ",
+                     request.init_from_version));
+  }
+  absl::StatusOr<std::shared_ptr<const Servable>> servable = models.Get(base);
+  if (!servable.ok()) {
+    return absl::NotFoundError(absl::StrCat("init_from_model: model '", base, "' not found"));
+  }
+  // A model is stored in one version (1), replaced as a whole by overwrite.
+  if (request.init_from_version > 1) {
+    return absl::NotFoundError(absl::StrCat("init_from_version: model '", base,
+                                            "' has no version ", request.init_from_version,
+                                            " (a model has one version, 1)"));
+  }
+  const ModelInfo& info = (*servable)->info;
+  const model::TrainingConfig& r = request.config;
+  const std::string of_base = absl::StrCat(" the base model '", base, "'");
+  if (info.family != r.family) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.family: ", model::FamilyName(r.family), " differs from", of_base, " (",
+        model::FamilyName(info.family), "); fine-tuning keeps the family"));
+  }
+  if (info.dim != data.dim) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset: '", request.dataset, "' has dim ",
+                                                   data.dim, ",", of_base, " dim ", info.dim));
+  }
+  const LabelType base_labels = ModelLabelType(info.labels);
+  const bool same_labels =
+      base_labels == data.label_type &&
+      (data.label_type != LabelType::kDiscrete || info.labels.names == data.label_names) &&
+      (data.label_type != LabelType::kContinuous || info.labels.cond_dim == data.condition_dim);
+  if (!same_labels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset: '", request.dataset, "' has ", LabelsText(data.label_type, data.condition_dim),
+        data.label_type == LabelType::kDiscrete
+            ? absl::StrCat(" (", absl::StrJoin(data.label_names, ", "), ")")
+            : "",
+        ",", of_base, " ", LabelsText(base_labels, info.labels.cond_dim),
+        base_labels == LabelType::kDiscrete
+            ? absl::StrCat(" (", absl::StrJoin(info.labels.names, ", "), ")")
+            : "",
+        "; fine-tuning keeps the labels"));
+  }
+  const model::NetworkConfig& want = r.network();
+  const model::NetworkConfig& have = info.pointcloud_config.has_value()
+                                         ? info.pointcloud_config->network
+                                         : info.gaussian_config->network;
+  auto same = [&](const char* field, const std::string& value,
+                  const std::string& base_value) -> absl::Status {
+    if (value == base_value) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("config.network.", field, ": ", value,
+                                                   " differs from", of_base, " (", base_value,
+                                                   "); fine-tuning keeps the network's shape"));
+  };
+  WFM_RETURN_IF_ERROR(same("width", absl::StrCat(want.width), absl::StrCat(have.width)));
+  if (r.family == model::Family::kPointCloud) {
+    WFM_RETURN_IF_ERROR(same("heads", absl::StrCat(want.heads), absl::StrCat(have.heads)));
+  }
+  WFM_RETURN_IF_ERROR(same("layers", absl::StrCat(want.layers), absl::StrCat(have.layers)));
+  WFM_RETURN_IF_ERROR(
+      same("mlp_hidden", absl::StrCat(want.mlp_hidden), absl::StrCat(have.mlp_hidden)));
+  if (r.family == model::Family::kGaussian) {
+    WFM_RETURN_IF_ERROR(same("architecture", want.architecture, have.architecture));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -95,6 +198,7 @@ absl::Status ValidateTrainingRequest(const TrainingRequest& request, const Datas
     return absl::InvalidArgumentError(
         absl::StrCat(source_field, ": only used with noise given_random or given_matched"));
   }
+  WFM_RETURN_IF_ERROR(ValidateInitFrom(request, data, models));
   if (!request.overwrite && models.Contains(request.model)) {
     return absl::AlreadyExistsError(
         absl::StrCat("model: '", request.model, "' already exists (set overwrite to replace it)"));

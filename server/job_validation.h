@@ -1,8 +1,10 @@
 // Checks of a training request against the stores (StartTraining): names,
 // the data set (NOT_FOUND when missing) and whether its kind fits the
 // family, the family's configuration, niche size, holdout fraction and
-// batch size against the data set's items, the user-given sources, and an
-// existing model without overwrite (ALREADY_EXISTS). Messages name the API
+// batch size against the data set's items, the user-given sources, the
+// fine-tuning base model (init_from_model: it exists, NOT_FOUND otherwise,
+// and its family, data dimension, labels and network shape fit the request),
+// and an existing model without overwrite (ALREADY_EXISTS). Messages name the API
 // field ("config.holdout_fraction: ..."). No gRPC here.
 #ifndef WFM_SERVER_JOB_VALIDATION_H_
 #define WFM_SERVER_JOB_VALIDATION_H_

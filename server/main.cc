@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
                  "CA (PEM) that client certificates must chain to; requires client certificates");
   app.add_option("--max-jobs", o.max_jobs, "training jobs run at once (more wait in a queue)")
       ->capture_default_str();
+  app.add_option("--resume-interrupted-jobs", o.resume_interrupted_jobs,
+                 "jobs a restart finds queued or running resume from their last checkpoint "
+                 "(false: they are reported FAILED)")
+      ->capture_default_str();
   app.add_option("--threads", o.threads,
                  "compute threads (0 = one per physical core the process may use, at most its "
                  "cgroup CPU quota)")

@@ -85,6 +85,12 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadFolder(
   return MakeServable(entry, ckpt, stamp->size);
 }
 
+absl::StatusOr<model::checkpoint::Checkpoint> ModelRegistry::ReadCheckpoint(
+    const std::string& name) const {
+  WFM_RETURN_IF_ERROR(Get(name).status());
+  return model::checkpoint::Read(repository::ModelFilePath(root_, name));
+}
+
 void ModelRegistry::LoadAll() {
   RecoverDirs(root_);
   Rescan();

@@ -92,6 +92,10 @@ class ModelRegistry {
   absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
   bool Contains(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The stored checkpoint of a loaded model (with its training weights
+  // "model.*"), read from its file. NOT_FOUND for an unknown name.
+  absl::StatusOr<model::checkpoint::Checkpoint> ReadCheckpoint(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Builds the servable from `ckpt` (so a bad checkpoint is never

@@ -176,6 +176,8 @@ absl::StatusOr<TrainingRequest> TrainingRequestFromProto(const pb::StartTraining
   r.dataset = req.dataset();
   r.model = req.model();
   r.overwrite = req.overwrite();
+  r.init_from_model = req.init_from_model();
+  r.init_from_version = req.init_from_version();
   r.config = config;
   return r;
 }
@@ -200,6 +202,11 @@ void ToProto(const JobStatus& s, pb::TrainingJob* out) {
   out->set_started_unix_ms(s.started_unix_ms);
   out->set_finished_unix_ms(s.finished_unix_ms);
   ToProto(s.request, out->mutable_config());
+  out->set_init_from_model(s.request.init_from_model);
+  out->set_init_from_version(s.request.init_from_version);
+  out->set_checkpoint_step(s.checkpoint_step);
+  out->set_resumes(s.resumes);
+  out->set_resumed_from_step(s.resumed_from_step);
 }
 
 void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
@@ -240,6 +247,8 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   out->set_parameters(info.parameters);
   out->set_size_bytes(info.size_bytes);
   out->set_default_guidance(info.default_guidance);
+  out->set_init_from_model(info.origin.init_from_model);
+  out->set_init_from_version(info.origin.init_from_version);
 }
 
 namespace {

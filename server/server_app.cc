@@ -213,6 +213,7 @@ absl::Status ServerApp::Init() {
   JobManagerOptions jobs;
   jobs.root = absl::StrCat(o.data_dir, "/jobs");
   jobs.max_jobs = o.max_jobs;
+  jobs.resume_interrupted = o.resume_interrupted_jobs;
   WFM_ASSIGN_OR_RETURN(jobs_, JobManager::Open(jobs, datasets_.get(), models_.get(),
                                                metrics_.get()));
   SamplerOptions sampling;

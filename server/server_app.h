@@ -48,6 +48,9 @@ struct ServerOptions {
   std::string tls_key;
   std::string tls_client_ca;    // client certificates required when given (mTLS)
   int max_jobs = 1;
+  // Jobs a restart finds QUEUED or RUNNING resume from their last
+  // checkpoint (job_manager.h); off: they are reported FAILED.
+  bool resume_interrupted_jobs = true;
   int threads = 0;              // compute threads; 0 = the default policy (model/nn/cpu_runtime.h)
   int64_t max_batch_samples = 64;
   int64_t max_queue_delay_ms = 5;

@@ -186,6 +186,11 @@ absl::StatusOr<std::unique_ptr<GaussianTrainer>> GaussianTrainer::Resume(
   return t;
 }
 
+absl::Status GaussianTrainer::InitWeightsFrom(const checkpoint::Checkpoint& ckpt) {
+  WFM_RETURN_IF_ERROR(CheckModelFormat(ckpt.metadata, kGaussianModelFormat, kGaussianModelVersion));
+  return state_->InitWeightsFrom(ckpt);
+}
+
 absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
   return GuardTorch("Step", [&]() -> absl::StatusOr<double> {
     namespace gu = gaussian::unchecked;

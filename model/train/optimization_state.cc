@@ -150,6 +150,14 @@ absl::Status OptimizationState::ResumeFrom(const checkpoint::Checkpoint& ckpt) {
   return absl::OkStatus();
 }
 
+absl::Status OptimizationState::InitWeightsFrom(const checkpoint::Checkpoint& ckpt) {
+  return GuardTorch("InitWeightsFrom", [&]() -> absl::Status {
+    WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*net_, ckpt.tensors));
+    ResetAverage();
+    return absl::OkStatus();
+  });
+}
+
 absl::Status OptimizationState::RestoreFrom(const checkpoint::Checkpoint& ckpt) {
   WFM_RETURN_IF_ERROR(checkpoint::LoadStateTensors(*net_, ckpt.tensors));
   WFM_RETURN_IF_ERROR(checkpoint::LoadAdamState(*adam_, *net_, ckpt.tensors));

@@ -76,6 +76,12 @@ class OptimizationState {
   // or inconsistent with the network; INVALID_ARGUMENT ("steps: ...") when
   // the checkpoint's step is beyond the configured total.
   absl::Status ResumeFrom(const checkpoint::Checkpoint& ckpt);
+  // Fine-tuning: the network's weights from another model's checkpoint
+  // ("model.*": its trained parameters, not their moving average). The
+  // optimizer, schedule, step count and random stream stay fresh; the moving
+  // average restarts at these weights. INVALID_ARGUMENT naming the first
+  // parameter whose shape differs (the network is then left unchanged).
+  absl::Status InitWeightsFrom(const checkpoint::Checkpoint& ckpt);
 
  private:
   // ResumeFrom without the guard and the step check.

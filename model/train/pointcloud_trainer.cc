@@ -155,6 +155,11 @@ PointCloudTrainer::Batch PointCloudTrainer::Gather(const at::Tensor& points,
   return batch;
 }
 
+absl::Status PointCloudTrainer::InitWeightsFrom(const checkpoint::Checkpoint& ckpt) {
+  WFM_RETURN_IF_ERROR(CheckModelFormat(ckpt.metadata, kPointCloudModelFormat, kPointCloudModelVersion));
+  return state_->InitWeightsFrom(ckpt);
+}
+
 absl::StatusOr<double> PointCloudTrainer::Step(const TrainHooks& hooks) {
   return GuardTorch("Step", [&]() -> absl::StatusOr<double> {
     auto t0 = TrainClock::now();

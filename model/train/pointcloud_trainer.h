@@ -57,6 +57,12 @@ class PointCloudTrainer {
       const io::PointCloudSet* source = nullptr, int64_t steps = 0,
       const DistributedRole& role = {});
 
+  // Fine-tuning: starts from the weights of a served model of this family
+  // (its checkpoint; see OptimizationState::InitWeightsFrom). Call before
+  // the first step. INVALID_ARGUMENT for another family's checkpoint or a
+  // network of another shape.
+  absl::Status InitWeightsFrom(const checkpoint::Checkpoint& ckpt);
+
   // One optimisation step; returns its loss.
   absl::StatusOr<double> Step(const TrainHooks& hooks = {});
 

@@ -602,6 +602,7 @@ class Client:
     def train(self, dataset: str, model: str, family: Optional[str] = None, watch: bool = False,
               on_update: Optional[Callable[["types_pb2.TrainingJob"], None]] = None,
               overwrite: bool = False, progress: bool = False,
+              init_from_model: Optional[str] = None, init_from_version: int = 0,
               **options: Any) -> "types_pb2.TrainingJob":
         """Starts a training job; options are the `wfm train` flags with
         underscores (steps=, batch=, lr=, emb=, layers=, monge_map=, ...;
@@ -610,12 +611,16 @@ class Client:
         set's kind). With watch=True, follows the job (calling on_update(job)
         on every update) and returns its final state; raises WfmError unless
         it SUCCEEDED. progress=True (with watch) shows a progress bar (tqdm when
-        installed)."""
+        installed). init_from_model= fine-tunes: training starts from that
+        stored model's weights (init_from_version=, default 0: its current
+        version) instead of a fresh network; the server refuses a base model
+        of another family, network shape, data dimension or labels."""
         if family is None:
             family = "gaussian" if self.dataset(dataset).kind == types_pb2.GAUSSIANS else "pointcloud"
         config = self.training_config(family, **options)
         job = self._call("StartTraining", wfm_service_pb2.StartTrainingRequest(
-            dataset=dataset, model=model, config=config, overwrite=overwrite))
+            dataset=dataset, model=model, config=config, overwrite=overwrite,
+            init_from_model=init_from_model or "", init_from_version=init_from_version))
         if not watch:
             return job
         with Progress(progress, job.total_steps or None, f"train {model}", "steps") as bar:

@@ -216,6 +216,27 @@ TEST_F(E2eTest, UploadH5adTrainSampleEvaluate) {
   Ok({"sample", "--model", "states", "--num", "5", "--out", Path("g.svg"), "--steps", "5"});
   EXPECT_EQ(SvgSamples(Path("g.svg")), "5\n");
 
+  // Fine-tuning the cell states: --init-from NAME[:V] (the network options
+  // must match the base model's).
+  const std::vector<std::string> tune = {"train", "--dataset", "cells", "--model", "tuned",
+                                         "--family", "gaussian", "--k", "10", "--emb", "16",
+                                         "--steps", "3", "--batch", "8"};
+  std::vector<std::string> tuned_args = tune;
+  for (const char* a : {"--layers", "1", "--init-from", "states:1", "--watch", "--json"}) {
+    tuned_args.push_back(a);
+  }
+  const nlohmann::json tuned = Json(tuned_args);
+  EXPECT_EQ(tuned["state"], "SUCCEEDED");
+  EXPECT_EQ(tuned["init_from_model"], "states");
+  EXPECT_EQ(Json({"models", "tuned", "--json"})["init_from_model"], "states");
+  std::vector<std::string> deeper = tune;
+  for (const char* a : {"--layers", "2", "--init-from", "states"}) deeper.push_back(a);
+  ExpectError(deeper, 13, {"config.network.layers: 2 differs from the base model 'states' (1)"});
+  std::vector<std::string> bad_version = tune;
+  for (const char* a : {"--init-from", "states:x"}) bad_version.push_back(a);
+  ExpectError(bad_version, 1, {"--init-from states:x"});
+  Ok({"delete-model", "tuned"});
+
   // Bad input: one error line, a distinct status, and the server keeps serving.
   ExpectError({"sample", "--model", "ghost", "--num", "1", "--out", Path("x.npz")}, 15,
               {"ghost", "NOT_FOUND"});

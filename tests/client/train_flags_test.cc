@@ -78,5 +78,25 @@ TEST(TrainFlagsReachTest, UsageErrorsAndFamilyErrors) {
   EXPECT_DOUBLE_EQ(eps->config().pointcloud().minibatch_cost_epsilon(), 0.05);
 }
 
+TEST(TrainFlagsReachTest, InitFromTakesANameAndAnOptionalVersion) {
+  auto plain = Request("pointcloud", {"--init-from", "base"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->init_from_model(), "base");
+  EXPECT_EQ(plain->init_from_version(), 0);
+  auto versioned = Request("gaussian", {"--init-from", "base-2.x:3"});
+  ASSERT_TRUE(versioned.ok()) << versioned.status();
+  EXPECT_EQ(versioned->init_from_model(), "base-2.x");
+  EXPECT_EQ(versioned->init_from_version(), 3);
+  EXPECT_EQ(Request("pointcloud", {}).value().init_from_model(), "");
+  for (const char* bad : {"base:", "base:0", "base:-1", "base:v2"}) {
+    EXPECT_EQ(Request("pointcloud", {"--init-from", bad}).status().message(),
+              std::string("--init-from ") + bad +
+                  ": the version after ':' must be an integer >= 1 (NAME[:V])")
+        << bad;
+  }
+  EXPECT_EQ(Request("pointcloud", {"--init-from", ":2"}).status().message(),
+            "--init-from :2: a model name is required (NAME[:V])");
+}
+
 }  // namespace
 }  // namespace wfm::client

@@ -1,7 +1,8 @@
 // End-to-end tests of the wfm-server binary as a process: the ready line,
 // graceful shutdown on SIGTERM / SIGINT (jobs recorded as cancelled, no
-// partial files), and a SIGKILL during training reported as an interrupted
-// job after the restart.
+// partial files), and a job killed with the server (SIGKILL) resuming from
+// its checkpoint after a restart, or reported interrupted with
+// --resume-interrupted-jobs=false.
 #include <signal.h>
 
 #include <filesystem>
@@ -22,6 +23,7 @@ namespace wfm::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
 // One wfm-server process on the test's data folder, checkpointing every 5
@@ -99,10 +101,10 @@ TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
   EXPECT_EQ(again.Wait(60), 0) << again.Log();
 }
 
-TEST(ServerProcessTest, AJobKilledWithTheServerIsReportedInterrupted) {
+TEST(ServerProcessTest, JobsKilledWithTheServerResumeAfterARestart) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
-  std::string job_id;
+  std::string long_id, short_id;
   int64_t step_before = 0;
   {
     ChildServer server(ServerOn(data, dir.path() + "/log1"));
@@ -110,29 +112,94 @@ TEST(ServerProcessTest, AJobKilledWithTheServerIsReportedInterrupted) {
     auto stub = server.Stub();
     const pb::TrainingJob job = StartLongJob(*stub);
     ASSERT_EQ(job.state(), pb::RUNNING);
-    job_id = job.id();
+    long_id = job.id();
     step_before = job.step();
+    pb::TrainingJob queued;
+    ASSERT_TRUE(
+        StartTraining(*stub, "d", "short", TinyConfig(pb::FAMILY_POINTCLOUD, 30), &queued).ok());
+    ASSERT_EQ(queued.state(), pb::QUEUED);
+    short_id = queued.id();
     server.Signal(SIGKILL);
     EXPECT_EQ(server.Wait(30), 128 + SIGKILL);
   }
-  ChildServer again(ServerOn(data, dir.path() + "/log2"));
-  ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
-  auto stub = again.Stub();
+  // The restarted server continues the running job from its last checkpoint
+  // (every 5 steps: the job was past step 12, so at least step 10), then
+  // runs the queued one to its end.
+  std::string killed_id;
+  {
+    ChildServer again(ServerOn(data, dir.path() + "/log2"));
+    ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+    auto stub = again.Stub();
+    pb::TrainingJob job;
+    const bool continued = WaitUntil(
+        [&] {
+          EXPECT_TRUE(GetTrainingJob(*stub, long_id, &job).ok());
+          return job.state() == pb::RUNNING && job.resumes() == 1 &&
+                 job.resumed_from_step() > 0 && job.step() > job.resumed_from_step();
+        },
+        absl::Seconds(30), absl::Milliseconds(50));
+    ASSERT_TRUE(continued) << job.DebugString() << again.Log();
+    EXPECT_GE(step_before, 12);
+    EXPECT_GE(job.resumed_from_step(), 10);
+    EXPECT_LE(job.resumed_from_step(), step_before + 5);
+    EXPECT_THAT(again.Log(),
+                HasSubstr("job " + long_id + " (model 'long') resumes after a server restart"));
+    ASSERT_TRUE(CancelTrainingJob(*stub, long_id, &job).ok());
+    EXPECT_EQ(job.state(), pb::CANCELLED);
+    const bool finished = WaitUntil(
+        [&] {
+          EXPECT_TRUE(GetTrainingJob(*stub, short_id, &job).ok());
+          return job.state() != pb::QUEUED && job.state() != pb::RUNNING;
+        },
+        absl::Seconds(60), absl::Milliseconds(50));
+    ASSERT_TRUE(finished) << job.DebugString();
+    EXPECT_EQ(job.state(), pb::SUCCEEDED) << job.error();
+    EXPECT_EQ(job.resumes(), 1);
+    EXPECT_EQ(job.resumed_from_step(), 0);  // it had not started: from the start
+    EXPECT_EQ(job.step(), 30);
+    pb::ModelInfo model;
+    ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, std::string("short"), &model).ok());
+    EXPECT_EQ(model.summary().steps(), 30);
+    // Another job, killed with this server.
+    pb::TrainingJob next;
+    ASSERT_TRUE(
+        StartTraining(*stub, "d", "next", TinyConfig(pb::FAMILY_POINTCLOUD, 10000000), &next).ok());
+    killed_id = next.id();
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          EXPECT_TRUE(GetTrainingJob(*stub, killed_id, &next).ok());
+          return next.checkpoint_step() >= 5;
+        },
+        absl::Seconds(30), absl::Milliseconds(50)))
+        << next.DebugString();
+    again.Signal(SIGKILL);
+    EXPECT_EQ(again.Wait(30), 128 + SIGKILL);
+  }
+  // With --resume-interrupted-jobs=false it is reported interrupted, and
+  // nothing that had ended runs again.
+  ServerProcessOptions off = ServerOn(data, dir.path() + "/log3");
+  off.extra_flags.push_back("--resume-interrupted-jobs=false");
+  ChildServer third(off);
+  ASSERT_FALSE(third.WaitReady().empty()) << third.Log();
+  auto stub = third.Stub();
   pb::TrainingJob job;
-  ASSERT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
+  ASSERT_TRUE(GetTrainingJob(*stub, killed_id, &job).ok());
   EXPECT_EQ(job.state(), pb::FAILED);
+  EXPECT_EQ(job.resumes(), 0);
   std::smatch m;
   const std::string error = job.error();
   ASSERT_TRUE(std::regex_match(error, m, std::regex("interrupted by a server restart at step ([0-9]+)")))
       << error;
-  // The record is rewritten at every checkpoint (every 5 steps): the job was
-  // past step 12 when it was killed, so at least step 10 was recorded.
-  EXPECT_GE(step_before, 12);
-  EXPECT_GE(std::stoll(m[1]), 10);
+  EXPECT_GE(std::stoll(m[1]), 5);
+  ASSERT_TRUE(GetTrainingJob(*stub, long_id, &job).ok());
+  EXPECT_EQ(job.state(), pb::CANCELLED);
+  ASSERT_TRUE(GetTrainingJob(*stub, short_id, &job).ok());
+  EXPECT_EQ(job.state(), pb::SUCCEEDED);
+  EXPECT_EQ(job.resumes(), 1);
   // The server is healthy and trains again.
   EXPECT_EQ(Train(*stub, "d", "after", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
-  again.Signal(SIGTERM);
-  EXPECT_EQ(again.Wait(60), 0) << again.Log();
+  third.Signal(SIGTERM);
+  EXPECT_EQ(third.Wait(60), 0) << third.Log();
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 """The Python client's training keywords come from the server's option table
 (DescribeTrainingOptions): every field of wfm.v1.TrainingConfig, found by
 reflection over the proto descriptor, is reachable through a keyword of
-Client.train(), and the keywords convert and refuse values as documented.
+Client.train(), and the keywords convert and refuse values as documented;
+init_from_model= fine-tunes a stored model.
 
     training_options_test.py --server build/server/wfm-server --python-out build/python
 """
@@ -111,6 +112,33 @@ class TrainingOptionsTest(unittest.TestCase):
             self.client.train("no-such-data", "m", family="pointcloud", emb=1)
         self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
         self.assertIn("config.network.width: must be in [2, 4096], got 1", e.exception.message)
+
+    def test_init_from_model_fine_tunes_a_stored_model(self):
+        import numpy as np
+        from wfm_client import WfmError
+        rng = np.random.default_rng(3)
+        means = rng.normal(size=(8, 2))
+        covs = np.stack([np.eye(2) * (0.5 + 0.1 * i) for i in range(8)])
+        self.client.upload_gaussians("ft-a", means, covs)
+        self.client.upload_gaussians("ft-b", means + 1.0, covs)
+        tiny = dict(steps=3, batch=4, emb=16, layers=1, mlp=32)
+        self.client.train("ft-a", "ft-base", watch=True, **tiny)
+        job = self.client.train("ft-b", "ft-tuned", watch=True, init_from_model="ft-base",
+                                init_from_version=1, **tiny)
+        self.assertEqual(job.init_from_model, "ft-base")
+        self.assertEqual(job.init_from_version, 1)
+        info = self.client.model("ft-tuned")
+        self.assertEqual(info.init_from_model, "ft-base")
+        self.assertEqual(info.summary.dataset, "ft-b")
+        with self.assertRaises(WfmError) as e:
+            self.client.train("ft-b", "ft-wider", init_from_model="ft-base", **dict(tiny, emb=32))
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("config.network.width: 32 differs from the base model 'ft-base' (16)",
+                      e.exception.message)
+        with self.assertRaises(WfmError) as e:
+            self.client.train("ft-b", "ft-none", init_from_model="no-such-model", **tiny)
+        self.assertEqual(e.exception.code, "NOT_FOUND")
+        self.assertIn("init_from_model: model 'no-such-model' not found", e.exception.message)
 
 
 if __name__ == "__main__":

@@ -755,6 +755,60 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        "model: name is 65 characters long, the limit is 64"},
       {"train_model_taken", train(CloudTraining(), [](auto& r) { r.set_model("pcm"); }), kExists,
        "model: 'pcm' already exists (set overwrite to replace it)"},
+      // Fine-tuning (init_from_model): "pcm" is a point-cloud model of "pc"
+      // (dim 2, labels round / wide), "gm" a Gaussian one of "gs" (dim 2,
+      // labels a / b), "gcm" a Gaussian one of "ccells" (dim 3).
+      {"train_init_from_unknown_model",
+       train(CloudTraining(), [](auto& r) { r.set_init_from_model("nope"); }), kNotFound,
+       "init_from_model: model 'nope' not found"},
+      {"train_init_from_bad_name",
+       train(CloudTraining(), [](auto& r) { r.set_init_from_model("../pcm"); }), kInvalid,
+       "init_from_model: name may only hold"},
+      {"train_init_from_version_without_model",
+       train(CloudTraining(), [](auto& r) { r.set_init_from_version(1); }), kInvalid,
+       "init_from_version: only used with init_from_model"},
+      {"train_init_from_negative_version",
+       train(CloudTraining(),
+             [](auto& r) {
+               r.set_init_from_model("pcm");
+               r.set_init_from_version(-1);
+             }),
+       kInvalid, "init_from_version: must be >= 0 (0 = the current version), got -1"},
+      {"train_init_from_missing_version",
+       train(CloudTraining(),
+             [](auto& r) {
+               r.set_init_from_model("pcm");
+               r.set_init_from_version(2);
+             }),
+       kNotFound, "init_from_version: model 'pcm' has no version 2"},
+      {"train_init_from_other_family",
+       train(CloudTraining(), [](auto& r) { r.set_init_from_model("gm"); }), kInvalid,
+       "config.family: pointcloud differs from the base model 'gm' (gaussian)"},
+      {"train_init_from_other_width",
+       train(CloudTraining(),
+             [](auto& r) {
+               r.set_init_from_model("pcm");
+               r.mutable_config()->mutable_network()->set_width(32);
+             }),
+       kInvalid, "config.network.width: 32 differs from the base model 'pcm' (16)"},
+      {"train_init_from_other_layers",
+       train(GaussTraining(),
+             [](auto& r) {
+               r.set_init_from_model("gm");
+               r.mutable_config()->mutable_network()->set_layers(2);
+             }),
+       kInvalid, "config.network.layers: 2 differs from the base model 'gm' (1)"},
+      {"train_init_from_other_dim",
+       train(GaussTraining(), [](auto& r) { r.set_init_from_model("gcm"); }), kInvalid,
+       "dataset: 'gs' has dim 2, the base model 'gcm' dim 3"},
+      {"train_init_from_other_labels",
+       train(GaussTraining(),
+             [](auto& r) {
+               r.set_dataset("pc");
+               r.set_init_from_model("gm");
+             }),
+       kInvalid,
+       "dataset: 'pc' has discrete labels (round, wide), the base model 'gm' discrete labels (a, b)"},
       {"train_family_unspecified",
        train(CloudTraining(), [](auto& r) { r.mutable_config()->set_family(pb::FAMILY_UNSPECIFIED); }),
        kInvalid, "config.family: required"},

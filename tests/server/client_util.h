@@ -210,6 +210,14 @@ inline grpc::Status GetTrainingJob(pb::WfmService::Stub& stub, const std::string
   return Call(stub, &pb::WfmService::Stub::GetTrainingJob, request, job);
 }
 
+// Cancels the training job `id` (the server's status; the job in *job).
+inline grpc::Status CancelTrainingJob(pb::WfmService::Stub& stub, const std::string& id,
+                                      pb::TrainingJob* job) {
+  pb::CancelTrainingJobRequest request;
+  request.set_id(id);
+  return Call(stub, &pb::WfmService::Stub::CancelTrainingJob, request, job);
+}
+
 inline grpc::Status DeleteDataset(pb::WfmService::Stub& stub, const std::string& name) {
   pb::DeleteDatasetResponse reply;
   return CallNamed(stub, &pb::WfmService::Stub::DeleteDataset, name, &reply);

@@ -2,13 +2,17 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "model/checkpoint/checkpoint.h"
+#include "model/train/pointcloud_trainer.h"
 #include "repository/training_data.h"
 #include "server/metrics.h"
 #include "tests/server/store_test_util.h"
@@ -21,7 +25,57 @@ using repository::HoldoutIndices;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class JobManagerTest : public JobsTest {};
+class JobManagerTest : public JobsTest {
+ protected:
+  // What a server killed during job `id` leaves behind: its record, in state
+  // `state` at step `step`, naming the checkpoint of `checkpoint_step`, and
+  // that checkpoint unless checkpoint_step is 0 (the run's first steps,
+  // saved as the job manager saves them; with `other_data`, as if trained on
+  // an earlier version of the data set).
+  void LeaveInterruptedJob(const std::string& id, const TrainingRequest& r, int64_t checkpoint_step,
+                           int64_t step, bool other_data = false,
+                           JobState state = JobState::kRunning) {
+    JobStatus s;
+    s.id = id;
+    s.request = r;
+    s.state = state;
+    s.step = step;
+    s.total_steps = r.config.steps();
+    s.checkpoint_step = checkpoint_step;
+    s.created_unix_ms = 1;
+    ASSERT_TRUE(WriteJobRecord(dir_.path() + "/jobs", s).ok());
+    if (checkpoint_step == 0) return;
+    auto data = datasets_->Load(r.dataset);
+    ASSERT_TRUE(data.ok()) << data.status();
+    auto inputs = repository::MakeTrainingInputs(**data, nullptr, r.config);
+    ASSERT_TRUE(inputs.ok()) << inputs.status();
+    auto trainer = model::PointCloudTrainer::Create(inputs->clouds, r.config.pointcloud, r.dataset);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    for (int64_t k = 0; k < checkpoint_step; ++k) ASSERT_TRUE((*trainer)->Step().ok());
+    auto ckpt = (*trainer)->MakeCheckpoint(true);
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+    if (other_data) --inputs->origin.dataset_created_unix_ms;
+    ckpt->metadata["server"] = inputs->origin.ToJson();
+    fs::create_directories(dir_.path() + "/jobs/" + id);
+    ASSERT_TRUE(model::checkpoint::Write(CheckpointFile(id), *ckpt).ok());
+  }
+
+  std::string CheckpointFile(const std::string& id) const {
+    return dir_.path() + "/jobs/" + id + "/checkpoint.wfm";
+  }
+
+  // The tensors of a stored model's checkpoint whose names start with `prefix`.
+  std::map<std::string, at::Tensor> Tensors(const std::string& model, const std::string& prefix) {
+    std::map<std::string, at::Tensor> out;
+    auto ckpt = models_->ReadCheckpoint(model);
+    EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+    if (!ckpt.ok()) return out;
+    for (const auto& [name, tensor] : ckpt->tensors) {
+      if (name.rfind(prefix, 0) == 0) out[name] = tensor;
+    }
+    return out;
+  }
+};
 
 TEST_F(JobManagerTest, TrainsAndPublishesAPointCloudModel) {
   StoreClouds("shapes", testing::Ellipses(12, 1, true));
@@ -151,6 +205,7 @@ TEST_F(JobManagerTest, KeepsThePeriodicCheckpointOfACancelledJob) {
   EXPECT_GE(jobs_->Get(job->id)->checkpoint_step, 3);
 }
 
+// (The restart here does not resume interrupted jobs: --resume-interrupted-jobs=false.)
 TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
   StoreClouds("shapes", testing::Ellipses(6, 1));
   auto running = jobs_->Start(PointCloudRequest("shapes", "a", 1000000));
@@ -169,7 +224,7 @@ TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
   record["step"] = 42;
   std::ofstream(dir_.path() + "/jobs/job-7.json") << record.dump();
   std::ofstream(dir_.path() + "/jobs/job-8.json") << "{broken";
-  OpenJobs();
+  OpenJobs(1, /*resume_interrupted=*/false);
   auto interrupted = jobs_->Get("job-7");
   ASSERT_TRUE(interrupted.ok()) << interrupted.status();
   EXPECT_EQ(JobStateName(interrupted->state), "FAILED");
@@ -183,6 +238,146 @@ TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
   // The interrupted state was written back.
   std::ifstream again(dir_.path() + "/jobs/job-7.json");
   EXPECT_EQ(nlohmann::json::parse(again)["state"], "FAILED");
+}
+
+TEST_F(JobManagerTest, AResumedJobEndsWithTheParametersOfAnUninterruptedRun) {
+  StoreClouds("shapes", testing::Ellipses(8, 1));
+  TrainingRequest r = PointCloudRequest("shapes", "whole", 12);
+  r.config.pointcloud.checkpoint_every = 4;
+  r.config.pointcloud.optimizer.ema_decay = 0.9;  // the moving average resumes too
+  auto whole = jobs_->Start(r);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_EQ(JobStateName(WaitForEnd(whole->id).state), "SUCCEEDED");
+
+  // The same run, killed at step 6 after its checkpoint at step 4.
+  r.model = "resumed";
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-5", r, 4, 6));
+  OpenJobs();
+  const JobStatus done = WaitForEnd("job-5");
+  ASSERT_EQ(JobStateName(done.state), "SUCCEEDED") << done.error;
+  EXPECT_EQ(done.resumes, 1);
+  EXPECT_EQ(done.resumed_from_step, 4);
+  EXPECT_EQ(done.step, 12);
+  EXPECT_EQ(done.checkpoint_step, 8);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/jobs/job-5"));
+  // Same seed, same threads: bit for bit the uninterrupted run's weights,
+  // moving average and optimizer state.
+  const std::map<std::string, at::Tensor> expected = Tensors("whole", "");
+  const std::map<std::string, at::Tensor> got = Tensors("resumed", "");
+  ASSERT_EQ(got.size(), expected.size());
+  ASSERT_FALSE(expected.empty());
+  for (const auto& [name, tensor] : expected) {
+    ASSERT_EQ(got.count(name), 1u) << name;
+    EXPECT_TRUE(at::equal(got.at(name), tensor)) << name;
+  }
+  auto resumed = models_->Get("resumed");
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ((*resumed)->info.origin.job, "job-5");
+  EXPECT_EQ((*resumed)->info.summary.steps, 12);
+
+  // Killed after publishing, before the final record: a restart does not
+  // train it again.
+  const int64_t published = (*resumed)->info.created_unix_ms;
+  LeaveInterruptedJob("job-5", r, 0, 12);
+  OpenJobs();
+  auto again = jobs_->Get("job-5");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(JobStateName(again->state), "SUCCEEDED");
+  EXPECT_EQ(again->resumes, 0);
+  EXPECT_EQ((*models_->Get("resumed"))->info.created_unix_ms, published);
+  EXPECT_EQ(jobs_->List().size(), 2u);
+}
+
+TEST_F(JobManagerTest, AResumptionFailsClearlyWithoutItsCheckpointOrOnReplacedData) {
+  StoreClouds("shapes", testing::Ellipses(8, 1));
+  TrainingRequest r = PointCloudRequest("shapes", "a", 12);
+  r.config.pointcloud.checkpoint_every = 4;
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-1", r, 4, 5));
+  fs::remove(CheckpointFile("job-1"));
+  r.model = "b";
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-2", r, 4, 5));
+  fs::resize_file(CheckpointFile("job-2"), 100);
+  r.model = "c";
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-3", r, 4, 5, /*other_data=*/true));
+  // Killed before its first checkpoint, and one that was still queued:
+  // both start afresh.
+  r.model = "d";
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-4", r, 0, 2));
+  r.model = "e";
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-6", r, 0, 0, false, JobState::kQueued));
+  OpenJobs();
+  const JobStatus missing = WaitForEnd("job-1");
+  EXPECT_EQ(JobStateName(missing.state), "FAILED");
+  EXPECT_EQ(missing.error, "DATA_LOSS: cannot resume: the checkpoint of step 4 (" +
+                               CheckpointFile("job-1") + ") is missing");
+  const JobStatus corrupt = WaitForEnd("job-2");
+  EXPECT_EQ(JobStateName(corrupt.state), "FAILED");
+  EXPECT_THAT(corrupt.error,
+              StartsWith("DATA_LOSS: cannot resume: " + CheckpointFile("job-2") + ": "));
+  const JobStatus replaced = WaitForEnd("job-3");
+  EXPECT_EQ(JobStateName(replaced.state), "FAILED");
+  EXPECT_THAT(replaced.error,
+              StartsWith("FAILED_PRECONDITION: cannot resume: dataset 'shapes' was replaced"));
+  for (const char* id : {"job-4", "job-6"}) {
+    const JobStatus afresh = WaitForEnd(id);
+    EXPECT_EQ(JobStateName(afresh.state), "SUCCEEDED") << id << ": " << afresh.error;
+    EXPECT_EQ(afresh.resumes, 1);
+    EXPECT_EQ(afresh.resumed_from_step, 0);
+    EXPECT_EQ(afresh.step, 12);
+  }
+  EXPECT_FALSE(models_->Contains("a"));
+  EXPECT_FALSE(models_->Contains("b"));
+  EXPECT_FALSE(models_->Contains("c"));
+  EXPECT_TRUE(models_->Contains("d"));
+  EXPECT_TRUE(models_->Contains("e"));
+}
+
+TEST_F(JobManagerTest, FineTuningStartsFromAStoredModelsWeights) {
+  StoreClouds("shapes", testing::Ellipses(8, 1));
+  StoreClouds("more", testing::Ellipses(6, 2));
+  auto base = jobs_->Start(PointCloudRequest("shapes", "base", 10));
+  ASSERT_TRUE(base.ok()) << base.status();
+  ASSERT_EQ(JobStateName(WaitForEnd(base->id).state), "SUCCEEDED");
+  // One step at a vanishing learning rate keeps the starting weights: the
+  // base model's with init_from_model, a fresh network's without.
+  TrainingRequest t = PointCloudRequest("more", "fresh", 1);
+  t.config.pointcloud.optimizer.learning_rate = 1e-20;
+  t.config.pointcloud.optimizer.seed = 7;
+  auto fresh = jobs_->Start(t);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  t.model = "tuned";
+  t.init_from_model = "base";
+  auto tuned = jobs_->Start(t);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  ASSERT_EQ(JobStateName(WaitForEnd(fresh->id).state), "SUCCEEDED");
+  const JobStatus done = WaitForEnd(tuned->id);
+  ASSERT_EQ(JobStateName(done.state), "SUCCEEDED") << done.error;
+  EXPECT_EQ(done.request.init_from_model, "base");
+  const std::map<std::string, at::Tensor> from = Tensors("base", "model.");
+  const std::map<std::string, at::Tensor> tuned_weights = Tensors("tuned", "model.");
+  const std::map<std::string, at::Tensor> fresh_weights = Tensors("fresh", "model.");
+  ASSERT_EQ(tuned_weights.size(), from.size());
+  bool fresh_differs = false;
+  for (const auto& [name, tensor] : from) {
+    EXPECT_TRUE(at::allclose(tuned_weights.at(name), tensor, 0.0, 1e-12)) << name;
+    fresh_differs = fresh_differs || !at::allclose(fresh_weights.at(name), tensor, 0.0, 1e-6);
+  }
+  EXPECT_TRUE(fresh_differs);
+  auto info = models_->Get("tuned");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ((*info)->info.origin.init_from_model, "base");
+  EXPECT_EQ((*info)->info.origin.dataset, "more");
+
+  // A base model replaced after the job was queued is refused.
+  t.model = "late";
+  t.init_from_created_unix_ms = (*models_->Get("base"))->info.created_unix_ms - 1;
+  ASSERT_NO_FATAL_FAILURE(LeaveInterruptedJob("job-9", t, 0, 0, false, JobState::kQueued));
+  OpenJobs();
+  const JobStatus late = WaitForEnd("job-9");
+  EXPECT_EQ(JobStateName(late.state), "FAILED");
+  EXPECT_EQ(late.error,
+            "FAILED_PRECONDITION: init_from_model: model 'base' was replaced after the job was "
+            "queued; start a new job to fine-tune it");
 }
 
 TEST_F(JobManagerTest, WatchersSeeProgressAtLeastEverySecond) {

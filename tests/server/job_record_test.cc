@@ -92,6 +92,24 @@ TEST(JobRecordTest, JsonKeepsTheRequestAndTheProgress) {
   EXPECT_EQ(back->started_unix_ms, 1700000000002);
   EXPECT_EQ(back->checkpoint_step, 10);
   EXPECT_EQ(back->version, 0);
+  EXPECT_EQ(back->request.init_from_model, "");
+  EXPECT_EQ(back->resumes, 0);
+
+  // A resumed fine-tuning job keeps its base model and its resumptions.
+  JobStatus tuned = s;
+  tuned.request.init_from_model = "base";
+  tuned.request.init_from_version = 1;
+  tuned.request.init_from_created_unix_ms = 1700000000000;
+  tuned.resumes = 2;
+  tuned.resumed_from_step = 10;
+  absl::StatusOr<JobStatus> tuned_back =
+      JobRecordFromJson(nlohmann::json::parse(JobRecordToJson(tuned).dump()));
+  ASSERT_TRUE(tuned_back.ok()) << tuned_back.status();
+  EXPECT_EQ(tuned_back->request.init_from_model, "base");
+  EXPECT_EQ(tuned_back->request.init_from_version, 1);
+  EXPECT_EQ(tuned_back->request.init_from_created_unix_ms, 1700000000000);
+  EXPECT_EQ(tuned_back->resumes, 2);
+  EXPECT_EQ(tuned_back->resumed_from_step, 10);
 
   // A diverged loss is stored as null and read back as 0.
   JobStatus diverged = s;

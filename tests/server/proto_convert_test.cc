@@ -189,6 +189,11 @@ TEST(ProtoConvertTest, JobStatusEveryFieldAndState) {
   s.created_unix_ms = 1;
   s.started_unix_ms = 2;
   s.finished_unix_ms = 3;
+  s.request.init_from_model = "base";
+  s.request.init_from_version = 1;
+  s.checkpoint_step = 10;
+  s.resumes = 2;
+  s.resumed_from_step = 5;
   pb::TrainingJob j;
   ToProto(s, &j);
   EXPECT_EQ(j.id(), "job-7");
@@ -205,6 +210,11 @@ TEST(ProtoConvertTest, JobStatusEveryFieldAndState) {
   EXPECT_EQ(j.created_unix_ms(), 1);
   EXPECT_EQ(j.started_unix_ms(), 2);
   EXPECT_EQ(j.finished_unix_ms(), 3);
+  EXPECT_EQ(j.init_from_model(), "base");
+  EXPECT_EQ(j.init_from_version(), 1);
+  EXPECT_EQ(j.checkpoint_step(), 10);
+  EXPECT_EQ(j.resumes(), 2);
+  EXPECT_EQ(j.resumed_from_step(), 5);
   EXPECT_TRUE(j.has_config());
   const std::vector<std::pair<JobState, pb::JobState>> states = {
       {JobState::kQueued, pb::QUEUED},       {JobState::kRunning, pb::RUNNING},
@@ -242,9 +252,13 @@ TEST(ProtoConvertTest, ModelInfoEveryFieldOutsideTheConfiguration) {
   info.parameters = 4321;
   info.size_bytes = 8765;
   info.default_guidance = 1.5;
+  info.origin.init_from_model = "base";
+  info.origin.init_from_version = 1;
   pb::ModelInfo m;
   ToProto(info, &m);
   EXPECT_EQ(m.name(), "niches");
+  EXPECT_EQ(m.init_from_model(), "base");
+  EXPECT_EQ(m.init_from_version(), 1);
   EXPECT_EQ(m.family(), pb::FAMILY_POINTCLOUD);
   EXPECT_EQ(m.dim(), 6);
   EXPECT_EQ(m.label_type(), pb::LABEL_TYPE_DISCRETE);

@@ -135,11 +135,12 @@ class JobsTest : public ::testing::Test {
     OpenJobs();
   }
 
-  void OpenJobs(int max_jobs = 1) {
+  void OpenJobs(int max_jobs = 1, bool resume_interrupted = true) {
     jobs_.reset();
     JobManagerOptions options;
     options.root = dir_.path() + "/jobs";
     options.max_jobs = max_jobs;
+    options.resume_interrupted = resume_interrupted;
     auto jobs = JobManager::Open(options, datasets_.get(), models_.get(), &metrics_);
     ASSERT_TRUE(jobs.ok()) << jobs.status();
     jobs_ = std::move(jobs).value();

@@ -163,6 +163,32 @@ TEST(PointCloudTrainerTest, ResumeContinuesTheSameRun) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(PointCloudTrainerTest, FineTuningStartsFromAServedModelsWeights) {
+  const io::PointCloudSet data = testing::Ellipses(20, 5);
+  auto base = PointCloudTrainer::Create(data, Tiny(3), "d");
+  ASSERT_TRUE(base.ok());
+  ASSERT_TRUE((*base)->Train().ok());
+  auto served = (*base)->MakeCheckpoint(/*with_optimizer=*/false);
+  ASSERT_TRUE(served.ok()) << served.status();
+  PointCloudTrainConfig c = Tiny(2);
+  c.optimizer.seed = 9;
+  auto tuned = PointCloudTrainer::Create(testing::Ellipses(12, 6), c, "other");
+  ASSERT_TRUE(tuned.ok());
+  EXPECT_FALSE(at::equal(Parameters(**tuned), Parameters(**base)));
+  ASSERT_TRUE((*tuned)->InitWeightsFrom(*served).ok());
+  EXPECT_TRUE(at::equal(Parameters(**tuned), Parameters(**base)));
+  EXPECT_EQ((*tuned)->step(), 0);  // a new run: step, optimizer and stream afresh
+  ASSERT_TRUE((*tuned)->Train().ok());
+  EXPECT_EQ((*tuned)->step(), 2);
+  // A network of another shape is refused, naming a parameter.
+  c.network.mlp_hidden *= 2;
+  auto wider = PointCloudTrainer::Create(data, c, "d");
+  ASSERT_TRUE(wider.ok());
+  const absl::Status refused = (*wider)->InitWeightsFrom(*served);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("parameter '"));
+}
+
 TEST(PointCloudTrainerTest, CheckpointRoundTripSamplesIdentically) {
   const io::PointCloudSet data = testing::Ellipses(20, 6, /*labelled=*/true);
   auto t = PointCloudTrainer::Create(data, Tiny(4), "d");
