@@ -5,7 +5,11 @@ over seeds, against the reference port (../shared/anchors).
     /usr/bin/python3 bench/quality/quality.py run --data letters,cellstates \\
         --configs ref,default --seeds 1,2,3 [--steps 3000] [--anchor]
     /usr/bin/python3 bench/quality/quality.py table [--data ...] [--configs ...]
-    /usr/bin/python3 bench/quality/quality.py configs
+    /usr/bin/python3 bench/quality/quality.py baselines
+
+`baselines` prints the tissue niches' composition distance of the cell
+classifier on real held-out niches (the floor) and of a generator that
+ignores the centre's type.
 
 `run` starts a local wfm-server (build/server/wfm-server, one compute thread,
 a temporary data folder), uploads each development data set (datasets.py:
@@ -25,7 +29,7 @@ process CPU time over training.
 Configurations are named sets of training options (the `wfm train` flags
 with '_' for '-'): `ref` sets the reference's settings explicitly, `default`
 sets nothing (the server's defaults), and NAME=key=value,... on the command
-line defines another one on top of `ref` (`--configs 'ref;ema=ema=0.999,warmup=100'`: ';' separates
+line defines another one on top of `ref` (`--configs 'ref;ema=ema=0.999,warmup_steps=100'`: ';' separates
 configurations, ',' options), or
 on top of `default` when NAME starts with `default+`. Each finished run is
 stored as JSON under --results (default build/quality) and reused by later
@@ -75,7 +79,7 @@ REF = {
 }
 # Options added later that `ref` must pin to the reference's behaviour once
 # they exist (ignored by servers that do not know them).
-REF_NEW = {"ema": 0.0, "time_dist": "uniform", "warmup": 0, "schedule": "exponential",
+REF_NEW = {"ema": 0.0, "t_dist": "uniform", "warmup_steps": 0, "lr_schedule": "exponential",
            "weight_decay": 0.0, "feature_transform": "none"}
 
 
@@ -264,6 +268,10 @@ def wfm_run(client, server, data, dataset_name, config, steps, seed, known):
         opts.update({k: v for k, v in REF_NEW.items() if k in known})
         if family == "gaussian":
             opts.pop("feature_transform", None)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SystemExit(f"quality.py: the server has no training option {', '.join(unknown)} "
+                         "(wfm train --help lists them; '_' for '-')")
     opts.update(options)
     opts = {k: v for k, v in opts.items() if _applies(client, k, family)}
     opts["steps"] = steps
