@@ -114,11 +114,6 @@ absl::Status Upload(CliContext& context, const UploadFlags& flags) {
       unit = "clouds";
     } else {
       WFM_ASSIGN_OR_RETURN(gaussians, io::GaussiansFromArrays(std::move(arrays), flags.file));
-      if (gaussians.labels.kind == io::Labels::Kind::kContinuous) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            flags.file, ": labels: float (continuous) labels on Gaussians; Gaussian data sets "
-                        "take discrete labels (integers or strings) only"));
-      }
       WFM_ASSIGN_OR_RETURN(header, GaussianHeader(info, gaussians));
       chunker = std::make_unique<GaussianChunker>(gaussians);
       unit = "Gaussians";

@@ -320,7 +320,8 @@ std::vector<TrainingOption> MakeTable() {
   t.push_back(Option(
       "p-uncond", kFlow,
       "probability of replacing the label or condition by the null one in training",
-      {Field(F::kPointCloud, "pointcloud.p_uncond", FromUpTo(0, 1), WFM_MEMBER(pointcloud.p_uncond)),
+      {Field(F::kPointCloud, "pointcloud.p_uncond", FromUpTo(0, 1),
+             WFM_MEMBER(pointcloud.p_uncond)),
        Field(F::kGaussian, "gaussian.p_uncond", FromUpTo(0, 1), WFM_MEMBER(gaussian.p_uncond))}));
   t.push_back(Option("subsample-points", kFlow, "points drawn per data cloud and step (0 = all)",
                      PointCloudOnly("pointcloud.subsample_points", AtLeast(0),
