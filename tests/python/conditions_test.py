@@ -22,8 +22,9 @@ wfm-server, with .h5ad files written by the anndata library:
   * GAUSSIANS data sets carry conditions: upload_gaussians(adata=...,
     condition_keys=[...]) of an .h5ad whose rows are the Gaussians (obs
     columns the conditions, obsm the means and covariances) stores the
-    vectors computed here and the encoding, `wfm upload` stores the float
-    labels of an .npz; a Gaussian model trained on them with --guidance 2
+    vectors computed here and the encoding, `wfm upload --means-key
+    --covs-key --condition-key` of the same file the same, `wfm upload`
+    the float labels of an .npz; a Gaussian model trained on them with --guidance 2
     (condition dropout p_uncond) samples guided through sample_gaussians(
     guidance=...) and `wfm sample --guidance` alike: γ 0 is the
     unconditional mixture, γ 1 and 2 the condition's cell states.
@@ -314,6 +315,27 @@ class ConditionsTest(unittest.TestCase):
         arrays = stored_arrays(self.data_dir, "g-states")
         np.testing.assert_array_equal(arrays["labels"], expected)
         np.testing.assert_array_equal(arrays["means"], means)
+        # The tool: the same .h5ad (--means-key, --covs-key, --condition-key)
+        # stores the same vectors and encoding.
+        self.wfm("upload", path, "--name", "g-states-tool", "--means-key", "mean",
+                 "--covs-key", "cov", "--condition-key", "cell_type", "--condition-key", "age")
+        tool = stored_arrays(self.data_dir, "g-states-tool")
+        for key in ("labels", "means", "covs"):
+            np.testing.assert_array_equal(tool[key], arrays[key], key)
+        self.assertEqual(self.client.dataset("g-states-tool").condition_columns,
+                         stored.condition_columns)
+        for args, message in [
+                (["--means-key", "mean"], "--means-key and --covs-key: Gaussians from an .h5ad "
+                                          "need both"),
+                (["--means-key", "mean", "--covs-key", "mean"],
+                 "obsm/mean (--covs-key): shape [48, 2]; covariances of the means need [48, 2, 2]"),
+                (["--means-key", "mean", "--covs-key", "cov", "--sample-key", "age"],
+                 "--sample-key applies to spatial cells, not to Gaussians"),
+                (["--means-key", "mean", "--covs-key", "cov", "--condition-key", "tissue"],
+                 "--condition-key tissue")]:
+            run = self.wfm("upload", path, "--name", "g-bad", *args, ok=False)
+            self.assertNotEqual(run.returncode, 0)
+            self.assertIn(message, run.stderr)
         # The tool: an .npz with float labels is a set of condition vectors.
         npz = os.path.join(self.tmp, "states.npz")
         np.savez(npz, means=means, covs=covs, labels=expected)
