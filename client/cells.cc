@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/conditions.h"
 #include "client/isolated.h"
 #include "model/common/status.h"
@@ -115,6 +116,23 @@ absl::Status ValidateSpatialCells(const SpatialCells& cells, absl::string_view s
 
 namespace {
 
+// The rows' labels or condition vectors from --condition-key `keys`: one key
+// naming a categorical, string, integer or bool obs column gives discrete
+// labels (into *labels, as --label-key; the table is then empty), otherwise
+// the keys are encoded into condition vectors.
+absl::StatusOr<ConditionTable> ReadConditionKeys(const io::H5adFile& file,
+                                                 const std::vector<std::string>& keys,
+                                                 std::vector<std::string>* labels) {
+  bool single_label = false;
+  if (keys.size() == 1 && !absl::StartsWith(keys[0], "obsm:")) {
+    absl::StatusOr<io::ObsColumn> column = file.ReadObsColumn(keys[0]);
+    single_label = column.ok() && column->kind != io::ObsColumn::Kind::kFloat;
+  }
+  if (!single_label) return ReadConditions(file, keys);
+  WFM_ASSIGN_OR_RETURN(*labels, ColumnTexts(file, keys[0], "--condition-key"));
+  return ConditionTable();
+}
+
 absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
                                                        const CellReadOptions& options) {
   WFM_ASSIGN_OR_RETURN(io::H5adFile file, io::H5adFile::Open(path));
@@ -147,16 +165,9 @@ absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
   if (!options.label_key.empty()) {
     WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, options.label_key, "--label-key"));
   }
-  const std::vector<std::string>& keys = options.condition_keys;
-  bool single_label = false;
-  if (keys.size() == 1 && !absl::StartsWith(keys[0], "obsm:")) {
-    absl::StatusOr<io::ObsColumn> column = file.ReadObsColumn(keys[0]);
-    single_label = column.ok() && column->kind != io::ObsColumn::Kind::kFloat;
-  }
-  if (single_label) {  // one label column: discrete labels, as --label-key
-    WFM_ASSIGN_OR_RETURN(cells.labels, ColumnTexts(file, keys[0], "--condition-key"));
-  } else if (!keys.empty()) {
-    WFM_ASSIGN_OR_RETURN(ConditionTable table, ReadConditions(file, keys));
+  if (!options.condition_keys.empty()) {
+    WFM_ASSIGN_OR_RETURN(ConditionTable table,
+                         ReadConditionKeys(file, options.condition_keys, &cells.labels));
     cells.condition_dim = table.width;
     cells.conditions = std::move(table.values);
     cells.condition_columns = std::move(table.columns);
@@ -168,14 +179,55 @@ absl::StatusOr<SpatialCells> ReadSpatialCellsInProcess(const std::string& path,
   return cells;
 }
 
+absl::StatusOr<H5adGaussians> ReadGaussiansInProcess(const std::string& path,
+                                                     const GaussianReadOptions& options) {
+  WFM_ASSIGN_OR_RETURN(io::H5adFile file, io::H5adFile::Open(path));
+  absl::StatusOr<io::DenseArray> means = file.ReadObsmArray(options.means_key);
+  if (!means.ok()) return WithSource(means.status(), path);
+  absl::StatusOr<io::DenseArray> covs = file.ReadObsmArray(options.covs_key);
+  if (!covs.ok()) return WithSource(covs.status(), path);
+  const auto shape = [](const std::vector<int64_t>& dims) {
+    return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
+  };
+  if (means->shape.size() != 2 || means->shape[1] < 1) {
+    return Invalid(path, absl::StrCat("obsm/", options.means_key, " (--means-key): shape ",
+                                      shape(means->shape), "; means need [n_obs, d]"));
+  }
+  const int64_t n = means->shape[0], d = means->shape[1];
+  if (covs->shape != std::vector<int64_t>{n, d, d}) {
+    return Invalid(path, absl::StrCat("obsm/", options.covs_key, " (--covs-key): shape ",
+                                      shape(covs->shape), "; covariances of the means need ",
+                                      shape({n, d, d})));
+  }
+  H5adGaussians out;
+  out.gaussians.dim = d;
+  out.gaussians.means = std::move(means->values);
+  out.gaussians.covs = std::move(covs->values);
+  if (!options.condition_keys.empty()) {
+    std::vector<std::string> labels;
+    WFM_ASSIGN_OR_RETURN(ConditionTable table,
+                         ReadConditionKeys(file, options.condition_keys, &labels));
+    if (!labels.empty()) {
+      out.gaussians.labels = io::Labels::FromStrings(std::move(labels));
+    } else {
+      out.gaussians.labels = io::Labels::FromContinuous(std::move(table.values), table.width);
+      out.condition_columns = std::move(table.columns);
+    }
+  }
+  WFM_RETURN_IF_ERROR(io::ValidateGaussianSet(out.gaussians, path));
+  return out;
+}
+
 // SpatialCells <-> bytes, for the child process that reads the file: sizes
 // as uint64 and values in this machine's layout (both ends are one binary).
 void PutSize(std::string& out, uint64_t n) { out.append(reinterpret_cast<const char*>(&n), 8); }
 
-void PutFloats(std::string& out, const std::vector<float>& values) {
+template <typename T>
+void PutValues(std::string& out, const std::vector<T>& values) {
   PutSize(out, values.size());
-  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
+void PutFloats(std::string& out, const std::vector<float>& values) { PutValues(out, values); }
 
 void PutTexts(std::string& out, const std::vector<std::string>& texts) {
   PutSize(out, texts.size());
@@ -183,6 +235,12 @@ void PutTexts(std::string& out, const std::vector<std::string>& texts) {
     PutSize(out, text.size());
     out += text;
   }
+}
+
+void PutColumns(std::string& out, const std::vector<v1::ConditionColumn>& columns) {
+  std::vector<std::string> texts;
+  for (const v1::ConditionColumn& c : columns) texts.push_back(c.SerializeAsString());
+  PutTexts(out, texts);
 }
 
 std::string EncodeCells(const SpatialCells& cells) {
@@ -196,11 +254,7 @@ std::string EncodeCells(const SpatialCells& cells) {
   PutTexts(out, cells.feature_names);
   PutSize(out, static_cast<uint64_t>(cells.condition_dim));
   PutFloats(out, cells.conditions);
-  std::vector<std::string> columns;
-  for (const v1::ConditionColumn& c : cells.condition_columns) {
-    columns.push_back(c.SerializeAsString());
-  }
-  PutTexts(out, columns);
+  PutColumns(out, cells.condition_columns);
   return out;
 }
 
@@ -214,14 +268,16 @@ class Decoder {
     bytes_.remove_prefix(8);
     return true;
   }
-  bool Floats(std::vector<float>& values) {
+  template <typename T>
+  bool Values(std::vector<T>& values) {
     uint64_t n = 0;
-    if (!Size(n) || n > bytes_.size() / sizeof(float)) return false;
+    if (!Size(n) || n > bytes_.size() / sizeof(T)) return false;
     values.resize(n);
-    if (n > 0) std::memcpy(values.data(), bytes_.data(), n * sizeof(float));  // data() may be null
-    bytes_.remove_prefix(n * sizeof(float));
+    if (n > 0) std::memcpy(values.data(), bytes_.data(), n * sizeof(T));  // data() may be null
+    bytes_.remove_prefix(n * sizeof(T));
     return true;
   }
+  bool Floats(std::vector<float>& values) { return Values(values); }
   bool Texts(std::vector<std::string>& texts) {
     uint64_t n = 0;
     if (!Size(n) || n > bytes_.size() / 8) return false;
@@ -240,6 +296,52 @@ class Decoder {
   absl::string_view bytes_;
 };
 
+absl::Status Malformed(absl::string_view path) {
+  return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+}
+
+absl::Status ParseColumns(const std::vector<std::string>& texts, absl::string_view path,
+                          std::vector<v1::ConditionColumn>* columns) {
+  for (const std::string& bytes : texts) {
+    if (!columns->emplace_back().ParseFromString(bytes)) return Malformed(path);
+  }
+  return absl::OkStatus();
+}
+
+// H5adGaussians <-> bytes, as the cells. Labels travel as texts (discrete)
+// or values and their width (continuous).
+std::string EncodeGaussians(const H5adGaussians& g) {
+  std::string out;
+  PutSize(out, static_cast<uint64_t>(g.gaussians.dim));
+  PutValues(out, g.gaussians.means);
+  PutValues(out, g.gaussians.covs);
+  PutTexts(out, g.gaussians.labels.strings);
+  PutSize(out, static_cast<uint64_t>(g.gaussians.labels.width));
+  PutFloats(out, g.gaussians.labels.values);
+  PutColumns(out, g.condition_columns);
+  return out;
+}
+
+absl::StatusOr<H5adGaussians> DecodeGaussians(absl::string_view bytes, absl::string_view path) {
+  H5adGaussians g;
+  Decoder in(bytes);
+  uint64_t dim = 0, width = 0;
+  std::vector<std::string> labels, columns;
+  std::vector<float> values;
+  if (!in.Size(dim) || !in.Values(g.gaussians.means) || !in.Values(g.gaussians.covs) ||
+      !in.Texts(labels) || !in.Size(width) || !in.Floats(values) || !in.Texts(columns) ||
+      !in.Done()) {
+    return Malformed(path);
+  }
+  g.gaussians.dim = static_cast<int64_t>(dim);
+  if (!labels.empty()) g.gaussians.labels = io::Labels::FromStrings(std::move(labels));
+  if (width > 0) {
+    g.gaussians.labels = io::Labels::FromContinuous(std::move(values), static_cast<int64_t>(width));
+  }
+  WFM_RETURN_IF_ERROR(ParseColumns(columns, path, &g.condition_columns));
+  return g;
+}
+
 absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_view path) {
   SpatialCells cells;
   Decoder in(bytes);
@@ -249,33 +351,46 @@ absl::StatusOr<SpatialCells> DecodeCells(absl::string_view bytes, absl::string_v
       !in.Texts(cells.sample_ids) || !in.Texts(cells.labels) || !in.Texts(cells.feature_names) ||
       !in.Size(condition_dim) || !in.Floats(cells.conditions) || !in.Texts(columns) ||
       !in.Done()) {
-    return absl::InternalError(absl::StrCat(path, ": the reader process sent a malformed result"));
+    return Malformed(path);
   }
   cells.condition_dim = static_cast<int64_t>(condition_dim);
-  for (const std::string& bytes : columns) {
-    if (!cells.condition_columns.emplace_back().ParseFromString(bytes)) {
-      return absl::InternalError(
-          absl::StrCat(path, ": the reader process sent a malformed result"));
-    }
-  }
+  WFM_RETURN_IF_ERROR(ParseColumns(columns, path, &cells.condition_columns));
   cells.dim = static_cast<int64_t>(dim);
   cells.spatial_dim = static_cast<int64_t>(spatial_dim);
   return cells;
+}
+
+// What `read` gives, read in a child process (client/isolated.h) and sent
+// back through `encode` / `decode`.
+template <typename T, typename Read>
+absl::StatusOr<T> ReadIsolated(const std::string& path, absl::Duration timeout, const Read& read,
+                               std::string (*encode)(const T&),
+                               absl::StatusOr<T> (*decode)(absl::string_view, absl::string_view)) {
+  WFM_ASSIGN_OR_RETURN(
+      const std::string bytes,
+      RunIsolated(
+          [&]() -> absl::StatusOr<std::string> {
+            WFM_ASSIGN_OR_RETURN(const T value, read());
+            return encode(value);
+          },
+          timeout, absl::StrCat(path, ": reading the .h5ad file")));
+  return decode(bytes, path);
 }
 
 }  // namespace
 
 absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
                                               const CellReadOptions& options) {
-  WFM_ASSIGN_OR_RETURN(
-      const std::string bytes,
-      RunIsolated(
-          [&]() -> absl::StatusOr<std::string> {
-            WFM_ASSIGN_OR_RETURN(const SpatialCells cells, ReadSpatialCellsInProcess(path, options));
-            return EncodeCells(cells);
-          },
-          options.timeout, absl::StrCat(path, ": reading the .h5ad file")));
-  return DecodeCells(bytes, path);
+  return ReadIsolated<SpatialCells>(
+      path, options.timeout, [&] { return ReadSpatialCellsInProcess(path, options); },
+      &EncodeCells, &DecodeCells);
+}
+
+absl::StatusOr<H5adGaussians> ReadGaussiansH5ad(const std::string& path,
+                                                const GaussianReadOptions& options) {
+  return ReadIsolated<H5adGaussians>(
+      path, options.timeout, [&] { return ReadGaussiansInProcess(path, options); },
+      &EncodeGaussians, &DecodeGaussians);
 }
 
 }  // namespace wfm::client

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "model/io/point_sets.h"
 #include "wfm/v1/types.pb.h"
 
 namespace wfm::client {
@@ -72,6 +73,26 @@ struct CellReadOptions {
 // hangs on the file (see CellReadOptions::timeout).
 absl::StatusOr<SpatialCells> ReadSpatialCells(const std::string& path,
                                               const CellReadOptions& options);
+
+// Gaussians read from an .h5ad whose rows (obs) are the Gaussians: means
+// obsm[means_key] [n_obs, d], covariances obsm[covs_key] [n_obs, d, d]
+// (dense, read as float64; the tool's --means-key, --covs-key), and labels
+// or condition vectors from condition_keys exactly as for cells.
+struct GaussianReadOptions {
+  std::string means_key;
+  std::string covs_key;
+  std::vector<std::string> condition_keys;
+  absl::Duration timeout = absl::Minutes(10);  // as CellReadOptions::timeout
+};
+struct H5adGaussians {
+  // Labels: discrete (one label key), the condition vectors (continuous), or none.
+  model::io::GaussianSet gaussians;
+  std::vector<v1::ConditionColumn> condition_columns;  // the vectors' encoding
+};
+// Reads and validates (io::ValidateGaussianSet). Errors as ReadSpatialCells,
+// naming --means-key / --covs-key for arrays of the wrong shape.
+absl::StatusOr<H5adGaussians> ReadGaussiansH5ad(const std::string& path,
+                                                const GaussianReadOptions& options);
 
 }  // namespace wfm::client
 

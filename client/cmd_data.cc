@@ -26,6 +26,9 @@ struct UploadFlags {
   std::string description;
   bool overwrite = false;
   CellReadOptions cells;
+  // .h5ad Gaussians: obsm keys of the means and covariances.
+  std::string means_key;
+  std::string covs_key;
   bool json = false;
   // Set when the .h5ad-only flags were given (an error for .npz files).
   std::vector<std::string> h5ad_flags;
@@ -83,7 +86,8 @@ absl::Status Upload(CliContext& context, const UploadFlags& flags) {
   if (ext != ".npz" && ext != ".h5ad") {
     return absl::InvalidArgumentError(absl::StrCat(
         flags.file, ": unsupported file type '", ext.empty() ? std::string("(none)") : ext,
-        "'; upload takes .npz (point clouds or Gaussians) or .h5ad (spatial cells)"));
+        "'; upload takes .npz (point clouds or Gaussians) or .h5ad (spatial cells, or "
+        "Gaussians with --means-key and --covs-key)"));
   }
   if (ext == ".npz" && !flags.h5ad_flags.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(flags.h5ad_flags, ", "),
@@ -114,15 +118,34 @@ absl::Status Upload(CliContext& context, const UploadFlags& flags) {
       unit = "clouds";
     } else {
       WFM_ASSIGN_OR_RETURN(gaussians, io::GaussiansFromArrays(std::move(arrays), flags.file));
-      if (gaussians.labels.kind == io::Labels::Kind::kContinuous) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            flags.file, ": labels: float (continuous) labels on Gaussians; Gaussian data sets "
-                        "take discrete labels (integers or strings) only"));
-      }
       WFM_ASSIGN_OR_RETURN(header, GaussianHeader(info, gaussians));
       chunker = std::make_unique<GaussianChunker>(gaussians);
       unit = "Gaussians";
     }
+  } else if (!flags.means_key.empty() || !flags.covs_key.empty()) {
+    // Gaussians: one per obs row, with labels or conditions from obs/obsm.
+    if (flags.means_key.empty() || flags.covs_key.empty()) {
+      return absl::InvalidArgumentError(
+          "--means-key and --covs-key: Gaussians from an .h5ad need both (obsm keys)");
+    }
+    for (const std::string& flag : flags.h5ad_flags) {
+      if (flag != "--means-key" && flag != "--covs-key" && flag != "--condition-key") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, " applies to spatial cells, not to Gaussians (--means-key)"));
+      }
+    }
+    GaussianReadOptions options;
+    options.means_key = flags.means_key;
+    options.covs_key = flags.covs_key;
+    options.condition_keys = flags.cells.condition_keys;
+    WFM_ASSIGN_OR_RETURN(H5adGaussians read, ReadGaussiansH5ad(flags.file, options));
+    gaussians = std::move(read.gaussians);
+    WFM_ASSIGN_OR_RETURN(header, GaussianHeader(info, gaussians));
+    for (const v1::ConditionColumn& c : read.condition_columns) {
+      *header.add_condition_columns() = c;
+    }
+    chunker = std::make_unique<GaussianChunker>(gaussians);
+    unit = "Gaussians";
   } else {
     WFM_ASSIGN_OR_RETURN(cells, ReadSpatialCells(flags.file, flags.cells));
     WFM_ASSIGN_OR_RETURN(header, CellHeader(info, cells));
@@ -152,7 +175,9 @@ void AddDataCommands(CLI::App& app, CliContext& context) {
   // upload
   auto up = std::make_shared<UploadFlags>();
   CLI::App* upload = app.add_subcommand(
-      "upload", "upload a data set: .npz point clouds or Gaussians, or .h5ad spatial cells");
+      "upload",
+      "upload a data set: .npz point clouds or Gaussians, .h5ad spatial cells, or .h5ad "
+      "Gaussians (--means-key, --covs-key)");
   upload->add_option("FILE", up->file, ".npz or .h5ad file")->required();
   upload->add_option("--name", up->name, "data set name (default: the file name without extension)");
   upload->add_option("--description", up->description, "free text stored with the data set");
@@ -188,9 +213,9 @@ void AddDataCommands(CLI::App& app, CliContext& context) {
         up->cells.condition_keys = keys;
         track("--condition-key")("");
       },
-      ".h5ad, repeatable: condition the niches on obs columns (categorical one-hot, numeric as "
-      "is) and obsm:KEY vectors, concatenated; one categorical column = discrete labels, as "
-      "--label-key")
+      ".h5ad, repeatable: condition the niches (or Gaussians) on obs columns (categorical "
+      "one-hot, numeric as is) and obsm:KEY vectors, concatenated; one categorical column = "
+      "discrete labels, as --label-key")
       ->allow_extra_args(false)
       ->take_all();
   upload->add_option_function<std::string>(
@@ -200,6 +225,20 @@ void AddDataCommands(CLI::App& app, CliContext& context) {
         track("--sample-key")(v);
       },
       ".h5ad: obs column of the sample / section ids; default: one sample");
+  upload->add_option_function<std::string>(
+      "--means-key",
+      [up, track](const std::string& v) {
+        up->means_key = v;
+        track("--means-key")(v);
+      },
+      ".h5ad of Gaussians, one per obs row: obsm key of the means [n_obs, d] (with --covs-key)");
+  upload->add_option_function<std::string>(
+      "--covs-key",
+      [up, track](const std::string& v) {
+        up->covs_key = v;
+        track("--covs-key")(v);
+      },
+      ".h5ad of Gaussians: obsm key of the covariances [n_obs, d, d] (with --means-key)");
   upload->callback([&context, up] { context.action = [&context, up] { return Upload(context, *up); }; });
 
   // datasets

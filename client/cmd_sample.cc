@@ -173,8 +173,8 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
                                                      model.condition_dim()));
     }
   }
-  if (gaussian && (f.points > 0 || f.guidance.has_value())) {
-    return absl::InvalidArgumentError("--points and --guidance apply to pointcloud models only");
+  if (gaussian && f.points > 0) {
+    return absl::InvalidArgumentError("--points applies to pointcloud models only");
   }
   // --init: the given sources, one per sample; --num defaults to their count.
   io::PointCloudSet init_clouds;
@@ -226,6 +226,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
     request.set_num_samples(num);
     request.set_label(f.label);
     request.mutable_condition()->Add(condition.begin(), condition.end());
+    if (f.guidance) request.set_guidance(*f.guidance);
     SetSolver(f.ode, &request);
     SetQueuePolicy(f.queue, &request);
     request.set_seed(f.seed);

@@ -77,13 +77,13 @@ absl::StatusOr<v1::DatasetHeader> PointCloudHeader(const UploadInfo& info,
 absl::StatusOr<v1::DatasetHeader> GaussianHeader(const UploadInfo& info,
                                                  const io::GaussianSet& gaussians) {
   WFM_RETURN_IF_ERROR(io::ValidateGaussianSet(gaussians, info.name));
+  v1::DatasetHeader header =
+      MakeHeader(info, v1::GAUSSIANS, gaussians.dim, !gaussians.labels.empty());
   if (gaussians.labels.kind == io::Labels::Kind::kContinuous) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(info.name,
-                     ": labels: float (continuous) labels on Gaussians; Gaussian data sets "
-                     "take discrete labels (integers or strings) only"));
+    header.set_label_type(v1::LABEL_TYPE_CONTINUOUS);
+    header.set_condition_dim(gaussians.labels.width);
   }
-  return MakeHeader(info, v1::GAUSSIANS, gaussians.dim, !gaussians.labels.empty());
+  return header;
 }
 
 absl::StatusOr<v1::DatasetHeader> CellHeader(const UploadInfo& info, const SpatialCells& cells) {
@@ -143,8 +143,10 @@ bool GaussianChunker::Next(v1::UploadDatasetRequest* request) {
   request->Clear();
   const int64_t c = gaussians_.num_gaussians(), d = gaussians_.dim;
   if (next_ >= c) return false;
+  const bool continuous = gaussians_.labels.kind == io::Labels::Kind::kContinuous;
+  const int64_t width = continuous ? gaussians_.labels.width : 0;
   const int64_t end = ChunkEnd(next_, c, max_chunk_bytes_, [&](int64_t i) {
-    const int64_t item = (d + d * d) * 8;
+    const int64_t item = (d + d * d) * 8 + width * 4;
     return labels_.empty() ? item : item + StringBytes(labels_[i]);
   });
   v1::GaussianChunk* chunk = request->mutable_gaussians();
@@ -154,6 +156,10 @@ bool GaussianChunker::Next(v1::UploadDatasetRequest* request) {
                              gaussians_.covs.begin() + end * d * d);
   if (!labels_.empty()) {
     for (int64_t i = next_; i < end; ++i) chunk->add_labels(labels_[i]);
+  }
+  if (continuous) {
+    chunk->mutable_conditions()->Add(gaussians_.labels.values.begin() + next_ * width,
+                                     gaussians_.labels.values.begin() + end * width);
   }
   next_ = end;
   return true;

@@ -33,8 +33,7 @@ std::vector<std::string> LabelStrings(const model::io::Labels& labels);
 
 // Headers: kind, dim, label type (NONE, DISCRETE from integer or string
 // labels, CONTINUOUS with condition_dim from float labels). Point clouds are
-// validated (io::ValidatePointCloudSet), Gaussians too; continuous labels on
-// Gaussians are InvalidArgument (the API carries discrete labels only).
+// validated (io::ValidatePointCloudSet), Gaussians too (io::ValidateGaussianSet).
 absl::StatusOr<v1::DatasetHeader> PointCloudHeader(const UploadInfo& info,
                                                    const model::io::PointCloudSet& clouds);
 absl::StatusOr<v1::DatasetHeader> GaussianHeader(const UploadInfo& info,

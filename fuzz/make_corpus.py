@@ -398,17 +398,26 @@ def make_requests(stubs):
             features=[1, 2, 3, 4, 5, 6], coords=[0, 0, 1, 0, 0, 1],
             sample_ids=["s", "s", "s"], labels=["x", "y", "x"])),
     ])
+    # A categorical "type" (T, B) and a numeric "age": vector values 0 to 2.
+    type_age = [
+        t.ConditionColumn(name="type", kind=t.CONDITION_KIND_CATEGORICAL, categories=["T", "B"],
+                          width=2),
+        t.ConditionColumn(name="age", kind=t.CONDITION_KIND_NUMERIC, width=1, offset=2)]
     upload("upload_cell_conditions", [
         s.UploadDatasetRequest(header=s.DatasetHeader(
             name="cc", kind=t.SPATIAL_CELLS, dim=1, label_type=t.LABEL_TYPE_CONTINUOUS,
-            condition_dim=4, condition_columns=[
-                t.ConditionColumn(name="type", kind=t.CONDITION_KIND_CATEGORICAL,
-                                  categories=["T", "B"], width=2),
-                t.ConditionColumn(name="age", kind=t.CONDITION_KIND_NUMERIC, width=1, offset=2),
+            condition_dim=4, condition_columns=type_age + [
                 t.ConditionColumn(name="pca", kind=t.CONDITION_KIND_OBSM, width=1, offset=3)])),
         s.UploadDatasetRequest(cells=s.CellChunk(
             features=[1, 2, 3], coords=[0, 0, 1, 0, 0, 1],
             conditions=[1, 0, 30, 0.5, 0, 1, 70, -1, 1, 0, 50, 2])),
+    ])
+    upload("upload_gaussian_conditions", [
+        s.UploadDatasetRequest(header=s.DatasetHeader(
+            name="gc", kind=t.GAUSSIANS, dim=1, label_type=t.LABEL_TYPE_CONTINUOUS,
+            condition_dim=3, condition_columns=type_age)),
+        s.UploadDatasetRequest(gaussians=s.GaussianChunk(
+            means=[0.5, -1.0], covs=[1.0, 2.0], conditions=[1, 0, 30, 0, 1, 70])),
     ])
     put("list_datasets", s.ListDatasetsRequest())
     put("get_dataset", s.GetDatasetRequest(name="clouds"))
@@ -450,6 +459,8 @@ def make_requests(stubs):
         guidance=2.0, steps=10, seed=7, trajectory=True, samples_per_message=2))
     put("sample_gaussians", s.SampleGaussiansRequest(model="m2", num_samples=3, label="x",
                                                      steps=5, seed=1, trajectory=True))
+    put("sample_gaussians_guided", s.SampleGaussiansRequest(
+        model="m2", num_samples=2, condition=[1, 0, 40], guidance=2.5, steps=4, seed=3))
     put("sample_niches_init", s.SampleNichesRequest(
         model="m1", steps=4, seed=2, init_points=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
         init_sizes=[1, 2]))

@@ -202,6 +202,7 @@ int FuzzH5ad(const uint8_t* data, size_t size) {
       if (absl::StatusOr<std::vector<std::string>> keys = file->ObsmKeys(); keys.ok()) {
         for (const std::string& key : *keys) {
           (void)file->ReadObsm(key);
+          (void)file->ReadObsmArray(key);
           (void)file->ReadFeatures(absl::StrCat("obsm:", key));
         }
       }

@@ -96,6 +96,8 @@ absl::Status DatasetUpload::AddGaussians(const GaussianChunkView& chunk) {
   gaussians_.means.insert(gaussians_.means.end(), chunk.means.begin(), chunk.means.end());
   gaussians_.covs.insert(gaussians_.covs.end(), chunk.covs.begin(), chunk.covs.end());
   gaussian_labels_.insert(gaussian_labels_.end(), chunk.labels.begin(), chunk.labels.end());
+  gaussian_conditions_.insert(gaussian_conditions_.end(), chunk.conditions.begin(),
+                              chunk.conditions.end());
   return absl::OkStatus();
 }
 
@@ -163,6 +165,9 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
         if (h.label_type == LabelType::kDiscrete) {
           gaussians_.labels = Labels::FromStrings(std::move(gaussian_labels_));
           info.label_names = SortedUnique(gaussians_.labels.strings);
+        } else if (h.label_type == LabelType::kContinuous) {
+          gaussians_.labels =
+              Labels::FromContinuous(std::move(gaussian_conditions_), h.condition_dim);
         }
         info.items = gaussians_.num_gaussians();
         return model::io::WriteGaussiansNpz(data_path, gaussians_);

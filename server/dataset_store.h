@@ -80,6 +80,7 @@ class DatasetUpload {
   std::vector<float> cloud_conditions_;
   model::io::GaussianSet gaussians_;
   std::vector<std::string> gaussian_labels_;
+  std::vector<float> gaussian_conditions_;  // continuous: [Gaussians, condition_dim]
   CellSet cells_;
   std::vector<std::string> cell_labels_;
   std::vector<float> cell_conditions_;  // continuous: [cells, condition_dim]

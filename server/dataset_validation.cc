@@ -141,11 +141,6 @@ absl::Status ValidateDatasetHeader(const DatasetHeader& header) {
                                                    header.dim));
   }
   if (header.label_type == LabelType::kContinuous) {
-    if (header.kind == DatasetKind::kGaussians) {
-      return absl::InvalidArgumentError(
-          "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS "
-          "and SPATIAL_CELLS, not GAUSSIANS (Gaussian models take discrete labels)");
-    }
     if (header.condition_dim < 1 || header.condition_dim > kMaxConditionDim) {
       return absl::InvalidArgumentError(
           absl::StrCat("header.condition_dim: must be in [1, ", kMaxConditionDim,
@@ -194,7 +189,8 @@ int64_t ChunkBytes(const CloudChunkView& chunk) {
 }
 
 int64_t ChunkBytes(const GaussianChunkView& chunk) {
-  return static_cast<int64_t>(chunk.means.size() + chunk.covs.size()) * 8 + TextBytes(chunk.labels);
+  return static_cast<int64_t>(chunk.means.size() + chunk.covs.size()) * 8 +
+         static_cast<int64_t>(chunk.conditions.size()) * 4 + TextBytes(chunk.labels);
 }
 
 int64_t ChunkBytes(const CellChunkView& chunk) {
@@ -276,7 +272,7 @@ absl::Status ValidateGaussianChunk(const DatasetHeader& h, int64_t index, int64_
     }
   }
   WFM_RETURN_IF_ERROR(CheckChunkLabels(h, index, "gaussians", first, n, chunk.labels));
-  return absl::OkStatus();
+  return CheckChunkConditions(h, index, "gaussians", first, n, chunk.conditions);
 }
 
 absl::Status ValidateCellChunk(const DatasetHeader& h, int64_t index, int64_t first,

@@ -42,7 +42,7 @@ struct DatasetHeader {
   DatasetKind kind = DatasetKind::kPointClouds;
   int64_t dim = 0;                 // point / Gaussian / feature dimension, >= 1
   LabelType label_type = LabelType::kNone;
-  int64_t condition_dim = 0;       // kContinuous (point clouds, cells), >= 1
+  int64_t condition_dim = 0;       // kContinuous, >= 1
   std::string description;         // at most 4096 bytes
   bool overwrite = false;
   // None, or one per dimension: unique, each 1 to 256 bytes.
@@ -71,6 +71,7 @@ struct GaussianChunkView {
   absl::Span<const double> means;        // [n, dim]
   absl::Span<const double> covs;         // [n, dim, dim]
   std::vector<std::string> labels;       // discrete: one per Gaussian
+  absl::Span<const float> conditions;    // continuous: [n, condition_dim]
 };
 struct CellChunkView {
   absl::Span<const float> features;      // [n, dim]
@@ -81,8 +82,8 @@ struct CellChunkView {
 };
 
 // INVALID_ARGUMENT naming the header field: the name rule, dim in [1,
-// 100000] ([1, 512] for Gaussians), continuous labels only for point clouds
-// and cells with condition_dim in [1, 4096] (0 otherwise) and
+// 100000] ([1, 512] for Gaussians), continuous labels with condition_dim in
+// [1, 4096] (0 otherwise) and
 // condition_columns that follow repository::CheckConditionColumns (none
 // without continuous labels), description at most 4096 bytes, feature_names
 // none or dim of them, unique, each 1 to 256 bytes.

@@ -60,7 +60,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
       info.config_json = model::ToJson(m.config());
       info.summary = m.summary();
       info.parameters = m.parameter_count();
-      info.default_guidance = 1.0;  // Gaussian models have no guidance
+      info.default_guidance = m.default_guidance();
       break;
     }
   }

@@ -160,7 +160,8 @@ CloudChunkView ChunkView(const pb::PointCloudChunk& chunk) {
 }
 
 GaussianChunkView ChunkView(const pb::GaussianChunk& chunk) {
-  return {Span(chunk.means()), Span(chunk.covs()), Strings(chunk.labels())};
+  return {Span(chunk.means()), Span(chunk.covs()), Strings(chunk.labels()),
+          Span(chunk.conditions())};
 }
 
 CellChunkView ChunkView(const pb::CellChunk& chunk) {
@@ -303,6 +304,7 @@ absl::StatusOr<model::GaussianSampleRequest> GaussianRequestFromProto(
   r.num_samples = req.num_samples();
   r.label = req.label();
   r.condition.assign(req.condition().begin(), req.condition().end());
+  if (req.has_guidance()) r.guidance = req.guidance();
   WFM_RETURN_IF_ERROR(OdeFromProto(req, model::OdeSolver::kEuler, &r));
   r.seed = req.seed();
   r.trajectory = req.trajectory();

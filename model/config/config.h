@@ -119,6 +119,11 @@ struct GaussianTrainConfig {
   double mean_scale_factor = 1.0;
   double cov_scale_factor = 1.0;
   std::string time_distribution = "uniform";  // uniform | logit_normal
+  // Conditioning (labels or condition vectors): as the point-cloud options,
+  // but guidance is off unless asked for (γ 1), so that models trained
+  // before these options sample as they were trained.
+  double guidance = 1.0;  // γ used by default at sampling; > 1 enables p_uncond
+  double p_uncond = 0.1;
   int64_t checkpoint_every = 0;
 };
 

@@ -312,12 +312,17 @@ std::vector<TrainingOption> MakeTable() {
   t.push_back(Option("sinkhorn-tol", kFlow, "Sinkhorn marginal tolerance (with --sinkhorn-iters 0)",
                      PointCloudOnly("pointcloud.sinkhorn_tolerance", Above(0),
                                     WFM_MEMBER(pointcloud.sinkhorn_tolerance))));
-  t.push_back(
-      Option("guidance", kFlow, "default guidance γ for sampling (> 1 turns on --p-uncond)",
-             PointCloudOnly("pointcloud.guidance", AtLeast(0), WFM_MEMBER(pointcloud.guidance))));
   t.push_back(Option(
-      "p-uncond", kFlow, "probability of dropping the label in training",
-      PointCloudOnly("pointcloud.p_uncond", FromUpTo(0, 1), WFM_MEMBER(pointcloud.p_uncond))));
+      "guidance", kFlow,
+      "default guidance γ of conditional models for sampling (> 1 turns on --p-uncond)",
+      {Field(F::kPointCloud, "pointcloud.guidance", AtLeast(0), WFM_MEMBER(pointcloud.guidance)),
+       Field(F::kGaussian, "gaussian.guidance", AtLeast(0), WFM_MEMBER(gaussian.guidance))}));
+  t.push_back(Option(
+      "p-uncond", kFlow,
+      "probability of replacing the label or condition by the null one in training",
+      {Field(F::kPointCloud, "pointcloud.p_uncond", FromUpTo(0, 1),
+             WFM_MEMBER(pointcloud.p_uncond)),
+       Field(F::kGaussian, "gaussian.p_uncond", FromUpTo(0, 1), WFM_MEMBER(gaussian.p_uncond))}));
   t.push_back(Option("subsample-points", kFlow, "points drawn per data cloud and step (0 = all)",
                      PointCloudOnly("pointcloud.subsample_points", AtLeast(0),
                                     WFM_MEMBER(pointcloud.subsample_points))));

@@ -413,6 +413,10 @@ absl::StatusOr<std::vector<int64_t>> ReadInt64(hid_t dataset, absl::string_view 
   return ReadConverted<int64_t>(dataset, H5T_NATIVE_INT64, where);
 }
 
+absl::StatusOr<std::vector<double>> ReadFloat64(hid_t dataset, absl::string_view where) {
+  return ReadConverted<double>(dataset, H5T_NATIVE_DOUBLE, where);
+}
+
 absl::StatusOr<std::vector<std::string>> EnumCategories(hid_t dataset, absl::string_view where) {
   WFM_ASSIGN_OR_RETURN(Handle type, Check(H5Dget_type(dataset), where));
   if (H5Tget_class(type.get()) != H5T_ENUM || IsBoolEnum(type.get())) {

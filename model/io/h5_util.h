@@ -86,6 +86,7 @@ absl::StatusOr<Array> ReadDataset(hid_t dataset, absl::string_view where);
 // A whole numeric dataset converted by HDF5 to float32 / int64 / float64.
 absl::StatusOr<std::vector<float>> ReadFloat32(hid_t dataset, absl::string_view where);
 absl::StatusOr<std::vector<int64_t>> ReadInt64(hid_t dataset, absl::string_view where);
+absl::StatusOr<std::vector<double>> ReadFloat64(hid_t dataset, absl::string_view where);
 
 // Members of an enum datatype other than FALSE/TRUE: names in value order,
 // for datasets written by anndata < 0.7 with an HDF5 enum per categorical.

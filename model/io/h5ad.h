@@ -56,6 +56,12 @@ struct DenseMatrix {
   std::vector<float> values;  // [rows, cols] row-major
 };
 
+// A dense float64 array of any rank.
+struct DenseArray {
+  std::vector<int64_t> shape;
+  std::vector<double> values;  // row-major
+};
+
 // One obs column, [n_obs] values of one kind.
 struct ObsColumn {
   enum class Kind { kCategorical, kInteger, kFloat, kBool, kString };
@@ -102,6 +108,10 @@ class H5adFile {
   absl::StatusOr<std::vector<std::string>> ObsmKeys() const;
   // obsm/<key> as [n_obs, k] float32 (sparse entries densified).
   absl::StatusOr<DenseMatrix> ReadObsm(absl::string_view key) const;
+  // obsm/<key>, a dense dataset of any rank >= 1 whose first dimension is
+  // n_obs (e.g. covariances [n_obs, d, d]), as float64 with its shape;
+  // every value finite.
+  absl::StatusOr<DenseArray> ReadObsmArray(absl::string_view key) const;
   // "X" or "obsm:KEY" (the command-line tool's --features).
   absl::StatusOr<DenseMatrix> ReadFeatures(absl::string_view spec) const;
   // obs column names: the stored column order, then any other members.

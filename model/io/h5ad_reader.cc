@@ -594,6 +594,31 @@ absl::StatusOr<DenseMatrix> H5adFile::ReadObsm(absl::string_view key) const {
   return m;
 }
 
+absl::StatusOr<DenseArray> H5adFile::ReadObsmArray(absl::string_view key) const {
+  h5::SilenceErrors();
+  const std::string where = impl_->Where(absl::StrCat("obsm/", key));
+  WFM_ASSIGN_OR_RETURN(const std::vector<std::string> keys, ObsmKeys());
+  WFM_ASSIGN_OR_RETURN(const ListedMember obsm,
+                       OpenListedMember(impl_->file.get(), "obsm", key, keys, "", where));
+  if (h5::IsGroup(obsm.member.get())) {
+    return Invalid(where, "is a group (e.g. a sparse matrix), not a dense array");
+  }
+  DenseArray a;
+  WFM_ASSIGN_OR_RETURN(a.shape, h5::DatasetShape(obsm.member.get(), where));
+  if (a.shape.empty() || a.shape[0] != impl_->n_obs) {
+    return Invalid(where, absl::StrCat("shape ", ShapeString(a.shape),
+                                       "; the first dimension must be n_obs = ", impl_->n_obs));
+  }
+  WFM_ASSIGN_OR_RETURN(a.values, h5::ReadFloat64(obsm.member.get(), where));
+  for (size_t i = 0; i < a.values.size(); ++i) {
+    if (!std::isfinite(a.values[i])) {
+      return Invalid(where, absl::StrCat("element ", i, " (row-major) = ",
+                                         FormatDouble(a.values[i]), ": values must be finite"));
+    }
+  }
+  return a;
+}
+
 absl::StatusOr<DenseMatrix> H5adFile::ReadFeatures(absl::string_view spec) const {
   if (spec == "X") return ReadX();
   if (absl::StartsWith(spec, "obsm:") && spec.size() > 5) return ReadObsm(spec.substr(5));

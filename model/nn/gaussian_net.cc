@@ -190,6 +190,12 @@ at::Tensor GaussianConditionFeatures(const GaussianNetConfig& config, const at::
   return at::Tensor();
 }
 
+at::Tensor GaussianNullCondition(const GaussianNetConfig& config, int64_t batch) {
+  if (config.num_labels > 0) return at::full({batch}, -1, at::kLong);
+  if (config.condition_dim > 0) return at::zeros({batch, config.condition_dim}, at::kFloat);
+  return at::Tensor();
+}
+
 // -------------------------------------------------------- GaussianVelocityNet
 
 GaussianVelocityNetImpl::GaussianVelocityNetImpl(const GaussianNetConfig& config,

@@ -139,6 +139,10 @@ at::Tensor GaussianLabelFeatures(const at::Tensor& labels, int64_t num_labels);
 // configs), the condition vectors themselves (continuous), undefined
 // (unconditional).
 at::Tensor GaussianConditionFeatures(const GaussianNetConfig& config, const at::Tensor& condition);
+// The null condition of `batch` items, what classifier-free guidance
+// trains and samples the unconditional velocity with: labels -1 (labelled
+// configs), zero vectors (continuous), undefined (unconditional).
+at::Tensor GaussianNullCondition(const GaussianNetConfig& config, int64_t batch);
 
 // The two outputs: mean velocity [B,d], covariance velocity lower triangle
 // [B, d(d+1)/2] (same encoding as the input).

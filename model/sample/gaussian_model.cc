@@ -155,6 +155,10 @@ absl::StatusOr<std::shared_ptr<const GaussianModel>> GaussianModel::FromCheckpoi
   return std::shared_ptr<const GaussianModel>(std::move(m));
 }
 
+double GaussianModel::default_guidance() const {
+  return config_.guidance > 1.0 ? config_.guidance : 1.0;
+}
+
 int64_t GaussianModel::parameter_count() const {
   int64_t n = 0;
   for (const auto& p : net_->parameters()) n += p.numel();
@@ -211,6 +215,10 @@ absl::Status GaussianModel::ValidateRequest(const GaussianSampleRequest& r,
                                                      " exceeds the limit of ", limits.max_samples));
   }
   WFM_RETURN_IF_ERROR(ValidateOdeSettings(r.ode(), limits.max_steps));
+  if (r.guidance.has_value() && !(std::isfinite(*r.guidance) && *r.guidance >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("guidance: must be a finite number >= 0, got ", *r.guidance));
+  }
   if (!r.label.empty()) {
     if (labels_.kind != LabelSpace::Kind::kDiscrete) {
       return absl::InvalidArgumentError("label: this model is not conditioned on labels");
@@ -301,6 +309,14 @@ absl::Status GaussianModel::PrepareRequest(const GaussianSampleRequest& r, std::
 
 namespace {
 
+// How a group's velocity is made: as trained (unconditional models, or γ
+// 1), under the null condition (γ 0), or guided (any other γ).
+enum class VelocityMode { kCond, kNull, kGuided };
+VelocityMode ModeOf(double gamma) {
+  return gamma == 1.0 ? VelocityMode::kCond
+                      : gamma == 0.0 ? VelocityMode::kNull : VelocityMode::kGuided;
+}
+
 // The flow of a group of Gaussians (rows) for the ODE solvers.
 struct GaussianState {
   std::vector<double> m;  // [rows, d]
@@ -318,11 +334,14 @@ class GaussianFlow {
   using Recorder = std::function<void(const State& x, int64_t frame, double t)>;
 
   // `labels`: the network's condition input for the rows (see
-  // GaussianVelocityNet::forward).
-  GaussianFlow(nn::GaussianVelocityNet net, at::Tensor labels, int64_t rows, int64_t d,
-               bool riemannian, double sign, Recorder recorder)
+  // GaussianVelocityNet::forward). With `gamma` ([rows, 1] float32) the
+  // velocity is guided: `labels` holds the rows' conditions followed by as
+  // many null conditions, and row i moves along v_u + γ_i (v_c − v_u).
+  GaussianFlow(nn::GaussianVelocityNet net, at::Tensor labels, at::Tensor gamma, int64_t rows,
+               int64_t d, bool riemannian, double sign, Recorder recorder)
       : net_(std::move(net)),
         labels_(std::move(labels)),
+        gamma_(std::move(gamma)),
         rows_(rows),
         d_(d),
         riemannian_(riemannian),
@@ -343,8 +362,22 @@ class GaussianFlow {
         for (int64_t b = 0; b <= a; ++b, ++p) ti[p] = static_cast<float>(si[a * d + b]);
       }
     }
-    const nn::GaussianVelocity v = net_->forward(
-        mean_in_, tril_in_, at::full({rows_}, static_cast<float>(t), at::kFloat), labels_);
+    nn::GaussianVelocity v;
+    if (gamma_.defined()) {
+      // The conditional and null rows in one forward; each row's velocity
+      // depends on that row alone.
+      const nn::GaussianVelocity both =
+          net_->forward(at::cat({mean_in_, mean_in_}), at::cat({tril_in_, tril_in_}),
+                        at::full({2 * rows_}, static_cast<float>(t), at::kFloat), labels_);
+      const auto guided = [&](const at::Tensor& x) {
+        const at::Tensor vc = x.narrow(0, 0, rows_), vu = x.narrow(0, rows_, rows_);
+        return vu + gamma_ * (vc - vu);
+      };
+      v = {guided(both.mean), guided(both.cov_tril)};
+    } else {
+      v = net_->forward(mean_in_, tril_in_, at::full({rows_}, static_cast<float>(t), at::kFloat),
+                        labels_);
+    }
     const at::Tensor vm = v.mean.contiguous(), vc = v.cov_tril.contiguous();
     const float* um = vm.data_ptr<float>();
     const float* uc = vc.data_ptr<float>();
@@ -446,6 +479,7 @@ class GaussianFlow {
  private:
   nn::GaussianVelocityNet net_;
   at::Tensor labels_;
+  at::Tensor gamma_;  // [rows, 1] when guided
   int64_t rows_, d_;
   bool riemannian_;
   double sign_;
@@ -472,15 +506,20 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
     for (size_t r = 0; r < requests.size(); ++r) {
       WFM_RETURN_IF_ERROR(PrepareRequest(requests[r], &means[r], &covs[r], &codes[r], &outs[r]));
     }
-    // Requests of one fixed-step solver, step count and update rule integrate
-    // together; an adaptive request integrates alone (its own time grid).
-    using GroupKey = std::tuple<int, int64_t, bool, double, double, int64_t>;
+    // Requests of one fixed-step solver, step count, update rule and velocity
+    // mode integrate together; an adaptive request integrates alone (its own
+    // time grid).
+    std::vector<double> gammas(requests.size(), 1.0);
+    using GroupKey = std::tuple<int, int64_t, bool, double, double, int64_t, int>;
     std::map<GroupKey, std::vector<size_t>> groups;
     for (size_t r = 0; r < requests.size(); ++r) {
       const GaussianSampleRequest& q = requests[r];
       const bool adaptive = q.solver == OdeSolver::kAdaptive;
+      if (labels_.conditional()) gammas[r] = q.guidance.value_or(default_guidance());
+      const VelocityMode mode = ModeOf(gammas[r]);
       groups[{static_cast<int>(q.solver), q.steps, q.reference_cov_sign, adaptive ? q.rtol : 0.0,
-              adaptive ? q.atol : 0.0, adaptive ? static_cast<int64_t>(r) : -1}]
+              adaptive ? q.atol : 0.0, adaptive ? static_cast<int64_t>(r) : -1,
+              static_cast<int>(mode)}]
           .push_back(r);
     }
     for (const auto& group : groups) {
@@ -525,7 +564,20 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
                       out.trajectory_covs.data() + frame * n * dd);
         }
       };
-      GaussianFlow flow(net_, label_tensor, g, d, riemannian_, sign, record);
+      // γ 1 is the conditional velocity, γ 0 the null condition's alone.
+      const VelocityMode mode = ModeOf(gammas[members.front()]);
+      at::Tensor gamma_tensor;
+      if (mode == VelocityMode::kNull) {
+        label_tensor = nn::GaussianNullCondition(net_->config(), g);
+      } else if (mode == VelocityMode::kGuided) {
+        gamma_tensor = at::empty({g, 1}, at::kFloat);
+        for (size_t k = 0; k < members.size(); ++k) {
+          gamma_tensor.narrow(0, first[k], first[k + 1] - first[k])
+              .fill_(static_cast<float>(gammas[members[k]]));
+        }
+        label_tensor = at::cat({label_tensor, nn::GaussianNullCondition(net_->config(), g)});
+      }
+      GaussianFlow flow(net_, label_tensor, gamma_tensor, g, d, riemannian_, sign, record);
       WFM_ASSIGN_OR_RETURN(const OdeStats stats, Integrate(flow, &x, lead.ode(), cancelled));
       if (!AllFinite(x.m) || !AllFinite(x.s)) return NonFinite();
       // Outputs: exactly symmetric, and positive definite (safeguard).

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,12 @@ struct GaussianSampleRequest {
   // vector drawn per sample from the training conditions. Other models: must
   // be empty.
   std::vector<float> condition;
+  // Classifier-free guidance γ of conditional models: the velocity is
+  // v_u + γ (v_c − v_u), v_u under the null condition (label -1, the zero
+  // vector); γ 1 is the conditional velocity alone, γ 0 the unconditional
+  // one. Unset = default_guidance(). Finite and >= 0; ignored by
+  // unconditional models.
+  std::optional<double> guidance;
   OdeSolver solver = OdeSolver::kEuler;
   // Fixed-step solvers: steps of size 1/steps; adaptive: the step cap. The
   // default (Euler, 16 steps) is the cheapest setting within seed noise of
@@ -139,6 +146,9 @@ class GaussianModel {
   // The checkpoint metadata this model was built from.
   const nlohmann::json& metadata() const { return metadata_; }
   int64_t parameter_count() const;
+  // γ used when a request leaves it unset: the training guidance when > 1
+  // (the model learned the null condition), 1 otherwise.
+  double default_guidance() const;
 
   // Field-named INVALID_ARGUMENT (bad values, unknown label, a label or
   // condition the model does not take, a condition of the wrong length or

@@ -140,6 +140,7 @@ absl::Status GaussianTrainer::Init(const io::GaussianSet& data, const GaussianTr
   // with sources not matched one-to-one (as the reference).
   minibatch_ot_ = config.minibatch_ot && !labels_.space.conditional() &&
                   config.source != GaussianSource::kGivenMatched;
+  p_uncond_ = labels_.space.conditional() && config.guidance > 1.0 ? config.p_uncond : 0.0;
   riemannian_ = config.velocity == "riemannian";
   tangent_loss_ = config.loss == "tangent";
 
@@ -216,6 +217,8 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
       s0_all = source_covs_.index_select(0, sidx);
     }
     const at::Tensor t_all = SampleFlowTimes(config_.time_distribution, global, gen);
+    at::Tensor uncond_all;
+    if (p_uncond_ > 0) uncond_all = at::rand({global}, gen, at::kFloat) < p_uncond_;
 
     // This rank's share.
     const at::Tensor rows = idx.narrow(0, first, share);
@@ -227,6 +230,11 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     at::Tensor labels;
     if (codes_.defined()) labels = codes_.index_select(0, rows);
     if (conditions_.defined()) labels = conditions_.index_select(0, rows);
+    if (p_uncond_ > 0) {
+      const at::Tensor drop = uncond_all.narrow(0, first, share);
+      const at::Tensor null = nn::GaussianNullCondition(net_->config(), share);
+      labels = at::where(labels.dim() == 2 ? drop.unsqueeze(1) : drop, null, labels);
+    }
     phases_.noise += SecondsSince(t0);
     t0 = TrainClock::now();
 

@@ -28,8 +28,11 @@
 //
 // Conditions: discrete labels or continuous condition vectors (one per data
 // Gaussian) make the model conditional (and turn minibatch OT off, as the
-// reference does); each item is seen with its own label or vector (no
-// condition dropout: Gaussian models sample without guidance).
+// reference does); each item is seen with its own label or vector. With
+// guidance > 1 (classifier-free guidance at sampling) each item's label or
+// vector is replaced by the null one (label -1, the zero vector) with
+// probability p_uncond, drawn from the run's stream after the flow times, so
+// the same network learns the unconditional velocity too.
 #ifndef WFM_MODEL_TRAIN_GAUSSIAN_TRAINER_H_
 #define WFM_MODEL_TRAIN_GAUSSIAN_TRAINER_H_
 
@@ -111,6 +114,9 @@ class GaussianTrainer {
   int64_t effective_decay_steps() const { return state_->decay_steps(); }
   // Whether minibatch OT runs (config, unconditional, sources not matched).
   bool minibatch_ot() const { return minibatch_ot_; }
+  // The probability of the null condition per item (0 unless conditional
+  // with guidance > 1).
+  double p_uncond() const { return p_uncond_; }
   TrainingSummary Summary() const;
   const PhaseTimes& phase_times() const { return phases_; }
   void ResetPhaseTimes() { phases_ = {}; }
@@ -148,6 +154,7 @@ class GaussianTrainer {
   noise::GaussianStats stats_;
   noise::WishartSource wishart_;
   bool minibatch_ot_ = false;
+  double p_uncond_ = 0.0;
   bool riemannian_ = true;
   bool tangent_loss_ = true;
 

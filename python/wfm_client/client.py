@@ -28,7 +28,8 @@ import numpy as np
 
 from wfm_client._stubs import types_pb2, wfm_service_pb2, wfm_service_pb2_grpc
 from wfm_client.anndata_io import cells_from_anndata, niches_to_anndata
-from wfm_client.conditions import ConditionColumn, condition_vector, decode_condition
+from wfm_client.conditions import (ConditionColumn, condition_vector, decode_condition,
+                                   encode_conditions)
 from wfm_client.progress import Progress
 
 __all__ = ["Client", "WfmError", "Samples", "GaussianSamples"]
@@ -171,6 +172,24 @@ def _labels_to_strings(labels, count, what):
                             "pass float condition vectors as conditions=")
         out.append(str(int(value)) if isinstance(value, (int, np.integer)) else str(value))
     return out
+
+
+def _condition_rows(names, conditions, count, items, header, columns):
+    """The [count, k] float32 condition vectors of an upload (None without),
+    with the header set to continuous labels and their encoding `columns`."""
+    if conditions is None:
+        return None
+    if names is not None:
+        raise TypeError("pass labels or conditions, not both")
+    cond = np.asarray(conditions, dtype=np.float32)
+    cond = cond.reshape(len(cond), -1) if cond.ndim == 1 else cond
+    if cond.ndim != 2 or cond.shape[0] != count:
+        raise ValueError(f"conditions: {cond.shape[0]} rows for {count} {items}")
+    _finite("conditions", cond)
+    header.label_type = types_pb2.LABEL_TYPE_CONTINUOUS
+    header.condition_dim = cond.shape[1]
+    _add_condition_columns(header, columns)
+    return cond
 
 
 def _finite(name, array):
@@ -412,20 +431,9 @@ class Client:
         header = wfm_service_pb2.DatasetHeader(
             name=name, kind=types_pb2.POINT_CLOUDS, dim=dim, description=description,
             overwrite=overwrite, label_type=types_pb2.LABEL_TYPE_NONE)
-        cond = None
-        if names is not None and conditions is not None:
-            raise TypeError("pass labels or conditions, not both")
         if names is not None:
             header.label_type = types_pb2.LABEL_TYPE_DISCRETE
-        if conditions is not None:
-            cond = np.asarray(conditions, dtype=np.float32)
-            cond = cond.reshape(len(cond), -1) if cond.ndim == 1 else cond
-            if cond.shape[0] != count:
-                raise ValueError(f"conditions: {cond.shape[0]} rows for {count} clouds")
-            _finite("conditions", cond)
-            header.label_type = types_pb2.LABEL_TYPE_CONTINUOUS
-            header.condition_dim = cond.shape[1]
-            _add_condition_columns(header, condition_columns)
+        cond = _condition_rows(names, conditions, count, "clouds", header, condition_columns)
 
         def chunks():
             start = 0
@@ -448,9 +456,19 @@ class Client:
     def upload_gaussians(self, name: str, means: np.ndarray, covs: np.ndarray,
                          labels: Optional[Sequence[Any]] = None, description: str = "",
                          overwrite: bool = False,
-                         chunk_bytes: int = CHUNK_BYTES) -> "types_pb2.Dataset":
+                         chunk_bytes: int = CHUNK_BYTES, *,
+                         conditions: Optional[np.ndarray] = None,
+                         condition_columns: Optional[Sequence[ConditionColumn]] = None,
+                         adata: Any = None,
+                         condition_keys: Optional[Sequence[str]] = None) -> "types_pb2.Dataset":
         """Uploads Gaussians: means [C, d], covs [C, d, d] symmetric positive
-        definite, optional C discrete labels."""
+        definite, optional C discrete labels, or condition vectors:
+        `conditions` [C, k] floats (continuous), optionally with their
+        encoding `condition_columns`, or `condition_keys` (obs columns and
+        "obsm:KEY", encoded as upload_anndata encodes them, the encoding
+        stored with the data set) of `adata`, an AnnData whose rows are the
+        C Gaussians. Models trained on them take condition={key: value} in
+        sample_gaussians()."""
         means = np.ascontiguousarray(means, dtype=np.float64)
         covs = np.ascontiguousarray(covs, dtype=np.float64)
         if means.ndim != 2 or covs.shape != (means.shape[0], means.shape[1], means.shape[1]):
@@ -467,7 +485,19 @@ class Client:
             name=name, kind=types_pb2.GAUSSIANS, dim=dim, description=description,
             overwrite=overwrite,
             label_type=types_pb2.LABEL_TYPE_DISCRETE if names else types_pb2.LABEL_TYPE_NONE)
-        per = max(1, chunk_bytes // ((dim + dim * dim) * 8))
+        if condition_keys is not None:
+            if conditions is not None or condition_columns is not None:
+                raise TypeError("pass condition_keys (with adata) or conditions, not both")
+            if adata is None:
+                raise TypeError("condition_keys: needs adata, an AnnData with a row per Gaussian")
+            if adata.n_obs != count:
+                raise ValueError(f"adata: {adata.n_obs} rows for {count} Gaussians")
+            conditions, condition_columns = encode_conditions(adata, list(condition_keys))
+        elif adata is not None:
+            raise TypeError("adata: only used with condition_keys")
+        cond = _condition_rows(names, conditions, count, "Gaussians", header, condition_columns)
+        width = cond.shape[1] if cond is not None else 0
+        per = max(1, chunk_bytes // ((dim + dim * dim) * 8 + width * 4))
 
         def chunks():
             for start in range(0, count, per):
@@ -476,6 +506,8 @@ class Client:
                                                       covs=covs[start:end].ravel().tolist())
                 if names is not None:
                     chunk.labels.extend(names[start:end])
+                if cond is not None:
+                    chunk.conditions.extend(cond[start:end].ravel().tolist())
                 yield wfm_service_pb2.UploadDatasetRequest(gaussians=chunk)
         return self._upload(header, chunks())
 
@@ -762,7 +794,8 @@ class Client:
                          seed: int = 0, solver: str = "", rtol: Optional[float] = None,
                          atol: Optional[float] = None, init: Any = None,
                          condition: Any = None, priority: str = "normal",
-                         queue_timeout: Optional[float] = None) -> GaussianSamples:
+                         queue_timeout: Optional[float] = None,
+                         guidance: Optional[float] = None) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
         solver: as for sample(); the default is "euler". init: given source
@@ -773,12 +806,16 @@ class Client:
         ([num, condition_dim]), or a dict by the model's condition columns
         as for sample_niches(); None = drawn per sample from the training
         conditions. The labels of the result are then the condition vector
-        of each Gaussian ([num, condition_dim]). priority, queue_timeout: as
-        for sample()."""
+        of each Gaussian ([num, condition_dim]). guidance: classifier-free
+        guidance γ (None = the model's default_guidance; models trained
+        with guidance > 1 learned the null condition), as for sample().
+        priority, queue_timeout: as for sample()."""
         request = wfm_service_pb2.SampleGaussiansRequest(
             model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
         _set_tolerances(request, rtol, atol)
         _set_queue_policy(request, priority, queue_timeout)
+        if guidance is not None:
+            request.guidance = guidance
         if isinstance(condition, Mapping):
             condition = condition_vector(condition_columns(self.model(model)), condition)
         if condition is not None:

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -169,14 +170,23 @@ TEST_F(CliTest, NonSpdCovariances) {
                      {"bad_covs_not_symmetric.npz", "not symmetric"});
 }
 
+// Float labels on Gaussians are their condition vectors, checked locally
+// (one per Gaussian, finite) before the server is contacted.
 TEST_F(CliTest, FloatLabelsOnGaussians) {
   std::vector<double> covs = {1, 0, 0, 1, 2, 0, 0, 2};
-  ASSERT_TRUE(io::WriteNpz(Path("gl.npz"),
-                           {{"means", io::ArrayView::Of({2, 2}, std::vector<double>(4, 0.0))},
-                            {"covs", io::ArrayView::Of({2, 2, 2}, covs)},
-                            {"labels", io::ArrayView::Of({2}, std::vector<float>{0.5f, 1.5f})}})
-                  .ok());
-  ExpectOneErrorLine(Wfm({"upload", Path("gl.npz"), "--name", "x"}), 1, {"gl.npz", "labels"});
+  const auto write = [&](const std::string& name, const std::vector<float>& labels) {
+    return io::WriteNpz(Path(name),
+                        {{"means", io::ArrayView::Of({2, 2}, std::vector<double>(4, 0.0))},
+                         {"covs", io::ArrayView::Of({2, 2, 2}, covs)},
+                         {"labels", io::ArrayView::Of({static_cast<int64_t>(labels.size())},
+                                                      labels)}});
+  };
+  ASSERT_TRUE(write("gl.npz", {0.5f, 1.5f, 2.5f}).ok());
+  ExpectOneErrorLine(Wfm({"upload", Path("gl.npz"), "--name", "x"}), 1,
+                     {"gl.npz", "labels: 3 labels for 2 Gaussians"});
+  ASSERT_TRUE(write("gn.npz", {0.5f, NAN}).ok());
+  ExpectOneErrorLine(Wfm({"upload", Path("gn.npz"), "--name", "x"}), 1,
+                     {"gn.npz", "labels[1, 0] = nan: labels must be finite"});
 }
 
 TEST_F(CliTest, H5adKeys) {

@@ -436,9 +436,18 @@ TEST(TrainFlagsTest, GaussianFamily) {
   EXPECT_EQ(r->config().niche_size(), 12);
   EXPECT_DOUBLE_EQ(r->config().gaussian().degrees_of_freedom_scale(), 2);
   EXPECT_FALSE(r->config().has_pointcloud());
+  f.options["monge-map"] = "argmax";
+  EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("--monge-map"));
+  f.options.erase("monge-map");
+  // Guidance and condition dropout apply to both families.
   f.options["guidance"] = "2";
-  EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("--guidance"));
+  f.options["p-uncond"] = "0.25";
+  r = BuildTrainingRequest(f, "gaussian");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(r->config().gaussian().guidance(), 2);
+  EXPECT_DOUBLE_EQ(r->config().gaussian().p_uncond(), 0.25);
   f.options.erase("guidance");
+  f.options.erase("p-uncond");
   f.options["noise"] = "uniform";
   EXPECT_THAT(BuildTrainingRequest(f, "gaussian").status().message(), HasSubstr("wishart"));
   f.options["noise"] = "given_random";

@@ -74,7 +74,7 @@ TEST(UploadTest, PointCloudHeaderFromTheData) {
   EXPECT_THAT(PointCloudHeader(Info("n"), set).status().message(), HasSubstr("finite"));
 }
 
-TEST(UploadTest, GaussianHeaderRejectsContinuousLabels) {
+TEST(UploadTest, GaussianHeaderTakesContinuousLabels) {
   io::GaussianSet g;
   g.dim = 2;
   g.means = {0, 0, 1, 1};
@@ -83,8 +83,11 @@ TEST(UploadTest, GaussianHeaderRejectsContinuousLabels) {
   ASSERT_TRUE(h.ok()) << h.status();
   EXPECT_EQ(h->kind(), v1::GAUSSIANS);
   EXPECT_EQ(h->label_type(), v1::LABEL_TYPE_NONE);
-  g.labels = io::Labels::FromContinuous({0.1f, 0.2f}, 1);
-  EXPECT_EQ(GaussianHeader(Info("g"), g).status().code(), absl::StatusCode::kInvalidArgument);
+  g.labels = io::Labels::FromContinuous({0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}, 3);
+  h = GaussianHeader(Info("g"), g);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->label_type(), v1::LABEL_TYPE_CONTINUOUS);
+  EXPECT_EQ(h->condition_dim(), 3);
   g.labels = {};
   g.covs[0] = -1;  // not positive definite
   EXPECT_THAT(GaussianHeader(Info("g"), g).status().message(), HasSubstr("positive definite"));
@@ -157,6 +160,33 @@ TEST(UploadTest, ContinuousConditionsTravelWithTheirClouds) {
     seen.insert(seen.end(), request.clouds().conditions().begin(),
                 request.clouds().conditions().end());
   }
+  EXPECT_EQ(seen, conditions);
+}
+
+TEST(UploadTest, ContinuousConditionsTravelWithTheirGaussians) {
+  io::GaussianSet g;
+  g.dim = 2;
+  std::vector<float> conditions;
+  for (int i = 0; i < 9; ++i) {
+    g.means.insert(g.means.end(), {double(i), 0.0});
+    g.covs.insert(g.covs.end(), {1.0, 0.0, 0.0, 1.0 + i});
+    conditions.insert(conditions.end(), {float(i), 0.5f, float(-i)});
+  }
+  g.labels = io::Labels::FromContinuous(conditions, 3);
+  GaussianChunker chunker(g, 200);  // 48 bytes of means and covs + 12 of conditions each
+  v1::UploadDatasetRequest request;
+  std::vector<float> seen;
+  int chunks = 0;
+  while (chunker.Next(&request)) {
+    ++chunks;
+    const int n = request.gaussians().means_size() / 2;
+    EXPECT_EQ(n, 3);  // 3 x 60 bytes fit the budget, 4 do not
+    EXPECT_EQ(request.gaussians().conditions_size(), 3 * n);
+    EXPECT_EQ(request.gaussians().labels_size(), 0);
+    seen.insert(seen.end(), request.gaussians().conditions().begin(),
+                request.gaussians().conditions().end());
+  }
+  EXPECT_EQ(chunks, 3);
   EXPECT_EQ(seen, conditions);
 }
 

@@ -19,6 +19,15 @@ wfm-server, with .h5ad files written by the anndata library:
   * point clouds carry an encoding too (upload_point_clouds(
     condition_columns=...)), and the server refuses encodings that break
     its rules, naming the column and the field.
+  * GAUSSIANS data sets carry conditions: upload_gaussians(adata=...,
+    condition_keys=[...]) of an .h5ad whose rows are the Gaussians (obs
+    columns the conditions, obsm the means and covariances) stores the
+    vectors computed here and the encoding, `wfm upload --means-key
+    --covs-key --condition-key` of the same file the same, `wfm upload`
+    the float labels of an .npz; a Gaussian model trained on them with --guidance 2
+    (condition dropout p_uncond) samples guided through sample_gaussians(
+    guidance=...) and `wfm sample --guidance` alike: γ 0 is the
+    unconditional mixture, γ 1 and 2 the condition's cell states.
 
     conditions_test.py --server build/server/wfm-server --wfm build/client/wfm \\
         --python-out build/python
@@ -276,6 +285,104 @@ class ConditionsTest(unittest.TestCase):
             self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
             self.assertIn(message, e.exception.message)
         self.assertNotIn("pc-bad", [d.name for d in self.client.datasets()])
+
+    def test_6_gaussian_data_sets_carry_conditions_and_sample_guided(self):
+        rng = np.random.default_rng(7)
+        n = 48
+        types = np.array(["lo", "hi"] * (n // 2))
+        ages = rng.uniform(20, 60, n)
+        means = np.stack([[SHIFT[t] + rng.normal(0, 0.2), rng.normal(0, 0.2)] for t in types])
+        covs = np.stack([np.eye(2) * rng.uniform(0.2, 0.25) for _ in types])
+        states = anndata.AnnData(
+            obs=pd.DataFrame({"cell_type": pd.Categorical(types, categories=["hi", "lo"]),
+                              "age": ages}, index=[f"g{i}" for i in range(n)]))
+        states.obsm["mean"] = means
+        states.obsm["cov"] = covs
+        path = os.path.join(self.tmp, "states.h5ad")
+        states.write_h5ad(path)
+        states = anndata.read_h5ad(path)
+        expected = np.concatenate([
+            np.stack([types == "hi", types == "lo"], 1).astype(np.float32),
+            ages[:, None].astype(np.float32)], 1)
+        stored = self.client.upload_gaussians(
+            "g-states", states.obsm["mean"], states.obsm["cov"], adata=states,
+            condition_keys=["cell_type", "age"], chunk_bytes=1000)
+        self.assertEqual(stored.items, n)
+        self.assertEqual(stored.condition_dim, 3)
+        self.assertEqual([(c.name, list(c.categories), c.width, c.offset)
+                          for c in stored.condition_columns],
+                         [("cell_type", ["hi", "lo"], 2, 0), ("age", [], 1, 2)])
+        arrays = stored_arrays(self.data_dir, "g-states")
+        np.testing.assert_array_equal(arrays["labels"], expected)
+        np.testing.assert_array_equal(arrays["means"], means)
+        # The tool: the same .h5ad (--means-key, --covs-key, --condition-key)
+        # stores the same vectors and encoding.
+        self.wfm("upload", path, "--name", "g-states-tool", "--means-key", "mean",
+                 "--covs-key", "cov", "--condition-key", "cell_type", "--condition-key", "age")
+        tool = stored_arrays(self.data_dir, "g-states-tool")
+        for key in ("labels", "means", "covs"):
+            np.testing.assert_array_equal(tool[key], arrays[key], key)
+        self.assertEqual(self.client.dataset("g-states-tool").condition_columns,
+                         stored.condition_columns)
+        for args, message in [
+                (["--means-key", "mean"], "--means-key and --covs-key: Gaussians from an .h5ad "
+                                          "need both"),
+                (["--means-key", "mean", "--covs-key", "mean"],
+                 "obsm/mean (--covs-key): shape [48, 2]; covariances of the means need [48, 2, 2]"),
+                (["--means-key", "mean", "--covs-key", "cov", "--sample-key", "age"],
+                 "--sample-key applies to spatial cells, not to Gaussians"),
+                (["--means-key", "mean", "--covs-key", "cov", "--condition-key", "tissue"],
+                 "--condition-key tissue")]:
+            run = self.wfm("upload", path, "--name", "g-bad", *args, ok=False)
+            self.assertNotEqual(run.returncode, 0)
+            self.assertIn(message, run.stderr)
+        # The tool: an .npz with float labels is a set of condition vectors.
+        npz = os.path.join(self.tmp, "states.npz")
+        np.savez(npz, means=means, covs=covs, labels=expected)
+        self.wfm("upload", npz, "--name", "g-states-npz")
+        np.testing.assert_array_equal(stored_arrays(self.data_dir, "g-states-npz")["labels"],
+                                      expected)
+        self.assertEqual(self.client.dataset("g-states-npz").condition_dim, 3)
+        # Python's own checks, before anything is sent.
+        with self.assertRaisesRegex(ValueError, "adata: 2 rows for 48 Gaussians"):
+            self.client.upload_gaussians("x", means, covs, adata=states[:2],
+                                         condition_keys=["age"])
+        with self.assertRaisesRegex(ValueError, "conditions\\[0, 0\\] is not finite"):
+            self.client.upload_gaussians("x", means, covs,
+                                         conditions=np.full((n, 1), np.nan))
+        # Conditional with guidance: the null condition is learned too.
+        self.client.train("g-states", "g-guided", family="gaussian", steps=600, lr=3e-3, batch=16,
+                          emb=16, layers=1, mlp=32, seed=3, guidance=2.0, p_uncond=0.3,
+                          watch=True)
+        info = self.client.model("g-guided")
+        self.assertEqual(info.default_guidance, 2.0)
+        self.assertEqual([c.name for c in info.condition_columns], ["cell_type", "age"])
+        hi = {"cell_type": "hi", "age": 40}
+        out = {}
+        for gamma in (0.0, 1.0, 2.0):
+            g = self.client.sample_gaussians("g-guided", 100, condition=hi, guidance=gamma,
+                                             steps=16, seed=4)
+            np.testing.assert_array_equal(g.labels, np.tile([1, 0, 40], (100, 1)))
+            out[gamma] = g.means[:, 0]
+        # γ 0: both cell types' states; γ 1 and 2: the "hi" states (+3).
+        self.assertGreater(np.mean(out[0.0] < -1.5), 0.15, out[0.0])
+        self.assertGreater(np.mean(out[0.0] > 1.5), 0.15, out[0.0])
+        for gamma in (1.0, 2.0):
+            self.assertGreater(np.mean(out[gamma] > 1.5), 0.8, (gamma, out[gamma]))
+        # The model's default is its training guidance; the tool samples alike.
+        default = self.client.sample_gaussians("g-guided", 100, condition=hi, steps=16, seed=4)
+        np.testing.assert_array_equal(default.means[:, 0], out[2.0])
+        npz_out = os.path.join(self.tmp, "guided.npz")
+        self.wfm("sample", "--model", "g-guided", "--num", "100", "--steps", "16", "--seed", "4",
+                 "--condition", "cell_type=hi,age=40", "--guidance", "0", "--out", npz_out)
+        with np.load(npz_out) as z:
+            np.testing.assert_array_equal(z["means"][:, 0], out[0.0])
+        # A bad γ is the server's INVALID_ARGUMENT naming the field.
+        with self.assertRaises(WfmError) as e:
+            self.client.sample_gaussians("g-guided", 2, condition=hi, guidance=-1)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("guidance: must be a finite number >= 0, got -1", e.exception.message)
+
 
 
 if __name__ == "__main__":

@@ -49,12 +49,14 @@ pb::UploadDatasetRequest Triangle(const std::vector<std::string>& labels = {}) {
 
 pb::UploadDatasetRequest GaussianMsg(const std::vector<double>& means,
                                      const std::vector<double>& covs,
-                                     const std::vector<std::string>& labels = {}) {
+                                     const std::vector<std::string>& labels = {},
+                                     const std::vector<float>& conditions = {}) {
   pb::UploadDatasetRequest m;
   pb::GaussianChunk* g = m.mutable_gaussians();
   for (double v : means) g->add_means(v);
   for (double v : covs) g->add_covs(v);
   for (const auto& l : labels) g->add_labels(l);
+  for (float v : conditions) g->add_conditions(v);
   return m;
 }
 
@@ -417,17 +419,13 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        "header.dim: must be in [1, "},
       {"gaussian_dim_too_large", [x] { return x.Up(Header("z", pb::GAUSSIANS, 513), {}); },
        kInvalid, "header.dim: must be in [1, 512] for GAUSSIANS, got 513"},
-      {"continuous_labels_for_gaussians",
+      {"gaussians_continuous_without_condition_dim",
        [x, gaussians, with] {
-         return x.Up(with(gaussians("c"),
-                          [](auto& h) {
-                            h.set_label_type(pb::LABEL_TYPE_CONTINUOUS);
-                            h.set_condition_dim(1);
-                          }),
-                     {});
+         return x.Up(
+             with(gaussians("c"), [](auto& h) { h.set_label_type(pb::LABEL_TYPE_CONTINUOUS); }),
+             {});
        },
-       kInvalid, "header.label_type: continuous condition vectors are only supported for POINT_CLOUDS "
-                 "and SPATIAL_CELLS, not GAUSSIANS"},
+       kInvalid, "header.condition_dim: must be in [1, "},
       {"continuous_without_condition_dim",
        [x, clouds, with] {
          return x.Up(with(clouds("c"), [](auto& h) { h.set_label_type(pb::LABEL_TYPE_CONTINUOUS); }),
@@ -600,6 +598,34 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       {"gaussians_labels_without_label_type",
        [x, gaussians, spd] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, spd, {"a"})}); },
        kInvalid, "chunk 0: labels given but the header's label_type is none"},
+      {"gaussians_conditions_without_label_type",
+       [x, gaussians, spd] { return x.Up(gaussians("g"), {GaussianMsg({0, 0}, spd, {}, {1})}); },
+       kInvalid, "chunk 0: conditions given but the header's label_type is none"},
+      {"gaussians_conditions_wrong_length",
+       [x, gaussians, spd] {
+         pb::DatasetHeader h = gaussians("g");
+         EncodedConditions(h);
+         return x.Up(h, {GaussianMsg({0, 0}, spd, {}, {1, 0})});
+       },
+       kInvalid,
+       "chunk 0: conditions holds 2 values for 1 gaussians of condition_dim 3 (need gaussians x "
+       "condition_dim)"},
+      {"gaussians_nan_condition",
+       [x, gaussians, spd] {
+         pb::DatasetHeader h = gaussians("g");
+         EncodedConditions(h);
+         return x.Up(h, {GaussianMsg({0, 0}, spd, {}, {1, 0, 30}),
+                         GaussianMsg({0, 0}, spd, {}, {0, kNaN, 70})});
+       },
+       kInvalid, "gaussians[1].condition: NaN at index 1"},
+      {"gaussians_condition_columns_inconsistent",
+       [x, gaussians, spd] {
+         pb::DatasetHeader h = gaussians("g");
+         EncodedConditions(h);
+         h.set_condition_dim(4);
+         return x.Up(h, {GaussianMsg({0, 0}, spd, {}, {1, 0, 30, 0})});
+       },
+       kInvalid, "header.condition_columns: the widths add up to 3, not condition_dim 4"},
       {"gaussians_cloud_chunk_in_gaussian_upload",
        [x, gaussians] { return x.Up(gaussians("g"), {Triangle()}); }, kInvalid,
        "chunk 0: a clouds chunk in a GAUSSIANS upload"},
@@ -888,6 +914,14 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        train(CloudTraining(),
              [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_guidance(kNaNd); }),
        kInvalid, "guidance: must be a finite number >= 0"},
+      {"train_gaussian_negative_guidance",
+       train(Training("gs", "fresh", pb::FAMILY_GAUSSIAN),
+             [](auto& r) { r.mutable_config()->mutable_gaussian()->set_guidance(-1.0); }),
+       kInvalid, "config.gaussian.guidance: "},
+      {"train_gaussian_p_uncond_one",
+       train(Training("gs", "fresh", pb::FAMILY_GAUSSIAN),
+             [](auto& r) { r.mutable_config()->mutable_gaussian()->set_p_uncond(1.0); }),
+       kInvalid, "config.gaussian.p_uncond: "},
       {"train_source_dataset_without_given_noise",
        train(CloudTraining(),
              [](auto& r) { r.mutable_config()->mutable_pointcloud()->set_source_dataset("pc"); }),
@@ -1094,6 +1128,15 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
          for (float v : {1.0f, 0.0f, kNaN}) r.add_condition(v);
        }),
        kInvalid, "condition: values must be finite"},
+      {"gaussians_sample_nan_guidance",
+       sample_gaussians([](auto& r) {
+         r.set_model("gcm");
+         r.set_guidance(kNaNd);
+       }),
+       kInvalid, "guidance: must be a finite number >= 0, got nan"},
+      {"gaussians_sample_negative_guidance",
+       sample_gaussians([](auto& r) { r.set_guidance(-0.5); }), kInvalid,
+       "guidance: must be a finite number >= 0, got -0.5"},
       {"gaussians_sample_label_for_conditioned_model",
        sample_gaussians([](auto& r) {
          r.set_model("gcm");

@@ -58,6 +58,11 @@ inline std::vector<pb::UploadDatasetRequest> GaussianChunks(const model::io::Gau
     for (int64_t i = g; i < end && !set.labels.strings.empty(); ++i) {
       chunk->add_labels(set.labels.strings[i]);
     }
+    if (set.labels.kind == model::io::Labels::Kind::kContinuous) {
+      const int64_t w = set.labels.width;
+      chunk->mutable_conditions()->Add(set.labels.values.begin() + g * w,
+                                       set.labels.values.begin() + end * w);
+    }
     out.push_back(std::move(m));
   }
   return out;

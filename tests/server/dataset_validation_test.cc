@@ -68,7 +68,7 @@ TEST_F(DatasetValidationTest, RejectsInconsistentCloudChunks) {
   EXPECT_EQ(s.message(), "clouds[0].size: must be >= 1, got 0");
   auto wrong_kind = store->BeginUpload(CloudHeader("v"));
   const std::vector<double> means = {0, 0};
-  s = (*wrong_kind)->AddGaussians(GaussianChunkView{means, means, {}});
+  s = (*wrong_kind)->AddGaussians(GaussianChunkView{means, means, {}, {}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("a gaussians chunk in a POINT_CLOUDS upload"));
   auto nothing = store->BeginUpload(CloudHeader("u"));
   EXPECT_THAT(std::string((*nothing)->Finish().status().message()), HasSubstr("no clouds"));
@@ -114,25 +114,31 @@ TEST_F(DatasetValidationTest, ValidatesHeaders) {
   h = CloudHeader("x", LabelType::kContinuous);
   EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
               HasSubstr("header.condition_dim"));
-  h.kind = DatasetKind::kGaussians;
+  h.kind = DatasetKind::kGaussians;  // Gaussians take condition vectors too
   h.condition_dim = 2;
-  EXPECT_THAT(std::string(store->BeginUpload(h).status().message()),
-              HasSubstr("header.label_type"));
+  EXPECT_TRUE(store->BeginUpload(h).ok());
   h = CloudHeader("x");
   h.kind = DatasetKind::kGaussians;
   h.dim = 513;
   EXPECT_TRUE(absl::IsInvalidArgument(store->BeginUpload(h).status()));
 }
 
-// Cells with condition vectors and their encoding: checked, stored across
-// chunks, read back with the data set (record and data.npz).
-TEST_F(DatasetValidationTest, CellConditionsAndTheirColumnsAreStored) {
-  auto store = OpenStore(root());
-  DatasetHeader h = StoreHeader("cc", DatasetKind::kSpatialCells, 1);
+// A header of `kind` and dim 1 with condition vectors of 3 values: a
+// categorical "type" (T, B) and a numeric "age".
+DatasetHeader ConditionedHeader(const std::string& name, DatasetKind kind) {
+  DatasetHeader h = StoreHeader(name, kind, 1);
   h.label_type = LabelType::kContinuous;
   h.condition_dim = 3;
   h.condition_columns = {{"type", ConditionKind::kCategorical, {"T", "B"}, 2, 0},
                          {"age", ConditionKind::kNumeric, {}, 1, 2}};
+  return h;
+}
+
+// Cells with condition vectors and their encoding: checked, stored across
+// chunks, read back with the data set (record and data.npz).
+TEST_F(DatasetValidationTest, CellConditionsAndTheirColumnsAreStored) {
+  auto store = OpenStore(root());
+  DatasetHeader h = ConditionedHeader("cc", DatasetKind::kSpatialCells);
   auto upload = store->BeginUpload(h);
   ASSERT_TRUE(upload.ok()) << upload.status();
   const std::vector<float> features = {1, 2}, coords = {0, 0, 1, 1};
@@ -156,29 +162,65 @@ TEST_F(DatasetValidationTest, CellConditionsAndTheirColumnsAreStored) {
             "it)");
 }
 
+// Gaussians with condition vectors and their encoding: checked, stored
+// across chunks, read back as the set's continuous labels.
+TEST_F(DatasetValidationTest, GaussianConditionsAndTheirColumnsAreStored) {
+  auto store = OpenStore(root());
+  const DatasetHeader h = ConditionedHeader("gc", DatasetKind::kGaussians);
+  auto upload = store->BeginUpload(h);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::vector<double> means = {0, 1}, covs = {1, 2};
+  const std::vector<float> first = {1, 0, 30, 0, 1, 70};
+  ASSERT_TRUE((*upload)->AddGaussians(GaussianChunkView{means, covs, {}, first}).ok());
+  const std::vector<double> mean = {5}, cov = {0.5};
+  const std::vector<float> bad = {0, 1, std::nanf("")};
+  EXPECT_EQ((*upload)->AddGaussians(GaussianChunkView{mean, cov, {}, bad}).message(),
+            "gaussians[2].condition: NaN at index 2");
+  auto again = store->BeginUpload(h);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->AddGaussians(GaussianChunkView{means, covs, {}, first}).ok());
+  const std::vector<float> second = {0, 1, 50};
+  EXPECT_THAT(std::string((*again)->AddGaussians(GaussianChunkView{mean, cov, {}, {}}).message()),
+              HasSubstr("chunk 1: conditions holds 0 values for 1 gaussians of condition_dim 3"));
+  auto good = store->BeginUpload(h);
+  ASSERT_TRUE((*good)->AddGaussians(GaussianChunkView{means, covs, {}, first}).ok());
+  ASSERT_TRUE((*good)->AddGaussians(GaussianChunkView{mean, cov, {}, second}).ok());
+  absl::StatusOr<DatasetInfo> info = (*good)->Finish();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->items, 3);
+  auto data = store->Load("gc");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->info.label_type, LabelType::kContinuous);
+  EXPECT_EQ((*data)->info.condition_columns, h.condition_columns);
+  EXPECT_EQ((*data)->gaussians().labels.width, 3);
+  EXPECT_EQ((*data)->gaussians().labels.values,
+            (std::vector<float>{1, 0, 30, 0, 1, 70, 0, 1, 50}));
+}
+
 TEST_F(DatasetValidationTest, GaussiansMustBeSymmetricPositiveDefinite) {
   auto store = OpenStore(root());
   const DatasetHeader h = StoreHeader("g", DatasetKind::kGaussians, 2);
   const std::vector<double> means = {0, 0, 1, 1};
   const std::vector<double> not_pd = {1, 0, 0, 1, 1, 2, 2, 1};  // eigenvalues 3, -1
   auto a = store->BeginUpload(h);
-  EXPECT_EQ((*a)->AddGaussians(GaussianChunkView{means, not_pd, {}}).message(),
+  EXPECT_EQ((*a)->AddGaussians(GaussianChunkView{means, not_pd, {}, {}}).message(),
             "gaussians[1].cov: not positive definite");
   const std::vector<double> asym = {1, 0.5, 0.4, 1, 1, 0, 0, 1};
   auto b = store->BeginUpload(h);
-  EXPECT_THAT(std::string((*b)->AddGaussians(GaussianChunkView{means, asym, {}}).message()),
+  EXPECT_THAT(std::string((*b)->AddGaussians(GaussianChunkView{means, asym, {}, {}}).message()),
               HasSubstr("gaussians[0].cov: not symmetric"));
   const std::vector<double> nan_mean = {0, std::nan(""), 1, 1};
   const std::vector<double> good = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
   auto c = store->BeginUpload(h);
-  EXPECT_EQ((*c)->AddGaussians(GaussianChunkView{nan_mean, good, {}}).message(),
+  EXPECT_EQ((*c)->AddGaussians(GaussianChunkView{nan_mean, good, {}, {}}).message(),
             "gaussians[0].mean: NaN at index 1");
   const std::vector<double> short_covs = {1, 0, 0, 1};
   auto d = store->BeginUpload(h);
-  EXPECT_THAT(std::string((*d)->AddGaussians(GaussianChunkView{means, short_covs, {}}).message()),
-              HasSubstr("covs holds 4 values for 2 Gaussians"));
+  EXPECT_THAT(
+      std::string((*d)->AddGaussians(GaussianChunkView{means, short_covs, {}, {}}).message()),
+      HasSubstr("covs holds 4 values for 2 Gaussians"));
   auto e = store->BeginUpload(h);
-  ASSERT_TRUE((*e)->AddGaussians(GaussianChunkView{means, good, {}}).ok());
+  ASSERT_TRUE((*e)->AddGaussians(GaussianChunkView{means, good, {}, {}}).ok());
   absl::StatusOr<DatasetInfo> info = (*e)->Finish();
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->items, 2);
@@ -246,9 +288,9 @@ TEST(DatasetValidationFunctionsTest, ChunksAreCheckedAgainstTheHeaderAndTheirPla
   const std::vector<double> means = {0, 0};
   const std::vector<double> spd = {2, 1, 1, 2};
   const std::vector<double> singular = {1, 1, 1, 1};
-  EXPECT_EQ(ChunkBytes(GaussianChunkView{means, spd, {}}), 6 * 8);
-  EXPECT_TRUE(ValidateGaussianChunk(g, 0, 0, GaussianChunkView{means, spd, {}}).ok());
-  EXPECT_EQ(ValidateGaussianChunk(g, 1, 5, GaussianChunkView{means, singular, {}}).message(),
+  EXPECT_EQ(ChunkBytes(GaussianChunkView{means, spd, {}, {}}), 6 * 8);
+  EXPECT_TRUE(ValidateGaussianChunk(g, 0, 0, GaussianChunkView{means, spd, {}, {}}).ok());
+  EXPECT_EQ(ValidateGaussianChunk(g, 1, 5, GaussianChunkView{means, singular, {}, {}}).message(),
             "gaussians[5].cov: not positive definite");
 
   const DatasetHeader c = StoreHeader("c", DatasetKind::kSpatialCells, 1);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -150,11 +151,13 @@ TEST(ProtoConvertTest, ChunkViewsShowTheMessagesArrays) {
   for (double v : {1.0, -1.0}) gaussians.add_means(v);
   for (double v : {2.0, 0.5, 0.5, 1.0}) gaussians.add_covs(v);
   gaussians.add_labels("g");
+  for (float v : {1.0f, 0.0f, 40.0f}) gaussians.add_conditions(v);
   const GaussianChunkView g = ChunkView(gaussians);
   EXPECT_EQ(g.means.data(), gaussians.means().data());
   EXPECT_THAT(g.means, ElementsAre(1.0, -1.0));
   EXPECT_THAT(g.covs, ElementsAre(2.0, 0.5, 0.5, 1.0));
   EXPECT_THAT(g.labels, ElementsAre("g"));
+  EXPECT_THAT(g.conditions, ElementsAre(1.0f, 0.0f, 40.0f));
 
   pb::CellChunk cells;
   for (float v : {0.1f, 0.2f, 0.3f}) cells.add_features(v);
@@ -359,11 +362,15 @@ TEST(ProtoConvertTest, GaussianSampleRequestsAndReplies) {
   EXPECT_TRUE(r.trajectory);
   EXPECT_FALSE(r.reference_cov_sign);
   EXPECT_THAT(r.condition, IsEmpty());
+  EXPECT_FALSE(r.guidance.has_value());  // unset: the model's default
   req.add_condition(0.5f);
   req.add_condition(-2.0f);
+  req.set_guidance(0.0);  // set, even to 0
   WFM_ASSERT_OK_AND_ASSIGN(const model::GaussianSampleRequest c, GaussianRequestFromProto(req));
   EXPECT_THAT(c.condition, ElementsAre(0.5f, -2.0f));
+  EXPECT_EQ(c.guidance, std::optional<double>(0.0));
   req.clear_condition();
+  req.clear_guidance();
   req.set_steps(0);
   WFM_ASSERT_OK_AND_ASSIGN(const model::GaussianSampleRequest d, GaussianRequestFromProto(req));
   EXPECT_EQ(d.steps, 16);  // the Gaussians' default: 16 Euler steps

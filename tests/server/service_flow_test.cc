@@ -1,6 +1,7 @@
 // Full flows through real gRPC clients: upload -> train -> watch -> sample ->
 // evaluate, for point clouds, Gaussians and spatial cells.
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -202,6 +203,79 @@ TEST_F(FlowTest, Gaussians) {
   // A Gaussian model is not sampled as clouds.
   EXPECT_EQ(SampleNiches(*stub, NicheRequest("g", 1, 5, 1)).status.error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// GAUSSIANS carry condition vectors with their encoding; the Gaussian model
+// trained on them learns the null condition (guidance 2) and samples guided.
+TEST_F(FlowTest, GaussiansWithConditionsAndGuidance) {
+  auto stub = server_.Stub();
+  model::io::GaussianSet set = RandomGaussians(12, 2, 4);
+  std::vector<float> conditions;
+  for (int i = 0; i < 12; ++i) {
+    for (float v : {i % 2 == 0 ? 1.0f : 0.0f, i % 2 == 0 ? 0.0f : 1.0f, 20.0f + i}) {
+      conditions.push_back(v);
+    }
+  }
+  set.labels = model::io::Labels::FromContinuous(conditions, 3);
+  pb::DatasetHeader header = Header("cstates", pb::GAUSSIANS, 2, pb::LABEL_TYPE_CONTINUOUS);
+  header.set_condition_dim(3);
+  pb::ConditionColumn* type = header.add_condition_columns();
+  type->set_name("type");
+  type->set_kind(pb::CONDITION_KIND_CATEGORICAL);
+  type->add_categories("T");
+  type->add_categories("B");
+  type->set_width(2);
+  pb::ConditionColumn* age = header.add_condition_columns();
+  age->set_name("age");
+  age->set_kind(pb::CONDITION_KIND_NUMERIC);
+  age->set_width(1);
+  age->set_offset(2);
+  pb::Dataset dataset;
+  ASSERT_TRUE(Upload(*stub, header, GaussianChunks(set, 5), &dataset).ok());
+  EXPECT_EQ(dataset.items(), 12);
+  EXPECT_EQ(dataset.label_type(), pb::LABEL_TYPE_CONTINUOUS);
+  EXPECT_EQ(dataset.condition_dim(), 3);
+  ASSERT_EQ(dataset.condition_columns_size(), 2);
+  EXPECT_EQ(dataset.condition_columns(1).name(), "age");
+
+  pb::TrainingConfig config = TinyConfig(pb::FAMILY_GAUSSIAN, 5);
+  config.mutable_gaussian()->set_guidance(2.0);
+  config.mutable_gaussian()->set_p_uncond(0.3);
+  const pb::TrainingJob done = Train(*stub, "cstates", "cg", config);
+  ASSERT_EQ(done.state(), pb::SUCCEEDED) << done.error();
+  pb::ModelInfo info;
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, "cg", &info).ok());
+  EXPECT_EQ(info.label_type(), pb::LABEL_TYPE_CONTINUOUS);
+  EXPECT_EQ(info.condition_dim(), 3);
+  EXPECT_EQ(info.default_guidance(), 2.0);
+  EXPECT_EQ(info.config().gaussian().guidance(), 2.0);
+  EXPECT_EQ(info.config().gaussian().p_uncond(), 0.3);
+  ASSERT_EQ(info.condition_columns_size(), 2);
+  EXPECT_EQ(info.condition_columns(0).categories(1), "B");
+
+  const auto sample = [&](std::optional<double> guidance) {
+    pb::SampleGaussiansRequest request;
+    request.set_model("cg");
+    request.set_num_samples(3);
+    request.set_steps(4);
+    request.set_seed(5);
+    for (float v : {0.0f, 1.0f, 25.0f}) request.add_condition(v);
+    if (guidance) request.set_guidance(*guidance);
+    pb::SampleGaussiansResponse reply;
+    const grpc::Status s = Call(*stub, &pb::WfmService::Stub::SampleGaussians, request, &reply);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reply;
+  };
+  const pb::SampleGaussiansResponse by_default = sample(std::nullopt), two = sample(2.0),
+                                    one = sample(1.0), zero = sample(0.0);
+  ASSERT_EQ(two.means_size(), 6);
+  EXPECT_THAT(two.conditions(), ElementsAre(0, 1, 25, 0, 1, 25, 0, 1, 25));
+  const auto means = [](const pb::SampleGaussiansResponse& r) {
+    return std::vector<double>(r.means().begin(), r.means().end());
+  };
+  EXPECT_EQ(means(by_default), means(two));
+  EXPECT_NE(means(two), means(one));
+  EXPECT_NE(means(one), means(zero));
 }
 
 TEST_F(FlowTest, SpatialCellsAsNichesAndAsCellStates) {

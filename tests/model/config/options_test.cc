@@ -83,7 +83,7 @@ TEST(OptionTableTest, GetReadsTheMemberAndSetWritesIt) {
 
 TEST(OptionTableTest, FamilyOnlyOptionsHaveNoFieldInTheOtherFamily) {
   for (const char* name :
-       {"monge-map", "eps", "heads", "dropout", "guidance", "minibatch-cost-eps"}) {
+       {"monge-map", "eps", "heads", "dropout", "minibatch-cost-eps"}) {
     ASSERT_NE(FindTrainingOption(name), nullptr) << name;
     EXPECT_EQ(FindTrainingOption(name)->For(Family::kGaussian), nullptr) << name;
   }
@@ -103,6 +103,23 @@ TEST(OptionTableTest, KeywordsAndDefaultText) {
   EXPECT_EQ(FindTrainingOption("minibatch-ot")->DefaultText(), "on");
   EXPECT_EQ(FindTrainingOption("monge-map")->Families(), "pointcloud");
   EXPECT_EQ(FindTrainingOption("emb")->Families(), "pointcloud, gaussian");
+  // Guidance and condition dropout serve both families; Gaussian models
+  // only guide when asked to (γ 1 by default).
+  EXPECT_EQ(FindTrainingOption("guidance")->Families(), "pointcloud, gaussian");
+  EXPECT_EQ(FindTrainingOption("p-uncond")->Families(), "pointcloud, gaussian");
+  EXPECT_EQ(FindTrainingOption("guidance")->DefaultText(), "1.5 (pointcloud), 1 (gaussian)");
+  EXPECT_EQ(FindTrainingOption("guidance")->For(Family::kGaussian)->path, "gaussian.guidance");
+  const nlohmann::json g = ToJson(GaussianTrainConfig{});
+  EXPECT_EQ(g.at("guidance"), 1.0);
+  EXPECT_EQ(g.at("p_uncond"), 0.1);
+  // A stored configuration without them (written before they existed) reads
+  // as no guidance.
+  nlohmann::json old = g;
+  old.erase("guidance");
+  old.erase("p_uncond");
+  absl::StatusOr<GaussianTrainConfig> read = GaussianTrainConfigFromJson(old);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->guidance, 1.0);
 }
 
 TEST(OptionRuleTest, MessagesStateTheRuleAndTheValue) {

@@ -154,6 +154,29 @@ TEST(H5adReadTest, NanInObsmIsRejected) {
               AllOf(HasSubstr("obsm/spatial"), HasSubstr("[3, 1] = nan"), HasSubstr("finite")));
 }
 
+// ReadObsmArray: a dense obsm array of any rank as float64 with its shape
+// (Gaussians' covariances [n_obs, d, d]); the same values as ReadObsm for a
+// matrix, the same rules (known key, first dimension n_obs, finite).
+TEST(H5adReadTest, ObsmArraysKeepTheirShapeAndDoublePrecision) {
+  auto file = H5adFile::Open(FixturePath("cells_dense_f64.h5ad"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto matrix = file->ReadObsm("spatial");
+  ASSERT_TRUE(matrix.ok()) << matrix.status();
+  auto array = file->ReadObsmArray("spatial");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_THAT(array->shape, ElementsAre(file->n_obs(), matrix->cols));
+  ASSERT_EQ(array->values.size(), matrix->values.size());
+  for (size_t i = 0; i < array->values.size(); ++i) {
+    EXPECT_EQ(static_cast<float>(array->values[i]), matrix->values[i]) << i;
+  }
+  EXPECT_THAT(file->ReadObsmArray("X_umap").status().message(),
+              HasSubstr("obsm/X_umap: not found; available: X_pca, spatial"));
+  auto bad = H5adFile::Open(FixturePath("bad_nan_spatial.h5ad"));
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_THAT(bad->ReadObsmArray("spatial").status().message(),
+              AllOf(HasSubstr("obsm/spatial"), HasSubstr("= nan"), HasSubstr("finite")));
+}
+
 // indptr [0, 1, 5, 3] with nnz 3: row 1 would read past data and indices.
 // The whole of indptr is checked before any entry is read (a fuzzer found
 // the overrun: fuzz/regressions/h5ad/asan_sparse_indptr_overrun.h5ad).

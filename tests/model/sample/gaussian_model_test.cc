@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -572,10 +573,28 @@ io::GaussianSet ShiftedByCondition(int64_t count, uint64_t seed) {
   return set;
 }
 
-absl::StatusOr<std::unique_ptr<GaussianTrainer>> ConditionedTrainer(int64_t steps) {
+// guidance > 1 turns on condition dropout with probability p_uncond.
+absl::StatusOr<std::unique_ptr<GaussianTrainer>> ConditionedTrainer(int64_t steps,
+                                                                    double guidance = 1.0,
+                                                                    double p_uncond = 0.1) {
   GaussianTrainConfig c = Small(steps);
   c.optimizer.batch_size = 16;
+  c.guidance = guidance;
+  c.p_uncond = p_uncond;
   return GaussianTrainer::Create(ShiftedByCondition(32, 41), c, "shifted");
+}
+
+// The mean first coordinate of generated Gaussians' means, and the fraction
+// of them beyond `x` (positive x) or below it (negative x).
+double MeanX(const GeneratedGaussians& g) {
+  double sum = 0.0;
+  for (size_t i = 0; i < g.means.size(); i += 2) sum += g.means[i];
+  return sum / static_cast<double>(g.means.size() / 2);
+}
+double FractionBeyond(const GeneratedGaussians& g, double x) {
+  int64_t n = 0;
+  for (size_t i = 0; i < g.means.size(); i += 2) n += x > 0 ? g.means[i] > x : g.means[i] < x;
+  return static_cast<double>(n) / static_cast<double>(g.means.size() / 2);
 }
 
 TEST(GaussianModelTest, ContinuousConditionsShiftTheGeneratedMeans) {
@@ -594,13 +613,8 @@ TEST(GaussianModelTest, ContinuousConditionsShiftTheGeneratedMeans) {
   WFM_ASSERT_OK_AND_ASSIGN(const auto out, m->Sample({plus, minus}));
   // The mean first coordinate of each request's Gaussians: the data's are +3
   // and -3; an unconditioned flow would give about 0 for both.
-  const auto mean_x = [](const GeneratedGaussians& g) {
-    double sum = 0.0;
-    for (size_t i = 0; i < g.means.size(); i += 2) sum += g.means[i];
-    return sum / static_cast<double>(g.means.size() / 2);
-  };
-  EXPECT_GT(mean_x(out[0]), 1.5);
-  EXPECT_LT(mean_x(out[1]), -1.5);
+  EXPECT_GT(MeanX(out[0]), 1.5);
+  EXPECT_LT(MeanX(out[1]), -1.5);
   EXPECT_EQ(out[0].conditions, std::vector<float>(64, 1.0f));
   EXPECT_EQ(out[1].conditions, std::vector<float>(64, -1.0f));
   ExpectSpd(out[0], 64);
@@ -679,6 +693,140 @@ TEST(GaussianModelTest, ConditionValidationAndCheckpoints) {
                        broken.tensors.end());
   ASSERT_LT(broken.tensors.size(), ckpt.tensors.size());
   EXPECT_EQ(GaussianModel::FromCheckpoint(broken).status().code(), absl::StatusCode::kDataLoss);
+}
+
+
+// A checkpoint of `ckpt`'s network whose configuration says guidance `g`
+// (the default γ of its samples).
+checkpoint::Checkpoint WithGuidance(checkpoint::Checkpoint ckpt, double g) {
+  ckpt.metadata["config"]["guidance"] = g;
+  return ckpt;
+}
+
+TEST(GaussianModelTest, GuidanceOneIsTheConditionalSamplerAndZeroTheNullCondition) {
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> trainer,
+                           ConditionedTrainer(3, /*guidance=*/2.0, /*p_uncond=*/0.3));
+  EXPECT_DOUBLE_EQ(trainer->p_uncond(), 0.3);
+  WFM_ASSERT_OK(trainer->Train());
+  WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, trainer->MakeCheckpoint(false));
+  WFM_ASSERT_OK_AND_ASSIGN(auto guided, GaussianModel::FromCheckpoint(ckpt));
+  EXPECT_DOUBLE_EQ(guided->default_guidance(), 2.0);
+  // The same network as a model without guidance: the conditional sampler.
+  WFM_ASSERT_OK_AND_ASSIGN(auto plain, GaussianModel::FromCheckpoint(WithGuidance(ckpt, 1.0)));
+  EXPECT_DOUBLE_EQ(plain->default_guidance(), 1.0);
+  GaussianSampleRequest r = Request(6, 5, 4);
+  r.condition = {0.5f};
+  const auto at = [&r](std::optional<double> gamma) {
+    GaussianSampleRequest q = r;
+    q.guidance = gamma;
+    return q;
+  };
+  WFM_ASSERT_OK_AND_ASSIGN(const auto conditional, plain->Sample({r}));
+  GaussianSampleRequest null = r;
+  null.condition = {0.0f};  // the null condition
+  WFM_ASSERT_OK_AND_ASSIGN(const auto unconditional, plain->Sample({null}));
+  WFM_ASSERT_OK_AND_ASSIGN(const auto one, guided->Sample({at(1.0)}));
+  WFM_ASSERT_OK_AND_ASSIGN(const auto zero, guided->Sample({at(0.0)}));
+  EXPECT_EQ(one[0].means, conditional[0].means);
+  EXPECT_EQ(one[0].covs, conditional[0].covs);
+  EXPECT_EQ(zero[0].means, unconditional[0].means);
+  EXPECT_EQ(zero[0].covs, unconditional[0].covs);
+  EXPECT_EQ(zero[0].conditions, std::vector<float>(5, 0.5f));  // the request's condition
+  // Unset = the model's γ (2), which differs from both.
+  WFM_ASSERT_OK_AND_ASSIGN(const auto by_default, guided->Sample({at(std::nullopt)}));
+  WFM_ASSERT_OK_AND_ASSIGN(const auto two, guided->Sample({at(2.0)}));
+  EXPECT_EQ(by_default[0].means, two[0].means);
+  EXPECT_NE(two[0].means, one[0].means);
+  EXPECT_NE(two[0].means, zero[0].means);
+  // One Euler step moves the means by the velocity itself, so the guided
+  // mean is v_u + γ (v_c − v_u) applied: m_γ = m_0 + γ (m_1 − m_0).
+  r.steps = 1;
+  WFM_ASSERT_OK_AND_ASSIGN(const auto step0, guided->Sample({at(0.0)}));
+  WFM_ASSERT_OK_AND_ASSIGN(const auto step1, guided->Sample({at(1.0)}));
+  WFM_ASSERT_OK_AND_ASSIGN(const auto step3, guided->Sample({at(3.0)}));
+  for (size_t i = 0; i < step3[0].means.size(); ++i) {
+    const double expected =
+        step0[0].means[i] + 3.0 * (step1[0].means[i] - step0[0].means[i]);
+    EXPECT_NEAR(step3[0].means[i], expected, 1e-4 * (1.0 + std::abs(expected))) << i;
+  }
+  // Requests of every γ batch together and get what they get alone.
+  r.steps = 4;
+  GaussianSampleRequest per_sample = at(3.0);
+  per_sample.condition = {1.0f, -1.0f, 0.25f, 0.0f, 2.0f};
+  const std::vector<GaussianSampleRequest> all = {at(3.0), at(1.0), per_sample, at(0.0),
+                                                  at(2.5), at(std::nullopt)};
+  WFM_ASSERT_OK_AND_ASSIGN(const auto merged, guided->Sample(all));
+  for (size_t k = 0; k < all.size(); ++k) {
+    SCOPED_TRACE(k);
+    WFM_ASSERT_OK_AND_ASSIGN(const auto alone, guided->Sample({all[k]}));
+    EXPECT_EQ(merged[k].means, alone[0].means);
+    EXPECT_EQ(merged[k].covs, alone[0].covs);
+    ExpectSpd(merged[k], all[k].num_samples);
+  }
+  // γ is checked; unconditional models ignore it.
+  GaussianSampleRequest bad = at(-1.0);
+  EXPECT_EQ(guided->ValidateRequest(bad).message(),
+            "guidance: must be a finite number >= 0, got -1");
+  bad.guidance = NAN;
+  EXPECT_EQ(guided->ValidateRequest(bad).code(), absl::StatusCode::kInvalidArgument);
+  WFM_ASSERT_OK_AND_ASSIGN(auto unconditional_model, Model(2, 1));
+  GaussianSampleRequest u = Request(2, 3, 3), u3 = u;
+  u3.guidance = 3.0;
+  WFM_ASSERT_OK_AND_ASSIGN(const auto u_out, unconditional_model->Sample({u, u3}));
+  EXPECT_EQ(u_out[0].means, u_out[1].means);
+}
+
+TEST(GaussianModelTest, ConditionDropoutOnlyWithGuidanceAboveOne) {
+  for (const auto& [guidance, expected] :
+       std::vector<std::pair<double, double>>{{1.0, 0.0}, {1.5, 0.25}, {0.5, 0.0}}) {
+    WFM_ASSERT_OK_AND_ASSIGN(auto t, ConditionedTrainer(1, guidance, 0.25));
+    EXPECT_DOUBLE_EQ(t->p_uncond(), expected) << guidance;
+  }
+  GaussianTrainConfig c = Small(1);
+  c.guidance = 2.0;
+  WFM_ASSERT_OK_AND_ASSIGN(
+      auto plain,
+      GaussianTrainer::Create(testing::CircleFamily(8, 2, 3, 0, 2 * M_PI, false), c, "g"));
+  EXPECT_DOUBLE_EQ(plain->p_uncond(), 0.0);  // unconditional: nothing to drop
+  // Without dropout the run's draws are those of a model without the
+  // options: the same network as before they existed.
+  WFM_ASSERT_OK_AND_ASSIGN(auto a, ConditionedTrainer(4, 1.0, 0.5));
+  WFM_ASSERT_OK_AND_ASSIGN(auto b, ConditionedTrainer(4, 1.0, 0.0));
+  WFM_ASSERT_OK(a->Train());
+  WFM_ASSERT_OK(b->Train());
+  EXPECT_EQ(a->Summary().final_loss, b->Summary().final_loss);
+  WFM_ASSERT_OK_AND_ASSIGN(auto c2, ConditionedTrainer(4, 2.0, 0.5));
+  WFM_ASSERT_OK(c2->Train());
+  EXPECT_NE(c2->Summary().final_loss, a->Summary().final_loss);
+}
+
+TEST(GaussianModelTest, GuidanceMovesSamplesTowardTheCondition) {
+  // Data at x = +3 (condition +1) and -3 (condition -1); the null condition
+  // learned with p_uncond 0.3 is the mixture of both.
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<GaussianTrainer> trainer,
+                           ConditionedTrainer(300, /*guidance=*/2.0, /*p_uncond=*/0.3));
+  WFM_ASSERT_OK(trainer->Train());
+  WFM_ASSERT_OK_AND_ASSIGN(auto m, trainer->MakeModel());
+  GaussianSampleRequest r = Request(8, 200, 16);
+  r.condition = {1.0f};
+  std::vector<GaussianSampleRequest> at;
+  for (double gamma : {0.0, 1.0, 2.0}) {
+    at.push_back(r);
+    at.back().guidance = gamma;
+  }
+  at.push_back(at.back());
+  at.back().condition = {-1.0f};
+  WFM_ASSERT_OK_AND_ASSIGN(const auto out, m->Sample(at));
+  // γ 0: the unconditional model, both modes.
+  EXPECT_GT(FractionBeyond(out[0], 1.5), 0.15);
+  EXPECT_GT(FractionBeyond(out[0], -1.5), 0.15);
+  // γ 1 and 2: the condition's mode, γ 2 at least as surely.
+  EXPECT_GT(FractionBeyond(out[1], 1.5), 0.8);
+  EXPECT_GE(FractionBeyond(out[2], 1.5), FractionBeyond(out[1], 1.5));
+  EXPECT_GT(MeanX(out[2]), MeanX(out[0]) + 1.5);
+  EXPECT_GT(MeanX(out[2]), MeanX(out[1]));  // γ 2 goes further than the conditional flow
+  EXPECT_GT(FractionBeyond(out[3], -1.5), 0.8);
+  for (const auto& g : out) ExpectSpd(g, 200);
 }
 
 }  // namespace
