@@ -97,7 +97,7 @@ inline void StoreClouds(DatasetStore& datasets, const std::string& name,
 inline void StoreGaussians(DatasetStore& datasets, const std::string& name,
                            const model::io::GaussianSet& set) {
   auto upload = datasets.BeginUpload(StoreHeader(name, DatasetKind::kGaussians, set.dim));
-  ASSERT_TRUE((*upload)->AddGaussians(GaussianChunkView{set.means, set.covs, {}}).ok());
+  ASSERT_TRUE((*upload)->AddGaussians(GaussianChunkView{set.means, set.covs, {}, {}}).ok());
   ASSERT_TRUE((*upload)->Finish().ok());
 }
 
@@ -105,10 +105,8 @@ inline void StoreCells(DatasetStore& datasets, const std::string& name,
                        const testing::Cells& cells) {
   auto upload = datasets.BeginUpload(
       StoreHeader(name, DatasetKind::kSpatialCells, cells.dim, LabelType::kDiscrete));
-  ASSERT_TRUE(
-      (*upload)
-          ->AddCells(CellChunkView{cells.features, cells.coords, cells.sample_ids, cells.labels})
-          .ok());
+  const CellChunkView chunk{cells.features, cells.coords, cells.sample_ids, cells.labels, {}};
+  ASSERT_TRUE((*upload)->AddCells(chunk).ok());
   ASSERT_TRUE((*upload)->Finish().ok());
 }
 
