@@ -103,6 +103,22 @@ struct SampleFlags {
   bool num_given = false;  // --num was on the command line
 };
 
+// What both sample requests take from the flags: model, count, label or
+// condition, guidance, solver, queue policy, seed and trajectory.
+template <typename Request>
+void SetCommon(const SampleFlags& f, int64_t num, const std::vector<float>& condition,
+               Request* request) {
+  request->set_model(f.model);
+  request->set_num_samples(num);
+  request->set_label(f.label);
+  request->mutable_condition()->Add(condition.begin(), condition.end());
+  if (f.guidance) request->set_guidance(*f.guidance);
+  SetSolver(f.ode, request);
+  SetQueuePolicy(f.queue, request);
+  request->set_seed(f.seed);
+  request->set_trajectory(f.trajectory);
+}
+
 absl::StatusOr<std::vector<float>> ParseCondition(const std::string& text) {
   std::vector<float> values;
   for (absl::string_view part : absl::StrSplit(text, ',')) {
@@ -222,15 +238,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
   int64_t samples = 0, points = 0, dim = 0, evaluations = 0;
   if (gaussian) {
     v1::SampleGaussiansRequest request;
-    request.set_model(f.model);
-    request.set_num_samples(num);
-    request.set_label(f.label);
-    request.mutable_condition()->Add(condition.begin(), condition.end());
-    if (f.guidance) request.set_guidance(*f.guidance);
-    SetSolver(f.ode, &request);
-    SetQueuePolicy(f.queue, &request);
-    request.set_seed(f.seed);
-    request.set_trajectory(f.trajectory);
+    SetCommon(f, num, condition, &request);
     request.mutable_init_means()->Add(init_gaussians.means.begin(), init_gaussians.means.end());
     request.mutable_init_covs()->Add(init_gaussians.covs.begin(), init_gaussians.covs.end());
     WFM_ASSIGN_OR_RETURN(const SampledGaussians result, client->SampleGaussians(request));
@@ -240,20 +248,12 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
     WFM_RETURN_IF_ERROR(WriteSampledGaussians(f.out, result, svg));
   } else {
     v1::SampleNichesRequest request;
-    request.set_model(f.model);
-    request.set_num_samples(num);
+    SetCommon(f, num, condition, &request);
     request.set_points_per_sample(f.points);
     request.mutable_init_points()->Add(init_clouds.points.begin(), init_clouds.points.end());
     for (int64_t c = 0; c < init_clouds.num_clouds(); ++c) {
       request.add_init_sizes(init_clouds.cloud_size(c));
     }
-    request.set_label(f.label);
-    request.mutable_condition()->Add(condition.begin(), condition.end());
-    if (f.guidance) request.set_guidance(*f.guidance);
-    SetSolver(f.ode, &request);
-    SetQueuePolicy(f.queue, &request);
-    request.set_seed(f.seed);
-    request.set_trajectory(f.trajectory);
     WFM_ASSIGN_OR_RETURN(const SampledClouds result,
                          client->SampleNiches(request, [&](int64_t done, int64_t total) {
                            line.Update(absl::StrCat("sampling ", Bar(done, total, 24), " ", done,
