@@ -275,7 +275,8 @@ TEST_F(JobManagerTest, ShutdownLeavesJobsToResumeFromTheStepReached) {
   }
 }
 
-// (The restart here does not resume interrupted jobs: --resume-interrupted-jobs=false.)
+// With resume_interrupted off (--resume-interrupted-jobs=false): a shutdown
+// cancels its jobs and a restart reports interrupted ones FAILED.
 TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
   OpenJobs(1, /*resume_interrupted=*/false);
   StoreClouds("shapes", testing::Ellipses(6, 1));
