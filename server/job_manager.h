@@ -1,7 +1,8 @@
 // Training jobs: StartTraining returns at once with a QUEUED job; a bounded
 // pool of --max-jobs worker threads runs them in order. A running job
-// reports progress after every step (readers are woken at most every 250 ms
-// and Watch sends at least one update per second), checks its cancel flag
+// reports progress after every step (readers are woken at most every 250 ms,
+// and at each periodic checkpoint; Watch sends at least one update per
+// second), checks its cancel flag
 // before every step, writes a resumable checkpoint every checkpoint_every
 // steps to <data-dir>/jobs/<id>/checkpoint.wfm, and on success publishes the
 // model to the registry (atomically) and removes that folder.
