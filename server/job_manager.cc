@@ -439,13 +439,26 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
   }
   (void)WriteStatus(*job, final);
   if (final.state == JobState::kSucceeded) (void)RemoveTree(CheckpointDir(options_.root, final.id));
-  {
-    MutexLock lock(&mu_);
-    final.version = job->status.version;
-    job->status = final;
-    --running_;
-    Announce(*job, true);
-    UpdateStateMetrics();
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      if (!suspended || job->suspending) {
+        final.version = job->status.version;
+        job->status = final;
+        --running_;
+        Announce(*job, true);
+        UpdateStateMetrics();
+        break;
+      }
+      // Cancelled by its user while being left queued: it ends CANCELLED,
+      // on disk before anyone sees it.
+      suspended = false;
+      final.state = JobState::kCancelled;
+      final.interrupted.clear();
+      final.finished_unix_ms = NowUnixMs();
+      final.error = absl::StrCat("cancelled ", job->cancel_reason, " at step ", final.step);
+    }
+    (void)WriteStatus(*job, final);
   }
   const std::string& model_name = final.request.model;
   if (metrics_ != nullptr) metrics_->AddTrainingSteps(model_name, 0, final.loss, 0.0);
