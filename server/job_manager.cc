@@ -153,7 +153,9 @@ absl::Status JobManager::LoadAll() {
     LogInfo(absl::StrCat(
         "job ", job->status.id, " (model '", job->status.request.model,
         "') resumes after a server restart",
-        job->status.interrupted.empty() ? "" : absl::StrCat(" (stopped ", job->status.interrupted, ")"),
+        job->status.interrupted.empty()
+            ? ""
+            : absl::StrCat(" (stopped ", job->status.interrupted, ")"),
         from > 0 ? absl::StrCat(" from its checkpoint at step ", from)
                  : " (no checkpoint yet: from the start)"));
     (void)WriteJobRecord(options_.root, job->status);

@@ -15,8 +15,9 @@
 // checkpoint at that step and records them QUEUED with interrupted = "by
 // server shutdown at step N"; with it off, it cancels them all.
 // After a restart (a crash, a kill or such a shutdown), jobs that were
-// QUEUED or RUNNING are queued again, in their original order, and resume: a job with a periodic checkpoint continues from it (network,
-// optimizer, random stream and step: model/train/optimization_state.h, so it
+// QUEUED or RUNNING are queued again, in their original order, and resume:
+// a job with a checkpoint (periodic, or its shutdown's) continues from it
+// (network, optimizer, random stream and step: model/train/optimization_state.h, so it
 // ends as an uninterrupted run would), one without starts afresh. A job
 // that had already published its model (the model's origin names the job)
 // is recorded SUCCEEDED instead of training again. A resumption fails the

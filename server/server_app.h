@@ -98,8 +98,9 @@ class ServerApp {
 
   // Graceful shutdown: health NOT_SERVING, training jobs stopped (with
   // resume_interrupted_jobs: checkpointed at the step reached and left
-  // queued to resume at the next start; else recorded CANCELLED), in-flight RPCs finish until the grace period ends and are
-  // cancelled then, ports closed. true when everything stopped in time.
+  // queued to resume at the next start; else recorded CANCELLED), in-flight
+  // RPCs finish until the grace period ends and are cancelled then, ports
+  // closed. true when everything stopped in time.
   // Idempotent.
   bool Shutdown(absl::Duration grace);
   bool Shutdown();  // with the configured grace period
