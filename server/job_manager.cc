@@ -53,10 +53,14 @@ std::string CheckpointPath(const std::string& root, const std::string& id) {
 struct JobManager::Job {
   JobStatus status;
   std::atomic<bool> cancel{false};
-  // status, cancel_reason, resuming, last_notify and last_persist are guarded by the
-  // manager's mu_ (annotations cannot name another object's mutex).
+  // status, cancel_reason, resuming, suspending, last_notify and last_persist
+  // are guarded by the manager's mu_ (annotations cannot name another
+  // object's mutex).
   std::string cancel_reason;
   bool resuming = false;  // queued again by a restart
+  // Stopped by a server shutdown to resume at the next start (cancel is set
+  // too): a final checkpoint, then recorded QUEUED, not CANCELLED.
+  bool suspending = false;
   absl::Time last_notify = absl::InfinitePast();
   absl::Time last_persist = absl::InfinitePast();
   Mutex persist_mu;  // one record write at a time, newest last
@@ -146,10 +150,14 @@ absl::Status JobManager::LoadAll() {
   }
   for (const auto& job : resumed) {
     const int64_t from = job->status.checkpoint_step;
-    LogInfo(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model,
-                         "') resumes after a server restart",
-                         from > 0 ? absl::StrCat(" from its checkpoint at step ", from)
-                                  : " (no checkpoint yet: from the start)"));
+    LogInfo(absl::StrCat(
+        "job ", job->status.id, " (model '", job->status.request.model,
+        "') resumes after a server restart",
+        job->status.interrupted.empty()
+            ? ""
+            : absl::StrCat(" (stopped ", job->status.interrupted, ")"),
+        from > 0 ? absl::StrCat(" from its checkpoint at step ", from)
+                 : " (no checkpoint yet: from the start)"));
     (void)WriteJobRecord(options_.root, job->status);
   }
   return absl::OkStatus();
@@ -270,6 +278,15 @@ absl::StatusOr<JobStatus> JobManager::WaitForUpdate(const std::string& id, int64
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
   std::shared_ptr<Job> job = it->second;
+  // A job left queued by a shutdown changes no more in this process.
+  auto left_queued = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ && job->status.state == JobState::kQueued &&
+           job->status.version <= after_version;
+  };
+  if (left_queued()) {
+    return absl::UnavailableError(absl::StrCat(
+        "the server is shutting down; job ", id, " stays queued and resumes when it starts again"));
+  }
   WaitUntil(absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return job->status.version > after_version;
   });
@@ -289,7 +306,8 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Durati
           absl::StrCat("job ", id, " has already ended (", JobStateName(s.state), ")"));
     }
     if (s.state == JobState::kRunning) {
-      if (job->cancel_reason.empty()) job->cancel_reason = "by request";
+      if (job->cancel_reason.empty() || job->suspending) job->cancel_reason = "by request";
+      job->suspending = false;  // a user's cancel is never undone by a restart
       job->cancel.store(true);
       WaitUntil(absl::Now() + wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return IsTerminal(job->status.state);
@@ -316,17 +334,31 @@ bool JobManager::Shutdown(absl::Time deadline) {
     MutexLock lock(&mu_);
     if (!stopping_) {
       stopping_ = true;
+      // Resuming after the restart: queued jobs stay queued (their records
+      // say so already; watchers are told), running ones stop at a step
+      // boundary and are checkpointed there (Run). Otherwise all are cancelled.
+      const bool suspend = options_.resume_interrupted;
       for (const auto& job : queue_) {
-        job->status.state = JobState::kCancelled;
-        job->status.error = "cancelled by server shutdown before it started";
-        job->status.finished_unix_ms = NowUnixMs();
-        Announce(*job, true);
-        cancelled.push_back(job);
+        if (!suspend) {
+          job->status.state = JobState::kCancelled;
+          job->status.error = "cancelled by server shutdown before it started";
+          job->status.finished_unix_ms = NowUnixMs();
+          cancelled.push_back(job);
+        }
+        Announce(*job, !suspend);
+      }
+      if (suspend && !queue_.empty()) {
+        LogInfo(absl::StrCat("shutdown: ", queue_.size(),
+                             " queued job(s) stay queued and run after the restart"));
       }
       queue_.clear();
       for (const auto& [id, job] : jobs_) {
-        if (job->status.state == JobState::kRunning) {
-          if (job->cancel_reason.empty()) job->cancel_reason = "by server shutdown";
+        if (job->status.state == JobState::kRunning && job->cancel_reason.empty()) {
+          if (suspend) {
+            job->suspending = true;
+          } else {
+            job->cancel_reason = "by server shutdown";
+          }
           job->cancel.store(true);
         }
       }
@@ -362,6 +394,7 @@ void JobManager::WorkerLoop() {
       queue_.pop_front();
       job->status.state = JobState::kRunning;
       if (job->status.started_unix_ms == 0) job->status.started_unix_ms = NowUnixMs();
+      job->status.interrupted.clear();
       ++running_;
       Announce(*job, true);
       UpdateStateMetrics();
@@ -383,8 +416,21 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
   }
   final.finished_unix_ms = NowUnixMs();
   final.eta_seconds = 0;
+  bool suspended = false;
+  if (absl::IsCancelled(result) && job->cancel.load()) {
+    MutexLock lock(&mu_);
+    suspended = job->suspending;
+  }
   if (result.ok()) {
     final.state = JobState::kSucceeded;
+  } else if (suspended) {
+    // Left for the next start, as a crash would leave it (minus the lost
+    // steps): its checkpoint is at the step it reached when the final one
+    // could be written.
+    final.state = JobState::kQueued;
+    final.finished_unix_ms = 0;
+    final.steps_per_second = 0;
+    final.interrupted = absl::StrCat("by server shutdown at step ", final.step);
   } else if (absl::IsCancelled(result) && job->cancel.load()) {
     final.state = JobState::kCancelled;
     MutexLock lock(&mu_);
@@ -395,13 +441,26 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
   }
   (void)WriteStatus(*job, final);
   if (final.state == JobState::kSucceeded) (void)RemoveTree(CheckpointDir(options_.root, final.id));
-  {
-    MutexLock lock(&mu_);
-    final.version = job->status.version;
-    job->status = final;
-    --running_;
-    Announce(*job, true);
-    UpdateStateMetrics();
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      if (!suspended || job->suspending) {
+        final.version = job->status.version;
+        job->status = final;
+        --running_;
+        Announce(*job, true);
+        UpdateStateMetrics();
+        break;
+      }
+      // Cancelled by its user while being left queued: it ends CANCELLED,
+      // on disk before anyone sees it.
+      suspended = false;
+      final.state = JobState::kCancelled;
+      final.interrupted.clear();
+      final.finished_unix_ms = NowUnixMs();
+      final.error = absl::StrCat("cancelled ", job->cancel_reason, " at step ", final.step);
+    }
+    (void)WriteStatus(*job, final);
   }
   const std::string& model_name = final.request.model;
   if (metrics_ != nullptr) metrics_->AddTrainingSteps(model_name, 0, final.loss, 0.0);
@@ -409,6 +468,9 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
   if (s.state == JobState::kSucceeded) {
     LogInfo(absl::StrCat("job ", s.id, " succeeded: model '", model_name, "' after ", s.step,
                          " steps, loss ", s.loss));
+  } else if (suspended) {
+    LogInfo(absl::StrCat("job ", s.id, " stopped ", s.interrupted, " (checkpoint at step ",
+                         s.checkpoint_step, "); it resumes when the server starts again"));
   } else {
     LogWarning(absl::StrCat("job ", s.id, " ", JobStateName(s.state), ": ", s.error));
   }
@@ -419,7 +481,7 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
     Trainer& trainer, const std::shared_ptr<Job>& job, const TrainingOrigin& origin,
     model::TrainHooks hooks) {
   const std::string checkpoint_dir = CheckpointDir(options_.root, job->status.id);
-  hooks.on_checkpoint = [&](int64_t step) -> absl::Status {
+  auto checkpoint = [&](int64_t step) -> absl::Status {
     WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint ckpt, trainer.MakeCheckpoint(true));
     ckpt.metadata["server"] = origin.ToJson();
     WFM_RETURN_IF_ERROR(MakeDirs(checkpoint_dir));
@@ -428,12 +490,34 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
     {
       MutexLock lock(&mu_);
       job->status.checkpoint_step = step;
+      Announce(*job, true);  // watchers see the checkpoint at once
     }
     // The record then names a step a restart could resume from.
     (void)WriteRecord(*job);
     return absl::OkStatus();
   };
-  WFM_RETURN_IF_ERROR(trainer.Train(hooks));
+  hooks.on_checkpoint = checkpoint;
+  const absl::Status trained = trainer.Train(hooks);
+  if (absl::IsCancelled(trained) && job->cancel.load()) {
+    // Stopped by a shutdown, before a step: the state is the step's own, and
+    // the next start continues from it. If this write fails (or the drain's
+    // deadline ends the process first), the last periodic checkpoint stands.
+    int64_t saved = 0;
+    bool suspending = false;
+    {
+      MutexLock lock(&mu_);
+      suspending = job->suspending;
+      saved = job->status.checkpoint_step;
+    }
+    if (suspending && trainer.step() > saved) {
+      const absl::Status written = checkpoint(trainer.step());
+      if (!written.ok()) {
+        LogWarning(absl::StrCat("job ", job->status.id, ": no checkpoint at shutdown (",
+                                written.message(), "); the one of step ", saved, " stands"));
+      }
+    }
+  }
+  WFM_RETURN_IF_ERROR(trained);
   return trainer.MakeCheckpoint(false);
 }
 
@@ -603,7 +687,12 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
   }
   WFM_ASSIGN_OR_RETURN(model::checkpoint::Checkpoint final_ckpt, std::move(trained));
   final_ckpt.metadata["server"] = inputs.origin.ToJson();
-  if (job->cancel.load()) return absl::CancelledError("cancelled before publishing");
+  if (job->cancel.load()) {
+    // A shutdown after the last step publishes the model (the job ends);
+    // a user's cancel does not.
+    MutexLock lock(&mu_);
+    if (!job->suspending) return absl::CancelledError("cancelled before publishing");
+  }
   WFM_RETURN_IF_ERROR(models_->Publish(req.model, final_ckpt, req.overwrite).status());
   return absl::OkStatus();
 }

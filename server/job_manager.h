@@ -1,7 +1,8 @@
 // Training jobs: StartTraining returns at once with a QUEUED job; a bounded
 // pool of --max-jobs worker threads runs them in order. A running job
-// reports progress after every step (readers are woken at most every 250 ms
-// and Watch sends at least one update per second), checks its cancel flag
+// reports progress after every step (readers are woken at most every 250 ms,
+// and at each periodic checkpoint; Watch sends at least one update per
+// second), checks its cancel flag
 // before every step, writes a resumable checkpoint every checkpoint_every
 // steps to <data-dir>/jobs/<id>/checkpoint.wfm, and on success publishes the
 // model to the registry (atomically) and removes that folder.
@@ -9,10 +10,14 @@
 // Job records (job_record.h) are persisted as <data-dir>/jobs/<id>.json
 // (atomic writes) at every state change, at checkpoints and every few
 // seconds while running; requests are checked by job_validation.h.
-// After a restart (a crash or kill: an orderly shutdown cancels its jobs),
-// jobs that were QUEUED or RUNNING are queued again, in their original order,
-// and resume: a job with a periodic checkpoint continues from it (network,
-// optimizer, random stream and step: model/train/optimization_state.h, so it
+// An orderly shutdown (Shutdown) with resume_interrupted on leaves queued
+// jobs QUEUED and stops running ones before their next step, writes their
+// checkpoint at that step and records them QUEUED with interrupted = "by
+// server shutdown at step N"; with it off, it cancels them all.
+// After a restart (a crash, a kill or such a shutdown), jobs that were
+// QUEUED or RUNNING are queued again, in their original order, and resume:
+// a job with a checkpoint (periodic, or its shutdown's) continues from it
+// (network, optimizer, random stream and step: model/train/optimization_state.h, so it
 // ends as an uninterrupted run would), one without starts afresh. A job
 // that had already published its model (the model's origin names the job)
 // is recorded SUCCEEDED instead of training again. A resumption fails the
@@ -65,7 +70,8 @@ struct JobManagerOptions {
   std::string root;           // <data-dir>/jobs
   int max_jobs = 1;           // worker threads, >= 1
   int64_t max_queued = 1000;  // queued jobs beyond which StartTraining is RESOURCE_EXHAUSTED
-  // Whether jobs a restart finds QUEUED or RUNNING resume (or are FAILED).
+  // Whether jobs a restart finds QUEUED or RUNNING resume (or are FAILED),
+  // and whether Shutdown leaves its jobs to resume (or cancels them).
   bool resume_interrupted = true;
 };
 
@@ -89,19 +95,25 @@ class JobManager {
   // By creation, oldest first.
   std::vector<JobStatus> List() const ABSL_LOCKS_EXCLUDED(mu_);
   // QUEUED: cancelled at once. RUNNING: the cancel flag is set and the call
-  // waits up to `wait` for the job to stop (within one step). Ended jobs:
-  // FAILED_PRECONDITION.
+  // waits up to `wait` for the job to stop (within one step); this holds
+  // during a shutdown too (the job ends CANCELLED and never resumes). Ended
+  // jobs: FAILED_PRECONDITION.
   absl::StatusOr<JobStatus> Cancel(const std::string& id, absl::Duration wait = absl::Seconds(10))
       ABSL_LOCKS_EXCLUDED(mu_);
   // The job once its version exceeds `after_version`, or at `timeout`,
   // whichever comes first (a heartbeat: the same version again).
+  // UNAVAILABLE once a shutdown left the job queued and that version was seen.
   absl::StatusOr<JobStatus> WaitForUpdate(const std::string& id, int64_t after_version,
                                           absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Stops accepting jobs, cancels queued and running ones (recorded as
-  // CANCELLED, "cancelled by server shutdown at step N") and waits for the
-  // workers until `deadline`. false when a job was still running then (it
-  // stays RUNNING on disk and is reported as interrupted after a restart).
+  // Stops accepting jobs and stops running ones: with resume_interrupted,
+  // each is checkpointed at the step it reached and recorded QUEUED
+  // (interrupted "by server shutdown at step N"), queued ones stay QUEUED,
+  // and the next start resumes them all; without, queued and running jobs
+  // are recorded CANCELLED ("cancelled by server shutdown at step N"). Waits
+  // for the workers until `deadline`. false when a job was still running
+  // then (it stays RUNNING on disk, its last periodic checkpoint stands, and
+  // a restart resumes it or reports it interrupted).
   bool Shutdown(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

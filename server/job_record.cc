@@ -109,7 +109,8 @@ nlohmann::json JobRecordToJson(const JobStatus& s) {
           {"finished_unix_ms", s.finished_unix_ms},
           {"checkpoint_step", s.checkpoint_step},
           {"resumes", s.resumes},
-          {"resumed_from_step", s.resumed_from_step}};
+          {"resumed_from_step", s.resumed_from_step},
+          {"interrupted", s.interrupted}};
 }
 
 absl::StatusOr<JobStatus> JobRecordFromJson(const nlohmann::json& j) {
@@ -137,6 +138,7 @@ absl::StatusOr<JobStatus> JobRecordFromJson(const nlohmann::json& j) {
     s.checkpoint_step = j.value("checkpoint_step", int64_t{0});
     s.resumes = j.value("resumes", int64_t{0});
     s.resumed_from_step = j.value("resumed_from_step", int64_t{0});
+    s.interrupted = j.value("interrupted", std::string());
     return s;
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("job record: ", e.what()));

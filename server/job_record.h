@@ -59,6 +59,9 @@ struct JobStatus {
   // from (0: it started afresh, having no checkpoint yet).
   int64_t resumes = 0;
   int64_t resumed_from_step = 0;
+  // Set while a job stopped by a server shutdown waits, QUEUED, for the next
+  // start to resume it: "by server shutdown at step N". Cleared when it runs.
+  std::string interrupted;
   // Increases with every published update (Watch waits for a newer one).
   int64_t version = 0;
 };

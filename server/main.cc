@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-jobs", o.max_jobs, "training jobs run at once (more wait in a queue)")
       ->capture_default_str();
   app.add_option("--resume-interrupted-jobs", o.resume_interrupted_jobs,
-                 "jobs a restart finds queued or running resume from their last checkpoint "
-                 "(false: they are reported FAILED)")
+                 "jobs a restart finds queued or running resume from their last checkpoint, and "
+                 "SIGTERM checkpoints running jobs and leaves them to resume (false: SIGTERM "
+                 "cancels jobs, a restart reports interrupted ones FAILED)")
       ->capture_default_str();
   app.add_option("--threads", o.threads,
                  "compute threads (0 = one per physical core the process may use, at most its "
@@ -107,8 +108,8 @@ int main(int argc, char** argv) {
   const bool clean = (*server)->Shutdown();
   if (!clean) {
     // A training step outlived the grace period: leave without waiting for
-    // it. Every file is written atomically; the job is reported as
-    // interrupted after a restart.
+    // it. Every file is written atomically; the job resumes from its last
+    // periodic checkpoint after a restart (or is reported interrupted).
     std::fflush(nullptr);
     std::_Exit(0);
   }

@@ -287,7 +287,10 @@ bool ServerApp::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   const absl::Time deadline = absl::Now() + grace;
   LogInfo(absl::StrCat("draining (grace period ", absl::FormatDuration(grace),
-                       "): health NOT_SERVING, cancelling training jobs"));
+                       "): health NOT_SERVING, ",
+                       options_.resume_interrupted_jobs
+                           ? "stopping training jobs to resume after the restart"
+                           : "cancelling training jobs"));
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->SetServingStatus(kHealthServiceName, false);
     health->SetServingStatus(false);

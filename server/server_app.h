@@ -49,7 +49,8 @@ struct ServerOptions {
   std::string tls_client_ca;    // client certificates required when given (mTLS)
   int max_jobs = 1;
   // Jobs a restart finds QUEUED or RUNNING resume from their last
-  // checkpoint (job_manager.h); off: they are reported FAILED.
+  // checkpoint, and a graceful shutdown leaves its jobs so (job_manager.h);
+  // off: they are reported FAILED, and a shutdown cancels its jobs.
   bool resume_interrupted_jobs = true;
   int threads = 0;              // compute threads; 0 = the default policy (model/nn/cpu_runtime.h)
   int64_t max_batch_samples = 64;
@@ -95,9 +96,11 @@ class ServerApp {
   // "wfm-server ready: grpc H:P, metrics H:P, data DIR, N models, M data sets"
   const std::string& ready_line() const { return ready_line_; }
 
-  // Graceful shutdown: health NOT_SERVING, training jobs cancelled (recorded
-  // as CANCELLED), in-flight RPCs finish until the grace period ends and are
-  // cancelled then, ports closed. true when everything stopped in time.
+  // Graceful shutdown: health NOT_SERVING, training jobs stopped (with
+  // resume_interrupted_jobs: checkpointed at the step reached and left
+  // queued to resume at the next start; else recorded CANCELLED), in-flight
+  // RPCs finish until the grace period ends and are cancelled then, ports
+  // closed. true when everything stopped in time.
   // Idempotent.
   bool Shutdown(absl::Duration grace);
   bool Shutdown();  // with the configured grace period

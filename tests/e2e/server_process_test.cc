@@ -1,8 +1,9 @@
 // End-to-end tests of the wfm-server binary as a process: the ready line,
-// graceful shutdown on SIGTERM / SIGINT (jobs recorded as cancelled, no
-// partial files), and a job killed with the server (SIGKILL) resuming from
-// its checkpoint after a restart, or reported interrupted with
-// --resume-interrupted-jobs=false.
+// graceful shutdown on SIGTERM / SIGINT (running jobs checkpointed at the
+// step reached and resumed by the next start; cancelled with
+// --resume-interrupted-jobs=false; no partial files), and a job killed with
+// the server (SIGKILL) resuming from its checkpoint after a restart, or
+// reported interrupted with --resume-interrupted-jobs=false.
 #include <signal.h>
 
 #include <filesystem>
@@ -32,21 +33,27 @@ ServerProcessOptions ServerOn(const std::string& data_dir, const std::string& lo
   return {data_dir, log, {"--checkpoint-every", "5", "--grace-period-seconds", "20"}, 0};
 }
 
-// Starts a long training job and waits until it has checkpointed (step 12
-// or later: two checkpoints written).
-pb::TrainingJob StartLongJob(pb::WfmService::Stub& stub) {
-  EXPECT_TRUE(Upload(stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(8, 1), 4)).ok());
+// Starts a training job of model `model` on data set "d" and waits until it
+// is at step `step` or later.
+pb::TrainingJob StartJobAndWait(pb::WfmService::Stub& stub, const std::string& model,
+                                int64_t steps, int64_t step) {
   pb::TrainingJob job;
-  EXPECT_TRUE(
-      StartTraining(stub, "d", "long", TinyConfig(pb::FAMILY_POINTCLOUD, 10000000), &job).ok());
-  const bool checkpointed = WaitUntil(
+  EXPECT_TRUE(StartTraining(stub, "d", model, TinyConfig(pb::FAMILY_POINTCLOUD, steps), &job).ok());
+  const bool reached = WaitUntil(
       [&] {
         EXPECT_TRUE(GetTrainingJob(stub, job.id(), &job).ok());
-        return job.step() >= 12;
+        return job.step() >= step;
       },
       absl::Seconds(30), absl::Milliseconds(50));
-  EXPECT_TRUE(checkpointed) << "the job is at step " << job.step() << " after 30 s";
+  EXPECT_TRUE(reached) << "the job is at step " << job.step() << " after 30 s";
   return job;
+}
+
+// Uploads "d", starts a job of model "long" for `steps` steps and waits until
+// it has checkpointed (step 12 or later: two checkpoints written).
+pb::TrainingJob StartLongJob(pb::WfmService::Stub& stub, int64_t steps = 10000000) {
+  EXPECT_TRUE(Upload(stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(8, 1), 4)).ok());
+  return StartJobAndWait(stub, "long", steps, 12);
 }
 
 // Files below `root` whose names mark unfinished writes.
@@ -61,10 +68,13 @@ std::vector<std::string> PartialFiles(const std::string& root) {
   return out;
 }
 
-TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
+// A rolling update: SIGTERM checkpoints the running job at the step it
+// reached; the next server resumes it there and it ends with its steps.
+TEST(ServerProcessTest, SigtermLeavesJobsToResumeAndNoPartialFiles) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
   std::string job_id;
+  constexpr int64_t kSteps = 300;
   {
     ChildServer server(ServerOn(data, dir.path() + "/log1"));
     const std::string ready = server.WaitReady();
@@ -73,7 +83,7 @@ TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
         << server.Log();
     EXPECT_EQ(HealthStatus(server.Channel(), "wfm.v1.WfmService"), 1);
     auto stub = server.Stub();
-    const pb::TrainingJob job = StartLongJob(*stub);
+    const pb::TrainingJob job = StartLongJob(*stub, kSteps);
     ASSERT_EQ(job.state(), pb::RUNNING);
     job_id = job.id();
     server.Signal(SIGTERM);
@@ -81,22 +91,39 @@ TEST(ServerProcessTest, SigtermDrainsCancelsJobsAndLeavesNoPartialFiles) {
     EXPECT_NE(server.Log().find("draining"), std::string::npos);
     EXPECT_NE(server.Log().find("wfm-server stopped"), std::string::npos);
   }
+  // Left queued, checkpointed at the step it reached (checkpoints every 5
+  // steps otherwise).
   std::ifstream in(data + "/jobs/" + job_id + ".json");
   const nlohmann::json record = nlohmann::json::parse(in);
-  EXPECT_EQ(record["state"], "CANCELLED");
-  EXPECT_THAT(record["error"].get<std::string>(),
-              MatchesRegex("cancelled by server shutdown at step [0-9]+"));
+  EXPECT_EQ(record["state"], "QUEUED");
+  const int64_t stopped_at = record["step"].get<int64_t>();
+  EXPECT_GE(stopped_at, 12);
+  EXPECT_LT(stopped_at, kSteps);
+  EXPECT_EQ(record["checkpoint_step"], stopped_at);
+  EXPECT_EQ(record["interrupted"], "by server shutdown at step " + std::to_string(stopped_at));
   EXPECT_TRUE(fs::exists(data + "/jobs/" + job_id + "/checkpoint.wfm"));
   EXPECT_THAT(PartialFiles(data), ::testing::IsEmpty());
 
-  // The restarted server knows the data set and the cancelled job; SIGINT
-  // stops it as well.
+  // The restarted server knows the data set and resumes the job where it
+  // stopped; SIGINT stops it as well.
   ChildServer again(ServerOn(data, dir.path() + "/log2"));
   ASSERT_THAT(again.WaitReady(), ::testing::HasSubstr("0 models, 1 data sets")) << again.Log();
   auto stub = again.Stub();
   pb::TrainingJob job;
-  ASSERT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
-  EXPECT_EQ(job.state(), pb::CANCELLED);
+  const bool ended = WaitUntil(
+      [&] {
+        EXPECT_TRUE(GetTrainingJob(*stub, job_id, &job).ok());
+        return job.state() != pb::QUEUED && job.state() != pb::RUNNING;
+      },
+      absl::Seconds(60), absl::Milliseconds(50));
+  ASSERT_TRUE(ended) << job.DebugString() << again.Log();
+  EXPECT_EQ(job.state(), pb::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.resumes(), 1);
+  EXPECT_EQ(job.resumed_from_step(), stopped_at);
+  EXPECT_EQ(job.step(), kSteps);
+  pb::ModelInfo model;
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, std::string("long"), &model).ok());
+  EXPECT_EQ(model.summary().steps(), kSteps);
   again.Signal(SIGINT);
   EXPECT_EQ(again.Wait(60), 0) << again.Log();
 }
@@ -198,8 +225,18 @@ TEST(ServerProcessTest, JobsKilledWithTheServerResumeAfterARestart) {
   EXPECT_EQ(job.resumes(), 1);
   // The server is healthy and trains again.
   EXPECT_EQ(Train(*stub, "d", "after", TinyConfig(pb::FAMILY_POINTCLOUD, 5)).state(), pb::SUCCEEDED);
+  // Without resumption SIGTERM cancels the running job, leaving no partial
+  // files.
+  const pb::TrainingJob running = StartJobAndWait(*stub, "cancelled", 10000000, 1);
+  ASSERT_EQ(running.state(), pb::RUNNING);
   third.Signal(SIGTERM);
   EXPECT_EQ(third.Wait(60), 0) << third.Log();
+  std::ifstream in(data + "/jobs/" + running.id() + ".json");
+  const nlohmann::json record = nlohmann::json::parse(in);
+  EXPECT_EQ(record["state"], "CANCELLED");
+  EXPECT_THAT(record["error"].get<std::string>(),
+              MatchesRegex("cancelled by server shutdown at step [0-9]+"));
+  EXPECT_THAT(PartialFiles(data), ::testing::IsEmpty());
 }
 
 }  // namespace

@@ -60,6 +60,19 @@ class JobManagerTest : public JobsTest {
     ASSERT_TRUE(model::checkpoint::Write(CheckpointFile(id), *ckpt).ok());
   }
 
+  // Waits (at most a minute) until the job's status names a checkpoint of
+  // `step` or later.
+  void WaitForCheckpoint(const std::string& id, int64_t step) {
+    int64_t version = -1;
+    for (int i = 0; i < 600; ++i) {
+      auto s = jobs_->WaitForUpdate(id, version, absl::Milliseconds(100));
+      ASSERT_TRUE(s.ok()) << s.status();
+      if (s->checkpoint_step >= step) return;
+      version = s->version;
+    }
+    FAIL() << "no checkpoint of step " << step << " within a minute";
+  }
+
   std::string CheckpointFile(const std::string& id) const {
     return dir_.path() + "/jobs/" + id + "/checkpoint.wfm";
   }
@@ -193,20 +206,79 @@ TEST_F(JobManagerTest, KeepsThePeriodicCheckpointOfACancelledJob) {
   auto job = jobs_->Start(r);
   ASSERT_TRUE(job.ok()) << job.status();
   // The job's status names the checkpoint once it is written.
-  int64_t version = -1;
-  for (int i = 0; i < 600; ++i) {
-    auto s = jobs_->WaitForUpdate(job->id, version, absl::Milliseconds(100));
-    ASSERT_TRUE(s.ok()) << s.status();
-    if (s->checkpoint_step >= 3) break;
-    version = s->version;
-  }
+  ASSERT_NO_FATAL_FAILURE(WaitForCheckpoint(job->id, 3));
   ASSERT_TRUE(jobs_->Cancel(job->id).ok());
   EXPECT_TRUE(fs::exists(dir_.path() + "/jobs/job-1/checkpoint.wfm"));
   EXPECT_GE(jobs_->Get(job->id)->checkpoint_step, 3);
 }
 
-// (The restart here does not resume interrupted jobs: --resume-interrupted-jobs=false.)
+// A shutdown with resume_interrupted on: the running job is checkpointed at
+// the step it reached and left QUEUED, as is the queued one; a job the user
+// cancelled stays CANCELLED. The next start resumes both and they end as an
+// uninterrupted run would.
+TEST_F(JobManagerTest, ShutdownLeavesJobsToResumeFromTheStepReached) {
+  StoreClouds("shapes", testing::Ellipses(8, 1));
+  TrainingRequest r = PointCloudRequest("shapes", "whole", 100);
+  r.config.pointcloud.checkpoint_every = 7;
+  auto whole = jobs_->Start(r);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_EQ(JobStateName(WaitForEnd(whole->id).state), "SUCCEEDED");
+
+  auto cancelled = jobs_->Start(PointCloudRequest("shapes", "cancelled", 1000000));
+  r.model = "stopped";
+  auto stopped = jobs_->Start(r);
+  auto queued = jobs_->Start(PointCloudRequest("shapes", "queued", 5));
+  ASSERT_TRUE(cancelled.ok() && stopped.ok() && queued.ok());
+  WaitForStep(cancelled->id, 1);
+  ASSERT_EQ(JobStateName(jobs_->Cancel(cancelled->id)->state), "CANCELLED");
+  // One worker: the last job is still queued. Stopped right after its
+  // first periodic checkpoint (watchers see each at once).
+  ASSERT_NO_FATAL_FAILURE(WaitForCheckpoint(stopped->id, 7));
+  EXPECT_TRUE(jobs_->Shutdown(absl::Now() + absl::Seconds(30)));
+  const JobStatus left = *jobs_->Get(stopped->id);
+  ASSERT_EQ(JobStateName(left.state), "QUEUED") << left.error;
+  EXPECT_GE(left.step, 7);
+  EXPECT_LT(left.step, 100);
+  EXPECT_EQ(left.checkpoint_step, left.step);
+  EXPECT_EQ(left.interrupted, "by server shutdown at step " + std::to_string(left.step));
+  EXPECT_EQ(left.error, "");
+  EXPECT_EQ(JobStateName(jobs_->Get(queued->id)->state), "QUEUED");
+  // A watcher of a job left queued is told to come back later.
+  EXPECT_TRUE(absl::IsUnavailable(jobs_->WaitForUpdate(queued->id, left.version + 1000,
+                                                       absl::Seconds(10))
+                                      .status()));
+  std::ifstream in(dir_.path() + "/jobs/" + stopped->id + ".json");
+  const nlohmann::json record = nlohmann::json::parse(in);
+  EXPECT_EQ(record["state"], "QUEUED");
+  EXPECT_EQ(record["checkpoint_step"], left.step);
+  EXPECT_TRUE(fs::exists(CheckpointFile(stopped->id)));
+
+  OpenJobs();
+  const JobStatus done = WaitForEnd(stopped->id);
+  ASSERT_EQ(JobStateName(done.state), "SUCCEEDED") << done.error;
+  EXPECT_EQ(done.resumes, 1);
+  EXPECT_EQ(done.resumed_from_step, left.step);
+  EXPECT_EQ(done.step, 100);
+  EXPECT_EQ(done.interrupted, "");
+  const JobStatus next = WaitForEnd(queued->id);
+  EXPECT_EQ(JobStateName(next.state), "SUCCEEDED") << next.error;
+  EXPECT_EQ(next.step, 5);
+  EXPECT_EQ(JobStateName(jobs_->Get(cancelled->id)->state), "CANCELLED");
+  EXPECT_EQ(jobs_->Get(cancelled->id)->resumes, 0);
+  EXPECT_FALSE(models_->Contains("cancelled"));
+  const std::map<std::string, at::Tensor> expected = Tensors("whole", "");
+  const std::map<std::string, at::Tensor> got = Tensors("stopped", "");
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [name, tensor] : expected) {
+    ASSERT_EQ(got.count(name), 1u) << name;
+    EXPECT_TRUE(at::equal(got.at(name), tensor)) << name;
+  }
+}
+
+// With resume_interrupted off (--resume-interrupted-jobs=false): a shutdown
+// cancels its jobs and a restart reports interrupted ones FAILED.
 TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
+  OpenJobs(1, /*resume_interrupted=*/false);
   StoreClouds("shapes", testing::Ellipses(6, 1));
   auto running = jobs_->Start(PointCloudRequest("shapes", "a", 1000000));
   auto queued = jobs_->Start(PointCloudRequest("shapes", "b", 5));

@@ -94,6 +94,7 @@ TEST(JobRecordTest, JsonKeepsTheRequestAndTheProgress) {
   EXPECT_EQ(back->version, 0);
   EXPECT_EQ(back->request.init_from_model, "");
   EXPECT_EQ(back->resumes, 0);
+  EXPECT_EQ(back->interrupted, "");
 
   // A resumed fine-tuning job keeps its base model and its resumptions.
   JobStatus tuned = s;
@@ -102,6 +103,7 @@ TEST(JobRecordTest, JsonKeepsTheRequestAndTheProgress) {
   tuned.request.init_from_created_unix_ms = 1700000000000;
   tuned.resumes = 2;
   tuned.resumed_from_step = 10;
+  tuned.interrupted = "by server shutdown at step 12";
   absl::StatusOr<JobStatus> tuned_back =
       JobRecordFromJson(nlohmann::json::parse(JobRecordToJson(tuned).dump()));
   ASSERT_TRUE(tuned_back.ok()) << tuned_back.status();
@@ -110,6 +112,7 @@ TEST(JobRecordTest, JsonKeepsTheRequestAndTheProgress) {
   EXPECT_EQ(tuned_back->request.init_from_created_unix_ms, 1700000000000);
   EXPECT_EQ(tuned_back->resumes, 2);
   EXPECT_EQ(tuned_back->resumed_from_step, 10);
+  EXPECT_EQ(tuned_back->interrupted, "by server shutdown at step 12");
 
   // A diverged loss is stored as null and read back as 0.
   JobStatus diverged = s;

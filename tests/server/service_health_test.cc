@@ -151,7 +151,11 @@ TEST(HealthTest, NotServingWhileDraining) {
   poller.join();
   // SERVING, then NOT_SERVING while the running step finishes, then gone.
   EXPECT_THAT(seen, ::testing::ElementsAre(1, 2, -1));
-  EXPECT_EQ(server::JobStateName(status().state), "CANCELLED");
+  // Left to resume at the next start, checkpointed at the step it reached.
+  const server::JobStatus left = status();
+  EXPECT_EQ(server::JobStateName(left.state), "QUEUED");
+  EXPECT_EQ(left.interrupted, "by server shutdown at step " + std::to_string(left.step));
+  EXPECT_EQ(left.checkpoint_step, left.step);
 }
 
 }  // namespace
