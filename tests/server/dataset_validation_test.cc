@@ -296,8 +296,8 @@ TEST(DatasetValidationFunctionsTest, ChunksAreCheckedAgainstTheHeaderAndTheirPla
   const DatasetHeader c = StoreHeader("c", DatasetKind::kSpatialCells, 1);
   const std::vector<float> features = {1, 2};
   const std::vector<float> coords = {0, 0, 1, 1};
-  const CellChunkView with_ids{features, coords, {"s", "s"}, {}};
-  const CellChunkView without_ids{features, coords, {}, {}};
+  const CellChunkView with_ids{features, coords, {"s", "s"}, {}, {}};
+  const CellChunkView without_ids{features, coords, {}, {}, {}};
   EXPECT_EQ(ChunkBytes(with_ids), 6 * 4 + 2);
   EXPECT_TRUE(ValidateCellChunk(c, 0, 0, /*had_sample_ids=*/false, with_ids).ok());
   EXPECT_TRUE(ValidateCellChunk(c, 1, 2, /*had_sample_ids=*/true, with_ids).ok());
