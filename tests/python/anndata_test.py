@@ -19,9 +19,7 @@
         --python-out build/python
 """
 import os
-import subprocess
 import sys
-import tempfile
 import unittest
 
 import anndata
@@ -32,7 +30,7 @@ import scipy.sparse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server, parse_test_args  # noqa: E402
+from wfm_server import ServerWithH5ad, parse_test_args  # noqa: E402
 
 ARGS = None
 
@@ -60,30 +58,12 @@ def stored_arrays(data_dir, name):
         return {k: z[k] for k in z.files}
 
 
-class AnnDataTest(unittest.TestCase):
+class AnnDataTest(ServerWithH5ad, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, ARGS.python_out)
         global Client, WfmError
+        cls.start(ARGS, "wfm-py-anndata-", tissue())
         from wfm_client import Client, WfmError  # noqa: F401
-        cls.tmp = tempfile.mkdtemp(prefix="wfm-py-anndata-")
-        cls.server = Server(ARGS.server, cls.tmp, "server", [])
-        cls.data_dir = os.path.join(cls.tmp, "data")
-        cls.client = Client(cls.server.address)
-        cls.adata = tissue()
-        cls.h5ad = os.path.join(cls.tmp, "tissue.h5ad")
-        cls.adata.write_h5ad(cls.h5ad)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        cls.server.stop()
-
-    def wfm(self, *args):
-        run = subprocess.run([ARGS.wfm, "--server", self.server.address, *args],
-                             capture_output=True, text=True, timeout=120)
-        self.assertEqual(run.returncode, 0, run.stderr)
-        return run.stdout
 
     def assert_same_cells(self, a, b, features=True):
         x, y = stored_arrays(self.data_dir, a), stored_arrays(self.data_dir, b)

@@ -33,9 +33,7 @@ wfm-server, with .h5ad files written by the anndata library:
         --python-out build/python
 """
 import os
-import subprocess
 import sys
-import tempfile
 import unittest
 
 import anndata
@@ -46,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-from wfm_server import Server, parse_test_args  # noqa: E402
+from wfm_server import ServerWithH5ad, parse_test_args  # noqa: E402
 from anndata_test import stored_arrays  # noqa: E402
 
 ARGS = None
@@ -76,32 +74,13 @@ def tissue(seed=0, per_type=60, genes=2):
 KEYS = ["cell_type", "age", "obsm:shift"]
 
 
-class ConditionsTest(unittest.TestCase):
+class ConditionsTest(ServerWithH5ad, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, ARGS.python_out)
         global Client, WfmError, types_pb2
+        cls.start(ARGS, "wfm-py-conditions-", tissue())
         from wfm_client import Client, WfmError  # noqa: F401
         from wfm_client._stubs import types_pb2  # noqa: F401
-        cls.tmp = tempfile.mkdtemp(prefix="wfm-py-conditions-")
-        cls.server = Server(ARGS.server, cls.tmp, "server", [])
-        cls.data_dir = os.path.join(cls.tmp, "data")
-        cls.client = Client(cls.server.address)
-        cls.adata = tissue()
-        cls.h5ad = os.path.join(cls.tmp, "tissue.h5ad")
-        cls.adata.write_h5ad(cls.h5ad)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        cls.server.stop()
-
-    def wfm(self, *args, ok=True):
-        run = subprocess.run([ARGS.wfm, "--server", self.server.address, *args],
-                             capture_output=True, text=True, timeout=300)
-        if ok:
-            self.assertEqual(run.returncode, 0, run.stderr)
-        return run
 
     def expected_vectors(self):
         a = self.adata

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -65,3 +66,37 @@ def parse_test_args(*flags):
         parser.add_argument("--" + flag, required=True)
     args, rest = parser.parse_known_args()
     return args, [sys.argv[0], *rest]
+
+
+class ServerWithH5ad:
+    """Class fixture of the AnnData suites: a wfm-server in a temporary
+    folder, a connected wfm_client.Client, and an AnnData written there as
+    tissue.h5ad (cls.tmp, cls.server, cls.data_dir, cls.client, cls.adata,
+    cls.h5ad); self.wfm runs the wfm tool against the server."""
+
+    @classmethod
+    def start(cls, args, prefix, adata):
+        """args: parse_test_args's, with server, wfm and python_out."""
+        cls.args = args
+        sys.path.insert(0, args.python_out)
+        from wfm_client import Client
+        cls.tmp = tempfile.mkdtemp(prefix=prefix)
+        cls.server = Server(args.server, cls.tmp, "server", [])
+        cls.data_dir = os.path.join(cls.tmp, "data")
+        cls.client = Client(cls.server.address)
+        cls.adata = adata
+        cls.h5ad = os.path.join(cls.tmp, "tissue.h5ad")
+        adata.write_h5ad(cls.h5ad)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+
+    def wfm(self, *args, ok=True):
+        """wfm --server <the server> ARGS; with ok, asserts exit status 0."""
+        run = subprocess.run([self.args.wfm, "--server", self.server.address, *args],
+                             capture_output=True, text=True, timeout=300)
+        if ok:
+            self.assertEqual(run.returncode, 0, run.stderr)
+        return run
