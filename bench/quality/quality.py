@@ -256,7 +256,8 @@ def client_for(address):
     sys.path.insert(0, os.path.join(ROOT, "python"))
     sys.path.insert(0, os.path.join(ROOT, "build", "python"))
     from wfm_client import Client
-    return Client(address)
+    # Sampling 240 items at 100 steps can take minutes on a busy machine.
+    return Client(address, timeout=3600)
 
 
 def wfm_run(client, server, data, dataset_name, config, steps, seed, known):
