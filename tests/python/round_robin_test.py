@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -51,19 +52,26 @@ class RoundRobinTest(unittest.TestCase):
         return list_models_calls(self.a), list_models_calls(self.b)
 
     def test_round_robin_reaches_every_address(self):
+        # round_robin picks among READY subchannels: the second may still be
+        # connecting during the first calls (slow under sanitizers), so the
+        # client calls until both servers have answered, for at most a minute.
         from wfm_client import Client
         port = self.a.port
         for target in ("127.0.0.1:%d,127.0.0.2:%d" % (port, port),
                        "ipv4:127.0.0.1:%d,127.0.0.2:%d" % (port, port)):
             before = self.calls()
+            calls, da, db = 0, 0, 0
+            deadline = time.monotonic() + 60
             with Client(target) as client:
-                for _ in range(CALLS):
-                    client.models()
-            after = self.calls()
-            da, db = after[0] - before[0], after[1] - before[1]
-            self.assertGreater(da, 0, target)
-            self.assertGreater(db, 0, target)
-            self.assertEqual(da + db, CALLS, target)
+                while (da == 0 or db == 0) and time.monotonic() < deadline:
+                    for _ in range(CALLS):
+                        client.models()
+                    calls += CALLS
+                    after = self.calls()
+                    da, db = after[0] - before[0], after[1] - before[1]
+            self.assertGreater(da, 0, "%s after %d calls" % (target, calls))
+            self.assertGreater(db, 0, "%s after %d calls" % (target, calls))
+            self.assertEqual(da + db, calls, target)
 
     def test_pick_first_keeps_one_server(self):
         from wfm_client import Client
