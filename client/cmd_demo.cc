@@ -36,9 +36,14 @@ struct DemoFlags {
   bool verbose = false;
   int64_t dim = 2;
   int64_t clouds = 600;
-  int64_t steps = 300;
-  int64_t batch = 16;
+  // Measured (`wfm demo`'s own held-out 1-NNA, two seeds): 300 steps of 16
+  // clouds 0.92; 2000 of 16 0.79, with the moving average 0.73; 2000 of 32
+  // with it 0.68, in about 45 s of training on 2 cores.
+  int64_t steps = 2000;
+  int64_t batch = 32;
   double lr = 1e-3;
+  double ema = 0.999;
+  double holdout = 0.2;
   int64_t emb = 64;
   int64_t layers = 2;
   int64_t num = 36;
@@ -171,14 +176,18 @@ absl::Status RunDemo(CliContext& context, const DemoFlags& f) {
     config.mutable_optimizer()->set_batch_size(f.batch);
     config.mutable_optimizer()->set_learning_rate(f.lr);
     config.mutable_optimizer()->set_seed(f.seed);
+    config.mutable_optimizer()->set_ema_decay(f.ema);
+    config.set_holdout_fraction(f.holdout);
     config.mutable_network()->set_width(f.emb);
     config.mutable_network()->set_layers(f.layers);
     config.mutable_network()->set_heads(4);
     config.mutable_network()->set_mlp_hidden(2 * f.emb);
     WFM_ASSIGN_OR_RETURN(const v1::TrainingJob job, client->StartTraining(request));
-    std::printf("training model '%s' (pointcloud, width %lld, %lld layers, %lld steps of %lld clouds), job %s\n",
+    std::printf("training model '%s' (pointcloud, width %lld, %lld layers, %lld steps of %lld clouds, "
+                "weight average %g), job %s\n",
                 job.model().c_str(), static_cast<long long>(f.emb), static_cast<long long>(f.layers),
-                static_cast<long long>(f.steps), static_cast<long long>(f.batch), job.id().c_str());
+                static_cast<long long>(f.steps), static_cast<long long>(f.batch), f.ema,
+                job.id().c_str());
     std::fflush(stdout);
     WFM_ASSIGN_OR_RETURN(const v1::TrainingJob done,
                          FollowJob(*client, job.id(), context.interactive(), context.global.quiet));
@@ -217,6 +226,23 @@ absl::Status RunDemo(CliContext& context, const DemoFlags& f) {
                 static_cast<long long>(samples.clouds.num_clouds()), static_cast<long long>(points),
                 seconds, samples.clouds.num_clouds() / std::max(seconds, 1e-9),
                 points / std::max(seconds, 1e-9));
+
+    if (f.holdout > 0) {
+      // The held-out clouds against as many generated ones: 1-NNA 0.5 means
+      // a nearest-neighbour test cannot tell them apart.
+      v1::EvaluateRequest evaluate;
+      evaluate.set_model(job.model());
+      evaluate.set_dataset(stored.name());
+      evaluate.set_split("heldout");
+      evaluate.set_steps(f.sample_steps);
+      evaluate.set_seed(f.seed);
+      evaluate.set_emd(false);  // exact EMDs of every pair would take longer than training
+      WFM_ASSIGN_OR_RETURN(const v1::EvaluateResponse e, client->Evaluate(evaluate));
+      std::printf("  held-out quality: 1-NNA %.3f (Chamfer) over %lld generated and %lld held-out "
+                  "clouds, %.1f s (0.5 = indistinguishable, 1 = always told apart)\n",
+                  e.chamfer().one_nna(), static_cast<long long>(e.generated()),
+                  static_cast<long long>(e.reference()), e.seconds());
+    }
 
     SvgOptions svg;
     svg.title = absl::StrCat("wfm demo: ", samples.clouds.num_clouds(), " generated ", f.dim,
@@ -270,6 +296,11 @@ void AddDemoCommand(CLI::App& app, CliContext& context) {
   demo->add_option("--steps", f->steps, "training steps")->check(CLI::PositiveNumber)->capture_default_str();
   demo->add_option("--batch", f->batch, "clouds per training step")->check(CLI::PositiveNumber)->capture_default_str();
   demo->add_option("--lr", f->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  demo->add_option("--ema", f->ema, "decay of the moving average of the weights (0 = none)")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  demo->add_option("--holdout", f->holdout,
+                   "fraction of the clouds held out of training and compared with samples (0 = none)")
+      ->check(CLI::Range(0.0, 0.5))->capture_default_str();
   demo->add_option("--emb", f->emb, "network width (a multiple of 4)")->check(CLI::PositiveNumber)->capture_default_str();
   demo->add_option("--layers", f->layers, "network blocks")->check(CLI::PositiveNumber)->capture_default_str();
   demo->add_option("--num", f->num, "samples to generate")->check(CLI::PositiveNumber)->capture_default_str();

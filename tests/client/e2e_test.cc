@@ -537,6 +537,13 @@ TEST(DemoTest, RunsEndToEnd) {
   EXPECT_THAT(r.out, HasSubstr("server ready"));
   EXPECT_THAT(r.out, HasSubstr("samples/s"));
   EXPECT_THAT(r.out, HasSubstr("points/s"));
+  // 12 of the 60 clouds were held out and compared with as many samples.
+  const size_t nna = r.out.find("held-out quality: 1-NNA ");
+  ASSERT_NE(nna, std::string::npos) << r.out;
+  const double one_nna = std::stod(r.out.substr(nna + 24));
+  EXPECT_GE(one_nna, 0.0);
+  EXPECT_LE(one_nna, 1.0);
+  EXPECT_THAT(r.out, HasSubstr("over 12 generated and 12 held-out clouds"));
   EXPECT_THAT(r.out, HasSubstr("wrote " + svg));
   EXPECT_THAT(r.out, HasSubstr("stopping the server"));
   EXPECT_EQ(SvgSamples(svg), "9\n");
