@@ -37,13 +37,17 @@ for stage in $STAGES; do
       # then drives runs under ASan in python.anndata and the e2e suites),
       # and the learning-quality tests (PointCloudLearningTest,
       # GaussianConditionalTest: minutes of training under ASan whose code
-      # paths the trainer, sampler and e2e suites already run here). They run
-      # in the README test stage.
+      # paths the trainer, sampler and e2e suites already run here), and the
+      # crash-consistency and load tests (CrashConsistencyTest, LoadTest:
+      # about three minutes of killing and restarting servers and of
+      # queue-limit timing; the server-process, restart and batcher suites run
+      # their start-up, recovery and batching code here). They run in the
+      # README test stage.
       ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=64:detect_stack_use_after_return=0" \
       LSAN_OPTIONS="suppressions=$ROOT/deploy/sanitizers/lsan.supp:print_suppressions=0" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
         ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 \
-          -E '^(deploy\..*|python\.package|PointCloudLearningTest\..*|GaussianConditionalTest\..*)$'
+          -E '^(deploy\..*|python\.package|PointCloudLearningTest\..*|GaussianConditionalTest\..*|CrashConsistencyTest\..*|LoadTest\..*)$'
       ;;
     tsan)
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
