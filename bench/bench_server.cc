@@ -85,10 +85,10 @@ bool UploadAndTrainBenchModel(v1::WfmService::Stub& stub, const BenchModelSpec& 
   start.set_model(spec.name);
   v1::TrainingConfig* c = start.mutable_config();
   c->set_family(v1::FAMILY_POINTCLOUD);
-  c->mutable_network()->set_width(spec.emb);
-  c->mutable_network()->set_heads(spec.heads);
-  c->mutable_network()->set_layers(spec.layers);
-  c->mutable_network()->set_mlp_hidden(spec.mlp);
+  c->mutable_network()->set_width(spec.net.emb);
+  c->mutable_network()->set_heads(spec.net.heads);
+  c->mutable_network()->set_layers(spec.net.layers);
+  c->mutable_network()->set_mlp_hidden(spec.net.mlp);
   c->mutable_optimizer()->set_steps(3);
   c->mutable_optimizer()->set_batch_size(4);
   c->mutable_pointcloud()->set_sinkhorn_iterations(20);
@@ -110,6 +110,19 @@ bool UploadAndTrainBenchModel(v1::WfmService::Stub& stub, const BenchModelSpec& 
   (void)reader->Finish();
   if (job.state() != v1::SUCCEEDED) std::cerr << what << ": train: " << job.error() << "\n";
   return job.state() == v1::SUCCEEDED;
+}
+
+std::unique_ptr<BenchServer> StartWithBenchModel(absl::string_view command,
+                                                 const server::ServerOptions& options,
+                                                 const BenchModelSpec& spec) {
+  const std::string what = absl::StrCat("wfm_bench ", command);
+  absl::StatusOr<std::unique_ptr<BenchServer>> server = BenchServer::Start(command, options);
+  if (!server.ok()) {
+    std::cerr << what << ": " << server.status() << "\n";
+    return nullptr;
+  }
+  if (!UploadAndTrainBenchModel(*NewBenchStub((*server)->address(), 0), spec, what)) return nullptr;
+  return *std::move(server);
 }
 
 double Percentile(std::vector<double> values, double q) {

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "bench/bench_args.h"
 #include "server/server_app.h"
 #include "wfm/v1/wfm_service.grpc.pb.h"
 
@@ -41,21 +42,25 @@ std::unique_ptr<v1::WfmService::Stub> NewBenchStub(const std::string& address, i
 
 // The model the serving benchmarks sample: uploads 32 random clouds of
 // `points` points in `dim` dimensions as data set `name`, trains a tiny
-// point-cloud network (width `emb`, `heads`, `layers`, MLP `mlp`) for 3
-// steps as model `name` and waits for it. false (with the reason on stderr,
+// point-cloud network of size `net` for 3 steps as model `name` and waits
+// for it. false (with the reason on stderr,
 // prefixed by `what`) on any error.
 struct BenchModelSpec {
   std::string name;
   int64_t dim = 10;
   int64_t points = 8;
-  int64_t emb = 64;
-  int64_t heads = 4;
-  int64_t layers = 2;
-  int64_t mlp = 128;
+  BenchNetwork net{64, 2, 4, 128};  // emb, layers, heads, mlp
   uint64_t seed = 0;
 };
 bool UploadAndTrainBenchModel(v1::WfmService::Stub& stub, const BenchModelSpec& spec,
                               absl::string_view what);
+
+// BenchServer::Start(command, options) serving the model of `spec`
+// (uploaded and trained through connection 0); nullptr (with the reason on
+// stderr, prefixed by "wfm_bench <command>: ") on any error.
+std::unique_ptr<BenchServer> StartWithBenchModel(absl::string_view command,
+                                                 const server::ServerOptions& options,
+                                                 const BenchModelSpec& spec);
 
 // The q-quantile (0 < q <= 1) by the nearest-rank method; 0 for no values.
 double Percentile(std::vector<double> values, double q);

@@ -105,7 +105,7 @@ absl::StatusOr<nlohmann::json> RunRank(const TrainBenchArgs& a, int64_t rank, in
     WFM_ASSIGN_OR_RETURN(const model::io::GaussianSet data,
                          model::GaussiansFromPointClouds(clouds, 1, 1e-6));
     const model::GaussianTrainConfig config =
-        GaussianBenchConfig(a.emb, a.layers, a.mlp, a.batch, a.lr, a.steps + 2, a.seed);
+        GaussianBenchConfig(a.net, a.batch, a.lr, a.steps + 2, a.seed);
     WFM_ASSIGN_OR_RETURN(auto trainer,
                          model::GaussianTrainer::Create(data, config, "synthetic", nullptr, role));
     return TimeSteps(*trainer, *dp, a);
@@ -205,10 +205,10 @@ int RunDistributedTrain(const TrainBenchArgs& a) {
                         {"points", a.points},
                         {"dim", a.dim},
                         {"batch", a.batch},
-                        {"emb", a.emb},
-                        {"layers", a.layers},
-                        {"heads", a.heads},
-                        {"mlp", a.mlp},
+                        {"emb", a.net.emb},
+                        {"layers", a.net.layers},
+                        {"heads", a.net.heads},
+                        {"mlp", a.net.mlp},
                         {"steps", a.steps},
                         {"params", ranks[0]["params"]},
                         {"sec_per_step_1proc", base},

@@ -28,12 +28,10 @@
 
 namespace wfm::bench {
 
-model::GaussianTrainConfig GaussianBenchConfig(int64_t emb, int64_t layers, int64_t mlp, int64_t batch,
-                                       double lr, int64_t total_steps, uint64_t seed) {
+model::GaussianTrainConfig GaussianBenchConfig(const BenchNetwork& net, int64_t batch, double lr,
+                                               int64_t total_steps, uint64_t seed) {
   model::GaussianTrainConfig c;
-  c.network.width = emb;
-  c.network.layers = layers;
-  c.network.mlp_hidden = mlp;
+  c.network = net.Config();
   c.optimizer.batch_size = batch;
   c.optimizer.learning_rate = lr;
   c.optimizer.steps = total_steps;
@@ -45,13 +43,13 @@ int RunGaussianTrain(const TrainBenchArgs& a) {
   SetThreads(a.threads);
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
   auto trainer = model::GaussianTrainer::Create(
-      data, GaussianBenchConfig(a.emb, a.layers, a.mlp, a.batch, a.lr, a.steps + 2, a.seed), "synthetic");
+      data, GaussianBenchConfig(a.net, a.batch, a.lr, a.steps + 2, a.seed), "synthetic");
   if (!trainer.ok()) return Fail(trainer.status());
   const absl::StatusOr<TrainTiming> timing = TimeTrainingSteps(**trainer, a.steps);
   if (!timing.ok()) return Fail(timing.status());
   nlohmann::json rec = TrainRecord(**trainer, *timing);
   rec.update({{"cmd", "train"}, {"mode", "gaussian"}, {"clouds", a.clouds}, {"dim", a.dim},
-              {"batch", a.batch}, {"emb", a.emb}, {"layers", a.layers}, {"mlp", a.mlp},
+              {"batch", a.batch}, {"emb", a.net.emb}, {"layers", a.net.layers}, {"mlp", a.net.mlp},
               {"steps", a.steps}, {"lr", a.lr},
               {"decay_steps", (*trainer)->effective_decay_steps()}});
   Emit(rec);
@@ -61,27 +59,20 @@ int RunGaussianTrain(const TrainBenchArgs& a) {
 int RunGaussianSample(const SampleBenchArgs& a) {
   SetThreads(a.threads);
   const model::io::GaussianSet data = SyntheticGaussians(a.clouds, a.dim, a.seed);
-  // A randomly initialised network, as the anchor's sample benchmark.
-  auto trainer = model::GaussianTrainer::Create(
-      data, GaussianBenchConfig(a.emb, a.layers, a.mlp, 16, 2e-4, 1, a.seed), "synthetic");
-  if (!trainer.ok()) return Fail(trainer.status());
-  auto model = (*trainer)->MakeModel();
-  if (!model.ok()) return Fail(model.status());
   model::GaussianSampleRequest r;
-  r.num_samples = a.num;
-  r.seed = a.seed;
   r.reference_cov_sign = a.reference_cov_sign;
-  if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
-  const absl::StatusOr<SampleTiming> timing = TimeSampling(**model, r, a.repeats);
-  if (!timing.ok()) return Fail(timing.status());
+  const absl::StatusOr<SampleRun> run = TimeUntrainedSampling<model::GaussianTrainer>(
+      data, GaussianBenchConfig(a.net, 16, 2e-4, 1, a.seed), r, a);
+  if (!run.ok()) return Fail(run.status());
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "gaussian"}, {"dim", a.dim},
-                        {"num", a.num}, {"steps", r.steps}, {"emb", a.emb},
-                        {"layers", a.layers}, {"mlp", a.mlp},
+                        {"num", a.num}, {"steps", run->steps}, {"emb", a.net.emb},
+                        {"layers", a.net.layers}, {"mlp", a.net.mlp},
                         {"cov_update", a.reference_cov_sign ? "reference" : "corrected"},
-                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", timing->nfe},
-                        {"params", (*model)->parameter_count()},
-                        {"sec_total", timing->seconds}, {"samples_per_sec", a.num / timing->seconds},
-                        {"cpu_sec_total", timing->cpu_seconds}};
+                        {"solver", model::OdeSolverName(run->solver)}, {"nfe", run->timing.nfe},
+                        {"params", run->parameters},
+                        {"sec_total", run->timing.seconds},
+                        {"samples_per_sec", a.num / run->timing.seconds},
+                        {"cpu_sec_total", run->timing.cpu_seconds}};
   Emit(rec);
   return 0;
 }

@@ -46,10 +46,7 @@ struct LoadArgs {
   int64_t dim = 10;
   int64_t steps = 100;    // integration steps per request
   // A tiny model: one layer of width 32.
-  int64_t emb = 32;
-  int64_t layers = 1;
-  int64_t heads = 2;
-  int64_t mlp = 64;
+  BenchNetwork net{32, 1, 2, 64};  // emb, layers, heads, mlp
   // The server's sampling limits (its defaults).
   int64_t max_queue = 256;
   int64_t max_batch_samples = 64;
@@ -120,17 +117,11 @@ int RunLoad(const LoadArgs& a) {
   options.max_queue = a.max_queue;
   options.max_batch_samples = a.max_batch_samples;
   options.max_queue_delay_ms = a.queue_delay_ms;
-  absl::StatusOr<std::unique_ptr<BenchServer>> bench_server = BenchServer::Start("load", options);
-  if (!bench_server.ok()) {
-    std::cerr << "wfm_bench load: " << bench_server.status() << "\n";
-    return 1;
-  }
-  const std::string address = (*bench_server)->address();
-  int rc = UploadAndTrainBenchModel(
-               *NewBenchStub(address, 0),
-               {"load", a.dim, a.points, a.emb, a.heads, a.layers, a.mlp, a.seed}, "wfm_bench load")
-               ? 0
-               : 1;
+  const std::unique_ptr<BenchServer> bench_server =
+      StartWithBenchModel("load", options, {"load", a.dim, a.points, a.net, a.seed});
+  if (bench_server == nullptr) return 1;
+  const std::string address = bench_server->address();
+  int rc = 0;
   int next_connection = 1;
   for (const int n : a.clients) {
     if (rc != 0) break;
@@ -182,7 +173,7 @@ int RunLoad(const LoadArgs& a) {
         {"peak_rss_mib", ProcStatusMiB("VmHWM")},
         {"num", a.num}, {"points", a.points}, {"dim", a.dim}, {"steps", a.steps},
         {"nfe", 2 * a.steps},  // network evaluations per sample (midpoint rule)
-        {"emb", a.emb}, {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
+        {"emb", a.net.emb}, {"layers", a.net.layers}, {"heads", a.net.heads}, {"mlp", a.net.mlp},
         {"max_queue", a.max_queue}, {"max_batch_samples", a.max_batch_samples},
         {"max_queue_delay_ms", a.queue_delay_ms}, {"retry_delay_ms", a.retry_delay_ms}};
     if (!error.empty()) record["error"] = error;
@@ -206,10 +197,7 @@ void AddLoadCommand(CLI::App& app) {
   cmd->add_option("--points", args->points, "points per generated cloud")->capture_default_str();
   cmd->add_option("--dim", args->dim)->capture_default_str();
   cmd->add_option("--steps", args->steps, "integration steps")->capture_default_str();
-  cmd->add_option("--emb", args->emb)->capture_default_str();
-  cmd->add_option("--layers", args->layers)->capture_default_str();
-  cmd->add_option("--heads", args->heads)->capture_default_str();
-  cmd->add_option("--mlp", args->mlp)->capture_default_str();
+  AddNetworkOptions(cmd, &args->net);
   cmd->add_option("--max-queue", args->max_queue, "server: waiting requests per model")
       ->capture_default_str();
   cmd->add_option("--max-batch-samples", args->max_batch_samples,

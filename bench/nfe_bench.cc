@@ -85,10 +85,7 @@ struct NfeArgs {
   int64_t heldout = 64;     // held-out clouds = samples generated per setting
   int64_t points = 32;      // points per cloud
   int64_t train_steps = 400;
-  int64_t emb = 64;
-  int64_t layers = 2;
-  int64_t heads = 4;
-  int64_t mlp = 128;
+  BenchNetwork net{64, 2, 4, 128};  // emb, layers, heads, mlp
   bool emd = true;
   // Gaussians.
   int64_t gaussians = 512;
@@ -220,38 +217,30 @@ absl::StatusOr<std::vector<Run>> RunDataset(const NfeArgs& a, const std::string&
         MakeGaussians(name, a.gaussian_heldout, a.gaussian_dim, heldout_seed);
     auto model = TrainModel<model::GaussianTrainer>(
         train,
-        GaussianBenchConfig(a.emb, a.layers, a.mlp, a.gaussian_batch, a.lr, a.gaussian_train_steps,
+        GaussianBenchConfig(a.net, a.gaussian_batch, a.lr, a.gaussian_train_steps,
                             static_cast<uint64_t>(seed)),
         name);
     if (!model.ok()) return model.status();
-    auto convert = [](const model::GeneratedGaussians& g) {
-      return model::io::GaussianSet{g.dim, g.means, g.covs, {}};
-    };
     auto evaluate = [&](const model::io::GaussianSet& g) -> absl::StatusOr<std::vector<double>> {
       auto e = model::eval::EvaluateGaussians(g, heldout);
       if (!e.ok()) return e.status();
       return Values(e->bures);
     };
     return RunSettings<model::GaussianModel, model::GaussianSampleRequest>(
-        **model, settings, heldout.num_gaussians(), static_cast<uint64_t>(seed), convert, evaluate);
+        **model, settings, heldout.num_gaussians(), static_cast<uint64_t>(seed),
+        model::ToGaussianSet, evaluate);
   }
   auto train = MakeClouds(name, a.clouds, a.points, train_seed);
   if (!train.ok()) return train.status();
   auto heldout = MakeClouds(name, a.heldout, a.points, heldout_seed);
   if (!heldout.ok()) return heldout.status();
   TrainBenchArgs t;  // the bench's configuration (train_bench.cc) at these sizes
-  t.emb = a.emb;
-  t.layers = a.layers;
-  t.heads = a.heads;
-  t.mlp = a.mlp;
+  t.net = a.net;
   t.lr = a.lr;
   t.steps = a.train_steps - 2;  // PointCloudBenchConfig adds 2 warm-up steps
   t.seed = static_cast<uint64_t>(seed);
   auto model = TrainModel<model::PointCloudTrainer>(*train, PointCloudBenchConfig(t), name);
   if (!model.ok()) return model.status();
-  auto convert = [](const model::GeneratedClouds& g) {
-    return model::io::PointCloudSet{g.dim, g.points, g.offsets, {}};
-  };
   const bool emd = a.emd;
   const model::io::PointCloudSet& reference = *heldout;
   auto evaluate = [&](const model::io::PointCloudSet& g) -> absl::StatusOr<std::vector<double>> {
@@ -265,7 +254,8 @@ absl::StatusOr<std::vector<Run>> RunDataset(const NfeArgs& a, const std::string&
     return v;
   };
   return RunSettings<model::PointCloudModel, model::CloudSampleRequest>(
-      **model, settings, heldout->num_clouds(), static_cast<uint64_t>(seed), convert, evaluate);
+      **model, settings, heldout->num_clouds(), static_cast<uint64_t>(seed), model::ToPointCloudSet,
+      evaluate);
 }
 
 struct Summary {
@@ -472,10 +462,7 @@ void AddNfeCommand(CLI::App& app) {
   cmd->add_option("--train-steps", a->train_steps, "point clouds: training steps (>= 3)")
       ->check(CLI::Range(int64_t{3}, int64_t{1} << 40))
       ->capture_default_str();
-  cmd->add_option("--emb", a->emb)->capture_default_str();
-  cmd->add_option("--layers", a->layers)->capture_default_str();
-  cmd->add_option("--heads", a->heads)->capture_default_str();
-  cmd->add_option("--mlp", a->mlp)->capture_default_str();
+  AddNetworkOptions(cmd, &a->net);
   cmd->add_option("--emd", a->emd, "point clouds: EMD metrics too")->capture_default_str();
   cmd->add_option("--gaussians", a->gaussians, "Gaussians: training items")->capture_default_str();
   cmd->add_option("--gaussian-heldout", a->gaussian_heldout, "Gaussians: held-out items")

@@ -47,10 +47,7 @@ struct ServeArgs {
   int64_t dim = 10;
   int64_t num = 16;        // samples per request in (a)
   int64_t steps = 100;     // integration steps per request
-  int64_t emb = 64;
-  int64_t layers = 2;
-  int64_t heads = 4;
-  int64_t mlp = 128;
+  BenchNetwork net{64, 2, 4, 128};  // emb, layers, heads, mlp
   int64_t requests = 20;   // requests of (a), per side
   int clients = 8;         // (b)
   int64_t rounds = 10;     // requests per client in (b)
@@ -106,19 +103,12 @@ int RunServe(const ServeArgs& a) {
   server::ServerOptions options;
   options.threads = a.threads;
   options.max_queue_delay_ms = a.queue_delay_ms;
-  absl::StatusOr<std::unique_ptr<BenchServer>> bench_server = BenchServer::Start("serve", options);
-  if (!bench_server.ok()) {
-    std::cerr << "wfm_bench serve: " << bench_server.status() << "\n";
-    return 1;
-  }
-  server::ServerApp* const app = &(*bench_server)->app();
-  const std::string address = (*bench_server)->address();
+  const std::unique_ptr<BenchServer> bench_server =
+      StartWithBenchModel("serve", options, {"bench", a.dim, a.points, a.net, a.seed});
+  if (bench_server == nullptr) return 1;
+  server::ServerApp* const app = &bench_server->app();
+  const std::string address = bench_server->address();
   auto stub = NewBenchStub(address, 0);
-  if (!UploadAndTrainBenchModel(
-          *stub, {"bench", a.dim, a.points, a.emb, a.heads, a.layers, a.mlp, a.seed},
-          "wfm_bench serve")) {
-    return 1;
-  }
   const std::shared_ptr<const model::PointCloudModel> model =
       (*app->models().Get("bench"))->pointcloud;
 
@@ -202,8 +192,8 @@ int RunServe(const ServeArgs& a) {
       {"bench", "serve"},
       {"points", a.points}, {"dim", a.dim}, {"steps", a.steps},
       {"nfe", 2 * a.steps},  // network evaluations per sample (midpoint rule)
-      {"emb", a.emb},
-      {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
+      {"emb", a.net.emb},
+      {"layers", a.net.layers}, {"heads", a.net.heads}, {"mlp", a.net.mlp},
       {"single_num", a.num}, {"single_requests", a.requests},
       {"inproc_samples_per_second", inproc_rate},
       {"grpc_samples_per_second", grpc_rate},
@@ -234,10 +224,7 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--dim", args->dim)->capture_default_str();
   cmd->add_option("--num", args->num, "samples per request, single client")->capture_default_str();
   cmd->add_option("--steps", args->steps, "integration steps")->capture_default_str();
-  cmd->add_option("--emb", args->emb)->capture_default_str();
-  cmd->add_option("--layers", args->layers)->capture_default_str();
-  cmd->add_option("--heads", args->heads)->capture_default_str();
-  cmd->add_option("--mlp", args->mlp)->capture_default_str();
+  AddNetworkOptions(cmd, &args->net);
   cmd->add_option("--requests", args->requests, "requests per side, single client")
       ->capture_default_str();
   cmd->add_option("--clients", args->clients, "concurrent one-sample clients")

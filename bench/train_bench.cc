@@ -27,10 +27,7 @@ namespace wfm::bench {
 
 model::PointCloudTrainConfig PointCloudBenchConfig(const TrainBenchArgs& a) {
   model::PointCloudTrainConfig c;
-  c.network.width = a.emb;
-  c.network.heads = a.heads;
-  c.network.layers = a.layers;
-  c.network.mlp_hidden = a.mlp;
+  c.network = a.net.Config();
   c.optimizer.batch_size = a.batch;
   c.optimizer.learning_rate = a.lr;
   c.optimizer.steps = a.steps + 2;
@@ -57,8 +54,8 @@ int RunTrain(const TrainBenchArgs& a) {
   if (!timing.ok()) return Fail(timing.status());
   nlohmann::json rec = TrainRecord(**trainer, *timing);
   rec.update({{"cmd", "train"}, {"mode", "pointcloud"}, {"clouds", a.clouds},
-              {"points", a.points}, {"dim", a.dim}, {"batch", a.batch}, {"emb", a.emb},
-              {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp}, {"iters", a.iters},
+              {"points", a.points}, {"dim", a.dim}, {"batch", a.batch}, {"emb", a.net.emb},
+              {"layers", a.net.layers}, {"heads", a.net.heads}, {"mlp", a.net.mlp}, {"iters", a.iters},
               {"eps", a.eps}, {"steps", a.steps}, {"lr", a.lr}, {"monge_map", a.monge_map},
               {"minibatch", a.minibatch}, {"noise", a.noise}});
   Emit(rec);
@@ -70,33 +67,24 @@ int RunSample(const SampleBenchArgs& a) {
   SetThreads(a.threads);
   const auto data = SyntheticClouds(a.clouds, a.points, a.dim, a.seed);
   TrainBenchArgs t;
-  t.emb = a.emb;
-  t.layers = a.layers;
-  t.heads = a.heads;
-  t.mlp = a.mlp;
+  t.net = a.net;
   t.seed = a.seed;
   t.steps = 1;
-  // A randomly initialised network, as the anchor's sample benchmark.
-  auto trainer = model::PointCloudTrainer::Create(data, PointCloudBenchConfig(t), "synthetic");
-  if (!trainer.ok()) return Fail(trainer.status());
-  auto model = (*trainer)->MakeModel();
-  if (!model.ok()) return Fail(model.status());
   model::CloudSampleRequest r;
-  r.num_samples = a.num;
   r.points = a.points;
-  r.seed = a.seed;
-  if (auto s = ApplySolver(a, &r); !s.ok()) return Fail(s);
-  const absl::StatusOr<SampleTiming> timing = TimeSampling(**model, r, a.repeats);
-  if (!timing.ok()) return Fail(timing.status());
+  const absl::StatusOr<SampleRun> run =
+      TimeUntrainedSampling<model::PointCloudTrainer>(data, PointCloudBenchConfig(t), r, a);
+  if (!run.ok()) return Fail(run.status());
   nlohmann::json rec = {{"cmd", "sample"}, {"mode", "pointcloud"}, {"points", a.points},
-                        {"dim", a.dim}, {"num", a.num}, {"steps", r.steps}, {"emb", a.emb},
-                        {"layers", a.layers}, {"heads", a.heads}, {"mlp", a.mlp},
-                        {"solver", model::OdeSolverName(r.solver)}, {"nfe", timing->nfe},
-                        {"params", (*model)->parameter_count()},
-                        {"sec_total", timing->seconds}, {"samples_per_sec", a.num / timing->seconds},
-                        {"points_per_sec", a.num * a.points / timing->seconds},
+                        {"dim", a.dim}, {"num", a.num}, {"steps", run->steps}, {"emb", a.net.emb},
+                        {"layers", a.net.layers}, {"heads", a.net.heads}, {"mlp", a.net.mlp},
+                        {"solver", model::OdeSolverName(run->solver)}, {"nfe", run->timing.nfe},
+                        {"params", run->parameters},
+                        {"sec_total", run->timing.seconds},
+                        {"samples_per_sec", a.num / run->timing.seconds},
+                        {"points_per_sec", a.num * a.points / run->timing.seconds},
                         // CPU time of one run (mean over the repeats, all threads).
-                        {"cpu_sec_total", timing->cpu_seconds}};
+                        {"cpu_sec_total", run->timing.cpu_seconds}};
   Emit(rec);
   return 0;
 }
@@ -110,10 +98,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--points", a->points, "points per cloud (N)")->capture_default_str();
   cmd->add_option("--dim", a->dim, "space dimension (D)")->capture_default_str();
   cmd->add_option("--batch", a->batch)->capture_default_str();
-  cmd->add_option("--emb", a->emb, "embedding width")->capture_default_str();
-  cmd->add_option("--layers", a->layers)->capture_default_str();
-  cmd->add_option("--heads", a->heads)->capture_default_str();
-  cmd->add_option("--mlp", a->mlp, "MLP hidden width")->capture_default_str();
+  AddNetworkOptions(cmd, &a->net);
   cmd->add_option("--iters", a->iters, "Sinkhorn iterations")->capture_default_str();
   cmd->add_option("--eps", a->eps)->capture_default_str();
   cmd->add_option("--steps", a->steps, "timed steps (after 2 warm-up)")->capture_default_str();
@@ -149,10 +134,7 @@ void AddSampleCommand(CLI::App& app) {
                   "euler | midpoint | heun | rk4 | adaptive (default: midpoint, Gaussians euler)");
   cmd->add_option("--rtol", a->rtol, "adaptive: relative tolerance")->capture_default_str();
   cmd->add_option("--atol", a->atol, "adaptive: absolute tolerance")->capture_default_str();
-  cmd->add_option("--emb", a->emb)->capture_default_str();
-  cmd->add_option("--layers", a->layers)->capture_default_str();
-  cmd->add_option("--heads", a->heads)->capture_default_str();
-  cmd->add_option("--mlp", a->mlp)->capture_default_str();
+  AddNetworkOptions(cmd, &a->net);
   cmd->add_option("--repeats", a->repeats)->capture_default_str();
   cmd->add_option("--threads", a->threads, kThreadsHelp)
       ->check(CLI::NonNegativeNumber)

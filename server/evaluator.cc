@@ -125,12 +125,9 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
                          (DrawSamples<model::CloudSampleRequest, model::GeneratedClouds>(
                              *servable.pointcloud, options, reference.num_clouds(), limits,
                              cancelled)));
-    model::io::PointCloudSet samples;
-    samples.dim = generated.dim;
-    samples.points = std::move(generated.points);
-    samples.offsets = std::move(generated.offsets);
     WFM_ASSIGN_OR_RETURN(const model::eval::PointCloudEvaluation e,
-                         model::eval::EvaluatePointClouds(samples, reference, options.emd));
+                         model::eval::EvaluatePointClouds(
+                             model::ToPointCloudSet(std::move(generated)), reference, options.emd));
     result.generated = e.generated;
     result.reference = e.reference;
     result.chamfer = e.chamfer;
@@ -143,12 +140,9 @@ absl::StatusOr<EvaluationResult> EvaluateModel(const Servable& servable, const D
                          (DrawSamples<model::GaussianSampleRequest, model::GeneratedGaussians>(
                              *servable.gaussian, options, reference.num_gaussians(), limits,
                              cancelled)));
-    model::io::GaussianSet samples;
-    samples.dim = generated.dim;
-    samples.means = std::move(generated.means);
-    samples.covs = std::move(generated.covs);
     WFM_ASSIGN_OR_RETURN(const model::eval::GaussianEvaluation e,
-                         model::eval::EvaluateGaussians(samples, reference));
+                         model::eval::EvaluateGaussians(model::ToGaussianSet(std::move(generated)),
+                                                        reference));
     result.generated = e.generated;
     result.reference = e.reference;
     result.bures = e.bures;

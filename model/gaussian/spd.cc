@@ -297,6 +297,8 @@ absl::Status ValidateCovariances(const at::Tensor& s, absl::string_view name,
   return absl::OkStatus();
 }
 
+void SymmetrizeInPlace(double* s, int64_t d) { internal::Symmetrize(s, static_cast<int>(d)); }
+
 absl::StatusOr<at::Tensor> IsSpd(const at::Tensor& s, const CovarianceTolerance& tolerance) {
   WFM_RETURN_IF_ERROR(CheckTolerance(tolerance));
   WFM_RETURN_IF_ERROR(internal::CheckMatrices(s, "S"));

@@ -86,6 +86,10 @@ struct EigenvalueFloor {
 // symmetric positive definite. INVALID_ARGUMENT for bad input or floor.
 absl::StatusOr<at::Tensor> ProjectSpd(const at::Tensor& s, const EigenvalueFloor& floor = {});
 
+// s ← (s + sᵀ) / 2 for one d×d row-major matrix of doubles (made exactly
+// symmetric in place, e.g. before CheckSpd).
+void SymmetrizeInPlace(double* s, int64_t d);
+
 // What ValidateCovariances and IsSpd accept. Matrix i passes when
 //   * every entry is finite;
 //   * max_jk |S_jk - S_kj| <= symmetry · max_jk |S_jk|;

@@ -56,17 +56,11 @@ absl::Status NonFinite() {
       "training run?)");
 }
 
-void Symmetrize(double* s, int64_t d) {
-  for (int64_t i = 0; i < d; ++i) {
-    for (int64_t j = 0; j < i; ++j) {
-      const double v = 0.5 * (s[i * d + j] + s[j * d + i]);
-      s[i * d + j] = v;
-      s[j * d + i] = v;
-    }
-  }
-}
-
 }  // namespace
+
+io::GaussianSet ToGaussianSet(GeneratedGaussians generated) {
+  return {generated.dim, std::move(generated.means), std::move(generated.covs), {}};
+}
 
 absl::StatusOr<nn::GaussianNetConfig> GaussianNetConfigFor(const GaussianTrainConfig& config,
                                                            const LabelSpace& labels, int64_t dim) {
@@ -589,14 +583,14 @@ absl::StatusOr<std::vector<GeneratedGaussians>> GaussianModel::Sample(
         for (int64_t i = 0; i < n; ++i) {
           double* dst = out.covs.data() + i * dd;
           std::copy_n(x.s.data() + (first[k] + i) * dd, dd, dst);
-          Symmetrize(dst, d);
+          gaussian::SymmetrizeInPlace(dst, d);
           if (!gaussian::CheckSpd(dst, d).ok()) {
             const at::Tensor one = at::from_blob(dst, {1, d, d}, at::kDouble);
             gaussian::EigenvalueFloor floor;
             floor.absolute = kSafeguardFloor * stats_.cov_diag_mean;
             WFM_ASSIGN_OR_RETURN(const at::Tensor fixed, gaussian::ProjectSpd(one, floor));
             std::copy_n(fixed.contiguous().data_ptr<double>(), dd, dst);
-            Symmetrize(dst, d);
+            gaussian::SymmetrizeInPlace(dst, d);
           }
         }
       }

@@ -49,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/checkpoint/checkpoint.h"
+#include "model/io/point_sets.h"
 #include "model/nn/gaussian_net.h"
 #include "model/noise/gaussian_noise.h"
 #include "model/sample/ode_solver.h"
@@ -119,6 +120,10 @@ struct GeneratedGaussians {
   std::vector<double> trajectory_times;
   int64_t evaluations = 0;  // network evaluations of the ODE solver (NFE)
 };
+
+// The generated Gaussians as a Gaussian set (dimension, means and
+// covariances), e.g. to evaluate them against data.
+io::GaussianSet ToGaussianSet(GeneratedGaussians generated);
 
 // The network configuration of a model: the training config's sizes and
 // architecture, the data's dimension and the number of discrete labels or

@@ -47,6 +47,10 @@ int64_t Draw(at::Generator& gen, int64_t n) {
 
 }  // namespace
 
+io::PointCloudSet ToPointCloudSet(GeneratedClouds generated) {
+  return {generated.dim, std::move(generated.points), std::move(generated.offsets), {}};
+}
+
 nn::PointCloudNetConfig PointCloudNetConfigFor(const PointCloudTrainConfig& config,
                                                const LabelSpace& labels, int64_t dim) {
   nn::PointCloudNetConfig c;

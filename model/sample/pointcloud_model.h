@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/checkpoint/checkpoint.h"
+#include "model/io/point_sets.h"
 #include "model/nn/pointcloud_inference.h"
 #include "model/nn/pointcloud_net.h"
 #include "model/noise/pointcloud_noise.h"
@@ -90,6 +91,10 @@ struct GeneratedClouds {
   std::vector<double> trajectory_times;
   int64_t evaluations = 0;  // network evaluations of the ODE solver (NFE)
 };
+
+// The generated clouds as a point-cloud set (dimension, points and offsets),
+// e.g. to evaluate them against data.
+io::PointCloudSet ToPointCloudSet(GeneratedClouds generated);
 
 // The network configuration of a model: the training config's sizes, the
 // data's dimension and the label space's conditioning.

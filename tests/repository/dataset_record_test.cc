@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -36,6 +37,13 @@ DatasetInfo SampleInfo() {
   info.description = "five ellipses";
   info.feature_names = {"x", "y"};
   return info;
+}
+
+// Every field of a record, to compare records as a whole.
+auto Fields(const DatasetInfo& i) {
+  return std::tie(i.name, i.kind, i.dim, i.label_type, i.condition_dim, i.items, i.points,
+                  i.min_size, i.max_size, i.samples, i.spatial_dim, i.label_names, i.size_bytes,
+                  i.created_unix_ms, i.description, i.feature_names, i.condition_columns);
 }
 
 // Writes `set` as <folder>/data.npz and its record, as the store does.
@@ -78,19 +86,7 @@ TEST(DatasetRecordTest, JsonKeepsEveryFieldAndRejectsOtherRecords) {
   EXPECT_EQ(j["data_file"], "data.npz");
   absl::StatusOr<DatasetInfo> back = DatasetRecordFromJson(j);
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->name, info.name);
-  EXPECT_EQ(back->kind, info.kind);
-  EXPECT_EQ(back->dim, info.dim);
-  EXPECT_EQ(back->label_type, info.label_type);
-  EXPECT_EQ(back->items, info.items);
-  EXPECT_EQ(back->points, info.points);
-  EXPECT_EQ(back->min_size, info.min_size);
-  EXPECT_EQ(back->max_size, info.max_size);
-  EXPECT_EQ(back->label_names, info.label_names);
-  EXPECT_EQ(back->size_bytes, info.size_bytes);
-  EXPECT_EQ(back->created_unix_ms, info.created_unix_ms);
-  EXPECT_EQ(back->description, info.description);
-  EXPECT_EQ(back->feature_names, info.feature_names);
+  EXPECT_EQ(Fields(*back), Fields(info));
 
   // Records written before feature names have none; a count other than dim
   // is a broken record.

@@ -237,6 +237,17 @@ model::TrainingConfig CloudConfig(double holdout, model::PointCloudSource source
   return c;
 }
 
+// Tiny configurations of both families, `family` chosen, training on niches
+// of 4 cells.
+model::TrainingConfig NicheConfig(model::Family family) {
+  model::TrainingConfig c;
+  c.family = family;
+  c.pointcloud = testing::TinyPointCloudConfig(5);
+  c.gaussian = testing::TinyGaussianConfig(5);
+  c.niche_size = 4;
+  return c;
+}
+
 TEST(TrainingInputsTest, HoldsOutTheSplitAndRecordsTheOrigin) {
   const model::io::PointCloudSet set = testing::Ellipses(12, 1, /*labelled=*/true);
   DatasetData data = Stored("shapes", DatasetKind::kPointClouds, 12, set);
@@ -316,16 +327,12 @@ TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
   data.info.condition_dim = 2;
   data.info.condition_columns = {{"age", ConditionKind::kNumeric, {}, 1, 0},
                                  {"dose", ConditionKind::kNumeric, {}, 1, 1}};
-  model::TrainingConfig config;
-  config.family = model::Family::kPointCloud;
-  config.pointcloud = testing::TinyPointCloudConfig(5);
-  config.niche_size = 4;
+  model::TrainingConfig config = NicheConfig(model::Family::kPointCloud);
   absl::StatusOr<TrainingInputs> in = MakeTrainingInputs(data, nullptr, config);
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_EQ(in->clouds.labels.width, 2);
   EXPECT_EQ(in->origin.condition_columns, data.info.condition_columns);
   config.family = model::Family::kGaussian;
-  config.gaussian = testing::TinyGaussianConfig(5);
   absl::StatusOr<TrainingInputs> gaussian_in = MakeTrainingInputs(data, nullptr, config);
   ASSERT_TRUE(gaussian_in.ok()) << gaussian_in.status();
   EXPECT_EQ(gaussian_in->gaussians.labels.width, 2);
@@ -335,10 +342,7 @@ TEST(NicheTest, NichesTakeTheCentreCellsConditionVector) {
 TEST(TrainingInputsTest, CellsTrainOnTheirNiches) {
   const testing::Cells c = testing::RandomCells(2, 15, 2, 3);
   const DatasetData data = Stored("cells", DatasetKind::kSpatialCells, 30, ToCellSet(c));
-  model::TrainingConfig config;
-  config.family = model::Family::kGaussian;
-  config.gaussian = testing::TinyGaussianConfig(5);
-  config.niche_size = 4;
+  model::TrainingConfig config = NicheConfig(model::Family::kGaussian);
   absl::StatusOr<TrainingInputs> gaussians = MakeTrainingInputs(data, nullptr, config);
   ASSERT_TRUE(gaussians.ok()) << gaussians.status();
   absl::StatusOr<model::io::GaussianSet> expected =
@@ -350,7 +354,6 @@ TEST(TrainingInputsTest, CellsTrainOnTheirNiches) {
   EXPECT_EQ(gaussians->origin.dataset_kind, "SPATIAL_CELLS");
 
   config.family = model::Family::kPointCloud;
-  config.pointcloud = testing::TinyPointCloudConfig(5);
   config.holdout_fraction = 0.2;
   absl::StatusOr<TrainingInputs> clouds = MakeTrainingInputs(data, nullptr, config);
   ASSERT_TRUE(clouds.ok()) << clouds.status();

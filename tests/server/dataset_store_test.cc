@@ -16,8 +16,6 @@ namespace wfm::server {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::testing;  // NOLINT(build/namespaces): the store test helpers
 
 class DatasetStoreTest : public DatasetsTest {};

@@ -16,9 +16,6 @@
 namespace wfm::server {
 namespace {
 
-namespace fs = std::filesystem;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::testing;  // NOLINT(build/namespaces): the store test helpers
 
 class DatasetValidationTest : public DatasetsTest {};
@@ -36,7 +33,7 @@ TEST_F(DatasetValidationTest, NamesTheItemAcrossChunks) {
   EXPECT_EQ(s.message(), "clouds[4].points: infinity at point 2");
   EXPECT_TRUE(store->List().empty());
   // Nothing is left on disk by failed uploads.
-  EXPECT_TRUE(fs::is_empty(root()));
+  EXPECT_TRUE(std::filesystem::is_empty(root()));
 }
 
 TEST_F(DatasetValidationTest, RejectsInconsistentCloudChunks) {

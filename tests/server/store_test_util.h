@@ -4,6 +4,7 @@
 #ifndef WFM_TESTS_SERVER_STORE_TEST_UTIL_H_
 #define WFM_TESTS_SERVER_STORE_TEST_UTIL_H_
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +21,11 @@
 #include "tests/server/server_test_util.h"
 
 namespace wfm::testing {
+
+// The matchers of the suites (which bring these names in with
+// `using namespace ::wfm::testing`).
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 using server::CellChunkView;
 using server::CloudChunkView;

@@ -22,6 +22,20 @@ using namespace test_util;  // NOLINT(build/namespaces): the Gaussian test helpe
 // LAPACK path (d > 64).
 const std::vector<int64_t> kDims = {1, 2, 3, 4, 5, 8, 13, 16, 32, 70};
 
+// `check(s, d)` on batches s of 4 random SPD matrices (condition number 1e4)
+// of every dimension d of kDims, five per dimension (generator seeds
+// base·d + 0..4); stops at the first fatal failure.
+template <typename Check>
+void ForRandomSpdBatches(uint64_t base, const Check& check) {
+  for (int64_t d : kDims) {
+    for (uint64_t seed = 0; seed < 5; ++seed) {
+      at::Generator gen = MakeGenerator(base * d + seed);
+      check(RandomSpd(4, d, gen, /*cond=*/1e4), d);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
 at::Tensor Bt(const at::Tensor& x) { return x.transpose(-1, -2); }
 
 TEST(SymmetricEigTest, ReconstructsAndOrdersForEverySolver) {
@@ -69,21 +83,17 @@ TEST(SymmetricEigTest, Float32KeepsDtypeAndAccuracy) {
 }
 
 TEST(SqrtSpdTest, SquaresBackForManySeedsAndDims) {
-  for (int64_t d : kDims) {
-    for (uint64_t seed = 0; seed < 5; ++seed) {
-      at::Generator gen = MakeGenerator(100 * d + seed);
-      const at::Tensor s = RandomSpd(4, d, gen, /*cond=*/1e4);
-      auto r = SqrtSpd(s);
-      ASSERT_TRUE(r.ok()) << r.status();
-      EXPECT_LE(RelError(at::matmul(*r, *r), s), 1e-12 * std::max<int64_t>(d, 4)) << "d=" << d;
-      EXPECT_TRUE(at::equal(*r, Bt(*r)));
-      EXPECT_GT(at::linalg_eigvalsh(*r).min().item<double>(), 0.0);
-      auto r32 = SqrtSpd(s.to(at::kFloat));
-      ASSERT_TRUE(r32.ok());
-      EXPECT_EQ(r32->scalar_type(), at::kFloat);
-      EXPECT_LE(RelError(*r32, *r), 1e-5) << "d=" << d;
-    }
-  }
+  ForRandomSpdBatches(100, [](const at::Tensor& s, int64_t d) {
+    auto r = SqrtSpd(s);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_LE(RelError(at::matmul(*r, *r), s), 1e-12 * std::max<int64_t>(d, 4)) << "d=" << d;
+    EXPECT_TRUE(at::equal(*r, Bt(*r)));
+    EXPECT_GT(at::linalg_eigvalsh(*r).min().item<double>(), 0.0);
+    auto r32 = SqrtSpd(s.to(at::kFloat));
+    ASSERT_TRUE(r32.ok());
+    EXPECT_EQ(r32->scalar_type(), at::kFloat);
+    EXPECT_LE(RelError(*r32, *r), 1e-5) << "d=" << d;
+  });
 }
 
 TEST(SqrtSpdTest, ClampsNegativeEigenvaluesToZero) {
@@ -107,17 +117,13 @@ TEST(SqrtSpdTest, ClampsNegativeEigenvaluesToZero) {
 }
 
 TEST(InvSqrtSpdTest, WhitensForManySeedsAndDims) {
-  for (int64_t d : kDims) {
-    for (uint64_t seed = 0; seed < 5; ++seed) {
-      at::Generator gen = MakeGenerator(200 * d + seed);
-      const at::Tensor s = RandomSpd(4, d, gen, /*cond=*/1e4);
-      auto x = InvSqrtSpd(s);
-      ASSERT_TRUE(x.ok()) << x.status();
-      const at::Tensor white = at::matmul(at::matmul(*x, s), *x);
-      EXPECT_LE(MaxAbs(white - test_util::Eye(4, d)), 1e-10) << "d=" << d;
-      EXPECT_TRUE(at::equal(*x, Bt(*x)));
-    }
-  }
+  ForRandomSpdBatches(200, [](const at::Tensor& s, int64_t d) {
+    auto x = InvSqrtSpd(s);
+    ASSERT_TRUE(x.ok()) << x.status();
+    const at::Tensor white = at::matmul(at::matmul(*x, s), *x);
+    EXPECT_LE(MaxAbs(white - test_util::Eye(4, d)), 1e-10) << "d=" << d;
+    EXPECT_TRUE(at::equal(*x, Bt(*x)));
+  });
 }
 
 TEST(InvSqrtSpdTest, ClampsAtTheRelativeFloor) {

@@ -18,8 +18,6 @@
 namespace wfm::model::io {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 TEST(IoArrayTest, IntegerConversions) {

@@ -20,9 +20,6 @@
 namespace wfm::model::io {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 class H5adFixtureTest : public ::testing::TestWithParam<std::string> {

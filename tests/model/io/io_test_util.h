@@ -4,6 +4,8 @@
 #ifndef WFM_TESTS_MODEL_IO_IO_TEST_UTIL_H_
 #define WFM_TESTS_MODEL_IO_IO_TEST_UTIL_H_
 
+#include <gmock/gmock.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -13,6 +15,12 @@
 #include "tests/testing/temp_dir.h"
 
 namespace wfm::model::io::testing {
+
+// The matchers the io tests use, brought in with the helpers by
+// `using namespace ::wfm::model::io::testing`.
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 inline std::string FixturePath(const std::string& name) {
   return std::string(WFM_SOURCE_DIR) + "/tests/fixtures/io/" + name;

@@ -21,8 +21,6 @@
 namespace wfm::model::io {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 // The dtype a numpy dtype string is read as.

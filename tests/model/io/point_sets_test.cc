@@ -16,9 +16,6 @@
 namespace wfm::model::io {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using namespace ::wfm::model::io::testing;  // NOLINT(build/namespaces): the io test helpers
 
 const nlohmann::json& Npz(const std::string& name) { return Expected()["npz"][name]; }

@@ -17,17 +17,7 @@ namespace wfm::model::nn {
 namespace {
 
 PointCloudNetConfig Config(ConditionKind kind, int64_t width, int64_t heads, int64_t mlp) {
-  PointCloudNetConfig c;
-  c.space_dim = 3;
-  c.width = width;
-  c.heads = heads;
-  c.layers = 2;
-  c.mlp_hidden = mlp;
-  c.dropout = 0.1;
-  c.condition = kind;
-  c.num_classes = 4;
-  c.cond_dim = 2;
-  return c;
+  return ::wfm::testing::TwoLayerCloudNet(kind, width, heads, mlp, /*dropout=*/0.1);
 }
 
 // A network in eval mode with ordinary values in every parameter.

@@ -21,17 +21,7 @@ namespace {
 at::Generator Gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 PointCloudNetConfig SmallConfig(ConditionKind kind = ConditionKind::kNone) {
-  PointCloudNetConfig c;
-  c.space_dim = 3;
-  c.width = 16;
-  c.heads = 2;
-  c.layers = 2;
-  c.mlp_hidden = 32;
-  c.dropout = 0.2;
-  c.condition = kind;
-  c.num_classes = 4;
-  c.cond_dim = 2;
-  return c;
+  return ::wfm::testing::TwoLayerCloudNet(kind, 16, 2, 32, /*dropout=*/0.2);
 }
 
 absl::StatusOr<PointCloudVelocityNet> MakeNet(const PointCloudNetConfig& c, uint64_t seed) {

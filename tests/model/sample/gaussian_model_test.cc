@@ -18,8 +18,10 @@
 #include "model/common/status.h"
 #include "model/gaussian/spd.h"
 #include "model/train/gaussian_trainer.h"
+#include "tests/model/sample/sample_test_util.h"
 #include "tests/model/train/gaussian_family.h"
 #include "tests/testing/status.h"
+#include "tests/testing/tiny_network.h"
 
 namespace wfm::model {
 namespace {
@@ -27,13 +29,8 @@ namespace {
 using ::testing::HasSubstr;
 
 GaussianTrainConfig Small(int64_t steps, const std::string& velocity = "riemannian") {
-  GaussianTrainConfig c;
-  c.network.width = 16;
-  c.network.layers = 1;
-  c.network.mlp_hidden = 32;
-  c.optimizer.steps = steps;
-  c.optimizer.batch_size = 8;
-  c.optimizer.learning_rate = 1e-2;
+  GaussianTrainConfig c =
+      testing::TrainConfig<GaussianTrainConfig>(testing::TinyNetwork(), steps, 8, 1e-2);
   c.velocity = velocity;
   return c;
 }
@@ -199,9 +196,6 @@ TEST(GaussianModelTest, ReproducibleBySeedAndIndependentOfBatching) {
   }
 }
 
-constexpr OdeSolver kSolvers[] = {OdeSolver::kEuler, OdeSolver::kMidpoint, OdeSolver::kHeun,
-                                  OdeSolver::kRk4, OdeSolver::kAdaptive};
-
 // Every solver keeps every state SPD (stage and accepted states use the
 // SPD-preserving update), on untrained and trained models, with few large
 // steps and both velocity parametrisations; every trajectory frame is SPD.
@@ -209,7 +203,7 @@ TEST(GaussianModelTest, EverySolverKeepsCovariancesSpd) {
   for (const char* velocity : {"riemannian", "euclidean"}) {
     for (int64_t train_steps : {1, 60}) {
       WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(3, train_steps, false, velocity));
-      for (OdeSolver solver : kSolvers) {
+      for (OdeSolver solver : testing::kSolvers) {
         for (int64_t steps : {1, 3, 20}) {
           GaussianSampleRequest r = Request(5, 8, steps);
           r.solver = solver;
@@ -241,7 +235,7 @@ TEST(GaussianModelTest, EverySolverKeepsCovariancesSpd) {
 TEST(GaussianModelTest, EverySolverIsBatchInvariantAndCountsEvaluations) {
   WFM_ASSERT_OK_AND_ASSIGN(auto m, Model(3, 30, /*labelled=*/true));
   std::vector<GaussianSampleRequest> reqs;
-  for (OdeSolver solver : kSolvers) {
+  for (OdeSolver solver : testing::kSolvers) {
     GaussianSampleRequest a = Request(21, 4, 6);
     a.solver = solver;
     a.rtol = 1e-4;
@@ -253,26 +247,11 @@ TEST(GaussianModelTest, EverySolverIsBatchInvariantAndCountsEvaluations) {
     reqs.push_back(b);
   }
   reqs.push_back(Request(23, 2, 4));
-  auto merged = m->Sample(reqs);
-  ASSERT_TRUE(merged.ok()) << merged.status();
-  for (size_t r = 0; r < reqs.size(); ++r) {
-    auto lone = m->Sample({reqs[r]});
-    ASSERT_TRUE(lone.ok());
-    const std::string name = OdeSolverName(reqs[r].solver);
-    EXPECT_EQ((*merged)[r].means, (*lone)[0].means) << name << " request " << r;
-    EXPECT_EQ((*merged)[r].covs, (*lone)[0].covs) << name;
-    EXPECT_EQ((*merged)[r].trajectory_covs, (*lone)[0].trajectory_covs) << name;
-    EXPECT_EQ((*merged)[r].trajectory_times, (*lone)[0].trajectory_times) << name;
-    EXPECT_EQ((*merged)[r].evaluations, (*lone)[0].evaluations) << name;
-    if (reqs[r].solver != OdeSolver::kAdaptive) {
-      EXPECT_EQ((*merged)[r].evaluations, reqs[r].steps * TableauOf(reqs[r].solver).stages);
-    } else {
-      EXPECT_LE((*merged)[r].evaluations, MaxEvaluations(reqs[r].ode()));
-    }
-  }
+  std::vector<GeneratedGaussians> merged;
+  ASSERT_NO_FATAL_FAILURE(testing::SampleMergedAndAlone(*m, reqs, &merged));
   // Euler is the default and the solvers differ.
   EXPECT_EQ(GaussianSampleRequest().solver, OdeSolver::kEuler);
-  EXPECT_NE((*merged)[0].means, (*merged)[6].means);
+  EXPECT_NE(merged[0].means, merged[6].means);
 }
 
 // With the Euclidean velocity the update is S − h·W (ProjectSpd leaves an
@@ -482,8 +461,7 @@ TEST(GaussianModelTest, GivenSourcesAreWhereTheFlowStarts) {
   r.init_covs = {2.0, 0.3, -0.1, 0.3, 1.5, 0.2, -0.1, 0.2, 0.9,
                  1e-2, 0.0, 0.0, 0.0, 4.0, 1.0, 0.0, 1.0, 3.0};
   r.trajectory = true;
-  for (OdeSolver solver : {OdeSolver::kEuler, OdeSolver::kHeun, OdeSolver::kRk4,
-                           OdeSolver::kAdaptive}) {
+  for (OdeSolver solver : testing::kSolvers) {
     r.solver = solver;
     auto out = still->Sample({r});
     ASSERT_TRUE(out.ok()) << out.status();
@@ -504,18 +482,11 @@ TEST(GaussianModelTest, GivenSourcesAreBatchInvariant) {
   other.seed = 6;
   other.init_means[0] = -1.0;
   const std::vector<GaussianSampleRequest> reqs = {Request(1, 3), given, other, Request(2, 4)};
-  auto merged = m->Sample(reqs);
-  ASSERT_TRUE(merged.ok()) << merged.status();
-  for (size_t k = 0; k < reqs.size(); ++k) {
-    auto lone = m->Sample({reqs[k]});
-    ASSERT_TRUE(lone.ok());
-    EXPECT_EQ((*lone)[0].means, (*merged)[k].means) << "request " << k;
-    EXPECT_EQ((*lone)[0].covs, (*merged)[k].covs) << "request " << k;
-    EXPECT_EQ((*lone)[0].labels, (*merged)[k].labels) << "request " << k;
-  }
-  EXPECT_NE((*merged)[1].means, given.init_means);  // the trained flow moved them
+  std::vector<GeneratedGaussians> merged;
+  ASSERT_NO_FATAL_FAILURE(testing::SampleMergedAndAlone(*m, reqs, &merged));
+  EXPECT_NE(merged[1].means, given.init_means);  // the trained flow moved them
   // The second Gaussian's result depends on its own source only.
-  EXPECT_NE((*merged)[1].means[0], (*merged)[2].means[0]);
+  EXPECT_NE(merged[1].means[0], merged[2].means[0]);
 }
 
 TEST(GaussianModelTest, GivenSourceValidation) {
@@ -643,15 +614,9 @@ TEST(GaussianModelTest, ContinuousConditionsAreBatchInvariant) {
   GaussianSampleRequest other_steps = Request(4, 2, 4);
   other_steps.condition = {-2.0f};
   const std::vector<GaussianSampleRequest> all = {per_sample, shared, other_steps, drawn};
-  WFM_ASSERT_OK_AND_ASSIGN(const auto merged, m->Sample(all));
-  for (size_t r = 0; r < all.size(); ++r) {
-    SCOPED_TRACE(r);
-    WFM_ASSERT_OK_AND_ASSIGN(const auto alone, m->Sample({all[r]}));
-    EXPECT_EQ(merged[r].means, alone[0].means);
-    EXPECT_EQ(merged[r].covs, alone[0].covs);
-    EXPECT_EQ(merged[r].conditions, alone[0].conditions);
-    ExpectSpd(merged[r], all[r].num_samples);
-  }
+  std::vector<GeneratedGaussians> merged;
+  ASSERT_NO_FATAL_FAILURE(testing::SampleMergedAndAlone(*m, all, &merged));
+  for (size_t r = 0; r < all.size(); ++r) ExpectSpd(merged[r], all[r].num_samples);
   EXPECT_EQ(merged[0].conditions, per_sample.condition);
   EXPECT_EQ(merged[1].conditions, std::vector<float>(5, 0.25f));
   // The condition reaches the network: another vector, other Gaussians.
@@ -755,14 +720,9 @@ TEST(GaussianModelTest, GuidanceOneIsTheConditionalSamplerAndZeroTheNullConditio
   per_sample.condition = {1.0f, -1.0f, 0.25f, 0.0f, 2.0f};
   const std::vector<GaussianSampleRequest> all = {at(3.0), at(1.0), per_sample, at(0.0),
                                                   at(2.5), at(std::nullopt)};
-  WFM_ASSERT_OK_AND_ASSIGN(const auto merged, guided->Sample(all));
-  for (size_t k = 0; k < all.size(); ++k) {
-    SCOPED_TRACE(k);
-    WFM_ASSERT_OK_AND_ASSIGN(const auto alone, guided->Sample({all[k]}));
-    EXPECT_EQ(merged[k].means, alone[0].means);
-    EXPECT_EQ(merged[k].covs, alone[0].covs);
-    ExpectSpd(merged[k], all[k].num_samples);
-  }
+  std::vector<GeneratedGaussians> merged;
+  ASSERT_NO_FATAL_FAILURE(testing::SampleMergedAndAlone(*guided, all, &merged));
+  for (size_t k = 0; k < all.size(); ++k) ExpectSpd(merged[k], all[k].num_samples);
   // γ is checked; unconditional models ignore it.
   GaussianSampleRequest bad = at(-1.0);
   EXPECT_EQ(guided->ValidateRequest(bad).message(),

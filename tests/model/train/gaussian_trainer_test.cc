@@ -1,10 +1,8 @@
 #include "model/train/gaussian_trainer.h"
 
-#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -23,37 +21,38 @@
 #include "model/gaussian/bures.h"
 #include "model/sample/gaussian_model.h"
 #include "tests/model/train/gaussian_family.h"
+#include "tests/model/train/trainer_contract.h"
 #include "tests/testing/status.h"
-#include "tests/testing/temp_dir.h"
 #include "tests/testing/tiny_network.h"
 
 namespace wfm::model {
 namespace {
 
 using ::testing::HasSubstr;
+using ::wfm::testing::Parameters;
 
 // A small, fast configuration.
 GaussianTrainConfig Tiny(int64_t steps = 6) {
-  GaussianTrainConfig c;
-  c.network = ::wfm::testing::TinyNetwork();
-  c.optimizer.steps = steps;
-  c.optimizer.batch_size = 8;
-  c.optimizer.learning_rate = 1e-3;
-  return c;
+  return testing::TrainConfig<GaussianTrainConfig>(testing::TinyNetwork(), steps, 8, 1e-3);
 }
 
-at::Tensor Parameters(GaussianTrainer& t) {
-  std::vector<at::Tensor> flat;
-  for (const auto& p : t.network()->parameters()) flat.push_back(p.detach().reshape({-1}));
-  return at::cat(flat);
+// The learning tests' small model, batches of 32 at learning rate 2e-3 for
+// `steps` steps.
+GaussianTrainConfig LearningConfig(int64_t steps) {
+  return testing::TrainConfig<GaussianTrainConfig>(testing::LearningNetwork(), steps, 32, 2e-3);
 }
 
-io::GaussianSet ToSet(const GeneratedGaussians& g) {
-  io::GaussianSet s;
-  s.dim = g.dim;
-  s.means = g.means;
-  s.covs = g.covs;
-  return s;
+// Trainers of `data` (named "d") with the given sources, and their
+// resumption.
+auto Creator(const io::GaussianSet& data, const io::GaussianSet* source = nullptr) {
+  return [&data, source](const GaussianTrainConfig& c) {
+    return GaussianTrainer::Create(data, c, "d", source);
+  };
+}
+auto Resumer(const io::GaussianSet& data, const io::GaussianSet* source = nullptr) {
+  return [&data, source](const checkpoint::Checkpoint& k) {
+    return GaussianTrainer::Resume(data, k, source);
+  };
 }
 
 // Every covariance exactly symmetric with a positive smallest eigenvalue.
@@ -111,8 +110,7 @@ TEST(GaussianTrainerTest, EveryVelocityLossArchitectureAndSourceTrains) {
     ASSERT_TRUE(t.ok()) << t.status();
     EXPECT_EQ((*t)->minibatch_ot(), kind == GaussianSource::kGivenRandom);
     ASSERT_TRUE((*t)->Train().ok());
-    auto model = (*t)->MakeModel();
-    ASSERT_TRUE(model.ok()) << model.status();
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const GaussianModel> model, (*t)->MakeModel());
     // Sampling starts from the given sources: frame 0 of the trajectory is
     // one of them, exactly.
     GaussianSampleRequest r;
@@ -120,7 +118,7 @@ TEST(GaussianTrainerTest, EveryVelocityLossArchitectureAndSourceTrains) {
     r.steps = 2;
     r.seed = 2;
     r.trajectory = true;
-    auto g = (*model)->Sample({r});
+    auto g = model->Sample({r});
     ASSERT_TRUE(g.ok()) << g.status();
     ExpectSpd((*g)[0]);
     for (int64_t s = 0; s < 5; ++s) {
@@ -168,16 +166,7 @@ TEST(GaussianTrainerTest, MinibatchOtLowersTheUntrainedLoss) {
 
 TEST(GaussianTrainerTest, SameSeedSameRunOtherSeedOtherRun) {
   const io::GaussianSet data = testing::CircleFamily(20, 2, 5);
-  GaussianTrainConfig c = Tiny(5);
-  auto a = GaussianTrainer::Create(data, c, "d");
-  auto b = GaussianTrainer::Create(data, c, "d");
-  c.optimizer.seed = 1;
-  auto other = GaussianTrainer::Create(data, c, "d");
-  ASSERT_TRUE(a.ok() && b.ok() && other.ok());
-  ASSERT_TRUE((*a)->Train().ok() && (*b)->Train().ok() && (*other)->Train().ok());
-  EXPECT_TRUE(at::equal(Parameters(**a), Parameters(**b)));
-  EXPECT_FALSE(at::equal(Parameters(**a), Parameters(**other)));
-  EXPECT_EQ((*a)->Summary().final_loss, (*b)->Summary().final_loss);
+  testing::ExpectSameSeedSameRunOtherSeedOtherRun(Creator(data), Tiny(5));
 }
 
 TEST(GaussianTrainerTest, ResumeContinuesTheSameRun) {
@@ -187,35 +176,12 @@ TEST(GaussianTrainerTest, ResumeContinuesTheSameRun) {
     GaussianTrainConfig c = Tiny(10);
     c.source = kind;
     const io::GaussianSet* src = kind == GaussianSource::kWishart ? nullptr : &source;
-    auto straight = GaussianTrainer::Create(data, c, "d", src);
-    ASSERT_TRUE(straight.ok());
-    ASSERT_TRUE((*straight)->Train().ok());
-
-    auto first = GaussianTrainer::Create(data, c, "d", src);
-    ASSERT_TRUE(first.ok());
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE((*first)->Step().ok());
-    auto ckpt = (*first)->MakeCheckpoint(/*with_optimizer=*/true);
-    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    const ::wfm::testing::TempDir dir;
-    const std::string path = dir.File("resume.wfm");
-    ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
-    auto read = checkpoint::Read(path);
-    ASSERT_TRUE(read.ok());
-    auto resumed = GaussianTrainer::Resume(data, *read, src);
-    ASSERT_TRUE(resumed.ok()) << resumed.status();
-    EXPECT_EQ((*resumed)->step(), 4);
-    ASSERT_TRUE((*resumed)->Train().ok());
-    EXPECT_EQ((*resumed)->step(), 10);
-    EXPECT_TRUE(at::equal(Parameters(**straight), Parameters(**resumed)));
-    EXPECT_EQ((*straight)->Summary().final_loss, (*resumed)->Summary().final_loss);
-    // A serving-only checkpoint cannot resume; a point-cloud one is refused.
-    auto serving = (*first)->MakeCheckpoint(false);
-    ASSERT_TRUE(serving.ok()) << serving.status();
-    EXPECT_EQ(GaussianTrainer::Resume(data, *serving, src).status().code(),
-              absl::StatusCode::kFailedPrecondition);
+    checkpoint::Checkpoint read;
+    ASSERT_NO_FATAL_FAILURE(
+        testing::ExpectResumeContinuesTheSameRun(Creator(data, src), Resumer(data, src), c, &read));
     // Data of another dimension is refused.
     const io::GaussianSet flat = testing::CircleFamily(20, 2, 6);
-    EXPECT_THAT(std::string(GaussianTrainer::Resume(flat, *read, src).status().message()),
+    EXPECT_THAT(std::string(GaussianTrainer::Resume(flat, read, src).status().message()),
                 HasSubstr("dimension"));
   }
 }
@@ -243,43 +209,19 @@ TEST(GaussianTrainerTest, LearningRateScheduleAsTheReference) {
 
 TEST(GaussianTrainerTest, CheckpointRoundTripSamplesIdentically) {
   io::GaussianSet data = testing::CircleFamily(20, 3, 9, 0, 2 * M_PI, /*labelled=*/true);
-  auto t = GaussianTrainer::Create(data, Tiny(4), "circle");
-  ASSERT_TRUE(t.ok());
-  ASSERT_TRUE((*t)->Train().ok());
-  auto live = (*t)->MakeModel();
-  ASSERT_TRUE(live.ok());
-  auto ckpt = (*t)->MakeCheckpoint(false);
-  ASSERT_TRUE(ckpt.ok());
-  const ::wfm::testing::TempDir dir;
-  const std::string path = dir.File("model.wfm");
-  ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
-  auto loaded = GaussianModel::Load(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  GaussianSampleRequest r;
-  r.num_samples = 4;
-  r.steps = 5;
-  r.seed = 42;
-  r.label = "left";
-  r.trajectory = true;
-  auto a = (*live)->Sample({r});
-  auto b = (*loaded)->Sample({r});
-  ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ((*a)[0].means, (*b)[0].means);
-  EXPECT_EQ((*a)[0].covs, (*b)[0].covs);
-  EXPECT_EQ((*a)[0].trajectory_covs, (*b)[0].trajectory_covs);
-  EXPECT_EQ((*b)[0].labels, std::vector<std::string>(4, "left"));
-  EXPECT_EQ((*loaded)->labels().names, (std::vector<std::string>{"left", "right"}));
-  EXPECT_EQ((*loaded)->summary().steps, 4);
-  EXPECT_EQ((*loaded)->summary().items, 20);
-  EXPECT_EQ((*loaded)->config().network.width, 16);
-  EXPECT_EQ((*loaded)->metadata().at("family"), "gaussian");
-  EXPECT_EQ((*loaded)->data_stats().dim, 3);
-  EXPECT_NEAR((*loaded)->data_stats().cov_diag_mean, (*t)->data_stats().cov_diag_mean, 0.0);
-  // A truncated file is refused with a clear status.
-  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
-  auto truncated = GaussianModel::Load(path);
-  ASSERT_FALSE(truncated.ok());
-  EXPECT_THAT(std::string(truncated.status().message()), HasSubstr("truncated"));
+  testing::RoundTrip<GaussianTrainer, GaussianModel, GeneratedGaussians> rt;
+  ASSERT_NO_FATAL_FAILURE(
+      testing::SampleLiveAndReloaded<GaussianSampleRequest>(Creator(data), Tiny(4), "left", &rt));
+  EXPECT_EQ(rt.live.means, rt.reloaded.means);
+  EXPECT_EQ(rt.live.covs, rt.reloaded.covs);
+  EXPECT_EQ(rt.live.trajectory_covs, rt.reloaded.trajectory_covs);
+  EXPECT_EQ(rt.reloaded.labels, std::vector<std::string>(4, "left"));
+  EXPECT_EQ(rt.loaded->labels().names, (std::vector<std::string>{"left", "right"}));
+  EXPECT_EQ(rt.loaded->summary().items, 20);
+  EXPECT_EQ(rt.loaded->metadata().at("family"), "gaussian");
+  EXPECT_EQ(rt.loaded->data_stats().dim, 3);
+  EXPECT_NEAR(rt.loaded->data_stats().cov_diag_mean, rt.trainer->data_stats().cov_diag_mean,
+              0.0);
 }
 
 TEST(GaussianTrainerTest, ModelsSampleWithTheMovingAverageAndKeepItOnResume) {
@@ -295,18 +237,8 @@ TEST(GaussianTrainerTest, ModelsSampleWithTheMovingAverageAndKeepItOnResume) {
   WFM_ASSERT_OK_AND_ASSIGN(const checkpoint::Checkpoint ckpt, t->MakeCheckpoint(false));
   // The served model samples with "ema.*"; the same tensors under "model.*"
   // (and no average) give the same samples, the trained weights others.
-  checkpoint::Checkpoint averaged, trained;
-  averaged.metadata = trained.metadata = ckpt.metadata;
-  for (const auto& [name, tensor] : ckpt.tensors) {
-    if (name.rfind("ema.", 0) == 0) {
-      averaged.tensors.emplace_back("model." + name.substr(4), tensor);
-    } else if (name.rfind("model.", 0) == 0) {
-      trained.tensors.emplace_back(name, tensor);
-    } else {
-      averaged.tensors.emplace_back(name, tensor);
-      trained.tensors.emplace_back(name, tensor);
-    }
-  }
+  const checkpoint::Checkpoint averaged = testing::WithWeights(ckpt, true);
+  const checkpoint::Checkpoint trained = testing::WithWeights(ckpt, false);
   auto sample = [](const checkpoint::Checkpoint& k) -> std::vector<double> {
     auto model = GaussianModel::FromCheckpoint(k);
     EXPECT_TRUE(model.ok()) << model.status();
@@ -329,34 +261,7 @@ TEST(GaussianTrainerTest, ModelsSampleWithTheMovingAverageAndKeepItOnResume) {
 
 TEST(GaussianTrainerTest, CancelAndProgress) {
   const io::GaussianSet data = testing::CircleFamily(12, 2, 10);
-  auto t = GaussianTrainer::Create(data, Tiny(50), "d");
-  ASSERT_TRUE(t.ok());
-  std::atomic<bool> cancel{false};
-  int64_t last_step = 0, checkpoints = 0;
-  TrainHooks hooks;
-  hooks.cancel = &cancel;
-  hooks.on_progress = [&](const TrainProgress& p) {
-    EXPECT_EQ(p.step, last_step + 1);
-    EXPECT_EQ(p.total_steps, 50);
-    EXPECT_TRUE(std::isfinite(p.loss));
-    last_step = p.step;
-    if (p.step == 7) cancel = true;
-  };
-  EXPECT_EQ((*t)->Train(hooks).code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ((*t)->step(), 7);
-  GaussianTrainConfig c = Tiny(9);
-  c.checkpoint_every = 4;
-  auto u = GaussianTrainer::Create(data, c, "d");
-  ASSERT_TRUE(u.ok());
-  TrainHooks h2;
-  h2.on_checkpoint = [&](int64_t step) {
-    EXPECT_EQ(step % 4, 0);
-    ++checkpoints;
-    return absl::OkStatus();
-  };
-  ASSERT_TRUE((*u)->Train(h2).ok());
-  EXPECT_EQ(checkpoints, 2);  // steps 4 and 8, not the last
-  EXPECT_EQ((*u)->phase_times().steps, 9);
+  testing::ExpectCancelAndProgress(Creator(data), Tiny(50));
 }
 
 // Two ranks, each on half of the global batch, with their gradients averaged
@@ -528,13 +433,7 @@ TEST_P(GaussianLearningTest, TrainedModelBeatsUntrainedAndTheReferenceSignFails)
   for (uint64_t seed = 0; seed < 3; ++seed) {
     const io::GaussianSet data = testing::CircleFamily(256, p.dim, 100 + seed);
     const io::GaussianSet held = testing::CircleFamily(64, p.dim, 200 + seed);
-    GaussianTrainConfig c;
-    c.network.width = 64;
-    c.network.layers = 2;
-    c.network.mlp_hidden = 128;
-    c.optimizer.steps = p.steps;
-    c.optimizer.batch_size = 32;
-    c.optimizer.learning_rate = 2e-3;
+    GaussianTrainConfig c = LearningConfig(p.steps);
     c.optimizer.seed = seed;
     auto t = GaussianTrainer::Create(data, c, "circle");
     ASSERT_TRUE(t.ok()) << t.status();
@@ -545,7 +444,7 @@ TEST_P(GaussianLearningTest, TrainedModelBeatsUntrainedAndTheReferenceSignFails)
       WFM_ASSERT_OK_AND_ASSIGN(const GeneratedGaussians g,
                                SampleOne(*model, 64, 50, 7, "", reference_sign));
       ExpectSpd(g);
-      WFM_ASSERT_OK_AND_ASSIGN(*out, eval::EvaluateGaussians(ToSet(g), held));
+      WFM_ASSERT_OK_AND_ASSIGN(*out, eval::EvaluateGaussians(ToGaussianSet(g), held));
     };
     eval::GaussianEvaluation before, after, reference;
     ASSERT_NO_FATAL_FAILURE(evaluate(false, &before));
@@ -576,13 +475,7 @@ INSTANTIATE_TEST_SUITE_P(Dimensions, GaussianLearningTest,
 // samples for each label are nearer (BW²) to their own sub-family.
 TEST(GaussianConditionalTest, ConditionalSamplesFollowTheLabel) {
   const io::GaussianSet data = testing::CircleFamily(256, 2, 300, 0, 2 * M_PI, /*labelled=*/true);
-  GaussianTrainConfig c;
-  c.network.width = 64;
-  c.network.layers = 2;
-  c.network.mlp_hidden = 128;
-  c.optimizer.steps = 400;
-  c.optimizer.batch_size = 32;
-  c.optimizer.learning_rate = 2e-3;
+  const GaussianTrainConfig c = LearningConfig(400);
   auto t = GaussianTrainer::Create(data, c, "circle");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_FALSE((*t)->minibatch_ot());  // conditional models pair at random

@@ -1,8 +1,6 @@
 #include "model/train/pointcloud_trainer.h"
 
-#include <atomic>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -17,38 +15,32 @@
 #include "model/eval/metrics.h"
 #include "model/sample/pointcloud_model.h"
 #include "tests/model/train/train_test_util.h"
+#include "tests/model/train/trainer_contract.h"
 #include "tests/testing/status.h"
-#include "tests/testing/temp_dir.h"
 #include "tests/testing/tiny_network.h"
 
 namespace wfm::model {
 namespace {
 
 using ::testing::HasSubstr;
+using ::wfm::testing::Parameters;
 
 // A small, fast configuration.
 PointCloudTrainConfig Tiny(int64_t steps = 6) {
-  PointCloudTrainConfig c;
-  c.network = ::wfm::testing::TinyNetwork();
-  c.optimizer.steps = steps;
-  c.optimizer.batch_size = 8;
-  c.optimizer.learning_rate = 1e-3;
+  PointCloudTrainConfig c =
+      testing::TrainConfig<PointCloudTrainConfig>(testing::TinyNetwork(), steps, 8, 1e-3);
   c.sinkhorn_iterations = 50;
   return c;
 }
 
-at::Tensor Parameters(PointCloudTrainer& t) {
-  std::vector<at::Tensor> flat;
-  for (const auto& p : t.network()->parameters()) flat.push_back(p.detach().reshape({-1}));
-  return at::cat(flat);
+// Trainers of `data` (named "d"), and their resumption.
+auto Creator(const io::PointCloudSet& data) {
+  return [&data](const PointCloudTrainConfig& c) {
+    return PointCloudTrainer::Create(data, c, "d");
+  };
 }
-
-io::PointCloudSet ToSet(const GeneratedClouds& g) {
-  io::PointCloudSet s;
-  s.dim = g.dim;
-  s.points = g.points;
-  s.offsets = g.offsets;
-  return s;
+auto Resumer(const io::PointCloudSet& data) {
+  return [&data](const checkpoint::Checkpoint& k) { return PointCloudTrainer::Resume(data, k); };
 }
 
 TEST(PointCloudTrainerTest, EveryMongeMapCostAndSourceTrains) {
@@ -92,12 +84,12 @@ TEST(PointCloudTrainerTest, UserGivenSources) {
     ASSERT_TRUE(t.ok()) << t.status();
     ASSERT_TRUE((*t)->Train().ok());
     // Sampling starts from the given clouds, which set the sizes.
-    auto model = (*t)->MakeModel();
-    ASSERT_TRUE(model.ok()) << model.status();
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const PointCloudModel> model,
+                             (*t)->MakeModel());
     CloudSampleRequest r;
     r.num_samples = 5;
     r.steps = 3;
-    auto out = (*model)->Sample({r});
+    auto out = model->Sample({r});
     ASSERT_TRUE(out.ok()) << out.status();
     for (int64_t s = 0; s < 5; ++s) {
       const int64_t n = (*out)[0].offsets[s + 1] - (*out)[0].offsets[s];
@@ -106,7 +98,7 @@ TEST(PointCloudTrainerTest, UserGivenSources) {
       EXPECT_TRUE(found);
     }
     r.points = 10;
-    EXPECT_EQ((*model)->Sample({r}).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(model->Sample({r}).status().code(), absl::StatusCode::kInvalidArgument);
   }
   // Matched sources need one cloud per data cloud; given kinds need clouds.
   PointCloudTrainConfig c = Tiny();
@@ -122,45 +114,12 @@ TEST(PointCloudTrainerTest, SameSeedSameRunOtherSeedOtherRun) {
   const io::PointCloudSet data = testing::Ellipses(20, 4);
   PointCloudTrainConfig c = Tiny(5);
   c.monge_map = "sample";  // also exercises the seeded plan sampling
-  auto a = PointCloudTrainer::Create(data, c, "d");
-  auto b = PointCloudTrainer::Create(data, c, "d");
-  c.optimizer.seed = 1;
-  auto other = PointCloudTrainer::Create(data, c, "d");
-  ASSERT_TRUE(a.ok() && b.ok() && other.ok());
-  ASSERT_TRUE((*a)->Train().ok() && (*b)->Train().ok() && (*other)->Train().ok());
-  EXPECT_TRUE(at::equal(Parameters(**a), Parameters(**b)));
-  EXPECT_FALSE(at::equal(Parameters(**a), Parameters(**other)));
-  EXPECT_EQ((*a)->Summary().final_loss, (*b)->Summary().final_loss);
+  testing::ExpectSameSeedSameRunOtherSeedOtherRun(Creator(data), c);
 }
 
 TEST(PointCloudTrainerTest, ResumeContinuesTheSameRun) {
   const io::PointCloudSet data = testing::Ellipses(20, 5, /*labelled=*/true);
-  PointCloudTrainConfig c = Tiny(10);
-  auto straight = PointCloudTrainer::Create(data, c, "d");
-  ASSERT_TRUE(straight.ok());
-  ASSERT_TRUE((*straight)->Train().ok());
-
-  auto first = PointCloudTrainer::Create(data, c, "d");
-  ASSERT_TRUE(first.ok());
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE((*first)->Step().ok());
-  auto ckpt = (*first)->MakeCheckpoint(/*with_optimizer=*/true);
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  const ::wfm::testing::TempDir dir;
-  const std::string path = dir.File("resume.wfm");
-  ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
-  auto read = checkpoint::Read(path);
-  ASSERT_TRUE(read.ok());
-  auto resumed = PointCloudTrainer::Resume(data, *read);
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ((*resumed)->step(), 4);
-  ASSERT_TRUE((*resumed)->Train().ok());
-  EXPECT_EQ((*resumed)->step(), 10);
-  EXPECT_TRUE(at::equal(Parameters(**straight), Parameters(**resumed)));
-  // A serving-only checkpoint cannot resume.
-  auto serving = (*first)->MakeCheckpoint(false);
-  ASSERT_TRUE(serving.ok()) << serving.status();
-  EXPECT_EQ(PointCloudTrainer::Resume(data, *serving).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  testing::ExpectResumeContinuesTheSameRun(Creator(data), Resumer(data), Tiny(10));
 }
 
 TEST(PointCloudTrainerTest, FineTuningStartsFromAServedModelsWeights) {
@@ -191,69 +150,17 @@ TEST(PointCloudTrainerTest, FineTuningStartsFromAServedModelsWeights) {
 
 TEST(PointCloudTrainerTest, CheckpointRoundTripSamplesIdentically) {
   const io::PointCloudSet data = testing::Ellipses(20, 6, /*labelled=*/true);
-  auto t = PointCloudTrainer::Create(data, Tiny(4), "d");
-  ASSERT_TRUE(t.ok());
-  ASSERT_TRUE((*t)->Train().ok());
-  auto live = (*t)->MakeModel();
-  ASSERT_TRUE(live.ok());
-  auto ckpt = (*t)->MakeCheckpoint(false);
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  const ::wfm::testing::TempDir dir;
-  const std::string path = dir.File("model.wfm");
-  ASSERT_TRUE(checkpoint::Write(path, *ckpt).ok());
-  auto loaded = PointCloudModel::Load(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  CloudSampleRequest r;
-  r.num_samples = 4;
-  r.steps = 5;
-  r.seed = 42;
-  r.label = "1";
-  r.trajectory = true;
-  auto a = (*live)->Sample({r});
-  auto b = (*loaded)->Sample({r});
-  ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ((*a)[0].points, (*b)[0].points);
-  EXPECT_EQ((*a)[0].trajectory, (*b)[0].trajectory);
-  EXPECT_EQ((*loaded)->labels().names, (std::vector<std::string>{"0", "1"}));
-  EXPECT_EQ((*loaded)->summary().steps, 4);
-  EXPECT_EQ((*loaded)->config().network.width, 16);
-  // A truncated file is refused with a clear status.
-  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
-  auto truncated = PointCloudModel::Load(path);
-  ASSERT_FALSE(truncated.ok());
-  EXPECT_THAT(std::string(truncated.status().message()), HasSubstr("truncated"));
+  testing::RoundTrip<PointCloudTrainer, PointCloudModel, GeneratedClouds> rt;
+  ASSERT_NO_FATAL_FAILURE(
+      testing::SampleLiveAndReloaded<CloudSampleRequest>(Creator(data), Tiny(4), "1", &rt));
+  EXPECT_EQ(rt.live.points, rt.reloaded.points);
+  EXPECT_EQ(rt.live.trajectory, rt.reloaded.trajectory);
+  EXPECT_EQ(rt.loaded->labels().names, (std::vector<std::string>{"0", "1"}));
 }
 
 TEST(PointCloudTrainerTest, CancelAndProgress) {
   const io::PointCloudSet data = testing::Ellipses(12, 7);
-  auto t = PointCloudTrainer::Create(data, Tiny(50), "d");
-  ASSERT_TRUE(t.ok());
-  std::atomic<bool> cancel{false};
-  int64_t last_step = 0, checkpoints = 0;
-  TrainHooks hooks;
-  hooks.cancel = &cancel;
-  hooks.on_progress = [&](const TrainProgress& p) {
-    EXPECT_EQ(p.step, last_step + 1);
-    EXPECT_EQ(p.total_steps, 50);
-    EXPECT_TRUE(std::isfinite(p.loss));
-    last_step = p.step;
-    if (p.step == 7) cancel = true;
-  };
-  auto status = (*t)->Train(hooks);
-  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ((*t)->step(), 7);  // stopped before the next step
-  // Periodic checkpoints.
-  PointCloudTrainConfig c = Tiny(9);
-  c.checkpoint_every = 4;
-  auto u = PointCloudTrainer::Create(data, c, "d");
-  TrainHooks h2;
-  h2.on_checkpoint = [&](int64_t step) {
-    EXPECT_EQ(step % 4, 0);
-    ++checkpoints;
-    return absl::OkStatus();
-  };
-  ASSERT_TRUE((*u)->Train(h2).ok());
-  EXPECT_EQ(checkpoints, 2);  // steps 4 and 8, not the last
+  testing::ExpectCancelAndProgress(Creator(data), Tiny(50));
 }
 
 TEST(PointCloudTrainerTest, RejectsBadConfigAndData) {
@@ -279,19 +186,6 @@ TEST(PointCloudTrainerTest, RejectsBadConfigAndData) {
   bad.points[3] = std::nanf("");
   EXPECT_EQ(PointCloudTrainer::Create(bad, Tiny(), "d").status().code(),
             absl::StatusCode::kInvalidArgument);
-}
-
-// The tensors of `ckpt` with the moving average as the network's weights
-// ("ema.*" renamed "model.*"), or (use_average false) without the average.
-checkpoint::Checkpoint WithWeights(const checkpoint::Checkpoint& ckpt, bool use_average) {
-  checkpoint::Checkpoint out;
-  out.metadata = ckpt.metadata;
-  for (const auto& [name, tensor] : ckpt.tensors) {
-    const bool model = name.rfind("model.", 0) == 0, ema = name.rfind("ema.", 0) == 0;
-    if (ema && use_average) out.tensors.emplace_back("model." + name.substr(4), tensor);
-    if ((model && !use_average) || (!model && !ema)) out.tensors.emplace_back(name, tensor);
-  }
-  return out;
 }
 
 std::vector<float> SamplePoints(const checkpoint::Checkpoint& ckpt, const std::string& label = "") {
@@ -323,8 +217,8 @@ TEST(PointCloudTrainerTest, ModelsSampleWithTheMovingAverage) {
   }
   EXPECT_EQ(averaged, trained);  // every parameter and buffer has its average
   const std::vector<float> served = SamplePoints(ckpt, "1");
-  EXPECT_EQ(served, SamplePoints(WithWeights(ckpt, true), "1"));
-  EXPECT_NE(served, SamplePoints(WithWeights(ckpt, false), "1"));
+  EXPECT_EQ(served, SamplePoints(testing::WithWeights(ckpt, true), "1"));
+  EXPECT_NE(served, SamplePoints(testing::WithWeights(ckpt, false), "1"));
   // The trainer's own model is the served one.
   WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const PointCloudModel> live, t->MakeModel());
   CloudSampleRequest r;
@@ -435,18 +329,10 @@ TEST(PointCloudTrainerTest, FeatureTransformTrainsInItsSpaceAndSamplesBack) {
               HasSubstr("dataset: feature_transform log1p needs non-negative values"));
 }
 
-// The learning tests' small model: width 64, 4 heads, 2 layers, MLP 128,
-// batches of 32 at learning rate 2e-3 for `steps` steps.
+// The learning tests' small model, batches of 32 at learning rate 2e-3 for
+// `steps` steps.
 PointCloudTrainConfig LearningConfig(int64_t steps) {
-  PointCloudTrainConfig c;
-  c.network.width = 64;
-  c.network.heads = 4;
-  c.network.layers = 2;
-  c.network.mlp_hidden = 128;
-  c.optimizer.steps = steps;
-  c.optimizer.batch_size = 32;
-  c.optimizer.learning_rate = 2e-3;
-  return c;
+  return testing::TrainConfig<PointCloudTrainConfig>(testing::LearningNetwork(), steps, 32, 2e-3);
 }
 
 // The learning check of the issue: on ellipses with random axes and rotation
@@ -473,7 +359,8 @@ TEST(PointCloudLearningTest, TrainedModelBeatsUntrained) {
     r.seed = 7;
     WFM_ASSERT_OK_AND_ASSIGN(const std::vector<GeneratedClouds> s, m->Sample({r}));
     WFM_ASSERT_OK_AND_ASSIGN(const eval::PointCloudEvaluation e,
-                             eval::EvaluatePointClouds(ToSet(s[0]), held, /*with_emd=*/false));
+                             eval::EvaluatePointClouds(ToPointCloudSet(s[0]), held,
+                                                       /*with_emd=*/false));
     *one_nna = e.chamfer.one_nna;
   };
   double before = 0, after = 0;
@@ -518,7 +405,7 @@ TEST(PointCloudLearningTest, ConditionalSamplesFollowTheLabel) {
     auto s = (*model)->Sample({r});
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ((*s)[0].labels, std::vector<std::string>(32, r.label));
-    const io::PointCloudSet gen = ToSet((*s)[0]);
+    const io::PointCloudSet gen = ToPointCloudSet((*s)[0]);
     auto own = eval::PairwiseChamfer(gen, family[l]);
     auto other = eval::PairwiseChamfer(gen, family[1 - l]);
     ASSERT_TRUE(own.ok() && other.ok());
