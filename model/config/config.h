@@ -49,8 +49,10 @@ struct OptimizerConfig {
   double weight_decay = 0.0;  // decoupled (AdamW); 0 = Adam
   double grad_clip_norm = 0.0;  // 0 = no clipping
   // Decay of the exponential moving average of the weights that sampling
-  // uses (0 = none: sampling uses the trained weights).
-  double ema_decay = 0.0;
+  // uses (0 = none: sampling uses the trained weights). 0.999 by default:
+  // held-out 1-NNA improved on shapes and cell states and stayed within seed
+  // noise on niches (README, Generation quality).
+  double ema_decay = 0.999;
   // Training ends after the step during which this many seconds of training
   // have passed (0 = no budget; `steps` bounds the run either way).
   double time_budget_seconds = 0.0;
