@@ -385,8 +385,9 @@ absl::StatusOr<JobStatus> JobManager::CancelOthers(const std::string& id, std::s
     MutexLock lock(&mu_);
     owner = job->owner;
   }
-  LogInfo(absl::StrCat("job ", id, " is owned by another server on this data folder (", owner,
-                       "): asked it to cancel the job"));
+  LogInfo(absl::StrCat("job ", id, " is another server's on this data folder",
+                       owner.empty() ? "" : absl::StrCat(" (", owner, ")"),
+                       ": a cancel request is left for it"));
   // A job whose owner is gone is claimed here, and the request honoured now.
   if (std::shared_ptr<Job> adopted = Adopt(id, /*claim=*/true)) job = adopted;
   const absl::Time deadline = absl::Now() + wait;

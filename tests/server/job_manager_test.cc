@@ -338,6 +338,29 @@ TEST_F(JobManagerTest, ManagersSharingAFolderRunEachJobOnceAndTakeOverLeftJobs) 
   EXPECT_EQ(JobStateName(WaitForEndOf(**other, theirs->id).state), "SUCCEEDED");
 }
 
+// A job whose server died after this one started, cancelled here: claimed
+// and recorded CANCELLED at once, never resumed.
+TEST_F(JobManagerTest, ACancelOfAJobWhoseServerIsGoneEndsItAtOnce) {
+  StoreClouds("shapes", testing::Ellipses(6, 1));
+  ASSERT_NO_FATAL_FAILURE(
+      LeaveInterruptedJob("job-5", PointCloudRequest("shapes", "orphan", 100), 0, 7));
+  auto cancelled = jobs_->Cancel("job-5");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(JobStateName(cancelled->state), "CANCELLED");
+  EXPECT_EQ(cancelled->error,
+            "cancelled by request at step 7 (its server had stopped; it was not resumed)");
+  EXPECT_EQ(cancelled->resumes, 0);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/jobs/job-5.cancel"));
+  auto recorded = ReadJobRecord(dir_.path() + "/jobs/job-5.json");
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(JobStateName(recorded->state), "CANCELLED");
+  EXPECT_FALSE(models_->Contains("orphan"));
+  // Ended jobs are nobody's: no claim is left held.
+  auto free = repository::FileLock::TryAcquire(dir_.path() + "/jobs/job-5.lock", "test");
+  ASSERT_TRUE(free.ok()) << free.status();
+  EXPECT_TRUE(free->has_value());
+}
+
 // With resume_interrupted off (--resume-interrupted-jobs=false): a shutdown
 // cancels its jobs and a restart reports interrupted ones FAILED.
 TEST_F(JobManagerTest, ShutdownCancelsJobsAndARestartReportsInterruptedOnes) {
