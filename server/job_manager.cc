@@ -462,6 +462,11 @@ void JobManager::ClaimLoop() {
   }
 }
 
+void JobManager::Release(Job& job) {
+  job.claim.reset();
+  job.foreign = !IsTerminal(job.status.state);
+}
+
 void JobManager::UpdateStateMetrics() {
   if (metrics_ == nullptr) return;
   std::map<JobState, int64_t> counts;
@@ -706,9 +711,9 @@ bool JobManager::Shutdown(absl::Time deadline) {
     const bool idle =
         WaitUntil(deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; });
     // Jobs left queued are recorded so: another server on this data folder
-    // may take them over from here.
+    // may take them over from here (and only their record tells then).
     for (const auto& [id, job] : jobs_) {
-      if (job->status.state != JobState::kRunning) job->claim.reset();
+      if (job->status.state != JobState::kRunning && job->claim.has_value()) Release(*job);
     }
     if (!idle) {
       LogWarning("shutdown: a training job did not stop within the grace period");
@@ -788,7 +793,7 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
         final.version = job->status.version;
         job->status = final;
         // Recorded ended or left queued: nobody's now.
-        job->claim.reset();
+        Release(*job);
         --running_;
         Announce(*job, true);
         UpdateStateMetrics();

@@ -206,6 +206,9 @@ class JobManager {
   // is being written now, which restarts the periodic-write clock).
   void Announce(Job& job, bool persisted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateStateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lets the job's claim go: one left queued is another server's to take
+  // over, shown from its record from now on.
+  void Release(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits on changed_ until done() holds or `deadline` passes; done()'s
   // value then.
   template <typename Done>
