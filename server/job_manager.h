@@ -99,15 +99,16 @@ struct JobManagerOptions {
   // one whose owner is gone (its claim is free) is claimed here and resumed.
   // Zero: only at start-up.
   absl::Duration claim_interval = absl::ZeroDuration();
-  // Who this server is in its claims' files (others name it in their logs
-  // and errors); empty: repository::ProcessIdentity().
+  // Who this server is in its claims' files (others name it in their
+  // logs); empty: repository::ProcessIdentity().
   std::string identity;
 };
 
 class JobManager {
  public:
-  // Loads the job records under options.root (interrupted jobs are queued
-  // to resume, or FAILED) and starts the workers. `metrics` may be null.
+  // Loads the job records under options.root (interrupted jobs it can claim
+  // are queued to resume, or FAILED) and starts the workers. `metrics` may
+  // be null.
   static absl::StatusOr<std::unique_ptr<JobManager>> Open(const JobManagerOptions& options,
                                                           DatasetStore* datasets,
                                                           ModelRegistry* models,
@@ -120,13 +121,15 @@ class JobManager {
   // without overwrite; FAILED_PRECONDITION: another job is training that
   // model; UNAVAILABLE: shutting down) and queues the job.
   absl::StatusOr<JobStatus> Start(const TrainingRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // Another server's job as its record says now (NOT_FOUND: no such job).
   absl::StatusOr<JobStatus> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
-  // By creation, oldest first.
+  // By creation, oldest first; other servers' jobs included.
   std::vector<JobStatus> List() ABSL_LOCKS_EXCLUDED(mu_);
   // QUEUED: cancelled at once. RUNNING: the cancel flag is set and the call
   // waits up to `wait` for the job to stop (within one step); this holds
   // during a shutdown too (the job ends CANCELLED and never resumes). Ended
-  // jobs: FAILED_PRECONDITION.
+  // jobs: FAILED_PRECONDITION. Another server's job: a cancel request for
+  // its owner, then the same wait (see above).
   absl::StatusOr<JobStatus> Cancel(const std::string& id, absl::Duration wait = absl::Seconds(10))
       ABSL_LOCKS_EXCLUDED(mu_);
   // The job once its version exceeds `after_version`, or at `timeout`,
