@@ -308,12 +308,18 @@ std::vector<DatasetInfo> DatasetStore::List() const {
 }
 
 absl::StatusOr<DatasetInfo> DatasetStore::Get(const std::string& name) const {
-  MutexLock lock(&mu_);
-  auto it = datasets_.find(name);
-  if (it == datasets_.end()) {
-    return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
+  {
+    MutexLock lock(&mu_);
+    auto it = datasets_.find(name);
+    if (it != datasets_.end()) return it->second;
   }
-  return it->second;
+  // One that another server on this data folder published since start-up.
+  const std::string folder = absl::StrCat(options_.root, "/", name);
+  if (ValidateName("name", name).ok() && repository::Exists(folder)) {
+    absl::StatusOr<DatasetInfo> info = repository::ReadDatasetRecord(folder, name);
+    if (info.ok()) return info;
+  }
+  return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
 }
 
 int64_t DatasetStore::size() const {
@@ -322,14 +328,9 @@ int64_t DatasetStore::size() const {
 }
 
 absl::StatusOr<std::shared_ptr<const DatasetData>> DatasetStore::Load(const std::string& name) const {
-  DatasetInfo info;
+  WFM_ASSIGN_OR_RETURN(const DatasetInfo info, Get(name));
   {
     MutexLock lock(&mu_);
-    auto it = datasets_.find(name);
-    if (it == datasets_.end()) {
-      return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
-    }
-    info = it->second;
     auto cached = cache_.find(name);
     if (cached != cache_.end()) {
       std::shared_ptr<const DatasetData> data = cached->second.lock();

@@ -1,7 +1,9 @@
 // The data set store: data sets uploaded by clients, validated as they
 // arrive (dataset_validation.h), persisted under <data-dir>/datasets/<name>/
 // (one folder per data set, repository/dataset_record.h) and reloaded at
-// start-up.
+// start-up. Get and Load also find, by name, a data set that another server
+// sharing the data folder published since start-up (read from its folder),
+// so that jobs started or taken over here can train on it.
 //
 // A new data set is written into a staging folder (files fsynced) and renamed
 // into place, so a reader or a restarted server sees a data set completely or

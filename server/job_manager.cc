@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "model/checkpoint/checkpoint.h"
@@ -12,6 +13,8 @@
 #include "model/train/gaussian_trainer.h"
 #include "model/train/pointcloud_trainer.h"
 #include "model/train/train_hooks.h"
+#include "model/io/atomic_file.h"
+#include "repository/file_lock.h"
 #include "repository/fs_util.h"
 #include "repository/logging.h"
 #include "repository/training_data.h"
@@ -20,6 +23,7 @@
 
 namespace wfm::server {
 
+using repository::FileLock;
 using repository::KindFits;
 using repository::ListDir;
 using repository::MakeDirs;
@@ -33,6 +37,10 @@ namespace {
 constexpr absl::Duration kNotifyInterval = absl::Milliseconds(250);
 // A running job's record is rewritten at most this often.
 constexpr absl::Duration kPersistInterval = absl::Seconds(5);
+// How often a watcher or a cancel of another server's job re-reads its
+// record, and how often this server looks for cancel requests of its jobs.
+constexpr absl::Duration kRecordPollInterval = absl::Milliseconds(250);
+constexpr absl::Duration kCancelPollInterval = absl::Seconds(1);
 
 int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
 
@@ -46,6 +54,23 @@ std::string CheckpointDir(const std::string& root, const std::string& id) {
 }
 std::string CheckpointPath(const std::string& root, const std::string& id) {
   return absl::StrCat(CheckpointDir(root, id), "/checkpoint.wfm");
+}
+// A job's record, its claim (held by the server that owns the job) and a
+// cancel request for it (written by another server).
+std::string RecordPath(const std::string& root, const std::string& id) {
+  return absl::StrCat(root, "/", id, ".json");
+}
+std::string ClaimPath(const std::string& root, const std::string& id) {
+  return absl::StrCat(root, "/", id, ".lock");
+}
+std::string CancelRequestPath(const std::string& root, const std::string& id) {
+  return absl::StrCat(root, "/", id, ".cancel");
+}
+
+// Whether `id` is a job id ("job-<n>", n >= 1): nothing else names a file.
+bool IsJobId(const std::string& id) {
+  const int64_t n = JobNumber(id);
+  return n > 0 && id == absl::StrCat(kJobPrefix, n);
 }
 
 }  // namespace
@@ -64,7 +89,22 @@ struct JobManager::Job {
   absl::Time last_notify = absl::InfinitePast();
   absl::Time last_persist = absl::InfinitePast();
   Mutex persist_mu;  // one record write at a time, newest last
+  // Held while this server owns the job (until it ends or is left queued).
+  std::optional<FileLock> claim;
+  // Owned by another server on the data folder: the status is its shared
+  // record's, as last read; `owner` names the holder of its claim.
+  bool foreign = false;
+  std::string owner;
+  bool cancel_requested = false;  // by another server; being honoured
 };
+
+JobManager::JobManager(JobManagerOptions options, DatasetStore* datasets, ModelRegistry* models,
+                       Metrics* metrics)
+    : options_(std::move(options)),
+      identity_(options_.identity.empty() ? repository::ProcessIdentity() : options_.identity),
+      datasets_(datasets),
+      models_(models),
+      metrics_(metrics) {}
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Open(const JobManagerOptions& options,
                                                               DatasetStore* datasets,
@@ -81,17 +121,15 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Open(const JobManagerOpt
   for (int i = 0; i < options.max_jobs; ++i) {
     manager->workers_.emplace_back([m = manager.get()] { m->WorkerLoop(); });
   }
+  manager->claimer_ = std::thread([m = manager.get()] { m->ClaimLoop(); });
   return manager;
 }
 
 JobManager::~JobManager() { Shutdown(absl::InfiniteFuture()); }
 
 absl::Status JobManager::LoadAll() {
-  // A crash in the middle of a record or checkpoint write leaves its
-  // temporary file; the previous complete version is still in place.
-  RemoveLeftoverTemps(options_.root);
   WFM_ASSIGN_OR_RETURN(const std::vector<std::string> entries, ListDir(options_.root));
-  std::vector<std::shared_ptr<Job>> interrupted, resumed, recovered;
+  std::vector<std::shared_ptr<Job>> interrupted, resumed, recovered, others;
   MutexLock lock(&mu_);
   for (const std::string& entry : entries) {
     if (!IsJobRecordFile(entry)) continue;
@@ -105,26 +143,30 @@ absl::Status JobManager::LoadAll() {
     }
     auto job = std::make_shared<Job>();
     job->status = *std::move(status);
-    JobStatus& s = job->status;
-    if (!IsTerminal(s.state)) {
-      s.steps_per_second = 0;
-      s.eta_seconds = 0;
-      if (!options_.resume_interrupted) {
-        s.state = JobState::kFailed;
-        s.error = absl::StrCat("interrupted by a server restart at step ", s.step);
-        s.finished_unix_ms = NowUnixMs();
-        interrupted.push_back(job);
-      } else if (PublishedBy(s)) {
-        // Killed after publishing, before its final record was written.
-        s.state = JobState::kSucceeded;
-        s.step = s.total_steps;
-        s.finished_unix_ms = NowUnixMs();
-        recovered.push_back(job);
+    const std::string id = job->status.id;
+    if (!IsTerminal(job->status.state)) {
+      // Another server on this data folder may be running it.
+      const std::string claim_path = ClaimPath(options_.root, id);
+      absl::StatusOr<std::optional<FileLock>> claim = FileLock::TryAcquire(claim_path, identity_);
+      if (!claim.ok() || !claim->has_value()) {
+        job->foreign = true;
+        job->owner = claim.ok() ? FileLock::ReadHolder(claim_path)
+                                : absl::StrCat("unknown (", claim.status().message(), ")");
+        others.push_back(job);
       } else {
-        s.state = JobState::kQueued;
-        ++s.resumes;
-        job->resuming = true;
-        resumed.push_back(job);
+        job->claim = std::move(*claim);
+        // A crash in the middle of a record or checkpoint write leaves its
+        // temporary file; the previous complete version is still in place.
+        RemoveLeftoverTemps(options_.root, id);
+        // Its last owner writes its final record before letting go.
+        if (absl::StatusOr<JobStatus> now = ReadJobRecord(path); now.ok()) job->status = *now;
+      }
+    }
+    if (!job->foreign && !IsTerminal(job->status.state)) {
+      switch (PrepareResumption(*job)) {
+        case Resumption::kResumed: resumed.push_back(job); break;
+        case Resumption::kFailed: interrupted.push_back(job); break;
+        default: recovered.push_back(job); break;
       }
     }
     next_id_ = std::max(next_id_, JobNumber(job->status.id) + 1);
@@ -160,7 +202,269 @@ absl::Status JobManager::LoadAll() {
                  : " (no checkpoint yet: from the start)"));
     (void)WriteJobRecord(options_.root, job->status);
   }
+  for (const auto& job : others) {
+    LogInfo(absl::StrCat("job ", job->status.id, " (model '", job->status.request.model, "', ",
+                         JobStateName(job->status.state),
+                         ") is owned by another server on this data folder (", job->owner,
+                         "): left to it"));
+  }
+  // Ended jobs are nobody's.
+  for (const auto& [id, job] : jobs_) {
+    if (IsTerminal(job->status.state)) job->claim.reset();
+  }
   return absl::OkStatus();
+}
+
+JobManager::Resumption JobManager::PrepareResumption(Job& job) {
+  JobStatus& s = job.status;
+  s.steps_per_second = 0;
+  s.eta_seconds = 0;
+  if (!options_.resume_interrupted) {
+    s.state = JobState::kFailed;
+    s.error = absl::StrCat("interrupted by a server restart at step ", s.step);
+    s.finished_unix_ms = NowUnixMs();
+    return Resumption::kFailed;
+  }
+  if (PublishedBy(s)) {
+    // Killed after publishing, before its final record was written.
+    s.state = JobState::kSucceeded;
+    s.step = s.total_steps;
+    s.finished_unix_ms = NowUnixMs();
+    return Resumption::kRecovered;
+  }
+  s.state = JobState::kQueued;
+  ++s.resumes;
+  job.resuming = true;
+  return Resumption::kResumed;
+}
+
+std::shared_ptr<JobManager::Job> JobManager::Adopt(const std::string& id, bool claim) {
+  const std::string path = RecordPath(options_.root, id);
+  absl::StatusOr<JobStatus> read = ReadJobRecord(path);
+  if (!read.ok() || read->id != id) return nullptr;
+  const std::string claim_path = ClaimPath(options_.root, id);
+  std::string last_owner;
+  std::optional<FileLock> lock;
+  if (claim && !IsTerminal(read->state)) {
+    last_owner = FileLock::ReadHolder(claim_path);
+    absl::StatusOr<std::optional<FileLock>> taken = FileLock::TryAcquire(claim_path, identity_);
+    if (taken.ok() && taken->has_value()) {
+      lock = std::move(*taken);
+      RemoveLeftoverTemps(options_.root, id);  // of writes its last owner did not finish
+      // Its last owner writes its final record before letting go.
+      read = ReadJobRecord(path);
+      if (!read.ok() || read->id != id) return nullptr;
+      if (IsTerminal(read->state)) {
+        lock.reset();
+      } else {
+        // Whether it had published before it was interrupted: models that
+        // the last owner published since the last rescan count too.
+        (void)models_->Rescan();
+      }
+    }
+  }
+  const std::string owner = lock.has_value() || IsTerminal(read->state)
+                                ? std::string()
+                                : FileLock::ReadHolder(claim_path);
+  const bool cancel_requested =
+      lock.has_value() && repository::Exists(CancelRequestPath(options_.root, id));
+  std::shared_ptr<Job> job;
+  Resumption resumption = Resumption::kResumed;
+  JobStatus snapshot;
+  {
+    MutexLock guard(&mu_);
+    std::shared_ptr<Job>& slot = jobs_[id];
+    if (slot != nullptr && !slot->foreign) return slot;
+    if (slot == nullptr) {
+      slot = std::make_shared<Job>();
+      slot->foreign = true;
+    }
+    job = slot;
+    const int64_t version = job->status.version;
+    if (version == 0 || JobRecordToJson(job->status) != JobRecordToJson(*read)) {
+      job->status = *std::move(read);
+      job->status.version = version;
+      Announce(*job, false);
+    }
+    job->owner = owner;
+    if (!lock.has_value() || stopping_) return job;
+    job->claim = std::move(lock);
+    job->foreign = false;
+    next_id_ = std::max(next_id_, JobNumber(id) + 1);
+    if (cancel_requested) {
+      JobStatus& s = job->status;
+      s.state = JobState::kCancelled;
+      s.steps_per_second = 0;
+      s.eta_seconds = 0;
+      s.error = absl::StrCat("cancelled by request at step ", s.step,
+                             " (its server had stopped; it was not resumed)");
+      s.finished_unix_ms = NowUnixMs();
+      resumption = Resumption::kCancelled;
+    } else {
+      resumption = PrepareResumption(*job);
+    }
+    if (resumption == Resumption::kResumed) queue_.push_back(job);
+    Announce(*job, true);
+    UpdateStateMetrics();
+    snapshot = job->status;
+  }
+  const JobStatus& s = snapshot;
+  const std::string what = absl::StrCat("job ", id, " (model '", s.request.model, "')");
+  const std::string gone = absl::StrCat(
+      "the server that owned it", last_owner.empty() ? "" : absl::StrCat(" (", last_owner, ")"),
+      " stopped");
+  switch (resumption) {
+    case Resumption::kResumed:
+      LogInfo(absl::StrCat(what, " resumes here: ", gone,
+                           s.checkpoint_step > 0
+                               ? absl::StrCat("; from its checkpoint at step ", s.checkpoint_step)
+                               : "; no checkpoint yet: from the start"));
+      break;
+    case Resumption::kFailed: LogWarning(absl::StrCat(what, ": ", gone, ": ", s.error)); break;
+    case Resumption::kRecovered:
+      LogInfo(absl::StrCat(what, " had published its model before ", gone, ": SUCCEEDED"));
+      break;
+    case Resumption::kCancelled: LogInfo(absl::StrCat(what, " ", s.error)); break;
+  }
+  (void)WriteRecord(*job);
+  if (resumption != Resumption::kResumed) {
+    if (resumption == Resumption::kRecovered) (void)RemoveTree(CheckpointDir(options_.root, id));
+    if (resumption == Resumption::kCancelled) {
+      (void)RemoveTree(CancelRequestPath(options_.root, id));
+    }
+    MutexLock guard(&mu_);
+    job->claim.reset();
+  }
+  return job;
+}
+
+void JobManager::AdoptAll(bool claim) {
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(options_.root);
+  if (!entries.ok()) return;
+  std::vector<std::string> ids;
+  {
+    MutexLock lock(&mu_);
+    for (const std::string& entry : *entries) {
+      if (!IsJobRecordFile(entry)) continue;
+      std::string id = entry.substr(0, entry.size() - std::string(".json").size());
+      auto it = jobs_.find(id);
+      const bool may_change = it == jobs_.end()
+                                  ? IsJobId(id)
+                                  : it->second->foreign && !IsTerminal(it->second->status.state);
+      if (may_change) ids.push_back(std::move(id));
+    }
+  }
+  // Claimed jobs resume in their original order.
+  std::sort(ids.begin(), ids.end(),
+            [](const std::string& a, const std::string& b) { return JobNumber(a) < JobNumber(b); });
+  for (const std::string& id : ids) (void)Adopt(id, claim);
+}
+
+std::shared_ptr<JobManager::Job> JobManager::Find(const std::string& id) {
+  {
+    MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && !(it->second->foreign && !IsTerminal(it->second->status.state))) {
+      return it->second;
+    }
+  }
+  if (!IsJobId(id)) return nullptr;
+  if (std::shared_ptr<Job> job = Adopt(id, /*claim=*/false)) return job;
+  MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<JobStatus> JobManager::CancelOthers(const std::string& id, std::shared_ptr<Job> job,
+                                                   absl::Duration wait) {
+  const std::string request = CancelRequestPath(options_.root, id);
+  WFM_RETURN_IF_ERROR(
+      model::io::WriteFileAtomically(request, absl::StrCat("requested by ", identity_, "\n")));
+  std::string owner;
+  {
+    MutexLock lock(&mu_);
+    owner = job->owner;
+  }
+  LogInfo(absl::StrCat("job ", id, " is another server's on this data folder",
+                       owner.empty() ? "" : absl::StrCat(" (", owner, ")"),
+                       ": a cancel request is left for it"));
+  // A job whose owner is gone is claimed here, and the request honoured now.
+  if (std::shared_ptr<Job> adopted = Adopt(id, /*claim=*/true)) job = adopted;
+  const absl::Time deadline = absl::Now() + wait;
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return IsTerminal(job->status.state) || !job->foreign;
+      };
+      if (ended() || absl::Now() >= deadline) return job->status;
+      if (WaitUntil(std::min(deadline, absl::Now() + kRecordPollInterval), ended)) {
+        return job->status;
+      }
+    }
+    (void)Adopt(id, /*claim=*/false);
+  }
+}
+
+void JobManager::HonourCancelRequests() {
+  std::vector<std::shared_ptr<Job>> own;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, job] : jobs_) {
+      if (!job->foreign && (!IsTerminal(job->status.state) || job->cancel_requested)) {
+        own.push_back(job);
+      }
+    }
+  }
+  for (const auto& job : own) {
+    std::string id;
+    bool ended = false, seen = false;
+    {
+      MutexLock lock(&mu_);
+      id = job->status.id;
+      ended = IsTerminal(job->status.state);
+      seen = job->cancel_requested;
+    }
+    const std::string request = CancelRequestPath(options_.root, id);
+    if (!repository::Exists(request)) continue;
+    if (ended) {
+      (void)RemoveTree(request);
+      MutexLock lock(&mu_);
+      job->cancel_requested = false;
+      continue;
+    }
+    if (!seen) {
+      const std::string by(absl::StripAsciiWhitespace(FileLock::ReadHolder(request)));
+      LogInfo(absl::StrCat("job ", id, ": cancel ", by.empty() ? "requested" : by,
+                           " (another server on this data folder)"));
+      MutexLock lock(&mu_);
+      job->cancel_requested = true;
+    }
+    (void)Cancel(id, absl::ZeroDuration());
+  }
+}
+
+void JobManager::ClaimLoop() {
+  const bool reclaim = options_.claim_interval > absl::ZeroDuration();
+  absl::Time next_claim = reclaim ? absl::Now() + options_.claim_interval : absl::InfiniteFuture();
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      const bool stop = WaitUntil(absl::Now() + kCancelPollInterval,
+                                  [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
+      if (stop) return;
+    }
+    HonourCancelRequests();
+    if (absl::Now() >= next_claim) {
+      AdoptAll(/*claim=*/true);
+      next_claim = absl::Now() + options_.claim_interval;
+    }
+  }
+}
+
+void JobManager::Release(Job& job) {
+  job.claim.reset();
+  job.foreign = !IsTerminal(job.status.state);
 }
 
 void JobManager::UpdateStateMetrics() {
@@ -170,7 +474,10 @@ void JobManager::UpdateStateMetrics() {
                      JobState::kCancelled}) {
     counts[s] = 0;
   }
-  for (const auto& [id, job] : jobs_) ++counts[job->status.state];
+  // Another server's jobs are counted by that server.
+  for (const auto& [id, job] : jobs_) {
+    if (!job->foreign) ++counts[job->status.state];
+  }
   for (const auto& [state, count] : counts) metrics_->SetTrainingJobs(JobStateName(state), count);
 }
 
@@ -208,6 +515,9 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
                          models_->Get(request.init_from_model));
     queued.init_from_created_unix_ms = base->info.created_unix_ms;
   }
+  // Jobs other servers on this data folder started count too (one model,
+  // one job).
+  AdoptAll(/*claim=*/false);
   auto job = std::make_shared<Job>();
   {
     MutexLock lock(&mu_);
@@ -224,7 +534,19 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
       }
     }
     JobStatus& s = job->status;
-    s.id = absl::StrCat(kJobPrefix, next_id_++);
+    // A new id, reserved among the servers on this data folder by creating
+    // its claim file (which this server then holds).
+    while (s.id.empty()) {
+      std::string id = absl::StrCat(kJobPrefix, next_id_++);
+      if (jobs_.count(id) != 0) continue;
+      absl::StatusOr<std::optional<FileLock>> claim =
+          FileLock::TryAcquire(ClaimPath(options_.root, id), identity_, /*create_new=*/true);
+      if (absl::IsAlreadyExists(claim.status())) continue;
+      WFM_RETURN_IF_ERROR(claim.status());
+      if (!claim->has_value()) continue;
+      job->claim = std::move(*claim);
+      s.id = std::move(id);
+    }
     s.request = queued;
     s.state = JobState::kQueued;
     s.total_steps = request.config.steps();
@@ -253,14 +575,15 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   return snapshot;
 }
 
-absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
+absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) {
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
   MutexLock lock(&mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
-  return it->second->status;
+  return job->status;
 }
 
-std::vector<JobStatus> JobManager::List() const {
+std::vector<JobStatus> JobManager::List() {
+  AdoptAll(/*claim=*/false);
   std::vector<JobStatus> out;
   {
     MutexLock lock(&mu_);
@@ -273,33 +596,48 @@ std::vector<JobStatus> JobManager::List() const {
 }
 
 absl::StatusOr<JobStatus> JobManager::WaitForUpdate(const std::string& id, int64_t after_version,
-                                                    absl::Duration timeout) const {
-  MutexLock lock(&mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
-  std::shared_ptr<Job> job = it->second;
-  // A job left queued by a shutdown changes no more in this process.
-  auto left_queued = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ && job->status.state == JobState::kQueued &&
-           job->status.version <= after_version;
-  };
-  if (left_queued()) {
-    return absl::UnavailableError(absl::StrCat(
-        "the server is shutting down; job ", id, " stays queued and resumes when it starts again"));
+                                                    absl::Duration timeout) {
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      // A job left queued by a shutdown changes no more in this process.
+      auto left_queued = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ && job->status.state == JobState::kQueued &&
+               job->status.version <= after_version;
+      };
+      if (left_queued()) {
+        return absl::UnavailableError(
+            absl::StrCat("the server is shutting down; job ", id,
+                         " stays queued and resumes when it starts again"));
+      }
+      // Another server's job changes in its record only.
+      const bool in_record = job->foreign && !IsTerminal(job->status.state);
+      WaitUntil(in_record ? std::min(deadline, absl::Now() + kRecordPollInterval) : deadline,
+                [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                  return job->status.version > after_version;
+                });
+      if (job->status.version > after_version || !in_record || absl::Now() >= deadline) {
+        return job->status;
+      }
+    }
+    (void)Adopt(id, /*claim=*/false);
   }
-  WaitUntil(absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return job->status.version > after_version;
-  });
-  return job->status;
 }
 
 absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Duration wait) {
-  std::shared_ptr<Job> job;
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+  bool others = false;
   {
     MutexLock lock(&mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
-    job = it->second;
+    others = job->foreign && !IsTerminal(job->status.state);
+  }
+  if (others) return CancelOthers(id, job, wait);
+  {
+    MutexLock lock(&mu_);
     JobStatus& s = job->status;
     if (IsTerminal(s.state)) {
       return absl::FailedPreconditionError(
@@ -325,6 +663,7 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id, absl::Durati
   (void)WriteRecord(*job);
   LogInfo(absl::StrCat("job ", id, " cancelled before it started"));
   MutexLock lock(&mu_);
+  job->claim.reset();
   return job->status;
 }
 
@@ -371,6 +710,11 @@ bool JobManager::Shutdown(absl::Time deadline) {
     MutexLock lock(&mu_);
     const bool idle =
         WaitUntil(deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; });
+    // Jobs left queued are recorded so: another server on this data folder
+    // may take them over from here (and only their record tells then).
+    for (const auto& [id, job] : jobs_) {
+      if (job->status.state != JobState::kRunning && job->claim.has_value()) Release(*job);
+    }
     if (!idle) {
       LogWarning("shutdown: a training job did not stop within the grace period");
       return false;
@@ -378,6 +722,7 @@ bool JobManager::Shutdown(absl::Time deadline) {
   }
   if (!joined_) {
     for (auto& worker : workers_) worker.join();
+    if (claimer_.joinable()) claimer_.join();
     joined_ = true;
   }
   return true;
@@ -447,6 +792,8 @@ void JobManager::Run(const std::shared_ptr<Job>& job) {
       if (!suspended || job->suspending) {
         final.version = job->status.version;
         job->status = final;
+        // Recorded ended or left queued: nobody's now.
+        Release(*job);
         --running_;
         Announce(*job, true);
         UpdateStateMetrics();

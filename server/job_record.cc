@@ -26,23 +26,20 @@ bool IsLeftoverTemp(absl::string_view entry) {
   return absl::StartsWith(entry, ".") && absl::StrContains(entry, ".tmp-");
 }
 
-// Removes the leftover temporary files of `folder` and of its job folders
-// (jobs/<id>/, which hold the periodic checkpoints). Logs what it removes.
-void RemoveLeftoverTempsIn(const std::string& folder, bool recurse) {
+// Removes the leftover temporary files of `folder` whose names start with
+// `prefix`. Logs what it removes.
+void RemoveLeftoverTempsIn(const std::string& folder, absl::string_view prefix) {
   absl::StatusOr<std::vector<std::string>> entries = repository::ListDir(folder);
   if (!entries.ok()) return;
   bool removed = false;
   for (const std::string& entry : *entries) {
+    if (!IsLeftoverTemp(entry) || !absl::StartsWith(entry, prefix)) continue;
     const std::string path = absl::StrCat(folder, "/", entry);
-    if (IsLeftoverTemp(entry)) {
-      LogWarning(absl::StrCat("removing the leftover temporary file ", path));
-      if (absl::Status s = repository::RemoveTree(path); !s.ok()) {
-        LogWarning(std::string(s.message()));
-      }
-      removed = true;
-    } else if (recurse && absl::StartsWith(entry, kJobPrefix) && !absl::EndsWith(entry, ".json")) {
-      RemoveLeftoverTempsIn(path, /*recurse=*/false);
+    LogWarning(absl::StrCat("removing the leftover temporary file ", path));
+    if (absl::Status s = repository::RemoveTree(path); !s.ok()) {
+      LogWarning(std::string(s.message()));
     }
+    removed = true;
   }
   if (removed) (void)repository::FsyncDir(folder);
 }
@@ -189,6 +186,9 @@ absl::StatusOr<JobStatus> ReadJobRecord(const std::string& path) {
   return JobRecordFromJson(j);
 }
 
-void RemoveLeftoverTemps(const std::string& root) { RemoveLeftoverTempsIn(root, /*recurse=*/true); }
+void RemoveLeftoverTemps(const std::string& root, const std::string& id) {
+  RemoveLeftoverTempsIn(root, absl::StrCat(".", id, ".json.tmp-"));
+  RemoveLeftoverTempsIn(absl::StrCat(root, "/", id), ".");
+}
 
 }  // namespace wfm::server

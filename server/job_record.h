@@ -84,9 +84,12 @@ absl::Status WriteJobRecord(const std::string& root, const JobStatus& status);
 // Reads a record file (DATA_LOSS when it is not valid JSON or not a record).
 absl::StatusOr<JobStatus> ReadJobRecord(const std::string& path);
 
-// Removes the temporary files that record and checkpoint writes
-// interrupted by a crash left in `root` and its job folders; logs each.
-void RemoveLeftoverTemps(const std::string& root);
+// Removes the temporary files that writes of job `id`'s record and
+// checkpoints interrupted by a crash left in `root` and in its job folder;
+// logs each. Only for a job no live process writes (one just claimed): on a
+// data folder several servers share, another job's temporary file may be a
+// write in progress.
+void RemoveLeftoverTemps(const std::string& root, const std::string& id);
 
 }  // namespace wfm::server
 

@@ -214,6 +214,9 @@ absl::Status ServerApp::Init() {
   jobs.root = absl::StrCat(o.data_dir, "/jobs");
   jobs.max_jobs = o.max_jobs;
   jobs.resume_interrupted = o.resume_interrupted_jobs;
+  // Jobs of replicas that stopped are taken over on the models' rescan
+  // interval.
+  jobs.claim_interval = absl::Seconds(o.model_rescan_seconds);
   WFM_ASSIGN_OR_RETURN(jobs_, JobManager::Open(jobs, datasets_.get(), models_.get(),
                                                metrics_.get()));
   SamplerOptions sampling;

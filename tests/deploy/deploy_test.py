@@ -365,14 +365,16 @@ class ManifestTest(unittest.TestCase):
         sts, pod, c = self.server_container()
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
-        claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
         # /data: the shared repository claim, ReadWriteMany.
         data = volumes[mounts["/data"]["name"]]
         pvc = one(self.example, "PersistentVolumeClaim", data["persistentVolumeClaim"]["claimName"])
         self.assertEqual(pvc["spec"]["accessModes"], ["ReadWriteMany"])
         self.assertIn("storageClassName", pvc["spec"])
-        # /data/jobs: each replica's own claim; /tmp an emptyDir (read-only root).
-        self.assertIn(mounts["/data/jobs"]["name"], claims)
+        # Training jobs live on the shared repository too (each claimed by one
+        # replica through a file lock): no volume of a replica's own.
+        self.assertNotIn("/data/jobs", mounts)
+        self.assertEqual(sts["spec"].get("volumeClaimTemplates", []), [])
+        # /tmp: an emptyDir (read-only root).
         self.assertIn("emptyDir", volumes[mounts["/tmp"]["name"]])
         # The token: a Secret of the overlay, mounted read-only, its file passed
         # with --auth-token-file.

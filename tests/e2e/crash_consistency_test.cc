@@ -6,7 +6,10 @@
 // hidden staging / temporary names are cleaned up at start-up), what was
 // completed before is intact (same counts, same evaluation, identical
 // samples for the same seed), and an interrupted job resumes once, from its
-// last complete checkpoint.
+// last complete checkpoint. Two servers on one data folder (replicas on a
+// shared volume): a job interrupted by a SIGKILL is resumed by exactly one of
+// them, and a job whose owner is killed while the other runs is taken over by
+// the survivor; either ends SUCCEEDED once, with its requested steps.
 #include <signal.h>
 
 #include <atomic>
@@ -89,7 +92,8 @@ std::string Evaluation(pb::WfmService::Stub& stub, const std::string& model,
 // entries (staging / trash / deleted folders, temporary files) anywhere, a
 // data set folder without exactly {data.npz, dataset.json}, a model folder
 // without exactly {model.wfm}, a job folder holding anything but
-// checkpoint.wfm, and unknown files.
+// checkpoint.wfm, and unknown files (a job's record and claim, <id>.json and
+// <id>.lock, are known).
 std::vector<std::string> LayoutProblems(const std::string& data) {
   std::vector<std::string> problems;
   auto names = [](const fs::path& folder) {
@@ -113,7 +117,8 @@ std::vector<std::string> LayoutProblems(const std::string& data) {
   }
   for (const auto& e : fs::directory_iterator(data + "/jobs")) {
     const std::string name = e.path().filename().string();
-    const bool record = e.is_regular_file() && std::regex_match(name, std::regex("job-[0-9]+\\.json"));
+    const bool record =
+        e.is_regular_file() && std::regex_match(name, std::regex("job-[0-9]+\\.(json|lock)"));
     const bool folder = e.is_directory() && std::regex_match(name, std::regex("job-[0-9]+")) &&
                         names(e.path()) == std::set<std::string>{"checkpoint.wfm"};
     if (!record && !folder) problems.push_back(e.path().string());
@@ -353,6 +358,184 @@ TEST(CrashConsistencyTest, KillDuringCheckpointWritesResumesFromTheLastCompleteO
   // (its file was there when the signal was sent).
   EXPECT_GE(killed_mid_write, 1);
   std::cout << "checkpoint: " << killed_mid_write << " of 2 kills during a write\n";
+}
+
+// Flags of the servers sharing a data folder: a periodic checkpoint every 10
+// steps, and jobs of a server that stopped taken over within a second.
+const std::vector<std::string> kSharedFolderFlags = {"--checkpoint-every", "10",
+                                                     "--model-rescan-seconds", "1"};
+// Long enough that a kill after its first checkpoint lands mid-training.
+constexpr int64_t kSharedJobSteps = 400;
+
+// Whether `job` ended as one interrupted once and resumed would: SUCCEEDED
+// with its requested steps, resumed once from a checkpoint.
+void ExpectResumedOnceToTheEnd(const pb::TrainingJob& job) {
+  EXPECT_EQ(job.state(), pb::SUCCEEDED) << job.DebugString();
+  EXPECT_EQ(job.step(), kSharedJobSteps);
+  EXPECT_EQ(job.total_steps(), kSharedJobSteps);
+  EXPECT_EQ(job.resumes(), 1) << "resumed more than once, or never interrupted";
+  EXPECT_GT(job.resumed_from_step(), 0);
+}
+
+// Uploads data set "d" through `stub` (unless `upload` is false) and starts
+// a job of kSharedJobSteps training model `model` on it; the job.
+pb::TrainingJob StartSharedJob(pb::WfmService::Stub& stub, const std::string& model,
+                               bool upload = true) {
+  if (upload) {
+    EXPECT_TRUE(
+        Upload(stub, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(12, 1), 4)).ok());
+  }
+  pb::TrainingJob job;
+  const grpc::Status s =
+      StartTraining(stub, "d", model, TinyConfig(pb::FAMILY_POINTCLOUD, kSharedJobSteps), &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+// Asks `stub` about job `id` until it names a periodic checkpoint; whether
+// it did (within a minute). The job as last seen in *job.
+bool WaitForCheckpoint(pb::WfmService::Stub& stub, const std::string& id, pb::TrainingJob* job) {
+  return WaitUntil(
+      [&] {
+        *job = GetJob(stub, id);
+        return job->checkpoint_step() > 0;
+      },
+      absl::Seconds(60));
+}
+
+// Two servers started at once on one data folder (logs log-a and log-b).
+struct SharedFolderServers {
+  SharedFolderServers(const TempDir& dir, const std::string& data)
+      : a({data, dir.path() + "/log-a", kSharedFolderFlags, 0}),
+        b({data, dir.path() + "/log-b", kSharedFolderFlags, 0}) {}
+  // Waits until both are ready; whether they are (the stubs are set then).
+  bool Ready() {
+    if (a.WaitReady().empty() || b.WaitReady().empty()) return false;
+    stub_a = a.Stub();
+    stub_b = b.Stub();
+    return true;
+  }
+  ChildServer a, b;
+  std::unique_ptr<pb::WfmService::Stub> stub_a, stub_b;
+};
+
+// Asks `stub` about job `id` until it shows state `state`; the job then
+// (the last one seen after 30 s). A job's owner records its end before it
+// shows it, so another server may show it first.
+pb::TrainingJob WaitForState(pb::WfmService::Stub& stub, const std::string& id,
+                             pb::JobState state) {
+  pb::TrainingJob job;
+  WaitUntil(
+      [&] {
+        job = GetJob(stub, id);
+        return job.state() == state;
+      },
+      absl::Seconds(30));
+  return job;
+}
+
+// Waits until both servers list model `name`; whether they do.
+bool BothList(pb::WfmService::Stub& a, pb::WfmService::Stub& b, const std::string& name) {
+  return WaitUntil([&] { return Models(a).count(name) > 0 && Models(b).count(name) > 0; },
+                   absl::Seconds(30), absl::Milliseconds(50));
+}
+
+TEST(CrashConsistencyTest, TwoServersOnOneFolderResumeAnInterruptedJobOnce) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::string id;
+  {
+    ChildServer first({data, dir.path() + "/log0", kSharedFolderFlags, 0});
+    ASSERT_FALSE(first.WaitReady().empty()) << first.Log();
+    auto stub = first.Stub();
+    pb::TrainingJob job = StartSharedJob(*stub, "shared");
+    id = job.id();
+    ASSERT_FALSE(id.empty());
+    ASSERT_TRUE(WaitForCheckpoint(*stub, id, &job)) << first.Log();
+    ASSERT_TRUE(first.Kill());
+  }
+  // Two servers start on the folder at once; one claims the job.
+  SharedFolderServers servers(dir, data);
+  ASSERT_TRUE(servers.Ready()) << servers.a.Log() << servers.b.Log();
+  // Watched through either server, owner or not, to its end.
+  grpc::Status watched;
+  const std::vector<pb::TrainingJob> updates = Watch(*servers.stub_b, id, &watched);
+  EXPECT_TRUE(watched.ok()) << watched.error_message();
+  ASSERT_FALSE(updates.empty());
+  ExpectResumedOnceToTheEnd(updates.back());
+  ExpectResumedOnceToTheEnd(WaitForState(*servers.stub_a, id, pb::SUCCEEDED));
+  // One of them resumed it and published its model, once.
+  const std::string resumes = "job " + id + " (model 'shared') resumes after a server restart";
+  const std::string succeeded = "job " + id + " succeeded";
+  std::string logs[2];
+  int resumed = 0, published = 0;
+  WaitUntil(
+      [&] {
+        logs[0] = servers.a.Log();
+        logs[1] = servers.b.Log();
+        resumed = published = 0;
+        for (const std::string& log : logs) {
+          resumed += log.find(resumes) != std::string::npos ? 1 : 0;
+          published += log.find(succeeded) != std::string::npos ? 1 : 0;
+        }
+        return published > 0;
+      },
+      absl::Seconds(30));
+  EXPECT_EQ(resumed, 1) << logs[0] << logs[1];
+  EXPECT_EQ(published, 1) << logs[0] << logs[1];
+  // One model, served by both.
+  EXPECT_TRUE(BothList(*servers.stub_a, *servers.stub_b, "shared"));
+  EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"shared"}));
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
+}
+
+TEST(CrashConsistencyTest, TwoServersOnOneFolderTheSurvivorTakesOverAKilledOwnersJob) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  SharedFolderServers servers(dir, data);
+  ASSERT_TRUE(servers.Ready()) << servers.a.Log() << servers.b.Log();
+  // The data set is uploaded through a after b started: b finds it by name.
+  ASSERT_TRUE(Upload(*servers.stub_a, Header("d", pb::POINT_CLOUDS, 2),
+                     CloudChunks(Ellipses(12, 1), 4))
+                  .ok());
+  pb::TrainingJob other;
+  ASSERT_TRUE(StartTraining(*servers.stub_b, "d", "other",
+                            TinyConfig(pb::FAMILY_POINTCLOUD, 1000000), &other)
+                  .ok());
+  // A cancel through the server that does not own the job: its owner
+  // honours the request, and both show the job CANCELLED.
+  pb::TrainingJob cancelled;
+  ASSERT_TRUE(CancelTrainingJob(*servers.stub_a, other.id(), &cancelled).ok());
+  EXPECT_EQ(cancelled.state(), pb::CANCELLED) << cancelled.DebugString() << servers.b.Log();
+  EXPECT_THAT(cancelled.error(), HasSubstr("cancelled by request"));
+  EXPECT_EQ(WaitForState(*servers.stub_b, other.id(), pb::CANCELLED).state(), pb::CANCELLED);
+  EXPECT_TRUE(WaitUntil([&] { return !fs::exists(data + "/jobs/" + other.id() + ".cancel"); },
+                        absl::Seconds(30)));
+  // One model, one job, across the servers; their ids never collide.
+  pb::TrainingJob job = StartSharedJob(*servers.stub_a, "taken", /*upload=*/false);
+  const std::string id = job.id();
+  ASSERT_FALSE(id.empty());
+  EXPECT_NE(other.id(), id);
+  pb::TrainingJob refused;
+  const grpc::Status twice = StartTraining(*servers.stub_b, "d", "taken",
+                                           TinyConfig(pb::FAMILY_POINTCLOUD, 10), &refused);
+  EXPECT_EQ(twice.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << twice.error_message();
+  EXPECT_THAT(twice.error_message(), HasSubstr("is being trained by " + id));
+  // b follows a's job in the shared record; a dies after its first
+  // checkpoint, and b takes the job over.
+  ASSERT_TRUE(WaitForCheckpoint(*servers.stub_b, id, &job)) << servers.a.Log();
+  EXPECT_EQ(job.state(), pb::RUNNING);
+  ASSERT_TRUE(servers.a.Kill());
+  grpc::Status watched;
+  const std::vector<pb::TrainingJob> updates = Watch(*servers.stub_b, id, &watched);
+  EXPECT_TRUE(watched.ok()) << watched.error_message();
+  ASSERT_FALSE(updates.empty());
+  ExpectResumedOnceToTheEnd(updates.back());
+  EXPECT_THAT(servers.b.Log(),
+              HasSubstr("job " + id + " (model 'taken') resumes here: the server that owned it ("));
+  EXPECT_EQ(Models(*servers.stub_b).count("taken"), 1u);
+  EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"taken"}));
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
 }
 
 TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {

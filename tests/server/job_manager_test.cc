@@ -13,6 +13,7 @@
 
 #include "model/checkpoint/checkpoint.h"
 #include "model/train/pointcloud_trainer.h"
+#include "repository/file_lock.h"
 #include "repository/training_data.h"
 #include "server/metrics.h"
 #include "tests/server/store_test_util.h"
@@ -273,6 +274,91 @@ TEST_F(JobManagerTest, ShutdownLeavesJobsToResumeFromTheStepReached) {
     ASSERT_EQ(got.count(name), 1u) << name;
     EXPECT_TRUE(at::equal(got.at(name), tensor)) << name;
   }
+}
+
+// Two managers on one jobs folder (two servers sharing a data folder): each
+// job is run by the one that claimed it, the other shows its record, never
+// gives out its id, asks its owner to cancel it, and takes it over once its
+// owner has let it go (here: a shutdown that left it queued).
+TEST_F(JobManagerTest, ManagersSharingAFolderRunEachJobOnceAndTakeOverLeftJobs) {
+  StoreClouds("shapes", testing::Ellipses(8, 1));
+  TrainingRequest r = PointCloudRequest("shapes", "long", 1000000);
+  r.config.pointcloud.checkpoint_every = 3;
+  auto mine = jobs_->Start(r);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  WaitForStep(mine->id, 1);
+  JobManagerOptions options;
+  options.root = dir_.path() + "/jobs";
+  options.claim_interval = absl::Milliseconds(20);
+  options.identity = "the other server";
+  auto other = JobManager::Open(options, datasets_.get(), models_.get());
+  ASSERT_TRUE(other.ok()) << other.status();
+  // The running job is left to its owner, shown as its record says.
+  auto seen = (*other)->Get(mine->id);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ(JobStateName(seen->state), "RUNNING");
+  EXPECT_EQ(seen->resumes, 0);
+  auto refused = (*other)->Start(PointCloudRequest("shapes", "long", 5));
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  auto theirs = (*other)->Start(PointCloudRequest("shapes", "short", 5));
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  EXPECT_NE(theirs->id, mine->id);
+  const std::string claim = dir_.path() + "/jobs/" + theirs->id + ".lock";
+  EXPECT_EQ(repository::FileLock::ReadHolder(claim), "the other server");
+  // Each finds the other's job by id (no restart).
+  auto found = jobs_->Get(theirs->id);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->request.model, "short");
+  // A cancel through the manager that does not own the job.
+  auto cancelled = (*other)->Cancel(mine->id, absl::Seconds(60));
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(JobStateName(cancelled->state), "CANCELLED");
+  EXPECT_THAT(cancelled->error, StartsWith("cancelled by request at step "));
+  EXPECT_EQ(JobStateName(jobs_->Get(mine->id)->state), "CANCELLED");
+  EXPECT_FALSE(models_->Contains("long"));
+
+  // A job left queued by its owner's shutdown is taken over and resumed.
+  r.model = "moved";
+  auto moved = jobs_->Start(r);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  ASSERT_NO_FATAL_FAILURE(WaitForCheckpoint(moved->id, 3));
+  jobs_.reset();
+  JobStatus taken;
+  int64_t version = -1;
+  for (int i = 0; i < 600 && taken.resumed_from_step == 0; ++i) {
+    auto s = (*other)->WaitForUpdate(moved->id, version, absl::Milliseconds(100));
+    ASSERT_TRUE(s.ok()) << s.status();
+    taken = *s;
+    version = taken.version;
+  }
+  EXPECT_EQ(JobStateName(taken.state), "RUNNING");
+  EXPECT_EQ(taken.resumes, 1);
+  EXPECT_GE(taken.resumed_from_step, 3);
+  EXPECT_EQ(JobStateName((*other)->Cancel(moved->id)->state), "CANCELLED");
+  EXPECT_EQ(JobStateName(WaitForEndOf(**other, theirs->id).state), "SUCCEEDED");
+}
+
+// A job whose server died after this one started, cancelled here: claimed
+// and recorded CANCELLED at once, never resumed.
+TEST_F(JobManagerTest, ACancelOfAJobWhoseServerIsGoneEndsItAtOnce) {
+  StoreClouds("shapes", testing::Ellipses(6, 1));
+  ASSERT_NO_FATAL_FAILURE(
+      LeaveInterruptedJob("job-5", PointCloudRequest("shapes", "orphan", 100), 0, 7));
+  auto cancelled = jobs_->Cancel("job-5");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(JobStateName(cancelled->state), "CANCELLED");
+  EXPECT_EQ(cancelled->error,
+            "cancelled by request at step 7 (its server had stopped; it was not resumed)");
+  EXPECT_EQ(cancelled->resumes, 0);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/jobs/job-5.cancel"));
+  auto recorded = ReadJobRecord(dir_.path() + "/jobs/job-5.json");
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(JobStateName(recorded->state), "CANCELLED");
+  EXPECT_FALSE(models_->Contains("orphan"));
+  // Ended jobs are nobody's: no claim is left held.
+  auto free = repository::FileLock::TryAcquire(dir_.path() + "/jobs/job-5.lock", "test");
+  ASSERT_TRUE(free.ok()) << free.status();
+  EXPECT_TRUE(free->has_value());
 }
 
 // With resume_interrupted off (--resume-interrupted-jobs=false): a shutdown

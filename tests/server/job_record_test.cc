@@ -159,9 +159,16 @@ TEST(JobRecordTest, LeftoverTemporaryFilesAreRemoved) {
   std::ofstream(root + "/job-12/checkpoint.wfm") << "kept";
   std::ofstream(root + "/job-12/.checkpoint.wfm.tmp-7-1-abcd") << "partial";
   std::ofstream(root + "/.job-12.json.tmp-7-2-abcd") << "partial";
-  RemoveLeftoverTemps(root);
-  EXPECT_EQ(*repository::ListDir(root), (std::vector<std::string>{"job-12", "job-12.json"}));
+  // Another job's (which another server may be writing now) are kept.
+  std::ofstream(root + "/.job-1.json.tmp-7-3-abcd") << "partial";
+  fs::create_directories(root + "/job-1");
+  std::ofstream(root + "/job-1/.checkpoint.wfm.tmp-7-4-abcd") << "partial";
+  RemoveLeftoverTemps(root, "job-12");
+  EXPECT_EQ(*repository::ListDir(root), (std::vector<std::string>{".job-1.json.tmp-7-3-abcd",
+                                                                  "job-1", "job-12", "job-12.json"}));
   EXPECT_EQ(*repository::ListDir(root + "/job-12"), std::vector<std::string>{"checkpoint.wfm"});
+  EXPECT_EQ(*repository::ListDir(root + "/job-1"),
+            std::vector<std::string>{".checkpoint.wfm.tmp-7-4-abcd"});
 }
 
 }  // namespace

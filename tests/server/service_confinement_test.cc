@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "tests/server/test_server.h"
 
 namespace wfm::testing {
@@ -82,11 +83,11 @@ TEST(ConfinementTest, NothingIsWrittenOutsideTheDataDir) {
     EXPECT_TRUE(path.rfind("data/", 0) == 0 || path == "sibling/" || path == "sibling/file")
         << "written outside --data-dir: " << path;
   }
-  // Inside, only the stores' folders and job records.
+  // Inside, only the stores' folders and job records and claims.
   for (const std::string& path : Tree(data_dir.string())) {
     EXPECT_TRUE(path == "datasets/" || path == "models/" || path == "jobs/" ||
                 (path.rfind("jobs/", 0) == 0 && path.size() > 10 &&
-                 path.compare(path.size() - 5, 5, ".json") == 0))
+                 (absl::EndsWith(path, ".json") || absl::EndsWith(path, ".lock"))))
         << "unexpected path in --data-dir: " << path;
   }
   EXPECT_EQ(Tree(outside.path()), (std::set<std::string>{"victim"}));

@@ -171,10 +171,12 @@ class JobsTest : public ::testing::Test {
   }
 
   // Waits for the job to end (at most a minute); its last status.
-  JobStatus WaitForEnd(const std::string& id) {
+  JobStatus WaitForEnd(const std::string& id) { return WaitForEndOf(*jobs_, id); }
+  // The same, of a job of `jobs`.
+  JobStatus WaitForEndOf(JobManager& jobs, const std::string& id) {
     JobStatus last;
     for (int i = 0; i < 600; ++i) {
-      absl::StatusOr<JobStatus> s = jobs_->WaitForUpdate(id, last.version, absl::Milliseconds(100));
+      absl::StatusOr<JobStatus> s = jobs.WaitForUpdate(id, last.version, absl::Milliseconds(100));
       if (!s.ok()) {
         ADD_FAILURE() << s.status();
         return last;
