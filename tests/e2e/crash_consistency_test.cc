@@ -88,7 +88,7 @@ std::string Evaluation(pb::WfmService::Stub& stub, const std::string& model,
 // Everything below `data` that is not a complete published entry: hidden
 // entries (staging / trash / deleted folders, temporary files) anywhere, a
 // data set folder without exactly {data.npz, dataset.json}, a model folder
-// without exactly {model.wfm}, a job folder holding anything but
+// without version folders of exactly {model.wfm} (and serving.json), a job folder holding anything but
 // checkpoint.wfm, and unknown files.
 std::vector<std::string> LayoutProblems(const std::string& data) {
   std::vector<std::string> problems;
@@ -106,10 +106,22 @@ std::vector<std::string> LayoutProblems(const std::string& data) {
       problems.push_back(e.path().string());
     }
   }
+  // A model folder holds version folders (1, 2, ...) of one model.wfm each,
+  // and optionally its serving policy.
   for (const auto& e : fs::directory_iterator(data + "/models")) {
-    if (!e.is_directory() || names(e.path()) != std::set<std::string>{"model.wfm"}) {
-      problems.push_back(e.path().string());
+    bool complete = e.is_directory();
+    int versions = 0;
+    if (complete) {
+      for (const auto& v : fs::directory_iterator(e.path())) {
+        const std::string name = v.path().filename().string();
+        if (name == "serving.json" && v.is_regular_file()) continue;
+        ++versions;
+        complete = complete && v.is_directory() &&
+                   std::regex_match(name, std::regex("[1-9][0-9]*")) &&
+                   names(v.path()) == std::set<std::string>{"model.wfm"};
+      }
     }
+    if (!complete || versions == 0) problems.push_back(e.path().string());
   }
   for (const auto& e : fs::directory_iterator(data + "/jobs")) {
     const std::string name = e.path().filename().string();
