@@ -2,6 +2,7 @@
 
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "model/common/status.h"
@@ -34,11 +35,25 @@ template <typename B>
 std::shared_ptr<B> Sampler::BatcherFor(const BatcherKey& key,
                                        const std::shared_ptr<const typename B::ModelType>& model,
                                        const char* family) {
-  std::shared_ptr<B> replaced;  // destroyed after the lock is released
+  // Destroyed after the lock is released.
+  std::shared_ptr<B> replaced;
+  std::vector<std::shared_ptr<B>> stale;
   const std::string& name = key.first;
   MutexLock lock(&mu_);
-  std::shared_ptr<B>& slot = BatchersOf<B>()[key];
+  std::map<BatcherKey, std::shared_ptr<B>>& batchers = BatchersOf<B>();
+  std::shared_ptr<B>& slot = batchers[key];
   if (slot == nullptr || slot->model() != model) {
+    // The batchers of this model's versions that left the registry
+    // (deleted, retention, a rescan) go, so that they free their model.
+    for (auto it = batchers.begin(); it != batchers.end();) {
+      if (it->first.first == name && it->first != key &&
+          !models_->Get(name, it->first.second).ok()) {
+        stale.push_back(std::move(it->second));
+        it = batchers.erase(it);
+      } else {
+        ++it;
+      }
+    }
     BatchObserver observer;
     if (metrics_ != nullptr) {
       observer.on_batch = [m = metrics_, family](int64_t requests, int64_t samples) {

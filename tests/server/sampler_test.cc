@@ -217,6 +217,43 @@ TEST_F(SamplerTest, AReplacedModelIsSampledAndAForgottenOneIsGone) {
   EXPECT_TRUE(sampler_->SampleGaussians("gaussians", GaussianRequest(1, 1), nullptr).ok());
 }
 
+// Each version has its own batcher; one of a version that left the
+// registry is dropped when another version of the model gets a batcher, so
+// the old model is freed.
+TEST_F(SamplerTest, VersionsAreSampledApartAndDeletedOnesAreFreed) {
+  const model::CloudSampleRequest request = CloudRequest(2, 5, 11);
+  WFM_ASSERT_OK_AND_ASSIGN(
+      const model::checkpoint::Checkpoint second,
+      testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true), 3, /*seed=*/2));
+  WFM_ASSERT_OK(registry_->Publish("clouds", second, /*overwrite=*/false));
+  std::weak_ptr<const model::PointCloudModel> first_model;
+  {
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> first,
+                             registry_->Get("clouds", 1));
+    first_model = first->pointcloud;
+    WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds one,
+                             sampler_->SampleClouds("clouds", request, nullptr, {}, 1));
+    WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                             first->pointcloud->Sample({request}));
+    EXPECT_EQ(one.points, direct[0].points);
+  }
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds latest,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> two, registry_->Get("clouds"));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                           two->pointcloud->Sample({request}));
+  EXPECT_EQ(latest.points, direct[0].points);
+  EXPECT_EQ(MetricValue(metrics_.Text(), "wfm_generated_samples_total",
+                        {{"model", "clouds"}, {"version", "1"}}),
+            2);
+  EXPECT_FALSE(first_model.expired());  // its batcher holds it
+  WFM_ASSERT_OK(registry_->DeleteVersion("clouds", 1));
+  WFM_ASSERT_OK(registry_->Publish("clouds", second, /*overwrite=*/false));
+  ASSERT_TRUE(sampler_->SampleClouds("clouds", request, nullptr).ok());  // version 3
+  EXPECT_TRUE(first_model.expired());
+  EXPECT_TRUE(absl::IsNotFound(sampler_->SampleClouds("clouds", request, nullptr, {}, 1).status()));
+}
+
 TEST_F(SamplerTest, ACancelledRequestStopsWithCancelled) {
   model::CloudSampleRequest request = CloudRequest(4, 8, 1);
   request.steps = 10000;  // minutes of work if it were not stopped
