@@ -59,9 +59,7 @@ std::shared_ptr<B> Sampler::BatcherFor(const BatcherKey& key,
       observer.on_batch = [m = metrics_, family](int64_t requests, int64_t samples) {
         m->ObserveSamplingBatch(family, requests, samples);
       };
-      observer.on_queue_depth = [m = metrics_, name](int64_t depth) {
-        m->SetQueueDepth(name, depth);
-      };
+      observer.on_queue_depth = [this, key](int64_t depth) { ReportQueueDepth(key, depth); };
       observer.on_queue_wait = [m = metrics_, name](QueuePriority priority, double seconds) {
         m->ObserveQueueWait(name, QueuePriorityName(priority), seconds);
       };
@@ -71,6 +69,21 @@ std::shared_ptr<B> Sampler::BatcherFor(const BatcherKey& key,
         slot, std::make_shared<B>(name, model, options_.batching, std::move(observer)));
   }
   return slot;
+}
+
+void Sampler::ReportQueueDepth(const BatcherKey& key, int64_t depth) {
+  MutexLock lock(&depth_mu_);
+  if (depth > 0) {
+    depths_[key] = depth;
+  } else {
+    depths_.erase(key);
+  }
+  int64_t total = 0;
+  for (auto it = depths_.lower_bound({key.first, 0});
+       it != depths_.end() && it->first.first == key.first; ++it) {
+    total += it->second;
+  }
+  metrics_->SetQueueDepth(key.first, total);
 }
 
 absl::StatusOr<model::GeneratedClouds> Sampler::SampleClouds(

@@ -79,9 +79,15 @@ class Sampler {
   template <typename B>
   std::map<BatcherKey, std::shared_ptr<B>>& BatchersOf() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Records the queue depth of one version's batcher and reports the sum
+  // over the model's versions (wfm_sampling_queue_depth is per model).
+  void ReportQueueDepth(const BatcherKey& key, int64_t depth) ABSL_LOCKS_EXCLUDED(depth_mu_);
+
   ModelRegistry* const models_;
   const SamplerOptions options_;
   Metrics* const metrics_;
+  Mutex depth_mu_;
+  std::map<BatcherKey, int64_t> depths_ ABSL_GUARDED_BY(depth_mu_);  // non-zero ones
   mutable Mutex mu_;
   std::map<BatcherKey, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
   std::map<BatcherKey, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
