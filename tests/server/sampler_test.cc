@@ -5,9 +5,11 @@
 // forgotten one is gone.
 #include "server/sampler.h"
 
+#include <atomic>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -20,6 +22,7 @@
 #include "tests/testing/http.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::server {
 namespace {
@@ -252,6 +255,57 @@ TEST_F(SamplerTest, VersionsAreSampledApartAndDeletedOnesAreFreed) {
   ASSERT_TRUE(sampler_->SampleClouds("clouds", request, nullptr).ok());  // version 3
   EXPECT_TRUE(first_model.expired());
   EXPECT_TRUE(absl::IsNotFound(sampler_->SampleClouds("clouds", request, nullptr, {}, 1).status()));
+}
+
+// Requests waiting for two versions of one model (each behind a long call
+// of its version): the model's queue depth is their sum.
+TEST(SamplerVersionsTest, TheQueueDepthOfAModelSumsItsVersions) {
+  testing::TempDir dir;
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<ModelRegistry> registry,
+                           ModelRegistry::Open(dir.File("models")));
+  WFM_ASSERT_OK_AND_ASSIGN(const model::checkpoint::Checkpoint clouds,
+                           testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true)));
+  WFM_ASSERT_OK(registry->Publish("clouds", clouds, false));
+  WFM_ASSERT_OK(registry->Publish("clouds", clouds, false));
+  Metrics metrics("test");
+  SamplerOptions options;
+  options.limits.max_samples = 16;
+  options.limits.max_points = 32;
+  Sampler sampler(registry.get(), options, &metrics);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> calls;
+  const auto sample = [&](int64_t version, int64_t num, int64_t steps) {
+    calls.emplace_back([&, version, num, steps] {
+      model::CloudSampleRequest request = CloudRequest(num, num == 1 ? 4 : 32, 1);
+      request.steps = steps;
+      (void)sampler.SampleClouds("clouds", request, [&] { return stop.load(); }, {}, version);
+    });
+  };
+  const auto taken = [&] {
+    double n = 0;
+    for (const char* priority : {"low", "normal", "high"}) {
+      n += MetricValue(metrics.Text(), "wfm_sampling_queue_wait_seconds_count",
+                       {{"model", "clouds"}, {"priority", priority}})
+               .value_or(0);
+    }
+    return n;
+  };
+  // A long call per version (the most samples, points and steps; it runs
+  // until cancelled here), each taken by its batcher before the next
+  // request arrives.
+  for (int64_t version : {1, 2}) {
+    sample(version, 16, 10000);
+    EXPECT_TRUE(testing::WaitUntil([&] { return taken() == version; }, absl::Seconds(60),
+                                   absl::Milliseconds(5)));
+  }
+  sample(1, 1, 2);
+  sample(2, 1, 2);
+  EXPECT_TRUE(testing::WaitUntil([&] { return sampler.InFlight("clouds") == 4; },
+                                 absl::Seconds(60), absl::Milliseconds(5)));
+  EXPECT_EQ(MetricValue(metrics.Text(), "wfm_sampling_queue_depth", {{"model", "clouds"}}), 2);
+  stop = true;
+  for (std::thread& t : calls) t.join();
+  EXPECT_EQ(MetricValue(metrics.Text(), "wfm_sampling_queue_depth", {{"model", "clouds"}}), 0);
 }
 
 TEST_F(SamplerTest, ACancelledRequestStopsWithCancelled) {
