@@ -426,22 +426,32 @@ absl::StatusOr<std::vector<v1::ModelInfo>> Client::ListModels() {
   return std::vector<v1::ModelInfo>(response.models().begin(), response.models().end());
 }
 
-absl::StatusOr<v1::ModelInfo> Client::GetModel(absl::string_view name) {
+absl::StatusOr<v1::ModelInfo> Client::GetModel(absl::string_view name, int64_t version) {
   auto context = NewContext(options_.deadlines.unary);
   v1::GetModelRequest request;
   request.set_name(std::string(name));
+  request.set_version(version);
   v1::ModelInfo response;
   const grpc::Status status = stub_->GetModel(context.get(), request, &response);
   if (!status.ok()) return FromGrpcStatus(status, "GetModel");
   return response;
 }
 
-absl::Status Client::DeleteModel(absl::string_view name) {
+absl::Status Client::DeleteModel(absl::string_view name, int64_t version) {
   auto context = NewContext(options_.deadlines.unary);
   v1::DeleteModelRequest request;
   request.set_name(std::string(name));
+  request.set_version(version);
   v1::DeleteModelResponse response;
   return FromGrpcStatus(stub_->DeleteModel(context.get(), request, &response), "DeleteModel");
+}
+
+absl::StatusOr<v1::ModelInfo> Client::UpdateModel(const v1::UpdateModelRequest& request) {
+  auto context = NewContext(options_.deadlines.unary);
+  v1::ModelInfo response;
+  const grpc::Status status = stub_->UpdateModel(context.get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status, "UpdateModel");
+  return response;
 }
 
 // ----------------------------------------------------------------- sampling

@@ -177,8 +177,12 @@ class Client {
 
   // -------------------------------------------------------------- models
   absl::StatusOr<std::vector<v1::ModelInfo>> ListModels();
-  absl::StatusOr<v1::ModelInfo> GetModel(absl::string_view name);
-  absl::Status DeleteModel(absl::string_view name);
+  // `version` 0 = the serving version.
+  absl::StatusOr<v1::ModelInfo> GetModel(absl::string_view name, int64_t version = 0);
+  // `version` 0 = the whole model (every version).
+  absl::Status DeleteModel(absl::string_view name, int64_t version = 0);
+  // Pin / rollback and retention (UpdateModelRequest).
+  absl::StatusOr<v1::ModelInfo> UpdateModel(const v1::UpdateModelRequest& request);
 
   // ------------------------------------------------------------ sampling
   // Collects the stream; checks every chunk (dimension, sizes, contiguous

@@ -82,8 +82,15 @@ void SetQueuePolicy(const QueueFlags& f, Request* request) {
   if (f.timeout) request->set_queue_timeout_seconds(*f.timeout);
 }
 
+// --version V: a model version (default: the serving one).
+void AddVersionFlag(CLI::App* app, int64_t* version) {
+  app->add_option("--version", *version, "model version (default: the serving version)")
+      ->check(CLI::PositiveNumber);
+}
+
 struct SampleFlags {
   std::string model;
+  int64_t version = 0;  // 0 = the serving version
   int64_t num = 16;
   std::string out;
   int64_t points = 0;
@@ -109,6 +116,7 @@ template <typename Request>
 void SetCommon(const SampleFlags& f, int64_t num, const std::vector<float>& condition,
                Request* request) {
   request->set_model(f.model);
+  request->set_version(f.version);
   request->set_num_samples(num);
   request->set_label(f.label);
   request->mutable_condition()->Add(condition.begin(), condition.end());
@@ -150,7 +158,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
   }
 
   WFM_ASSIGN_OR_RETURN(Client * client, context.client());
-  WFM_ASSIGN_OR_RETURN(const v1::ModelInfo model, client->GetModel(f.model));
+  WFM_ASSIGN_OR_RETURN(const v1::ModelInfo model, client->GetModel(f.model, f.version));
   const bool gaussian = model.family() == v1::FAMILY_GAUSSIAN;
   WFM_RETURN_IF_ERROR(CheckSampleOutput(f.out, gaussian, f.trajectory));
   if (svg.projection.has_value() && svg.projection->dim != model.dim()) {
@@ -296,6 +304,7 @@ absl::Status Sample(CliContext& context, const SampleFlags& flags) {
 
 struct EvaluateFlags {
   std::string model;
+  int64_t version = 0;  // 0 = the serving version
   std::string dataset;
   int64_t num = 0;
   std::string split = "all";
@@ -310,6 +319,7 @@ absl::Status Evaluate(CliContext& context, const EvaluateFlags& f) {
   WFM_ASSIGN_OR_RETURN(Client * client, context.client());
   v1::EvaluateRequest request;
   request.set_model(f.model);
+  request.set_version(f.version);
   request.set_dataset(f.dataset);
   request.set_split(f.split);
   request.set_num_samples(f.num);
@@ -341,6 +351,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   auto s = std::make_shared<SampleFlags>();
   CLI::App* sample = app.add_subcommand("sample", "generate samples into .npz, .h5ad or .svg");
   sample->add_option("--model", s->model, "model to sample")->required();
+  AddVersionFlag(sample, &s->version);
   CLI::Option* num = sample->add_option("--num", s->num, "number of samples (with --init: the number given)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -377,6 +388,7 @@ void AddSampleCommands(CLI::App& app, CliContext& context) {
   CLI::App* evaluate = app.add_subcommand(
       "evaluate", "sample a model and compare with a data set (1-NNA, MMD, COV)");
   evaluate->add_option("--model", e->model, "model")->required();
+  AddVersionFlag(evaluate, &e->version);
   evaluate->add_option("--dataset", e->dataset, "reference data set")->required();
   evaluate->add_option("--num", e->num, "generated samples (default: as many as the reference, at most 256)")
       ->check(CLI::NonNegativeNumber);

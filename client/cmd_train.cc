@@ -1,6 +1,7 @@
 // wfm train, watch, cancel, jobs, models, delete-model.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -82,6 +83,60 @@ absl::Status Train(CliContext& context, const TrainFlags& flags) {
   return absl::OkStatus();
 }
 
+struct ModelsFlags {
+  std::string name;
+  bool json = false;
+  int64_t version = 0;
+  std::optional<int64_t> serve_version;
+  std::optional<int64_t> keep_versions;
+  std::optional<int64_t> delete_version;
+};
+
+absl::Status Models(CliContext& context, const ModelsFlags& f) {
+  const bool changes =
+      f.serve_version.has_value() || f.keep_versions.has_value() || f.delete_version.has_value();
+  if (f.name.empty() && (changes || f.version != 0)) {
+    return absl::InvalidArgumentError(
+        "--version, --serve-version, --keep-versions, --delete-version: need a model NAME");
+  }
+  WFM_ASSIGN_OR_RETURN(Client * client, context.client());
+  std::vector<v1::ModelInfo> all;
+  if (!f.name.empty()) {
+    if (f.delete_version.has_value()) {
+      WFM_RETURN_IF_ERROR(client->DeleteModel(f.name, *f.delete_version));
+      if (!f.json) {
+        std::printf("deleted version %lld of model '%s'\n",
+                    static_cast<long long>(*f.delete_version), f.name.c_str());
+      }
+    }
+    if (f.serve_version.has_value() || f.keep_versions.has_value()) {
+      v1::UpdateModelRequest update;
+      update.set_name(f.name);
+      if (f.serve_version.has_value()) update.set_serving_version(*f.serve_version);
+      if (f.keep_versions.has_value()) update.set_keep_versions(*f.keep_versions);
+      WFM_RETURN_IF_ERROR(client->UpdateModel(update).status());
+    }
+    WFM_ASSIGN_OR_RETURN(const v1::ModelInfo model, client->GetModel(f.name, f.version));
+    if (f.json) {
+      PrintJson(ProtoToJson(model));
+    } else {
+      std::printf("%s\n%s", ModelsTable({model}).c_str(), VersionsTable(model).c_str());
+    }
+    return absl::OkStatus();
+  }
+  WFM_ASSIGN_OR_RETURN(all, client->ListModels());
+  if (f.json) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const v1::ModelInfo& m : all) array.push_back(ProtoToJson(m));
+    PrintJson({{"models", array}});
+  } else if (all.empty()) {
+    std::printf("no models (train one with: wfm train --dataset D --model M)\n");
+  } else {
+    std::printf("%s", ModelsTable(all).c_str());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void AddTrainCommands(CLI::App& app, CliContext& context) {
@@ -156,37 +211,25 @@ void AddTrainCommands(CLI::App& app, CliContext& context) {
     };
   });
 
-  // models [NAME]
-  auto models_name = std::make_shared<std::string>();
-  auto models_json = std::make_shared<bool>(false);
-  CLI::App* models = app.add_subcommand("models", "list the trained models (or show one)");
-  models->add_option("NAME", *models_name, "show this model only");
-  models->add_flag("--json", *models_json, "print one JSON document");
-  models->callback([&context, models_name, models_json] {
-    context.action = [&context, models_name, models_json]() -> absl::Status {
-      WFM_ASSIGN_OR_RETURN(Client * client, context.client());
-      std::vector<v1::ModelInfo> all;
-      if (!models_name->empty()) {
-        WFM_ASSIGN_OR_RETURN(const v1::ModelInfo model, client->GetModel(*models_name));
-        if (*models_json) {
-          PrintJson(ProtoToJson(model));
-          return absl::OkStatus();
-        }
-        all.push_back(model);
-      } else {
-        WFM_ASSIGN_OR_RETURN(all, client->ListModels());
-      }
-      if (*models_json) {
-        nlohmann::json array = nlohmann::json::array();
-        for (const v1::ModelInfo& m : all) array.push_back(ProtoToJson(m));
-        PrintJson({{"models", array}});
-      } else if (all.empty()) {
-        std::printf("no models (train one with: wfm train --dataset D --model M)\n");
-      } else {
-        std::printf("%s", ModelsTable(all).c_str());
-      }
-      return absl::OkStatus();
-    };
+  // models [NAME] [--version V] [--serve-version V] [--keep-versions K] [--delete-version V]
+  auto mf = std::make_shared<ModelsFlags>();
+  CLI::App* models = app.add_subcommand(
+      "models", "list the trained models (or show one with its versions, pin, retention)");
+  models->add_option("NAME", mf->name, "show this model only");
+  models->add_flag("--json", mf->json, "print one JSON document");
+  models->add_option("--version", mf->version,
+                     "with NAME: describe this version (default: the serving one)")
+      ->check(CLI::PositiveNumber);
+  AddOptional(models, "--serve-version", &mf->serve_version,
+              "with NAME: pin this version as the serving one (rollback); 0 = unpin, the "
+              "latest version serves");
+  AddOptional(models, "--keep-versions", &mf->keep_versions,
+              "with NAME: keep the latest K versions (and the pinned one), deleting older "
+              "ones; 0 = the server's --keep-versions");
+  AddOptional(models, "--delete-version", &mf->delete_version,
+              "with NAME: delete this version (not the pinned one, nor the only one)");
+  models->callback([&context, mf] {
+    context.action = [&context, mf] { return Models(context, *mf); };
   });
 
   // delete-model NAME

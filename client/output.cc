@@ -186,7 +186,10 @@ std::string DatasetsTable(const std::vector<v1::Dataset>& datasets) {
 std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::ModelInfo& m : models) {
-    rows.push_back({m.name(), FamilyName(m.family()), absl::StrCat(m.dim()),
+    rows.push_back({m.name(),
+                    absl::StrCat(m.version(), m.pinned_version() > 0 ? " (pinned)" : "", " of ",
+                                 m.versions_size()),
+                    FamilyName(m.family()), absl::StrCat(m.dim()),
                     LabelsCell(m.label_type(), m.labels(), m.condition_dim(),
                                m.condition_columns()),
                     absl::StrCat(m.parameters()), m.summary().dataset(),
@@ -196,8 +199,28 @@ std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
                     FormatUnixMs(m.created_unix_ms())});
   }
   return RenderTable(
-      {"NAME", "FAMILY", "DIM", "LABELS", "PARAMS", "DATASET", "STEPS", "LOSS", "CREATED"}, rows,
-      {false, false, true, false, true, false, true, true, false});
+      {"NAME", "VERSION", "FAMILY", "DIM", "LABELS", "PARAMS", "DATASET", "STEPS", "LOSS",
+       "CREATED"},
+      rows, {false, false, false, true, false, true, false, true, true, false});
+}
+
+std::string VersionsTable(const v1::ModelInfo& model) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::ModelVersion& v : model.versions()) {
+    std::string serving = v.version() == model.serving_version() ? "serving" : "";
+    if (v.version() == model.pinned_version()) absl::StrAppend(&serving, " (pinned)");
+    rows.push_back({absl::StrCat(v.version()), serving, v.dataset(),
+                    absl::StrCat(v.summary().steps()),
+                    v.summary().steps() > 0 ? absl::StrFormat("%.4g", v.summary().recent_loss())
+                                            : "-",
+                    FormatBytes(v.size_bytes()), FormatUnixMs(v.created_unix_ms()),
+                    v.init_from_model().empty()
+                        ? std::string()
+                        : absl::StrCat(v.init_from_model(), ":", v.init_from_version())});
+  }
+  return RenderTable(
+      {"VERSION", "SERVING", "DATASET", "STEPS", "LOSS", "SIZE", "CREATED", "FROM"}, rows,
+      {true, false, false, true, true, true, false, false});
 }
 
 std::string JobsTable(const std::vector<v1::TrainingJob>& jobs) {

@@ -40,6 +40,8 @@ std::string LabelTypeName(v1::LabelType type);
 // Tables of the list commands.
 std::string DatasetsTable(const std::vector<v1::Dataset>& datasets);
 std::string ModelsTable(const std::vector<v1::ModelInfo>& models);
+// One row per stored version of `model`.
+std::string VersionsTable(const v1::ModelInfo& model);
 std::string JobsTable(const std::vector<v1::TrainingJob>& jobs);
 // A few lines describing an Evaluate result.
 std::string EvaluationText(const v1::EvaluateResponse& response);

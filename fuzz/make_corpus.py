@@ -340,6 +340,7 @@ REQUEST_TYPES = [  # fuzz/targets.h kRequestTypes, in selector order
     "StartTrainingRequest", "GetTrainingJobRequest", "ListTrainingJobsRequest",
     "CancelTrainingJobRequest", "WatchTrainingJobRequest", "ListModelsRequest", "GetModelRequest",
     "DeleteModelRequest", "SampleNichesRequest", "SampleGaussiansRequest", "EvaluateRequest",
+    "UpdateModelRequest",
 ]
 
 
@@ -454,6 +455,13 @@ def make_requests(stubs):
     put("list_models", s.ListModelsRequest())
     put("get_model", s.GetModelRequest(name="m1"))
     put("delete_model", s.DeleteModelRequest(name="m1"))
+    put("get_model_version", s.GetModelRequest(name="m1", version=2))
+    put("delete_model_version", s.DeleteModelRequest(name="m1", version=3))
+    put("update_model", s.UpdateModelRequest(name="m1", serving_version=2, keep_versions=5))
+    put("sample_niches_version", s.SampleNichesRequest(model="m1", num_samples=2, steps=3,
+                                                       version=2))
+    put("sample_gaussians_version", s.SampleGaussiansRequest(model="m2", num_samples=2, version=1))
+    put("evaluate_version", s.EvaluateRequest(model="m1", dataset="clouds", version=4))
     put("sample_niches", s.SampleNichesRequest(
         model="m1", num_samples=4, points_per_sample=8, label="a", condition=[0.5],
         guidance=2.0, steps=10, seed=7, trajectory=True, samples_per_message=2))

@@ -11,12 +11,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "fuzz/targets.h"
 #include "fuzz/util.h"
 #include "model/config/config.h"
 #include "repository/logging.h"
+#include "repository/model_folder.h"
 #include "repository/names.h"
 #include "repository/training_data.h"
 #include "server/dataset_store.h"
@@ -164,6 +166,16 @@ void CheckQueuePolicy(const Request& req) {
   }
 }
 
+// A model version field is accepted exactly when it is 0 or a version
+// number, and refused with a message naming the field.
+void CheckVersion(absl::string_view field, int64_t version) {
+  const absl::Status s = server::ValidateVersionField(field, version);
+  if (s.ok() != (version >= 0 && version <= repository::kMaxModelVersion)) {
+    Fail(absl::StrCat(field, " ", version, ": ", s.ToString()));
+  }
+  if (!s.ok() && !absl::StartsWith(s.message(), field)) Fail(std::string(s.message()));
+}
+
 }  // namespace
 
 int FuzzRequests(const uint8_t* data, size_t size) {
@@ -228,12 +240,18 @@ int FuzzRequests(const uint8_t* data, size_t size) {
     }
     case 10: {
       pb::GetModelRequest req;
-      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
+      if (Parse(rest, &req)) {
+        (void)repository::ValidateName("name", req.name());
+        CheckVersion("version", req.version());
+      }
       break;
     }
     case 11: {
       pb::DeleteModelRequest req;
-      if (Parse(rest, &req)) (void)repository::ValidateName("name", req.name());
+      if (Parse(rest, &req)) {
+        (void)repository::ValidateName("name", req.name());
+        CheckVersion("version", req.version());
+      }
       break;
     }
     case 12: {
@@ -241,6 +259,7 @@ int FuzzRequests(const uint8_t* data, size_t size) {
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
         (void)server::CloudRequestFromProto(req);
         CheckQueuePolicy(req);
+        CheckVersion("version", req.version());
       }
       break;
     }
@@ -248,6 +267,7 @@ int FuzzRequests(const uint8_t* data, size_t size) {
       pb::SampleGaussiansRequest req;
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok()) {
         CheckQueuePolicy(req);
+        CheckVersion("version", req.version());
         const absl::StatusOr<model::GaussianSampleRequest> r = server::GaussianRequestFromProto(req);
         // Given sources that define num_samples make whole [n, d] and [n, d, d].
         if (r.ok() && req.num_samples() == 0 && !r->init_means.empty()) {
@@ -266,6 +286,15 @@ int FuzzRequests(const uint8_t* data, size_t size) {
       if (Parse(rest, &req) && repository::ValidateName("model", req.model()).ok() &&
           repository::ValidateName("dataset", req.dataset()).ok()) {
         (void)server::EvaluateOptionsFromProto(req);
+        CheckVersion("version", req.version());
+      }
+      break;
+    }
+    case 15: {
+      pb::UpdateModelRequest req;
+      if (Parse(rest, &req)) {
+        (void)repository::ValidateName("name", req.name());
+        if (req.has_serving_version()) CheckVersion("serving_version", req.serving_version());
       }
       break;
     }

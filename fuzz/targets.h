@@ -52,6 +52,7 @@ inline constexpr const char* kRequestTypes[] = {
     "ListTrainingJobsRequest", "CancelTrainingJobRequest", "WatchTrainingJobRequest",
     "ListModelsRequest",       "GetModelRequest",          "DeleteModelRequest",
     "SampleNichesRequest",     "SampleGaussiansRequest",   "EvaluateRequest",
+    "UpdateModelRequest",
 };
 inline constexpr int kNumRequestTypes = sizeof(kRequestTypes) / sizeof(kRequestTypes[0]);
 

@@ -512,7 +512,8 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   TrainingRequest queued = request;
   if (!request.init_from_model.empty()) {
     WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> base,
-                         models_->Get(request.init_from_model));
+                         models_->Get(request.init_from_model, request.init_from_version));
+    queued.init_from_version = base->info.version;
     queued.init_from_created_unix_ms = base->info.created_unix_ms;
   }
   // Jobs other servers on this data folder started count too (one model,
@@ -869,8 +870,12 @@ absl::StatusOr<model::checkpoint::Checkpoint> JobManager::RunTrainer(
 }
 
 bool JobManager::PublishedBy(const JobStatus& status) const {
-  absl::StatusOr<std::shared_ptr<const Servable>> model = models_->Get(status.request.model);
-  return model.ok() && (*model)->info.origin.job == status.id;
+  absl::StatusOr<ModelVersions> model = models_->Describe(status.request.model);
+  if (!model.ok()) return false;
+  for (const auto& version : model->versions) {
+    if (version->info.origin.job == status.id) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<std::optional<model::checkpoint::Checkpoint>> JobManager::ResumeCheckpoint(
@@ -892,15 +897,18 @@ absl::StatusOr<std::optional<model::checkpoint::Checkpoint>> JobManager::ResumeC
 absl::StatusOr<model::checkpoint::Checkpoint> JobManager::BaseModel(
     const TrainingRequest& request) const {
   const std::string& name = request.init_from_model;
-  absl::StatusOr<model::checkpoint::Checkpoint> base = models_->ReadCheckpoint(name);
+  const std::string version =
+      request.init_from_version > 0 ? absl::StrCat(" version ", request.init_from_version) : "";
+  absl::StatusOr<model::checkpoint::Checkpoint> base =
+      models_->ReadCheckpoint(name, request.init_from_version);
   if (!base.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "init_from_model: cannot read model '", name, "': ", base.status().message()));
+    return absl::FailedPreconditionError(absl::StrCat("init_from_model: cannot read model '", name,
+                                                      "'", version, ": ", base.status().message()));
   }
   if (base->metadata.value("created_unix_ms", int64_t{0}) != request.init_from_created_unix_ms) {
     return absl::FailedPreconditionError(
-        absl::StrCat("init_from_model: model '", name,
-                     "' was replaced after the job was queued; start a new job to fine-tune it"));
+        absl::StrCat("init_from_model: model '", name, "'", version,
+                     " was replaced after the job was queued; start a new job to fine-tune it"));
   }
   return base;
 }

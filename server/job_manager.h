@@ -32,10 +32,11 @@
 // progress).
 //
 // Fine-tuning (TrainingRequest.init_from_model): the network starts from the
-// base model's trained weights; the optimizer, schedule and random stream
-// start afresh. The base model's creation time is recorded when the job is
-// queued, and the job fails (FAILED_PRECONDITION) if the model was replaced
-// or deleted before it started.
+// base model version's trained weights; the optimizer, schedule and random
+// stream start afresh. The version (0 = the serving one, resolved then) and
+// its creation time are recorded when the job is queued, and the job fails
+// (FAILED_PRECONDITION) if that version was replaced or deleted before it
+// started.
 //
 // Servers sharing a data folder (replicas on one volume) share jobs/: each
 // job is owned by the one server that holds its claim, an exclusive lock on
@@ -116,10 +117,11 @@ class JobManager {
   // Shutdown(infinite future).
   ~JobManager();
 
-  // Validates the request against the stores (NOT_FOUND: data set;
-  // INVALID_ARGUMENT: config or data set kind; ALREADY_EXISTS: model exists
-  // without overwrite; FAILED_PRECONDITION: another job is training that
-  // model; UNAVAILABLE: shutting down) and queues the job.
+  // Validates the request against the stores (NOT_FOUND: data set, base
+  // model or version; INVALID_ARGUMENT: config or data set kind;
+  // FAILED_PRECONDITION: another job is training that model; UNAVAILABLE:
+  // shutting down) and queues the job. The job publishes the next version
+  // of its model (ModelRegistry::Publish).
   absl::StatusOr<JobStatus> Start(const TrainingRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Another server's job as its record says now (NOT_FOUND: no such job).
   absl::StatusOr<JobStatus> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);

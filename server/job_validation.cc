@@ -53,18 +53,17 @@ absl::Status ValidateInitFrom(const TrainingRequest& request, const DatasetInfo&
   WFM_RETURN_IF_ERROR(ValidateName("init_from_model", base));
   if (request.init_from_version < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("init_from_version: must be >= 0 (0 = the current version), got ",
+        absl::StrCat("init_from_version: must be >= 0 (0 = the serving version), got ",
                      request.init_from_version));
   }
-  absl::StatusOr<std::shared_ptr<const Servable>> servable = models.Get(base);
-  if (!servable.ok()) {
+  if (!models.Contains(base)) {
     return absl::NotFoundError(absl::StrCat("init_from_model: model '", base, "' not found"));
   }
-  // A model is stored in one version (1), replaced as a whole by overwrite.
-  if (request.init_from_version > 1) {
+  absl::StatusOr<std::shared_ptr<const Servable>> servable =
+      models.Get(base, request.init_from_version);
+  if (!servable.ok()) {
     return absl::NotFoundError(absl::StrCat("init_from_version: model '", base,
-                                            "' has no version ", request.init_from_version,
-                                            " (a model has one version, 1)"));
+                                            "' has no version ", request.init_from_version));
   }
   const ModelInfo& info = (*servable)->info;
   const model::TrainingConfig& r = request.config;
@@ -198,12 +197,9 @@ absl::Status ValidateTrainingRequest(const TrainingRequest& request, const Datas
     return absl::InvalidArgumentError(
         absl::StrCat(source_field, ": only used with noise given_random or given_matched"));
   }
-  WFM_RETURN_IF_ERROR(ValidateInitFrom(request, data, models));
-  if (!request.overwrite && models.Contains(request.model)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("model: '", request.model, "' already exists (set overwrite to replace it)"));
-  }
-  return absl::OkStatus();
+  // Into an existing model name, training adds a version (with overwrite,
+  // it replaces every version).
+  return ValidateInitFrom(request, data, models);
 }
 
 }  // namespace wfm::server

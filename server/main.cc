@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
                  "how often models published into <data-dir>/models by others (replicas, "
                  "wfm-train) are picked up (0 = never)")
       ->capture_default_str();
+  app.add_option("--keep-versions", o.keep_versions,
+                 "versions kept per model that sets no retention of its own: the latest ones "
+                 "(and the pinned one); older ones are deleted after each publish (0 = all)")
+      ->capture_default_str();
   app.add_option("--grace-period-seconds", o.grace_period_seconds,
                  "time in-flight work gets on SIGTERM / SIGINT")
       ->capture_default_str();

@@ -80,8 +80,11 @@ struct Metrics::Impl {
   // Held around every use of a series labelled with a served model, so that
   // SyncModels never removes a series while another thread updates it.
   Mutex model_series_mu;
-  // name -> family, as SyncModels last reported them.
+  // name -> family and (name, version) -> family, as SyncModels last
+  // reported them.
   std::map<std::string, std::string> models ABSL_GUARDED_BY(model_series_mu);
+  std::map<std::pair<std::string, int64_t>, std::string> versions
+      ABSL_GUARDED_BY(model_series_mu);
   Gauge* datasets_stored;
 
   std::mutex exposer_mu;
@@ -189,9 +192,10 @@ void Metrics::InitRpcMethods(const std::vector<std::string>& methods) {
   }
 }
 
-void Metrics::AddGenerated(absl::string_view model, absl::string_view family, int64_t samples,
-                           int64_t points) {
-  const prometheus::Labels labels{{"model", S(model)}, {"family", S(family)}};
+void Metrics::AddGenerated(absl::string_view model, int64_t version, absl::string_view family,
+                           int64_t samples, int64_t points) {
+  const prometheus::Labels labels{
+      {"model", S(model)}, {"family", S(family)}, {"version", absl::StrCat(version)}};
   MutexLock lock(&impl_->model_series_mu);
   impl_->generated_samples->Add(labels).Increment(static_cast<double>(samples));
   if (points > 0) impl_->generated_points->Add(labels).Increment(static_cast<double>(points));
@@ -226,17 +230,29 @@ void Metrics::AddQueueTimeout(absl::string_view model) {
   impl_->queue_timeouts->Add({{"model", S(model)}}).Increment();
 }
 
-void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>& models) {
+void Metrics::SyncModels(const std::vector<ServedModel>& served) {
   MutexLock lock(&impl_->model_series_mu);
-  std::map<std::string, std::string> now(models.begin(), models.end());
-  // Gone, or now a model of the other family: its throughput and queue
-  // series go (a new model of that name starts from 0 below).
+  std::map<std::string, std::string> now;
+  std::map<std::pair<std::string, int64_t>, std::string> now_versions;
+  for (const ServedModel& m : served) {
+    now[m.name] = m.family;
+    now_versions[{m.name, m.version}] = m.family;
+  }
+  const auto throughput_labels = [](const std::pair<std::string, int64_t>& key,
+                                    const std::string& family) {
+    return prometheus::Labels{
+        {"model", key.first}, {"family", family}, {"version", absl::StrCat(key.second)}};
+  };
+  // Gone, or now of the other family: the version's throughput series go.
+  for (const auto& [key, family] : impl_->versions) {
+    auto it = now_versions.find(key);
+    if (it != now_versions.end() && it->second == family) continue;
+    RemoveSeries(impl_->generated_samples, throughput_labels(key, family));
+    RemoveSeries(impl_->generated_points, throughput_labels(key, family));
+  }
+  // Gone models lose their queue series.
   for (const auto& [model, family] : impl_->models) {
-    auto it = now.find(model);
-    if (it != now.end() && it->second == family) continue;
-    const prometheus::Labels by_family{{"model", model}, {"family", family}};
-    RemoveSeries(impl_->generated_samples, by_family);
-    RemoveSeries(impl_->generated_points, by_family);
+    if (now.count(model) > 0) continue;
     RemoveSeries(impl_->queue_depth, {{"model", model}});
     RemoveSeries(impl_->queue_timeouts, {{"model", model}});
     for (QueuePriority priority : kAllQueuePriorities) {
@@ -244,14 +260,15 @@ void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>&
                    QueueWaitBuckets());
     }
   }
-  // New (or of the other family now): every series at 0; Add keeps one
-  // that exists already.
+  // New: every series at 0; Add keeps one that exists already.
+  for (const auto& [key, family] : now_versions) {
+    auto it = impl_->versions.find(key);
+    if (it != impl_->versions.end() && it->second == family) continue;
+    impl_->generated_samples->Add(throughput_labels(key, family));
+    if (family == "pointcloud") impl_->generated_points->Add(throughput_labels(key, family));
+  }
   for (const auto& [model, family] : now) {
-    auto it = impl_->models.find(model);
-    if (it != impl_->models.end() && it->second == family) continue;
-    const prometheus::Labels by_family{{"model", model}, {"family", family}};
-    impl_->generated_samples->Add(by_family);
-    if (family == "pointcloud") impl_->generated_points->Add(by_family);
+    if (impl_->models.count(model) > 0) continue;
     impl_->queue_depth->Add({{"model", model}});
     impl_->queue_timeouts->Add({{"model", model}});
     for (QueuePriority priority : kAllQueuePriorities) {
@@ -260,6 +277,7 @@ void Metrics::SyncModels(const std::vector<std::pair<std::string, std::string>>&
     }
   }
   impl_->models = std::move(now);
+  impl_->versions = std::move(now_versions);
 }
 
 void Metrics::AddTrainingSteps(absl::string_view model, int64_t new_steps, double loss,

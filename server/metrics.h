@@ -2,14 +2,18 @@
 // the constructor (Triton's src/metrics.cc), exposed in the text format at
 // http://<--metrics-listen>/metrics (http_endpoint.h). Names are prefixed wfm_, in base units,
 // counters end in _total; labels are only method, code, model, family, state
-// (and version on wfm_build_info, solver on wfm_network_evaluations_total: one
+// (and version on wfm_build_info (the server's) and on the generated-sample
+// counters (the model's version, bounded by the retention), solver on
+// wfm_network_evaluations_total: one
 // of five names, priority on wfm_sampling_queue_wait_seconds: low, normal or
 // high).
 //
 //   wfm_rpc_requests_total{method,code}           counter   finished RPCs
 //   wfm_rpc_latency_seconds{method,code}          histogram RPC wall time
-//   wfm_generated_samples_total{model,family}     counter   clouds / Gaussians returned
-//   wfm_generated_points_total{model,family}      counter   points of returned clouds
+//   wfm_generated_samples_total{model,family,version}
+//                                                 counter   clouds / Gaussians returned
+//   wfm_generated_points_total{model,family,version}
+//                                                 counter   points of returned clouds
 //                                                            (point clouds only)
 //   wfm_network_evaluations_total{model,family,solver}
 //                                                 counter   network evaluations
@@ -41,9 +45,9 @@
 // OK of every method named to InitRpcMethods (the server names all of
 // WfmService's, from its descriptor), and for each model the registry
 // serves (SyncModels) its generated-samples counter (and generated points
-// for point-cloud models), queue depth, queue-wait histogram (each priority)
-// and queue-timeout counter. A model that leaves the registry loses those
-// series.
+// for point-cloud models) of each loaded version, queue depth, queue-wait
+// histogram (each priority) and queue-timeout counter. A model that leaves
+// the registry loses those series, a version its counters.
 //
 // No Prometheus types in this header: the cores record through these plain
 // methods. All methods are thread-safe.
@@ -61,6 +65,13 @@
 
 namespace wfm::server {
 
+// A model version the registry serves (family "pointcloud" | "gaussian").
+struct ServedModel {
+  std::string name;
+  std::string family;
+  int64_t version = 1;
+};
+
 class Metrics {
  public:
   explicit Metrics(absl::string_view version);
@@ -73,9 +84,10 @@ class Metrics {
   // The code-OK series of these methods, at 0.
   void InitRpcMethods(const std::vector<std::string>& methods);
 
-  // Samples handed back to a client (family "pointcloud" | "gaussian").
-  void AddGenerated(absl::string_view model, absl::string_view family, int64_t samples,
-                    int64_t points);
+  // Samples of `version` of `model` handed back to a client (family
+  // "pointcloud" | "gaussian").
+  void AddGenerated(absl::string_view model, int64_t version, absl::string_view family,
+                    int64_t samples, int64_t points);
   // The network evaluations (NFE) a sampling request reports, by solver
   // name (model/sample/ode_solver.h).
   void AddNetworkEvaluations(absl::string_view model, absl::string_view family,
@@ -88,10 +100,10 @@ class Metrics {
   void ObserveQueueWait(absl::string_view model, absl::string_view priority, double seconds);
   // A sampling request of `model` ended by its queue timeout.
   void AddQueueTimeout(absl::string_view model);
-  // The served models as (name, family "pointcloud" | "gaussian"): models
-  // not reported before get their throughput and queue series at 0; models
+  // The served model versions: versions not reported before get their
+  // throughput series at 0 (and new models their queue series); those
   // reported before and not now lose them.
-  void SyncModels(const std::vector<std::pair<std::string, std::string>>& models);
+  void SyncModels(const std::vector<ServedModel>& served);
 
   // Training progress of the job training `model`: `new_steps` steps done
   // since the last call.

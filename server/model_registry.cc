@@ -1,6 +1,7 @@
 #include "server/model_registry.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -20,15 +21,31 @@ using repository::ListDir;
 using repository::MakeDirs;
 using repository::RecoverDirs;
 using repository::RemovePublishedDir;
+using repository::ServingPolicy;
 using repository::StatFile;
+using repository::StoredVersion;
 using repository::ValidateName;
 
+namespace {
+
+absl::Status UnknownModel(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+}
+
+absl::Status UnknownVersion(const std::string& name, int64_t version) {
+  return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
-    const std::string& name, const model::checkpoint::Checkpoint& ckpt, int64_t size_bytes) {
+    const std::string& name, const model::checkpoint::Checkpoint& ckpt, int64_t size_bytes,
+    int64_t version) {
   auto s = std::make_shared<Servable>();
   ModelInfo& info = s->info;
   info.name = name;
   info.size_bytes = size_bytes;
+  info.version = version;
   const nlohmann::json& meta = ckpt.metadata;
   if (!meta.is_object() || !meta.contains("family") || !meta["family"].is_string()) {
     return absl::InvalidArgumentError("checkpoint: metadata names no model family");
@@ -67,32 +84,63 @@ absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
   return std::shared_ptr<const Servable>(std::move(s));
 }
 
+int64_t ModelRegistry::Entry::serving() const {
+  if (policy.pinned_version > 0 && versions.count(policy.pinned_version) > 0) {
+    return policy.pinned_version;
+  }
+  return versions.rbegin()->first;
+}
+
+ModelVersions ModelRegistry::View(const Entry& entry, int64_t described) {
+  ModelVersions view;
+  view.serving_version = entry.serving();
+  view.pinned_version = entry.policy.pinned_version;
+  view.keep_versions = entry.policy.keep_versions;
+  view.described = entry.versions.at(described > 0 ? described : view.serving_version);
+  view.versions.reserve(entry.versions.size());
+  for (const auto& [version, servable] : entry.versions) view.versions.push_back(servable);
+  return view;
+}
+
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::string& root,
-                                                                    Metrics* metrics) {
+                                                                    Metrics* metrics,
+                                                                    ModelRegistryOptions options) {
   if (root.empty()) return absl::InvalidArgumentError("model registry: root is empty");
+  if (options.keep_versions < 0) {
+    return absl::InvalidArgumentError("model registry: keep_versions must be >= 0");
+  }
   WFM_RETURN_IF_ERROR(MakeDirs(root));
-  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(root, metrics));
+  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(root, metrics, options));
   registry->LoadAll();
   return registry;
 }
 
-absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadFolder(
-    const std::string& entry, FileStamp* stamp) const {
-  const std::string path = repository::ModelFilePath(root_, entry);
-  WFM_RETURN_IF_ERROR(ValidateName("folder", entry));
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadVersion(
+    const std::string& name, int64_t version, const std::string& path, FileStamp* stamp) const {
   WFM_ASSIGN_OR_RETURN(*stamp, StatFile(path));
   WFM_ASSIGN_OR_RETURN(const model::checkpoint::Checkpoint ckpt, model::checkpoint::Read(path));
-  return MakeServable(entry, ckpt, stamp->size);
+  return MakeServable(name, ckpt, stamp->size, version);
 }
 
 absl::StatusOr<model::checkpoint::Checkpoint> ModelRegistry::ReadCheckpoint(
-    const std::string& name) const {
-  WFM_RETURN_IF_ERROR(Get(name).status());
-  return model::checkpoint::Read(repository::ModelFilePath(root_, name));
+    const std::string& name, int64_t version) const {
+  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, Get(name, version));
+  const int64_t v = servable->info.version;
+  const std::string path = repository::ModelVersionPath(root_, name, v);
+  if (v == 1 && !repository::Exists(path)) {
+    return model::checkpoint::Read(repository::ModelFilePath(root_, name));
+  }
+  return model::checkpoint::Read(path);
 }
 
 void ModelRegistry::LoadAll() {
   RecoverDirs(root_);
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(root_);
+  if (entries.ok()) {
+    for (const std::string& entry : *entries) {
+      if (!absl::StartsWith(entry, ".~")) RecoverDirs(absl::StrCat(root_, "/", entry));
+    }
+  }
   Rescan();
 }
 
@@ -104,59 +152,86 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
     LogError(absl::StrCat("cannot list models: ", entries.status().message()));
     return result;
   }
-  std::map<std::string, std::shared_ptr<const Servable>> changed;
-  std::map<std::string, FileStamp> stamps;
+  // What the folder holds now; unchanged versions keep their servable.
+  std::map<std::string, Entry> now;
+  std::map<VersionKey, FileStamp> stamps;
+  std::vector<VersionKey> loaded;
+  std::map<std::string, Entry> before;
+  {
+    MutexLock lock(&mu_);
+    before = models_;
+  }
   for (const std::string& entry : *entries) {
     // ".~" entries are staging and trash folders of a publish in progress
     // (no valid name holds '~'); other names starting with '.' are models.
     if (absl::StartsWith(entry, ".~")) continue;
-    absl::StatusOr<FileStamp> current =
-        StatFile(repository::ModelFilePath(root_, entry));
-    if (current.ok()) {
-      auto known = loaded_stamps_.find(entry);
-      if (known != loaded_stamps_.end() && known->second == *current) {
-        stamps.emplace(entry, *current);
-        continue;
+    if (!ValidateName("folder", entry).ok()) {
+      // Logged once (version 0 stands for the folder).
+      if (failed_stamps_.emplace(VersionKey{entry, 0}, FileStamp{}).second) {
+        LogWarning(absl::StrCat("skipping model folder ", root_, "/", entry, ": not a model name"));
       }
-      auto failed = failed_stamps_.find(entry);
-      if (failed != failed_stamps_.end() && failed->second == *current) continue;
-    }
-    FileStamp stamp;
-    absl::StatusOr<std::shared_ptr<const Servable>> servable = LoadFolder(entry, &stamp);
-    if (!servable.ok()) {
-      LogWarning(absl::StrCat("skipping model folder ", root_, "/", entry, ": ",
-                              servable.status().message()));
-      if (current.ok()) failed_stamps_[entry] = *current;
       continue;
     }
-    failed_stamps_.erase(entry);
-    stamps.emplace(entry, stamp);
-    changed.emplace(entry, *std::move(servable));
+    absl::StatusOr<std::vector<StoredVersion>> versions = repository::ListModelVersions(root_, entry);
+    if (!versions.ok()) continue;  // a file, or gone meanwhile
+    Entry model;
+    absl::StatusOr<ServingPolicy> policy = repository::ReadServingPolicy(root_, entry);
+    if (policy.ok()) {
+      model.policy = *policy;
+    } else {
+      LogWarning(absl::StrCat("model '", entry, "': ", policy.status().message(),
+                              "; serving the latest version"));
+    }
+    const auto old = before.find(entry);
+    for (const StoredVersion& stored : *versions) {
+      const VersionKey key{entry, stored.version};
+      absl::StatusOr<FileStamp> current = StatFile(stored.path);
+      if (current.ok()) {
+        auto known = loaded_stamps_.find(key);
+        if (known != loaded_stamps_.end() && known->second == *current && old != before.end() &&
+            old->second.versions.count(stored.version) > 0) {
+          stamps.emplace(key, *current);
+          model.versions.emplace(stored.version, old->second.versions.at(stored.version));
+          continue;
+        }
+        auto failed = failed_stamps_.find(key);
+        if (failed != failed_stamps_.end() && failed->second == *current) continue;
+      }
+      FileStamp stamp;
+      absl::StatusOr<std::shared_ptr<const Servable>> servable =
+          LoadVersion(entry, stored.version, stored.path, &stamp);
+      if (!servable.ok()) {
+        LogWarning(absl::StrCat("skipping version ", stored.version, " of model folder ", root_,
+                                "/", entry, ": ", servable.status().message()));
+        if (current.ok()) failed_stamps_[key] = *current;
+        continue;
+      }
+      failed_stamps_.erase(key);
+      stamps.emplace(key, stamp);
+      model.versions.emplace(stored.version, *std::move(servable));
+      loaded.push_back(key);
+      const bool replaced = old != before.end() && old->second.versions.count(stored.version) > 0;
+      ++(replaced ? result.replaced : result.added);
+    }
+    if (!model.versions.empty()) now.emplace(entry, std::move(model));
   }
-  std::vector<std::string> removed;
+  for (const auto& [name, model] : before) {
+    const auto kept = now.find(name);
+    for (const auto& [version, servable] : model.versions) {
+      if (kept == now.end() || kept->second.versions.count(version) == 0) ++result.removed;
+    }
+    if (kept == now.end()) {
+      LogInfo(absl::StrCat("model '", name, "' disappeared from ", root_, "; unloaded"));
+    }
+  }
   {
     MutexLock lock(&mu_);
-    for (auto it = models_.begin(); it != models_.end();) {
-      if (stamps.count(it->first) == 0) {
-        removed.push_back(it->first);
-        it = models_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (auto& [name, servable] : changed) {
-      auto [it, inserted] = models_.insert_or_assign(name, std::move(servable));
-      ++(inserted ? result.added : result.replaced);
-    }
+    models_ = std::move(now);
     UpdateMetrics();
   }
   loaded_stamps_ = std::move(stamps);
-  result.removed = static_cast<int>(removed.size());
-  for (const auto& [name, stamp] : loaded_stamps_) {
-    if (changed.count(name) > 0) LogInfo(absl::StrCat("loaded model '", name, "' from ", root_));
-  }
-  for (const std::string& name : removed) {
-    LogInfo(absl::StrCat("model '", name, "' disappeared from ", root_, "; unloaded"));
+  for (const auto& [name, version] : loaded) {
+    LogInfo(absl::StrCat("loaded version ", version, " of model '", name, "' from ", root_));
   }
   return result;
 }
@@ -191,10 +266,11 @@ ModelRegistry::~ModelRegistry() {
 void ModelRegistry::UpdateMetrics() const {
   if (metrics_ == nullptr) return;
   metrics_->SetModelsLoaded(static_cast<int64_t>(models_.size()));
-  std::vector<std::pair<std::string, std::string>> served;
-  served.reserve(models_.size());
-  for (const auto& [name, servable] : models_) {
-    served.emplace_back(name, model::FamilyName(servable->info.family));
+  std::vector<ServedModel> served;
+  for (const auto& [name, entry] : models_) {
+    for (const auto& [version, servable] : entry.versions) {
+      served.push_back({name, model::FamilyName(servable->info.family), version});
+    }
   }
   metrics_->SyncModels(served);
 }
@@ -203,15 +279,36 @@ std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {
   MutexLock lock(&mu_);
   std::vector<std::shared_ptr<const Servable>> out;
   out.reserve(models_.size());
-  for (const auto& [name, servable] : models_) out.push_back(servable);
+  for (const auto& [name, entry] : models_) out.push_back(entry.versions.at(entry.serving()));
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Get(const std::string& name) const {
+std::vector<ModelVersions> ModelRegistry::ListVersions() const {
+  MutexLock lock(&mu_);
+  std::vector<ModelVersions> out;
+  out.reserve(models_.size());
+  for (const auto& [name, entry] : models_) out.push_back(View(entry, 0));
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Get(const std::string& name,
+                                                                   int64_t version) const {
   MutexLock lock(&mu_);
   auto it = models_.find(name);
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
-  return it->second;
+  if (it == models_.end()) return UnknownModel(name);
+  const Entry& entry = it->second;
+  auto v = entry.versions.find(version > 0 ? version : entry.serving());
+  if (v == entry.versions.end()) return UnknownVersion(name, version);
+  return v->second;
+}
+
+absl::StatusOr<ModelVersions> ModelRegistry::Describe(const std::string& name,
+                                                      int64_t version) const {
+  MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return UnknownModel(name);
+  if (version > 0 && it->second.versions.count(version) == 0) return UnknownVersion(name, version);
+  return View(it->second, version);
 }
 
 bool ModelRegistry::Contains(const std::string& name) const {
@@ -230,40 +327,92 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   // Build first: a checkpoint that does not load is never written.
   WFM_ASSIGN_OR_RETURN(std::shared_ptr<const Servable> probe, MakeServable(name, ckpt, 0));
   MutexLock write_lock(&write_mu_);
-  if (!overwrite && repository::Exists(absl::StrCat(root_, "/", name))) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("model '", name, "' already exists (set overwrite to replace it)"));
+  const auto write = [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); };
+  int64_t version = 1;
+  if (overwrite) {
+    WFM_RETURN_IF_ERROR(repository::ReplaceModelFolder(root_, name, write));
+  } else {
+    WFM_ASSIGN_OR_RETURN(version, repository::PublishModelVersion(root_, name, write));
   }
-  // In an existing folder the checkpoint writer replaces the file
-  // atomically; a new folder is staged and renamed into place.
-  WFM_RETURN_IF_ERROR(repository::WriteModelFolder(
-      root_, name, [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); }));
-  const std::string path = repository::ModelFilePath(root_, name);
+  const std::string path = repository::ModelVersionPath(root_, name, version);
   WFM_ASSIGN_OR_RETURN(const FileStamp stamp, StatFile(path));
-  loaded_stamps_[name] = stamp;
-  failed_stamps_.erase(name);
-  const int64_t size = stamp.size;
+  if (overwrite) {
+    for (auto it = loaded_stamps_.begin(); it != loaded_stamps_.end();) {
+      it = it->first.first == name ? loaded_stamps_.erase(it) : std::next(it);
+    }
+  }
+  loaded_stamps_[{name, version}] = stamp;
+  failed_stamps_.erase({name, version});
   auto servable = std::make_shared<Servable>(*probe);
-  servable->info.size_bytes = size;
+  servable->info.size_bytes = stamp.size;
+  servable->info.version = version;
   std::shared_ptr<const Servable> published = servable;
-  std::shared_ptr<const Servable> previous;
   {
     MutexLock lock(&mu_);
-    previous = std::exchange(models_[name], published);
+    Entry& entry = models_[name];
+    if (overwrite) entry = Entry{};
+    entry.versions[version] = published;
     UpdateMetrics();
   }
-  LogInfo(absl::StrCat(previous ? "replaced" : "published", " model '", name, "' (",
-                       model::FamilyName(published->info.family), ", dim ", published->info.dim,
-                       ", ", published->info.parameters, " parameters, ", size, " bytes)"));
+  LogInfo(absl::StrCat(overwrite ? "replaced model '" : "published model '", name, "' version ",
+                       version, " (", model::FamilyName(published->info.family), ", dim ",
+                       published->info.dim, ", ", published->info.parameters, " parameters, ",
+                       stamp.size, " bytes)"));
+  ApplyRetention(name);
   return published;
+}
+
+absl::Status ModelRegistry::RemoveVersion(const std::string& name, int64_t version) {
+  WFM_RETURN_IF_ERROR(repository::RemoveModelVersion(root_, name, version));
+  loaded_stamps_.erase({name, version});
+  std::shared_ptr<const Servable> previous;  // released after the lock
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) {
+      auto v = it->second.versions.find(version);
+      if (v != it->second.versions.end()) {
+        previous = std::move(v->second);
+        it->second.versions.erase(v);
+      }
+      if (it->second.versions.empty()) models_.erase(it);
+    }
+    UpdateMetrics();
+  }
+  LogInfo(absl::StrCat("deleted version ", version, " of model '", name, "'"));
+  return absl::OkStatus();
+}
+
+void ModelRegistry::ApplyRetention(const std::string& name) {
+  std::vector<int64_t> doomed;
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    const Entry& entry = it->second;
+    const int64_t keep =
+        entry.policy.keep_versions > 0 ? entry.policy.keep_versions : options_.keep_versions;
+    if (keep <= 0) return;
+    std::vector<int64_t> versions;
+    for (const auto& [version, servable] : entry.versions) versions.push_back(version);
+    doomed = repository::VersionsBeyondRetention(versions, keep, entry.policy.pinned_version);
+  }
+  for (int64_t version : doomed) {
+    const absl::Status removed = RemoveVersion(name, version);
+    if (!removed.ok()) {
+      LogWarning(absl::StrCat("retention of model '", name, "': ", removed.message()));
+    }
+  }
 }
 
 absl::Status ModelRegistry::Delete(const std::string& name) {
   MutexLock write_lock(&write_mu_);
-  if (!Contains(name)) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  if (!Contains(name)) return UnknownModel(name);
   WFM_RETURN_IF_ERROR(RemovePublishedDir(root_, name));
-  loaded_stamps_.erase(name);
-  std::shared_ptr<const Servable> previous;
+  for (auto it = loaded_stamps_.begin(); it != loaded_stamps_.end();) {
+    it = it->first.first == name ? loaded_stamps_.erase(it) : std::next(it);
+  }
+  Entry previous;  // released after the lock
   {
     MutexLock lock(&mu_);
     auto it = models_.find(name);
@@ -275,6 +424,64 @@ absl::Status ModelRegistry::Delete(const std::string& name) {
   }
   LogInfo(absl::StrCat("deleted model '", name, "'"));
   return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::DeleteVersion(const std::string& name, int64_t version) {
+  MutexLock write_lock(&write_mu_);
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return UnknownModel(name);
+    const Entry& entry = it->second;
+    if (entry.versions.count(version) == 0) return UnknownVersion(name, version);
+    if (entry.policy.pinned_version == version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version: ", version, " of model '", name,
+          "' is pinned as its serving version; pin another version (or unpin) first"));
+    }
+    if (entry.versions.size() == 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version: ", version, " is the only version of model '", name,
+          "'; delete the model instead"));
+    }
+  }
+  return RemoveVersion(name, version);
+}
+
+absl::StatusOr<ModelVersions> ModelRegistry::Update(const std::string& name,
+                                                    std::optional<int64_t> serving_version,
+                                                    std::optional<int64_t> keep_versions) {
+  MutexLock write_lock(&write_mu_);
+  ServingPolicy policy;
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return UnknownModel(name);
+    policy = it->second.policy;
+    if (serving_version.has_value()) {
+      if (*serving_version > 0 && it->second.versions.count(*serving_version) == 0) {
+        return absl::NotFoundError(absl::StrCat("serving_version: model '", name,
+                                                "' has no version ", *serving_version));
+      }
+      policy.pinned_version = *serving_version;
+    }
+    if (keep_versions.has_value()) policy.keep_versions = *keep_versions;
+  }
+  WFM_RETURN_IF_ERROR(repository::WriteServingPolicy(root_, name, policy));
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) it->second.policy = policy;
+  }
+  LogInfo(absl::StrCat("model '", name, "': ",
+                       policy.pinned_version > 0
+                           ? absl::StrCat("version ", policy.pinned_version, " pinned")
+                           : std::string("the latest version serves"),
+                       policy.keep_versions > 0
+                           ? absl::StrCat(", keeping the latest ", policy.keep_versions)
+                           : std::string()));
+  ApplyRetention(name);
+  return Describe(name);
 }
 
 }  // namespace wfm::server

@@ -1,16 +1,26 @@
-// The model registry: trained models on disk, one folder per model,
-//   <data-dir>/models/<name>/model.wfm   (model/checkpoint format)
-// loaded at start-up (a folder whose checkpoint is missing or corrupt is
-// logged and skipped, never fatal) and served as immutable shared objects
-// (TensorFlow Serving's ServableHandle): Get() copies a
-// std::shared_ptr<const Servable> under a mutex and the caller computes
-// without the lock; Publish() writes the new checkpoint atomically, then
-// swaps the pointer, so readers of the old model finish undisturbed.
+// The model registry: trained models on disk, one folder per model and one
+// folder per version inside it (repository/model_folder.h),
+//   <data-dir>/models/<name>/<V>/model.wfm   (model/checkpoint format)
+//   <data-dir>/models/<name>/serving.json    pinned version, retention
+// loaded at start-up (a version whose checkpoint is missing or corrupt is
+// logged and skipped, never fatal; a folder of the first layout,
+// <name>/model.wfm, is served in place as version 1) and served as immutable
+// shared objects (TensorFlow Serving's ServableHandle), one per (name,
+// version): Get() copies a std::shared_ptr<const Servable> under a mutex and
+// the caller computes without the lock; Publish() writes the new version's
+// folder atomically, then inserts it, so readers of other versions finish
+// undisturbed.
 //
-// The repository may be shared: replicas and wfm-train (distributed training)
-// publish into it too. Rescan() (run every --model-rescan-seconds by
-// StartRescanning) loads folders that appeared or whose model.wfm changed and
-// drops folders that disappeared.
+// Versions are integers from 1; publishing into an existing name adds the
+// next one. The serving version (what requests without a version get) is
+// the pinned one when set, else the latest. Retention keeps the latest
+// keep_versions versions (per model, else the registry's default; 0 = all)
+// and the pinned one; older ones are deleted after each publish.
+//
+// The repository may be shared: replicas publish into it too. Rescan() (run
+// every --model-rescan-seconds by StartRescanning) loads versions that
+// appeared or whose file changed, re-reads the serving policies and drops
+// what disappeared.
 //
 // Besides what the trainers store, a published checkpoint's metadata holds
 // "server": the TrainingOrigin (the data set, niche size and held-out
@@ -24,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +50,7 @@
 #include "model/config/config.h"
 #include "model/config/metadata.h"
 #include "repository/fs_util.h"
+#include "repository/model_folder.h"
 #include "repository/training_data.h"
 
 namespace wfm::server {
@@ -64,6 +76,7 @@ struct ModelInfo {
   int64_t parameters = 0;
   int64_t size_bytes = 0;  // of model.wfm
   double default_guidance = 1.0;
+  int64_t version = 1;  // of the model name, from 1
 };
 
 // One loaded model, immutable and shared by every reader.
@@ -77,39 +90,85 @@ struct Servable {
 // recorded as given. INVALID_ARGUMENT / DATA_LOSS for a bad checkpoint.
 absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(const std::string& name,
                                                              const model::checkpoint::Checkpoint& ckpt,
-                                                             int64_t size_bytes);
+                                                             int64_t size_bytes,
+                                                             int64_t version = 1);
+
+// A model with its versions, as the API reports it.
+struct ModelVersions {
+  std::shared_ptr<const Servable> described;  // the version asked for (or the serving one)
+  int64_t serving_version = 0;
+  int64_t pinned_version = 0;  // 0 = none
+  int64_t keep_versions = 0;   // the model's own retention; 0 = the registry's
+  std::vector<std::shared_ptr<const Servable>> versions;  // ascending
+};
+
+// The largest retention a model or the server may set.
+inline constexpr int64_t kMaxKeepVersions = 1'000'000;
+
+struct ModelRegistryOptions {
+  // Retention of models without their own: keep the latest keep_versions
+  // versions (and the pinned one); 0 = keep all.
+  int64_t keep_versions = 0;
+};
 
 class ModelRegistry {
  public:
   // Creates `root` when missing and loads every model folder in it.
   // `metrics` may be null.
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Open(const std::string& root,
-                                                             Metrics* metrics = nullptr);
+                                                             Metrics* metrics = nullptr,
+                                                             ModelRegistryOptions options = {});
 
-  // Sorted by name.
+  // The serving version of every model, sorted by name.
   std::vector<std::shared_ptr<const Servable>> List() const ABSL_LOCKS_EXCLUDED(mu_);
-  // NOT_FOUND for an unknown name.
-  absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name) const
+  // Every model with its versions, sorted by name.
+  std::vector<ModelVersions> ListVersions() const ABSL_LOCKS_EXCLUDED(mu_);
+  // `version` of `name`, 0 = the serving version. NOT_FOUND for an unknown
+  // name or version.
+  absl::StatusOr<std::shared_ptr<const Servable>> Get(const std::string& name,
+                                                      int64_t version = 0) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The model with its versions, `described` being `version` (0 = serving).
+  absl::StatusOr<ModelVersions> Describe(const std::string& name, int64_t version = 0) const
       ABSL_LOCKS_EXCLUDED(mu_);
   bool Contains(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-  // The stored checkpoint of a loaded model (with its training weights
-  // "model.*"), read from its file. NOT_FOUND for an unknown name.
-  absl::StatusOr<model::checkpoint::Checkpoint> ReadCheckpoint(const std::string& name) const
+  // The stored checkpoint of a loaded version (0 = serving; with its
+  // training weights "model.*"), read from its file. NOT_FOUND for an
+  // unknown name or version.
+  absl::StatusOr<model::checkpoint::Checkpoint> ReadCheckpoint(const std::string& name,
+                                                               int64_t version = 0) const
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Models (names).
   int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Builds the servable from `ckpt` (so a bad checkpoint is never
-  // published), writes <root>/<name>/model.wfm atomically and swaps it in.
-  // ALREADY_EXISTS when the name is taken and !overwrite.
+  // published) and publishes it as the next version of `name` (1 for a new
+  // name), then applies the retention. With `overwrite` the model's whole
+  // folder (every version and its serving policy) is replaced atomically by
+  // one holding the checkpoint as version 1.
   absl::StatusOr<std::shared_ptr<const Servable>> Publish(const std::string& name,
                                                           const model::checkpoint::Checkpoint& ckpt,
                                                           bool overwrite)
       ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
-  // NOT_FOUND for an unknown name. Readers holding the model keep it.
+  // Deletes the model, every version. NOT_FOUND for an unknown name.
+  // Readers holding a version keep it.
   absl::Status Delete(const std::string& name) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  // Deletes one version: NOT_FOUND for an unknown name or version;
+  // FAILED_PRECONDITION for the pinned version and for a model's only one.
+  absl::Status DeleteVersion(const std::string& name, int64_t version)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  // Pins `serving_version` (0 = unpin: the latest serves; NOT_FOUND for a
+  // version not stored) and/or sets the model's retention (0 = the
+  // registry's), applied at once; unset = unchanged. Written to
+  // serving.json atomically.
+  absl::StatusOr<ModelVersions> Update(const std::string& name,
+                                       std::optional<int64_t> serving_version,
+                                       std::optional<int64_t> keep_versions)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
-  // Brings the registry in line with the folder (see above). A folder that
-  // fails to load is logged once per version of its file and skipped.
+  // Brings the registry in line with the folder (see above). A version that
+  // fails to load is logged once per version of its file and skipped; counts
+  // are of versions.
   struct RescanResult {
     int added = 0;
     int replaced = 0;
@@ -123,26 +182,45 @@ class ModelRegistry {
   const std::string& root() const { return root_; }
 
  private:
-  ModelRegistry(std::string root, Metrics* metrics) : root_(std::move(root)), metrics_(metrics) {}
+  // A model in memory: its loaded versions and serving policy.
+  struct Entry {
+    std::map<int64_t, std::shared_ptr<const Servable>> versions;  // never empty
+    repository::ServingPolicy policy;
+    int64_t serving() const;
+  };
+  using VersionKey = std::pair<std::string, int64_t>;
+
+  ModelRegistry(std::string root, Metrics* metrics, ModelRegistryOptions options)
+      : root_(std::move(root)), metrics_(metrics), options_(options) {}
   void LoadAll();
   void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rescan() every `interval` until stop_rescanning_.
   void RescanLoop(absl::Duration interval) ABSL_LOCKS_EXCLUDED(rescan_mu_);
-  // Loads <root>/<entry>/model.wfm.
-  absl::StatusOr<std::shared_ptr<const Servable>> LoadFolder(const std::string& entry,
-                                                             repository::FileStamp* stamp) const;
+  // Loads the checkpoint at `path` as `version` of `name`.
+  absl::StatusOr<std::shared_ptr<const Servable>> LoadVersion(const std::string& name,
+                                                              int64_t version,
+                                                              const std::string& path,
+                                                              repository::FileStamp* stamp) const;
+  static ModelVersions View(const Entry& entry, int64_t described);
+  // Deletes what the retention of `name` leaves out (logged, never fatal).
+  void ApplyRetention(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes `version` of `name` from disk and memory.
+  absl::Status RemoveVersion(const std::string& name, int64_t version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string root_;
   Metrics* const metrics_;
-  // Serialises writers (publish, delete, rescan) without blocking readers;
-  // taken before mu_.
+  const ModelRegistryOptions options_;
+  // Serialises writers (publish, delete, update, rescan) without blocking
+  // readers; taken before mu_.
   Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
-  std::map<std::string, std::shared_ptr<const Servable>> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   // The version of each loaded file, and of each file that failed to load
   // (so it is logged once).
-  std::map<std::string, repository::FileStamp> loaded_stamps_ ABSL_GUARDED_BY(write_mu_);
-  std::map<std::string, repository::FileStamp> failed_stamps_ ABSL_GUARDED_BY(write_mu_);
+  std::map<VersionKey, repository::FileStamp> loaded_stamps_ ABSL_GUARDED_BY(write_mu_);
+  std::map<VersionKey, repository::FileStamp> failed_stamps_ ABSL_GUARDED_BY(write_mu_);
 
   Mutex rescan_mu_;
   CondVar rescan_cv_;  // stop_rescanning_ turned true

@@ -9,6 +9,7 @@
 #include "model/config/config.h"
 #include "model/sample/ode_solver.h"
 #include "proto/training_options.h"
+#include "repository/model_folder.h"
 
 namespace wfm::server {
 namespace {
@@ -210,6 +211,21 @@ void ToProto(const JobStatus& s, pb::TrainingJob* out) {
   out->set_resumed_from_step(s.resumed_from_step);
 }
 
+namespace {
+
+void SummaryToProto(const model::TrainingSummary& summary, pb::TrainingSummary* s) {
+  s->set_dataset(summary.dataset);
+  s->set_items(summary.items);
+  s->set_steps(summary.steps);
+  s->set_final_loss(summary.final_loss);
+  s->set_recent_loss(summary.recent_loss);
+  s->set_seconds(summary.seconds);
+  s->set_steps_per_second(summary.steps_per_second);
+  s->set_world_size(summary.world_size);
+}
+
+}  // namespace
+
 void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   out->set_name(info.name);
   out->set_family(api::FamilyToProto(info.family));
@@ -235,21 +251,42 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   // Models trained on clouds or Gaussians took no niches.
   if (info.origin.niche_size <= 0) out->mutable_config()->clear_niche_size();
   out->set_config_json(info.config_json.dump());
-  pb::TrainingSummary* s = out->mutable_summary();
-  s->set_dataset(info.summary.dataset);
-  s->set_items(info.summary.items);
-  s->set_steps(info.summary.steps);
-  s->set_final_loss(info.summary.final_loss);
-  s->set_recent_loss(info.summary.recent_loss);
-  s->set_seconds(info.summary.seconds);
-  s->set_steps_per_second(info.summary.steps_per_second);
-  s->set_world_size(info.summary.world_size);
+  SummaryToProto(info.summary, out->mutable_summary());
   out->set_created_unix_ms(info.created_unix_ms);
   out->set_parameters(info.parameters);
   out->set_size_bytes(info.size_bytes);
   out->set_default_guidance(info.default_guidance);
   out->set_init_from_model(info.origin.init_from_model);
   out->set_init_from_version(info.origin.init_from_version);
+  out->set_version(info.version);
+}
+
+void ToProto(const ModelVersions& model, pb::ModelInfo* out) {
+  ToProto(model.described->info, out);
+  out->set_serving_version(model.serving_version);
+  out->set_pinned_version(model.pinned_version);
+  out->set_keep_versions(model.keep_versions);
+  for (const auto& servable : model.versions) {
+    const ModelInfo& info = servable->info;
+    pb::ModelVersion* v = out->add_versions();
+    v->set_version(info.version);
+    v->set_created_unix_ms(info.created_unix_ms);
+    SummaryToProto(info.summary, v->mutable_summary());
+    v->set_size_bytes(info.size_bytes);
+    v->set_parameters(info.parameters);
+    v->set_dataset(info.origin.dataset);
+    v->set_init_from_model(info.origin.init_from_model);
+    v->set_init_from_version(info.origin.init_from_version);
+  }
+}
+
+absl::Status ValidateVersionField(absl::string_view field, int64_t version) {
+  if (version < 0 || version > repository::kMaxModelVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": must be 0 (the serving version) or a version from 1 to ",
+        repository::kMaxModelVersion, ", got ", version));
+  }
+  return absl::OkStatus();
 }
 
 namespace {

@@ -37,6 +37,12 @@ void ToProto(const JobStatus& status, wfm::v1::TrainingJob* out);
 
 // Models.
 void ToProto(const ModelInfo& info, wfm::v1::ModelInfo* out);
+// The described version's info with the version list and serving policy.
+void ToProto(const ModelVersions& model, wfm::v1::ModelInfo* out);
+// A request's model version field (`field`, e.g. "version"): 0 (the serving
+// version) or a version number (1 to repository::kMaxModelVersion);
+// INVALID_ARGUMENT naming the field otherwise.
+absl::Status ValidateVersionField(absl::string_view field, int64_t version);
 
 // Sampling. Steps 0 become 100; an empty solver is the family's default
 // (point clouds midpoint, Gaussians euler); rtol/atol only with "adaptive".

@@ -1,6 +1,6 @@
-// Sampling of served models through one dynamic batcher per model (see
-// batcher.h): request limits, the batcher map (a new batcher when a model is
-// replaced), and the generated-sample metrics. No gRPC here.
+// Sampling of served models through one dynamic batcher per model version
+// (see batcher.h): request limits, the batcher map (a new batcher when a
+// version is replaced), and the generated-sample metrics. No gRPC here.
 #ifndef WFM_SERVER_SAMPLER_H_
 #define WFM_SERVER_SAMPLER_H_
 
@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -39,23 +40,26 @@ class Sampler {
   Sampler(ModelRegistry* models, SamplerOptions options, Metrics* metrics = nullptr);
   ~Sampler();
 
-  // The clouds of one request to the point-cloud model `model`: NOT_FOUND
-  // (unknown model), FAILED_PRECONDITION (a model of the other family),
+  // The clouds of one request to `version` (0 = the serving one) of the
+  // point-cloud model `model`: NOT_FOUND (unknown model or version),
+  // FAILED_PRECONDITION (a model of the other family),
   // INVALID_ARGUMENT / RESOURCE_EXHAUSTED (the request against the model and
   // the limits), then the batcher's codes (DEADLINE_EXCEEDED when it waited
   // longer than policy.timeout in the queue). `cancelled` may be null.
   absl::StatusOr<model::GeneratedClouds> SampleClouds(const std::string& model,
                                                       const model::CloudSampleRequest& request,
                                                       std::function<bool()> cancelled,
-                                                      const QueuePolicy& policy = {});
+                                                      const QueuePolicy& policy = {},
+                                                      int64_t version = 0);
 
   // The same for Gaussian models.
   absl::StatusOr<model::GeneratedGaussians> SampleGaussians(
       const std::string& model, const model::GaussianSampleRequest& request,
-      std::function<bool()> cancelled, const QueuePolicy& policy = {});
+      std::function<bool()> cancelled, const QueuePolicy& policy = {}, int64_t version = 0);
 
-  // Drops the batcher of `model` (after a delete); in-flight requests finish.
-  void Forget(const std::string& model);
+  // Drops the batchers of `model` (after a delete; of its `version` only
+  // when > 0); in-flight requests finish.
+  void Forget(const std::string& model, int64_t version = 0);
 
   // Requests of `model` waiting in its batcher or being sampled (0 for a
   // model without a batcher): lets tests and diagnostics see a request
@@ -65,21 +69,28 @@ class Sampler {
   const SamplerOptions& options() const { return options_; }
 
  private:
-  // The batcher of `name` serving `model`; a new one when the model changed.
+  using BatcherKey = std::pair<std::string, int64_t>;  // (model, version)
+  // The batcher of `key` serving `model`; a new one when the model changed.
   template <typename B>
-  std::shared_ptr<B> BatcherFor(const std::string& name,
+  std::shared_ptr<B> BatcherFor(const BatcherKey& key,
                                 const std::shared_ptr<const typename B::ModelType>& model,
                                 const char* family) ABSL_LOCKS_EXCLUDED(mu_);
   // The batchers of B's family.
   template <typename B>
-  std::map<std::string, std::shared_ptr<B>>& BatchersOf() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<BatcherKey, std::shared_ptr<B>>& BatchersOf() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Records the queue depth of one version's batcher and reports the sum
+  // over the model's versions (wfm_sampling_queue_depth is per model).
+  void ReportQueueDepth(const BatcherKey& key, int64_t depth) ABSL_LOCKS_EXCLUDED(depth_mu_);
 
   ModelRegistry* const models_;
   const SamplerOptions options_;
   Metrics* const metrics_;
+  Mutex depth_mu_;
+  std::map<BatcherKey, int64_t> depths_ ABSL_GUARDED_BY(depth_mu_);  // non-zero ones
   mutable Mutex mu_;
-  std::map<std::string, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
+  std::map<BatcherKey, std::shared_ptr<CloudBatcher>> cloud_batchers_ ABSL_GUARDED_BY(mu_);
+  std::map<BatcherKey, std::shared_ptr<GaussianBatcher>> gaussian_batchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace wfm::server

@@ -120,6 +120,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (!(o.model_rescan_seconds >= 0)) {
     return absl::InvalidArgumentError("--model-rescan-seconds: must be >= 0 (0 = never)");
   }
+  if (o.keep_versions < 0 || o.keep_versions > kMaxKeepVersions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--keep-versions: must be 0 (all) to ", kMaxKeepVersions));
+  }
   if (!(o.grace_period_seconds >= 0)) {
     return absl::InvalidArgumentError("--grace-period-seconds: must be >= 0");
   }
@@ -208,7 +212,8 @@ absl::Status ServerApp::Init() {
   store.max_upload_bytes = o.max_upload_bytes;
   WFM_ASSIGN_OR_RETURN(datasets_, DatasetStore::Open(store, metrics_.get()));
   WFM_ASSIGN_OR_RETURN(models_,
-                       ModelRegistry::Open(absl::StrCat(o.data_dir, "/models"), metrics_.get()));
+                       ModelRegistry::Open(absl::StrCat(o.data_dir, "/models"), metrics_.get(),
+                                           ModelRegistryOptions{o.keep_versions}));
   models_->StartRescanning(absl::Seconds(o.model_rescan_seconds));
   JobManagerOptions jobs;
   jobs.root = absl::StrCat(o.data_dir, "/jobs");

@@ -64,6 +64,9 @@ struct ServerOptions {
   int64_t max_upload_bytes = int64_t{1} << 30;
   int64_t checkpoint_every = 500;
   double model_rescan_seconds = 10.0;  // 0: never rescan <data-dir>/models
+  // Versions kept per model without its own retention (the latest ones and
+  // the pinned one); 0 = all.
+  int64_t keep_versions = 0;
   double grace_period_seconds = 30.0;
   // Connections older than this get a GOAWAY, so that clients reconnect and
   // re-resolve the server's name (client-side balancing reaches replicas

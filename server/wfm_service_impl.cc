@@ -290,7 +290,9 @@ grpc::Status WfmServiceImpl::ListModels(grpc::ServerContext* context,
                                         const pb::ListModelsRequest* request,
                                         pb::ListModelsResponse* response) {
   return Handle("ListModels", context, [&]() -> absl::Status {
-    for (const auto& servable : deps_.models->List()) ToProto(servable->info, response->add_models());
+    for (const ModelVersions& model : deps_.models->ListVersions()) {
+      ToProto(model, response->add_models());
+    }
     return absl::OkStatus();
   });
 }
@@ -300,8 +302,10 @@ grpc::Status WfmServiceImpl::GetModel(grpc::ServerContext* context,
                                       pb::ModelInfo* response) {
   return Handle("GetModel", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("name", request->name()));
-    WFM_ASSIGN_OR_RETURN(const auto servable, deps_.models->Get(request->name()));
-    ToProto(servable->info, response);
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
+    WFM_ASSIGN_OR_RETURN(const ModelVersions model,
+                         deps_.models->Describe(request->name(), request->version()));
+    ToProto(model, response);
     return absl::OkStatus();
   });
 }
@@ -311,8 +315,39 @@ grpc::Status WfmServiceImpl::DeleteModel(grpc::ServerContext* context,
                                          pb::DeleteModelResponse* response) {
   return Handle("DeleteModel", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("name", request->name()));
-    WFM_RETURN_IF_ERROR(deps_.models->Delete(request->name()));
-    deps_.sampler->Forget(request->name());
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
+    if (request->version() > 0) {
+      WFM_RETURN_IF_ERROR(deps_.models->DeleteVersion(request->name(), request->version()));
+    } else {
+      WFM_RETURN_IF_ERROR(deps_.models->Delete(request->name()));
+    }
+    deps_.sampler->Forget(request->name(), request->version());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status WfmServiceImpl::UpdateModel(grpc::ServerContext* context,
+                                         const pb::UpdateModelRequest* request,
+                                         pb::ModelInfo* response) {
+  return Handle("UpdateModel", context, [&]() -> absl::Status {
+    WFM_RETURN_IF_ERROR(ValidateName("name", request->name()));
+    std::optional<int64_t> serving_version;
+    std::optional<int64_t> keep_versions;
+    if (request->has_serving_version()) {
+      WFM_RETURN_IF_ERROR(ValidateVersionField("serving_version", request->serving_version()));
+      serving_version = request->serving_version();
+    }
+    if (request->has_keep_versions()) {
+      if (request->keep_versions() < 0 || request->keep_versions() > kMaxKeepVersions) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("keep_versions: must be 0 (the server's default) to ", kMaxKeepVersions,
+                         ", got ", request->keep_versions()));
+      }
+      keep_versions = request->keep_versions();
+    }
+    WFM_ASSIGN_OR_RETURN(const ModelVersions model,
+                         deps_.models->Update(request->name(), serving_version, keep_versions));
+    ToProto(model, response);
     return absl::OkStatus();
   });
 }
@@ -324,6 +359,7 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
                                           grpc::ServerWriter<pb::SampleNichesResponse>* writer) {
   return Handle("SampleNiches", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
     WFM_ASSIGN_OR_RETURN(const model::CloudSampleRequest sample, CloudRequestFromProto(*request));
     WFM_ASSIGN_OR_RETURN(const QueuePolicy policy, QueuePolicyFromProto(*request));
     // At most steps + 1 frames (fewer for the adaptive solver).
@@ -336,10 +372,14 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
           "points_per_sample: ", sample.points, " points", frames > 0 ? " with a trajectory" : "",
           " exceed the ", kMaxSampleMessageBytes, "-byte message limit per sample"));
     }
+    // Resolved once, so that the reply names the version that generated it.
+    WFM_ASSIGN_OR_RETURN(const auto servable,
+                         deps_.models->Get(request->model(), request->version()));
+    const int64_t version = servable->info.version;
     WFM_ASSIGN_OR_RETURN(
         const model::GeneratedClouds clouds,
         deps_.sampler->SampleClouds(request->model(), sample,
-                                    [context] { return context->IsCancelled(); }, policy));
+                                    [context] { return context->IsCancelled(); }, policy, version));
     const int64_t per_message = request->samples_per_message() > 0
                                     ? request->samples_per_message()
                                     : sample.num_samples;
@@ -348,6 +388,7 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
     for (const auto& [first, end] : plan) {
       pb::SampleNichesResponse message;
       FillMessage(clouds, first, end, taken, &message);
+      message.set_version(version);
       if (!writer->Write(message)) return absl::CancelledError("the sampling client went away");
     }
     return absl::OkStatus();
@@ -359,10 +400,12 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
                                              pb::SampleGaussiansResponse* response) {
   return Handle("SampleGaussians", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
     WFM_ASSIGN_OR_RETURN(const model::GaussianSampleRequest sample,
                          GaussianRequestFromProto(*request));
     WFM_ASSIGN_OR_RETURN(const QueuePolicy policy, QueuePolicyFromProto(*request));
-    WFM_ASSIGN_OR_RETURN(const auto servable, deps_.models->Get(request->model()));
+    WFM_ASSIGN_OR_RETURN(const auto servable,
+                         deps_.models->Get(request->model(), request->version()));
     // One unary reply: refuse what would not fit a message before any work.
     const int64_t d = servable->info.dim;
     // At most steps + 1 frames (fewer for the adaptive solver).
@@ -379,10 +422,12 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
     WFM_ASSIGN_OR_RETURN(
         const model::GeneratedGaussians gaussians,
         deps_.sampler->SampleGaussians(request->model(), sample,
-                                       [context] { return context->IsCancelled(); }, policy));
+                                       [context] { return context->IsCancelled(); }, policy,
+                                       servable->info.version));
     ToProto(gaussians,
             sample.trajectory ? static_cast<int64_t>(gaussians.trajectory_times.size()) : 0,
             response);
+    response->set_version(servable->info.version);
     return absl::OkStatus();
   });
 }
@@ -395,13 +440,16 @@ grpc::Status WfmServiceImpl::Evaluate(grpc::ServerContext* context,
   return Handle("Evaluate", context, [&]() -> absl::Status {
     WFM_RETURN_IF_ERROR(ValidateName("model", request->model()));
     WFM_RETURN_IF_ERROR(ValidateName("dataset", request->dataset()));
-    WFM_ASSIGN_OR_RETURN(const auto servable, deps_.models->Get(request->model()));
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
+    WFM_ASSIGN_OR_RETURN(const auto servable,
+                         deps_.models->Get(request->model(), request->version()));
     WFM_ASSIGN_OR_RETURN(const auto data, deps_.datasets->Load(request->dataset()));
     WFM_ASSIGN_OR_RETURN(const EvaluationResult result,
                          EvaluateModel(*servable, *data, EvaluateOptionsFromProto(*request),
                                        deps_.sampler->options().limits,
                                        [context] { return context->IsCancelled(); }));
     ToProto(result, response);
+    response->set_version(servable->info.version);
     return absl::OkStatus();
   });
 }

@@ -78,6 +78,8 @@ class WfmServiceImpl final : public wfm::v1::WfmService::Service {
                         wfm::v1::ModelInfo* response) override;
   grpc::Status DeleteModel(grpc::ServerContext* context, const wfm::v1::DeleteModelRequest* request,
                            wfm::v1::DeleteModelResponse* response) override;
+  grpc::Status UpdateModel(grpc::ServerContext* context, const wfm::v1::UpdateModelRequest* request,
+                           wfm::v1::ModelInfo* response) override;
 
   grpc::Status SampleNiches(grpc::ServerContext* context,
                             const wfm::v1::SampleNichesRequest* request,

@@ -132,6 +132,18 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
     p.output = repository::ModelFilePath(p.models_root, o.model);
   }
   const bool exists = Exists(p.output);
+  if (!p.models_root.empty() && !exists) {
+    // A model the server versions (<name>/<V>/model.wfm) would not see a
+    // file of the first layout next to its version 1.
+    absl::StatusOr<std::vector<repository::StoredVersion>> versions =
+        repository::ListModelVersions(p.models_root, o.model);
+    if (versions.ok() && !versions->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--model ", o.model, ": the model has versions (", p.models_root, "/", o.model,
+          "/<V>/); wfm-train writes a new model or one of the one-file layout: choose another "
+          "name, or train a new version through wfm-server"));
+    }
+  }
   p.resume_from_output = o.resume && exists;
   if (rank == 0 && exists && !o.resume && !o.overwrite) {
     return absl::AlreadyExistsError(absl::StrCat(

@@ -86,14 +86,16 @@ class WfmError(Exception):
 # Generated point clouds: points [P, d] float32, offsets [C+1] int64, labels
 # (list of C strings, a [C, k] float32 array, or None), clouds (list of C
 # [n_c, d] views into points), trajectory ([frames, P, d] or None),
-# network_evaluations (the NFE the ODE solver spent).
+# network_evaluations (the NFE the ODE solver spent), version (the model
+# version that generated them).
 Samples = collections.namedtuple(
-    "Samples", "points offsets labels clouds trajectory network_evaluations", defaults=(0,))
+    "Samples", "points offsets labels clouds trajectory network_evaluations version",
+    defaults=(0, 0))
 # Generated Gaussians: means [C, d], covs [C, d, d] (float64), labels (names,
 # or condition vectors [C, condition_dim] of a continuous model) or None,
-# network_evaluations.
+# network_evaluations, version.
 GaussianSamples = collections.namedtuple(
-    "GaussianSamples", "means covs labels network_evaluations", defaults=(0,))
+    "GaussianSamples", "means covs labels network_evaluations version", defaults=(0, 0))
 
 _TERMINAL = (types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED)
 
@@ -644,7 +646,7 @@ class Client:
         on every update) and returns its final state; raises WfmError unless
         it SUCCEEDED. progress=True (with watch) shows a progress bar (tqdm when
         installed). init_from_model= fine-tunes: training starts from that
-        stored model's weights (init_from_version=, default 0: its current
+        stored model's weights (init_from_version=, default 0: its serving
         version) instead of a fresh network; the server refuses a base model
         of another family, network shape, data dimension or labels."""
         if family is None:
@@ -704,13 +706,30 @@ class Client:
         """Every model, sorted by name."""
         return list(self._call("ListModels", wfm_service_pb2.ListModelsRequest()).models)
 
-    def model(self, name: str) -> "types_pb2.ModelInfo":
-        """The model `name`: family, dimension, labels, feature names, config."""
-        return self._call("GetModel", wfm_service_pb2.GetModelRequest(name=name))
+    def model(self, name: str, version: int = 0) -> "types_pb2.ModelInfo":
+        """The model `name`: family, dimension, labels, feature names, config
+        of `version` (0 = the serving one), with every stored version
+        (.versions), the serving and the pinned version and the retention."""
+        return self._call("GetModel", wfm_service_pb2.GetModelRequest(name=name, version=version))
 
-    def delete_model(self, name: str) -> None:
-        """Deletes the model `name`."""
-        self._call("DeleteModel", wfm_service_pb2.DeleteModelRequest(name=name))
+    def delete_model(self, name: str, version: int = 0) -> None:
+        """Deletes the model `name` (every version), or only `version` of it
+        (not the pinned one, nor the only one)."""
+        self._call("DeleteModel", wfm_service_pb2.DeleteModelRequest(name=name, version=version))
+
+    def update_model(self, name: str, serving_version: Optional[int] = None,
+                     keep_versions: Optional[int] = None) -> "types_pb2.ModelInfo":
+        """Pins `serving_version` as the version requests without one get
+        (rollback; 0 = unpin: the latest serves) and/or sets the model's
+        retention (keep the latest keep_versions versions and the pinned one;
+        0 = the server's --keep-versions). None = unchanged. Returns the
+        model as model() does."""
+        request = wfm_service_pb2.UpdateModelRequest(name=name)
+        if serving_version is not None:
+            request.serving_version = serving_version
+        if keep_versions is not None:
+            request.keep_versions = keep_versions
+        return self._call("UpdateModel", request)
 
     # ------------------------------------------------------------ sampling
 
@@ -719,8 +738,11 @@ class Client:
                steps: int = 0, seed: int = 0, trajectory: bool = False, solver: str = "",
                rtol: Optional[float] = None, atol: Optional[float] = None,
                progress: bool = False, init: Any = None, priority: str = "normal",
-               queue_timeout: Optional[float] = None) -> Samples:
+               queue_timeout: Optional[float] = None, version: int = 0) -> Samples:
         """Generates `num` point clouds; returns Samples (numpy arrays).
+
+        version: the model version (0 = the serving one); Samples.version is
+        the version that generated them.
 
         init: given source clouds (the reference's init_noise), one per
         sample: cloud i starts from init's i-th cloud instead of drawn noise,
@@ -743,7 +765,7 @@ class Client:
         """
         request = wfm_service_pb2.SampleNichesRequest(
             model=model, num_samples=num, points_per_sample=points, label=label, steps=steps,
-            seed=seed, trajectory=trajectory, solver=solver)
+            seed=seed, trajectory=trajectory, solver=solver, version=version)
         _set_tolerances(request, rtol, atol)
         _set_queue_policy(request, priority, queue_timeout)
         if init is not None:
@@ -756,7 +778,7 @@ class Client:
         if guidance is not None:
             request.guidance = guidance
         point_parts, sizes, labels, conditions, frames_parts = [], [], [], [], []
-        dim, frames, evaluations = 0, 0, 0
+        dim, frames, evaluations, used = 0, 0, 0, 0
         bar = Progress(progress, num, f"sample {model}", "clouds")
         try:
             for chunk in self._stub.SampleNiches(request, timeout=_LONG_TIMEOUT,
@@ -765,7 +787,7 @@ class Client:
                     raise WfmError("INTERNAL", f"chunk starts at {chunk.first_sample} after "
                                    f"{len(sizes)} samples", "SampleNiches")
                 dim, frames = chunk.dim, chunk.frames
-                evaluations = chunk.network_evaluations
+                evaluations, used = chunk.network_evaluations, chunk.version
                 p = int(sum(chunk.sizes))
                 point_parts.append(np.asarray(chunk.points, dtype=np.float32).reshape(p, dim))
                 sizes.extend(chunk.sizes)
@@ -788,14 +810,14 @@ class Client:
             out_labels = np.asarray(conditions, dtype=np.float32).reshape(len(sizes), -1)
         clouds = [all_points[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
         traj = np.concatenate(frames_parts, axis=1) if frames_parts else None
-        return Samples(all_points, offsets, out_labels, clouds, traj, evaluations)
+        return Samples(all_points, offsets, out_labels, clouds, traj, evaluations, used)
 
     def sample_gaussians(self, model: str, num: int, label: str = "", steps: int = 0,
                          seed: int = 0, solver: str = "", rtol: Optional[float] = None,
                          atol: Optional[float] = None, init: Any = None,
                          condition: Any = None, priority: str = "normal",
                          queue_timeout: Optional[float] = None,
-                         guidance: Optional[float] = None) -> GaussianSamples:
+                         guidance: Optional[float] = None, version: int = 0) -> GaussianSamples:
         """Generates `num` Gaussians; returns GaussianSamples.
 
         solver: as for sample(); the default is "euler". init: given source
@@ -809,15 +831,16 @@ class Client:
         of each Gaussian ([num, condition_dim]). guidance: classifier-free
         guidance γ (None = the model's default_guidance; models trained
         with guidance > 1 learned the null condition), as for sample().
-        priority, queue_timeout: as for sample()."""
+        priority, queue_timeout, version: as for sample()."""
         request = wfm_service_pb2.SampleGaussiansRequest(
-            model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver)
+            model=model, num_samples=num, label=label, steps=steps, seed=seed, solver=solver,
+            version=version)
         _set_tolerances(request, rtol, atol)
         _set_queue_policy(request, priority, queue_timeout)
         if guidance is not None:
             request.guidance = guidance
         if isinstance(condition, Mapping):
-            condition = condition_vector(condition_columns(self.model(model)), condition)
+            condition = condition_vector(condition_columns(self.model(model, version)), condition)
         if condition is not None:
             request.condition.extend(np.asarray(condition, dtype=np.float32).ravel().tolist())
         if init is not None:
@@ -831,16 +854,18 @@ class Client:
         labels = list(r.labels) or None
         if labels is None and len(r.conditions) > 0:
             labels = np.asarray(r.conditions, dtype=np.float32).reshape(len(means), -1)
-        return GaussianSamples(means, covs, labels, r.network_evaluations)
+        return GaussianSamples(means, covs, labels, r.network_evaluations, r.version)
 
     def evaluate(self, model: str, dataset: str, num: int = 0, split: str = "all",
                  emd: bool = True, steps: int = 0, seed: int = 0, max_reference: int = 0,
                  solver: str = "", rtol: Optional[float] = None,
-                 atol: Optional[float] = None) -> "wfm_service_pb2.EvaluateResponse":
-        """Samples the model and compares with a data set (1-NNA, MMD, COV)."""
+                 atol: Optional[float] = None,
+                 version: int = 0) -> "wfm_service_pb2.EvaluateResponse":
+        """Samples the model (`version`, 0 = the serving one) and compares
+        with a data set (1-NNA, MMD, COV)."""
         request = wfm_service_pb2.EvaluateRequest(
             model=model, dataset=dataset, split=split, num_samples=num, steps=steps, seed=seed,
-            max_reference=max_reference, emd=emd, solver=solver)
+            max_reference=max_reference, emd=emd, solver=solver, version=version)
         _set_tolerances(request, rtol, atol)
         return self._call("Evaluate", request, _LONG_TIMEOUT)
 
@@ -896,7 +921,7 @@ class Client:
         Further keywords go to sample() (steps=, solver=,
         priority=, queue_timeout=, ...)."""
         label, vector = "", None
-        info = self.model(model)
+        info = self.model(model, sampling.get("version", 0))
         columns = condition_columns(info)
         if isinstance(condition, Mapping):
             if info.label_type == types_pb2.LABEL_TYPE_DISCRETE and len(condition) == 1:

@@ -235,6 +235,27 @@ TEST_F(E2eTest, UploadH5adTrainSampleEvaluate) {
   std::vector<std::string> bad_version = tune;
   for (const char* a : {"--init-from", "states:x"}) bad_version.push_back(a);
   ExpectError(bad_version, 1, {"--init-from states:x"});
+
+  // Versions: training into "tuned" again adds version 2; --version picks
+  // one; --serve-version pins; --delete-version deletes one.
+  EXPECT_EQ(Json(tuned_args)["state"], "SUCCEEDED");
+  nlohmann::json versions = Json({"models", "tuned", "--json"});
+  ASSERT_EQ(versions["versions"].size(), 2u);
+  EXPECT_EQ(versions["versions"][1]["version"], 2);
+  EXPECT_EQ(versions["serving_version"], 2);
+  EXPECT_EQ(Json({"models", "tuned", "--version", "1", "--json"})["version"], 1);
+  Ok({"sample", "--model", "tuned", "--version", "1", "--num", "2", "--steps", "2", "--out",
+      Path("v1.npz")});
+  EXPECT_EQ(Json({"models", "tuned", "--serve-version", "1", "--json"})["pinned_version"], 1);
+  EXPECT_THAT(Ok({"models", "tuned"}), HasSubstr("serving (pinned)"));
+  ExpectError({"models", "tuned", "--delete-version", "1"}, 19,
+              {"pinned", "FAILED_PRECONDITION"});
+  ExpectError({"evaluate", "--model", "tuned", "--version", "5", "--dataset", "cells"}, 15,
+              {"has no version 5"});
+  ExpectError({"models", "--serve-version", "1"}, 1, {"need a model NAME"});
+  EXPECT_THAT(Ok({"models", "tuned", "--delete-version", "2"}),
+              HasSubstr("deleted version 2 of model 'tuned'"));
+  EXPECT_EQ(Json({"models", "tuned", "--json"})["versions"].size(), 1u);
   Ok({"delete-model", "tuned"});
 
   // Bad input: one error line, a distinct status, and the server keeps serving.

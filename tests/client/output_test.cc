@@ -2,6 +2,7 @@
 // lines and the progress display (client/output.h, client/progress.h).
 #include "client/output.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -80,6 +81,25 @@ TEST(TableTest, ListTables) {
   job.set_error("out of memory");
   EXPECT_THAT(JobsTable({job}), HasSubstr("FAILED"));
   EXPECT_THAT(JobsTable({job}), HasSubstr("out of memory"));
+
+  // A model with three versions, the second pinned.
+  v1::ModelInfo m;
+  m.set_name("niche");
+  m.set_version(2);
+  m.set_serving_version(2);
+  m.set_pinned_version(2);
+  for (int v = 1; v <= 3; ++v) {
+    v1::ModelVersion* version = m.add_versions();
+    version->set_version(v);
+    version->set_dataset("cells");
+  }
+  m.mutable_versions(2)->set_init_from_model("base");
+  m.mutable_versions(2)->set_init_from_version(4);
+  EXPECT_THAT(ModelsTable({m}), HasSubstr("2 (pinned) of 3"));
+  const std::string versions = VersionsTable(m);
+  EXPECT_THAT(versions, HasSubstr("serving (pinned)"));
+  EXPECT_THAT(versions, HasSubstr("base:4"));
+  EXPECT_EQ(std::count(versions.begin(), versions.end(), '\n'), 4);  // header + 3 rows
 
   v1::EvaluateResponse e;
   e.set_family(v1::FAMILY_POINTCLOUD);

@@ -511,7 +511,7 @@ class ManifestTest(unittest.TestCase):
 RULE_CASES = [
     ("WfmGenerationStalled", [
         ('wfm_rpc_requests_total{job="wfm-server",method="SampleNiches",code="OK"}', "0+60x40"),
-        ('wfm_generated_samples_total{job="wfm-server",model="m",family="pointcloud"}',
+        ('wfm_generated_samples_total{job="wfm-server",model="m",family="pointcloud",version="1"}',
          "0+240x10 2400x30"),
         ('wfm_sampling_queue_depth{job="wfm-server",model="m"}', "0x40"),
     ], [("8m", []), ("25m", [{"job": "wfm-server"}])]),
@@ -526,12 +526,12 @@ RULE_CASES = [
     ("WfmModelSamplingStalled", [
         # "a" was never sampled: its series are at 0 from the start.
         ('wfm_sampling_queue_depth{job="wfm-server",model="a"}', "0x10 3x30"),
-        ('wfm_generated_samples_total{job="wfm-server",model="a",family="pointcloud"}', "0x40"),
+        ('wfm_generated_samples_total{job="wfm-server",model="a",family="pointcloud",version="1"}', "0x40"),
         # "b" is busy and returns samples; "c" is idle.
         ('wfm_sampling_queue_depth{job="wfm-server",model="b"}', "2x40"),
-        ('wfm_generated_samples_total{job="wfm-server",model="b",family="gaussian"}', "0+100x40"),
+        ('wfm_generated_samples_total{job="wfm-server",model="b",family="gaussian",version="1"}', "0+100x40"),
         ('wfm_sampling_queue_depth{job="wfm-server",model="c"}', "0x40"),
-        ('wfm_generated_samples_total{job="wfm-server",model="c",family="pointcloud"}', "0x40"),
+        ('wfm_generated_samples_total{job="wfm-server",model="c",family="pointcloud",version="1"}', "0x40"),
     ], [("8m", []), ("25m", [{"job": "wfm-server", "model": "a"}])]),
     ("WfmSamplingQueueWaitHigh", [
         # "a" low: requests wait 30-60 s from minute 10; "a" high and "b"
@@ -927,8 +927,8 @@ class LiveTest(unittest.TestCase):
         for name, labels in {
                 "wfm_rpc_requests_total": {"method", "code"},
                 "wfm_rpc_latency_seconds_bucket": {"method", "code", "le"},
-                "wfm_generated_samples_total": {"model", "family"},
-                "wfm_generated_points_total": {"model", "family"},
+                "wfm_generated_samples_total": {"model", "family", "version"},
+                "wfm_generated_points_total": {"model", "family", "version"},
                 "wfm_sampling_batch_size_bucket": {"family", "le"},
                 "wfm_sampling_queue_depth": {"model"},
                 "wfm_sampling_queue_wait_seconds_bucket": {"model", "priority", "le"},

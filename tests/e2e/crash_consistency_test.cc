@@ -91,9 +91,9 @@ std::string Evaluation(pb::WfmService::Stub& stub, const std::string& model,
 // Everything below `data` that is not a complete published entry: hidden
 // entries (staging / trash / deleted folders, temporary files) anywhere, a
 // data set folder without exactly {data.npz, dataset.json}, a model folder
-// without exactly {model.wfm}, a job folder holding anything but
-// checkpoint.wfm, and unknown files (a job's record and claim, <id>.json and
-// <id>.lock, are known).
+// without version folders of exactly {model.wfm} (and serving.json), a job
+// folder holding anything but checkpoint.wfm, and unknown files (a job's
+// record and claim, <id>.json and <id>.lock, are known).
 std::vector<std::string> LayoutProblems(const std::string& data) {
   std::vector<std::string> problems;
   auto names = [](const fs::path& folder) {
@@ -110,10 +110,22 @@ std::vector<std::string> LayoutProblems(const std::string& data) {
       problems.push_back(e.path().string());
     }
   }
+  // A model folder holds version folders (1, 2, ...) of one model.wfm each,
+  // and optionally its serving policy.
   for (const auto& e : fs::directory_iterator(data + "/models")) {
-    if (!e.is_directory() || names(e.path()) != std::set<std::string>{"model.wfm"}) {
-      problems.push_back(e.path().string());
+    bool complete = e.is_directory();
+    int versions = 0;
+    if (complete) {
+      for (const auto& v : fs::directory_iterator(e.path())) {
+        const std::string name = v.path().filename().string();
+        if (name == "serving.json" && v.is_regular_file()) continue;
+        ++versions;
+        complete = complete && v.is_directory() &&
+                   std::regex_match(name, std::regex("[1-9][0-9]*")) &&
+                   names(v.path()) == std::set<std::string>{"model.wfm"};
+      }
     }
+    if (!complete || versions == 0) problems.push_back(e.path().string());
   }
   for (const auto& e : fs::directory_iterator(data + "/jobs")) {
     const std::string name = e.path().filename().string();
@@ -486,6 +498,8 @@ TEST(CrashConsistencyTest, TwoServersOnOneFolderResumeAnInterruptedJobOnce) {
   // One model, served by both.
   EXPECT_TRUE(BothList(*servers.stub_a, *servers.stub_b, "shared"));
   EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"shared"}));
+  // Published once: a second publish would have added version 2.
+  EXPECT_EQ(Folders(data + "/models/shared"), (std::set<std::string>{"1"}));
   EXPECT_THAT(LayoutProblems(data), IsEmpty());
 }
 
@@ -535,6 +549,8 @@ TEST(CrashConsistencyTest, TwoServersOnOneFolderTheSurvivorTakesOverAKilledOwner
               HasSubstr("job " + id + " (model 'taken') resumes here: the server that owned it ("));
   EXPECT_EQ(Models(*servers.stub_b).count("taken"), 1u);
   EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"taken"}));
+  // Published once: a second publish would have added version 2.
+  EXPECT_EQ(Folders(data + "/models/taken"), (std::set<std::string>{"1"}));
   EXPECT_THAT(LayoutProblems(data), IsEmpty());
 }
 

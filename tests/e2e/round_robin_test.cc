@@ -2,19 +2,24 @@
 // address of its target (two wfm-server binaries on 127.0.0.1 and
 // 127.0.0.2, same port), and a server started with
 // --max-connection-age-seconds closes old connections (GOAWAY), so that
-// long-lived clients reconnect and re-resolve the name.
+// long-lived clients reconnect and re-resolve the name. Two servers on one
+// data folder (a StatefulSet's shared volume): a model version published by
+// one is served by the other after its rescan.
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
 #include "client/client.h"
 #include "server/server_app.h"
+#include "tests/server/client_util.h"
 #include "tests/testing/http.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::testing {
 namespace {
@@ -126,6 +131,54 @@ TEST(RoundRobinTest, OldConnectionsAreClosedSoClientsReconnect) {
   // The same client reconnects on its next call.
   EXPECT_TRUE(client.ListModels().ok());
   EXPECT_EQ(ListModelsCalls(server), 2);
+}
+
+// The model "m" as `server` serves it: its serving version and the number
+// of versions it knows (0, 0 while it knows none).
+std::pair<int64_t, int> ServedVersions(pb::WfmService::Stub& stub) {
+  pb::ModelInfo info;
+  if (!CallNamed(stub, &pb::WfmService::Stub::GetModel, "m", &info).ok()) return {0, 0};
+  return {info.serving_version(), info.versions_size()};
+}
+
+// The version of "m" that `stub` samples when asked for none.
+int64_t SampledVersion(pb::WfmService::Stub& stub) {
+  const Niches niches = SampleNiches(stub, NicheRequest("m", 1, 4, 1, 2));
+  EXPECT_TRUE(niches.status.ok()) << niches.status.error_message();
+  return niches.messages.empty() ? -1 : niches.messages[0].version();
+}
+
+TEST(RoundRobinTest, VersionsPublishedByOneServerAreServedByAnother) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  ChildServer a({data, "", {"--model-rescan-seconds", "0"}, 0});
+  ASSERT_FALSE(a.WaitReady().empty()) << a.Log();
+  ChildServer b({data, "", {"--model-rescan-seconds", "0.1"}, 0});
+  ASSERT_FALSE(b.WaitReady().empty()) << b.Log();
+  auto on_a = a.Stub();
+  auto on_b = b.Stub();
+  ASSERT_TRUE(Upload(*on_a, Header("d", pb::POINT_CLOUDS, 2), CloudChunks(Ellipses(6, 1), 6)).ok());
+  for (int64_t version = 1; version <= 2; ++version) {
+    ASSERT_EQ(Train(*on_a, "d", "m", TinyConfig(pb::FAMILY_POINTCLOUD, 2, version)).state(),
+              pb::SUCCEEDED);
+    // b picks the new version up at a rescan.
+    EXPECT_TRUE(WaitUntil([&] { return ServedVersions(*on_b).first == version; },
+                          absl::Seconds(60), absl::Milliseconds(50)))
+        << b.Log();
+    EXPECT_EQ(ServedVersions(*on_b).second, version);
+    EXPECT_EQ(SampledVersion(*on_b), version);
+  }
+  // A pin set through one server is followed by the other.
+  pb::UpdateModelRequest pin;
+  pin.set_name("m");
+  pin.set_serving_version(1);
+  pb::ModelInfo pinned;
+  ASSERT_TRUE(Call(*on_a, &pb::WfmService::Stub::UpdateModel, pin, &pinned).ok());
+  EXPECT_TRUE(WaitUntil([&] { return ServedVersions(*on_b).first == 1; }, absl::Seconds(60),
+                        absl::Milliseconds(50)));
+  EXPECT_EQ(SampledVersion(*on_b), 1);
+  // a itself never rescans: it published, so it knows both versions.
+  EXPECT_EQ(ServedVersions(*on_a), std::make_pair(int64_t{1}, 2));
 }
 
 }  // namespace

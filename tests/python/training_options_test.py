@@ -3,7 +3,8 @@
 (DescribeTrainingOptions): every field of wfm.v1.TrainingConfig, found by
 reflection over the proto descriptor, is reachable through a keyword of
 Client.train(), and the keywords convert and refuse values as documented;
-init_from_model= fine-tunes a stored model.
+init_from_model= fine-tunes a stored model; a second training adds a model
+version, which version= selects and update_model pins.
 
     training_options_test.py --server build/server/wfm-server --python-out build/python
 """
@@ -139,6 +140,39 @@ class TrainingOptionsTest(unittest.TestCase):
             self.client.train("ft-b", "ft-none", init_from_model="no-such-model", **tiny)
         self.assertEqual(e.exception.code, "NOT_FOUND")
         self.assertIn("init_from_model: model 'no-such-model' not found", e.exception.message)
+
+    def test_versions_are_listed_selected_pinned_and_deleted(self):
+        import numpy as np
+        from wfm_client import WfmError
+        rng = np.random.default_rng(5)
+        means = rng.normal(size=(8, 2))
+        covs = np.stack([np.eye(2) * (0.5 + 0.1 * i) for i in range(8)])
+        self.client.upload_gaussians("v-data", means, covs)
+        tiny = dict(steps=3, batch=4, emb=16, layers=1, mlp=32)
+        self.client.train("v-data", "v", watch=True, seed=1, **tiny)
+        self.client.train("v-data", "v", watch=True, seed=2, **tiny)
+        info = self.client.model("v")
+        self.assertEqual([v.version for v in info.versions], [1, 2])
+        self.assertEqual((info.version, info.serving_version, info.pinned_version), (2, 2, 0))
+        self.assertEqual(self.client.model("v", version=1).version, 1)
+        first = self.client.sample_gaussians("v", 2, steps=3, seed=4, version=1)
+        latest = self.client.sample_gaussians("v", 2, steps=3, seed=4)
+        self.assertEqual((first.version, latest.version), (1, 2))
+        self.assertFalse(np.array_equal(first.means, latest.means))
+        self.assertEqual(self.client.evaluate("v", "v-data", num=4, steps=2, version=1).version, 1)
+        pinned = self.client.update_model("v", serving_version=1)
+        self.assertEqual((pinned.serving_version, pinned.pinned_version), (1, 1))
+        again = self.client.sample_gaussians("v", 2, steps=3, seed=4)
+        self.assertEqual(again.version, 1)
+        np.testing.assert_array_equal(again.means, first.means)
+        with self.assertRaises(WfmError) as e:
+            self.client.delete_model("v", version=1)
+        self.assertEqual(e.exception.code, "FAILED_PRECONDITION")
+        self.client.delete_model("v", version=2)
+        self.assertEqual([v.version for v in self.client.model("v").versions], [1])
+        with self.assertRaises(WfmError) as e:
+            self.client.sample_gaussians("v", 1, version=2)
+        self.assertEqual(e.exception.code, "NOT_FOUND")
 
 
 if __name__ == "__main__":

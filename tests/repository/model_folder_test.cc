@@ -94,5 +94,59 @@ TEST(ModelFolderTest, AFolderPublishedMeanwhileIsAlreadyExists) {
   EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"m"});
 }
 
+// Versions: the next number above every stored one; a number another writer
+// takes meanwhile moves this one higher; the staging folder never stays.
+TEST(ModelFolderTest, VersionsArePublishedUnderTheNextFreeNumber) {
+  testing::TempDir dir;
+  Writer writer;
+  absl::StatusOr<int64_t> first = PublishModelVersion(dir.path(), "m", std::ref(writer));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 1);
+  EXPECT_EQ(Read(ModelVersionPath(dir.path(), "m", 1)), "model");
+  ASSERT_EQ(writer.paths.size(), 1u);
+  EXPECT_NE(writer.paths[0], ModelVersionPath(dir.path(), "m", 1));  // staged
+  const absl::StatusOr<int64_t> raced =
+      PublishModelVersion(dir.path(), "m", [&](const std::string& path) {
+        std::ofstream(path) << "mine";
+        EXPECT_TRUE(MakeDirs(dir.path() + "/m/2").ok());
+        std::ofstream(ModelVersionPath(dir.path(), "m", 2)) << "theirs";
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(raced.ok()) << raced.status();
+  EXPECT_EQ(*raced, 3);
+  EXPECT_EQ(Read(ModelVersionPath(dir.path(), "m", 2)), "theirs");
+  EXPECT_EQ(Read(ModelVersionPath(dir.path(), "m", 3)), "mine");
+  EXPECT_EQ(Entries(dir.path() + "/m"), (std::vector<std::string>{"1", "2", "3"}));
+  absl::StatusOr<std::vector<StoredVersion>> versions = ListModelVersions(dir.path(), "m");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 3u);
+  EXPECT_EQ(versions->back().version, 3);
+  const absl::Status failed = PublishModelVersion(dir.path(), "m", [](const std::string&) {
+                                return absl::InternalError("disk full");
+                              }).status();
+  EXPECT_EQ(failed.message(), "disk full");
+  EXPECT_EQ(Entries(dir.path() + "/m"), (std::vector<std::string>{"1", "2", "3"}));
+  ASSERT_TRUE(RemoveModelVersion(dir.path(), "m", 2).ok());
+  EXPECT_TRUE(absl::IsNotFound(RemoveModelVersion(dir.path(), "m", 2)));
+  EXPECT_EQ(Entries(dir.path() + "/m"), (std::vector<std::string>{"1", "3"}));
+}
+
+TEST(ModelFolderTest, VersionNamesAndTheServingPolicy) {
+  EXPECT_EQ(ParseVersion("1"), 1);
+  EXPECT_EQ(ParseVersion("1000000000000"), kMaxModelVersion);
+  for (const char* bad : {"", "0", "01", "-1", "1a", "1000000000001", "model.wfm", ".~x"}) {
+    EXPECT_FALSE(ParseVersion(bad).has_value()) << bad;
+  }
+  testing::TempDir dir;
+  ASSERT_TRUE(MakeDirs(dir.path() + "/m").ok());
+  EXPECT_TRUE(*ReadServingPolicy(dir.path(), "m") == ServingPolicy{});
+  ASSERT_TRUE(WriteServingPolicy(dir.path(), "m", {3, 2}).ok());
+  EXPECT_TRUE(*ReadServingPolicy(dir.path(), "m") == (ServingPolicy{3, 2}));
+  ASSERT_TRUE(WriteServingPolicy(dir.path(), "m", {}).ok());
+  EXPECT_EQ(Entries(dir.path() + "/m"), std::vector<std::string>{});
+  std::ofstream(dir.path() + "/m/serving.json") << "{\"pinned_version\": -1}";
+  EXPECT_TRUE(absl::IsDataLoss(ReadServingPolicy(dir.path(), "m").status()));
+}
+
 }  // namespace
 }  // namespace wfm::repository

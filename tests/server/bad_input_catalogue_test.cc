@@ -168,21 +168,32 @@ struct Calls {
     (void)Watch(*stub, id, &status);
     return status;
   }
-  grpc::Status GetModel(const std::string& name) const {
+  grpc::Status GetModel(const std::string& name, int64_t version = 0) const {
     grpc::ClientContext c;
     c.set_deadline(Deadline());
     pb::GetModelRequest r;
     r.set_name(name);
+    r.set_version(version);
     pb::ModelInfo reply;
     return stub->GetModel(&c, r, &reply);
   }
-  grpc::Status DeleteModel(const std::string& name) const {
+  grpc::Status DeleteModel(const std::string& name, int64_t version = 0) const {
     grpc::ClientContext c;
     c.set_deadline(Deadline());
     pb::DeleteModelRequest r;
     r.set_name(name);
+    r.set_version(version);
     pb::DeleteModelResponse reply;
     return stub->DeleteModel(&c, r, &reply);
+  }
+  grpc::Status UpdateModel(const std::function<void(pb::UpdateModelRequest&)>& f) const {
+    grpc::ClientContext c;
+    c.set_deadline(Deadline());
+    pb::UpdateModelRequest r;
+    r.set_name("pcm");
+    f(r);
+    pb::ModelInfo reply;
+    return stub->UpdateModel(&c, r, &reply);
   }
   grpc::Status Niches(const pb::SampleNichesRequest& r) const {
     return SampleNiches(*stub, r, [](grpc::ClientContext& c) { c.set_deadline(Deadline()); })
@@ -779,8 +790,6 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       {"train_model_65_chars",
        train(CloudTraining(), [long_name](auto& r) { r.set_model(long_name); }), kInvalid,
        "model: name is 65 characters long, the limit is 64"},
-      {"train_model_taken", train(CloudTraining(), [](auto& r) { r.set_model("pcm"); }), kExists,
-       "model: 'pcm' already exists (set overwrite to replace it)"},
       // Fine-tuning (init_from_model): "pcm" is a point-cloud model of "pc"
       // (dim 2, labels round / wide), "gm" a Gaussian one of "gs" (dim 2,
       // labels a / b), "gcm" a Gaussian one of "ccells" (dim 3).
@@ -799,7 +808,7 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
                r.set_init_from_model("pcm");
                r.set_init_from_version(-1);
              }),
-       kInvalid, "init_from_version: must be >= 0 (0 = the current version), got -1"},
+       kInvalid, "init_from_version: must be >= 0 (0 = the serving version), got -1"},
       {"train_init_from_missing_version",
        train(CloudTraining(),
              [](auto& r) {
@@ -960,8 +969,39 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
        "name: name may only hold"},
       {"delete_model_empty", [x] { return x.DeleteModel(""); }, kInvalid,
        "name: a name is required"},
+      // Versions: "pcm" has one version, 1.
+      {"get_model_negative_version", [x] { return x.GetModel("pcm", -1); }, kInvalid,
+       "version: must be 0 (the serving version) or a version from 1 to 1000000000000, got -1"},
+      {"get_model_missing_version", [x] { return x.GetModel("pcm", 7); }, kNotFound,
+       "model 'pcm' has no version 7"},
+      {"delete_model_negative_version", [x] { return x.DeleteModel("pcm", -2); }, kInvalid,
+       "version: must be 0 (the serving version) or a version from 1 to"},
+      {"delete_model_missing_version", [x] { return x.DeleteModel("pcm", 7); }, kNotFound,
+       "model 'pcm' has no version 7"},
+      {"delete_model_only_version", [x] { return x.DeleteModel("pcm", 1); }, kPrecondition,
+       "version: 1 is the only version of model 'pcm'; delete the model instead"},
+      {"update_model_unknown", [x] { return x.UpdateModel([](auto& r) { r.set_name("nope"); }); },
+       kNotFound, "'nope'"},
+      {"update_model_bad_name", [x] { return x.UpdateModel([](auto& r) { r.set_name("a/b"); }); },
+       kInvalid, "name: name may only hold"},
+      {"update_model_negative_serving_version",
+       [x] { return x.UpdateModel([](auto& r) { r.set_serving_version(-1); }); }, kInvalid,
+       "serving_version: must be 0 (the serving version) or a version from 1 to"},
+      {"update_model_missing_serving_version",
+       [x] { return x.UpdateModel([](auto& r) { r.set_serving_version(3); }); }, kNotFound,
+       "serving_version: model 'pcm' has no version 3"},
+      {"update_model_negative_keep_versions",
+       [x] { return x.UpdateModel([](auto& r) { r.set_keep_versions(-1); }); }, kInvalid,
+       "keep_versions: must be 0 (the server's default) to 1000000, got -1"},
+      {"update_model_huge_keep_versions",
+       [x] { return x.UpdateModel([](auto& r) { r.set_keep_versions(1000001); }); }, kInvalid,
+       "keep_versions: must be 0 (the server's default) to 1000000, got 1000001"},
       // ---------------------------------------------------- SampleNiches
       {"niches_unknown_model", niches([](auto& r) { r.set_model("nope"); }), kNotFound, "'nope'"},
+      {"niches_negative_version", niches([](auto& r) { r.set_version(-1); }), kInvalid,
+       "version: must be 0 (the serving version) or a version from 1 to"},
+      {"niches_missing_version", niches([](auto& r) { r.set_version(2); }), kNotFound,
+       "model 'pcm' has no version 2"},
       {"niches_model_with_slash", niches([](auto& r) { r.set_model("a/b"); }), kInvalid,
        "model: name may only hold"},
       {"niches_gaussian_model", niches([](auto& r) { r.set_model("gm"); }), kPrecondition,
@@ -1081,6 +1121,10 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       // ---------------------------------------------------- SampleGaussians
       {"gaussians_sample_pointcloud_model", sample_gaussians([](auto& r) { r.set_model("pcm"); }),
        kPrecondition, "model: 'pcm' is a pointcloud model; sample it with SampleNiches"},
+      {"gaussians_sample_negative_version", sample_gaussians([](auto& r) { r.set_version(-5); }),
+       kInvalid, "version: must be 0 (the serving version) or a version from 1 to"},
+      {"gaussians_sample_missing_version", sample_gaussians([](auto& r) { r.set_version(4); }),
+       kNotFound, "model 'gm' has no version 4"},
       {"gaussians_sample_unknown_model", sample_gaussians([](auto& r) { r.set_model("nope"); }),
        kNotFound, "'nope'"},
       {"gaussians_sample_empty_model", sample_gaussians([](auto& r) { r.set_model(""); }),
@@ -1198,6 +1242,10 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       // ---------------------------------------------------- Evaluate
       {"evaluate_unknown_model", evaluate([](auto& r) { r.set_model("nope"); }), kNotFound,
        "'nope'"},
+      {"evaluate_negative_version", evaluate([](auto& r) { r.set_version(-1); }), kInvalid,
+       "version: must be 0 (the serving version) or a version from 1 to"},
+      {"evaluate_missing_version", evaluate([](auto& r) { r.set_version(3); }), kNotFound,
+       "model 'pcm' has no version 3"},
       {"evaluate_unknown_solver", evaluate([](auto& r) { r.set_solver("rk5"); }), kInvalid,
        "solver: unknown solver 'rk5'"},
       {"evaluate_rtol_with_default_solver", evaluate([](auto& r) { r.set_rtol(1e-3); }), kInvalid,

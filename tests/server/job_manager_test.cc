@@ -538,6 +538,37 @@ TEST_F(JobManagerTest, FineTuningStartsFromAStoredModelsWeights) {
             "queued; start a new job to fine-tune it");
 }
 
+// Training into an existing name publishes the next version; fine-tuning
+// takes any stored version, the serving one (resolved when queued) by default.
+TEST_F(JobManagerTest, TrainingIntoAnExistingNameAddsAVersion) {
+  StoreClouds("shapes", testing::Ellipses(6, 1));
+  for (int i = 0; i < 2; ++i) {
+    auto job = jobs_->Start(PointCloudRequest("shapes", "m", 2));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ASSERT_EQ(JobStateName(WaitForEnd(job->id).state), "SUCCEEDED");
+  }
+  auto model = models_->Describe("m");
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ(model->versions.size(), 2u);
+  EXPECT_EQ(model->serving_version, 2);
+  EXPECT_NE(model->versions[0]->info.origin.job, model->versions[1]->info.origin.job);
+  TrainingRequest t = PointCloudRequest("shapes", "tuned", 1);
+  t.init_from_model = "m";
+  auto serving = jobs_->Start(t);
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  EXPECT_EQ(serving->request.init_from_version, 2);
+  ASSERT_EQ(JobStateName(WaitForEnd(serving->id).state), "SUCCEEDED");
+  t.init_from_version = 1;
+  auto first = jobs_->Start(t);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const JobStatus done = WaitForEnd(first->id);
+  ASSERT_EQ(JobStateName(done.state), "SUCCEEDED") << done.error;
+  auto tuned = models_->Get("tuned", 2);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  EXPECT_EQ((*tuned)->info.origin.init_from_version, 1);
+  EXPECT_EQ((*models_->Get("tuned", 1))->info.origin.init_from_version, 2);
+}
+
 TEST_F(JobManagerTest, WatchersSeeProgressAtLeastEverySecond) {
   StoreClouds("shapes", testing::Ellipses(6, 1));
   auto job = jobs_->Start(PointCloudRequest("shapes", "m", 60));

@@ -140,16 +140,21 @@ TEST_F(JobValidationTest, BatchNicheSizeSourcesAndExistingModels) {
   g.config.source_dataset = "g3";
   EXPECT_EQ(Validate(g).message(), "config.gaussian.source_dataset: 'g3' has dim 3, the data set 2");
 
-  // A model that exists needs overwrite.
+  // Training into a model that exists adds a version (overwrite replaces
+  // them all); fine-tuning names an existing version.
   r = PointCloudRequest("shapes", "m", 3);
   auto job = jobs_->Start(r);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(WaitForEnd(job->id).state, JobState::kSucceeded);
-  absl::Status exists = Validate(r);
-  EXPECT_TRUE(absl::IsAlreadyExists(exists)) << exists;
-  EXPECT_EQ(exists.message(), "model: 'm' already exists (set overwrite to replace it)");
+  EXPECT_TRUE(Validate(r).ok()) << Validate(r);
   r.overwrite = true;
   EXPECT_TRUE(Validate(r).ok());
+  r.overwrite = false;
+  r.init_from_model = "m";
+  r.init_from_version = 1;
+  EXPECT_TRUE(Validate(r).ok()) << Validate(r);
+  r.init_from_version = 2;
+  EXPECT_EQ(Validate(r).message(), "init_from_version: model 'm' has no version 2");
 }
 
 }  // namespace

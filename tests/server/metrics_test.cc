@@ -18,9 +18,9 @@ TEST(MetricsTest, RecordsEveryFamilyWithItsLabels) {
   m.ObserveRpc("GetModel", "OK", 0.003);
   m.ObserveRpc("GetModel", "OK", 0.2);
   m.ObserveRpc("GetModel", "NOT_FOUND", 0.001);
-  m.AddGenerated("shapes", "pointcloud", 3, 45);
-  m.AddGenerated("shapes", "pointcloud", 2, 30);
-  m.AddGenerated("cells", "gaussian", 4, 0);
+  m.AddGenerated("shapes", 1, "pointcloud", 3, 45);
+  m.AddGenerated("shapes", 1, "pointcloud", 2, 30);
+  m.AddGenerated("cells", 1, "gaussian", 4, 0);
   m.ObserveSamplingBatch("pointcloud", 5, 7);
   m.ObserveSamplingBatch("pointcloud", 1, 1);
   m.SetQueueDepth("shapes", 3);
@@ -41,6 +41,10 @@ TEST(MetricsTest, RecordsEveryFamilyWithItsLabels) {
   EXPECT_EQ(MetricValue(text, "wfm_rpc_latency_seconds_bucket", {{"code", "OK"}, {"le", "0.005"}}), 1);
   EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}, {"family", "pointcloud"}}), 5);
   EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "shapes"}}), 75);
+  // One series per model version.
+  m.AddGenerated("shapes", 2, "pointcloud", 1, 0);
+  EXPECT_EQ(MetricValue(m.Text(), "wfm_generated_samples_total", {{"model", "shapes"}, {"version", "1"}}), 5);
+  EXPECT_EQ(MetricValue(m.Text(), "wfm_generated_samples_total", {{"model", "shapes"}, {"version", "2"}}), 1);
   EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"family", "gaussian"}}), 4);
   EXPECT_FALSE(MetricValue(text, "wfm_generated_points_total", {{"family", "gaussian"}}).has_value());
   EXPECT_EQ(MetricValue(text, "wfm_sampling_batch_size_count", {{"family", "pointcloud"}}), 2);
@@ -100,7 +104,7 @@ TEST(MetricsTest, SeriesExistAtZeroFromTheStartAndLeaveWithTheirModel) {
         << priority;
   }
 
-  m.AddGenerated("shapes", "pointcloud", 3, 30);
+  m.AddGenerated("shapes", 1, "pointcloud", 3, 30);
   m.SetQueueDepth("shapes", 2);
   // Reported again, a model keeps its counts; "cells" is now a point-cloud
   // model: its Gaussian series go, the new ones start at 0.
@@ -112,6 +116,15 @@ TEST(MetricsTest, SeriesExistAtZeroFromTheStartAndLeaveWithTheirModel) {
   EXPECT_FALSE(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "gaussian"}}).has_value());
   EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "cells"}, {"family", "pointcloud"}}), 0);
   EXPECT_EQ(MetricValue(text, "wfm_generated_points_total", {{"model", "cells"}}), 0);
+
+  // A version no longer served loses its counters, its model keeps the
+  // queue series.
+  m.SyncModels({{"shapes", "pointcloud", 2}, {"cells", "pointcloud"}});
+  text = m.Text();
+  EXPECT_FALSE(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}, {"version", "1"}})
+                   .has_value());
+  EXPECT_EQ(MetricValue(text, "wfm_generated_samples_total", {{"model", "shapes"}, {"version", "2"}}), 0);
+  EXPECT_EQ(MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 2);
 
   // A model no longer served loses its series; the others stay.
   m.SyncModels({{"cells", "pointcloud"}});

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -66,13 +67,14 @@ TEST(ModelRegistryTest, PublishesServesAndReloads) {
     EXPECT_EQ(info.labels.kind, model::LabelSpace::Kind::kDiscrete);
     EXPECT_THAT(info.labels.names, ElementsAre("round", "wide"));
     EXPECT_GT(info.parameters, 100);
-    EXPECT_EQ(info.size_bytes, static_cast<int64_t>(fs::file_size(root + "/shapes-v1/model.wfm")));
+    EXPECT_EQ(info.size_bytes, static_cast<int64_t>(fs::file_size(root + "/shapes-v1/1/model.wfm")));
     EXPECT_EQ(info.summary.steps, 3);
     EXPECT_EQ(info.summary.dataset, "shapes");
     EXPECT_THAT(info.origin.heldout, ElementsAre(1, 4));
     ASSERT_TRUE(info.pointcloud_config.has_value());
     EXPECT_EQ(info.pointcloud_config->network.width, 16);
     EXPECT_GT(info.created_unix_ms, 0);
+    EXPECT_EQ(info.version, 1);
     ASSERT_TRUE(registry->Publish("g", GaussianCheckpoint(), false).ok());
   }
   auto registry = Open(root);
@@ -94,11 +96,13 @@ TEST(ModelRegistryTest, ReadersKeepTheirModelAcrossReplacementAndDelete) {
   ASSERT_TRUE(registry->Publish("m", PointCloudCheckpoint(1), false).ok());
   auto old = registry->Get("m");
   ASSERT_TRUE(old.ok());
-  absl::Status exists = registry->Publish("m", PointCloudCheckpoint(2), false).status();
-  EXPECT_TRUE(absl::IsAlreadyExists(exists)) << exists;
+  ASSERT_TRUE(registry->Publish("m", PointCloudCheckpoint(2), false).ok());
+  auto second = registry->Get("m");
+  EXPECT_EQ((*second)->info.version, 2);
   ASSERT_TRUE(registry->Publish("m", PointCloudCheckpoint(2), true).ok());
   auto fresh = registry->Get("m");
   EXPECT_NE(fresh->get(), old->get());
+  EXPECT_EQ((*fresh)->info.version, 1);
   // The old model still samples.
   model::CloudSampleRequest request;
   request.points = 5;
@@ -130,7 +134,7 @@ TEST(ModelRegistryTest, SkipsCorruptFolders) {
     ASSERT_TRUE(registry->Publish("flipped", PointCloudCheckpoint(2), false).ok());
   }
   {
-    std::fstream f(dir.path() + "/flipped/model.wfm", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(dir.path() + "/flipped/1/model.wfm", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(200);
     f.write("\x7f", 1);
   }
@@ -138,7 +142,7 @@ TEST(ModelRegistryTest, SkipsCorruptFolders) {
   fs::create_directories(dir.path() + "/garbage");
   std::ofstream(dir.path() + "/garbage/model.wfm") << "not a checkpoint";
   fs::create_directories(dir.path() + "/bad name");
-  fs::copy_file(dir.path() + "/good/model.wfm", dir.path() + "/bad name/model.wfm");
+  fs::copy_file(dir.path() + "/good/1/model.wfm", dir.path() + "/bad name/model.wfm");
   auto registry = Open(dir.path());
   const auto models = registry->List();
   ASSERT_EQ(models.size(), 1u);
@@ -198,8 +202,20 @@ TEST(ModelRegistryTest, ServedModelsHaveTheirMetricSeriesFromTheStart) {
   ASSERT_TRUE(registry.ok()) << registry.status();
   std::string text = metrics.Text();
   EXPECT_EQ(testing::MetricValue(text, "wfm_generated_samples_total",
-                                 {{"model", "shapes"}, {"family", "pointcloud"}}),
+                                 {{"model", "shapes"}, {"family", "pointcloud"}, {"version", "1"}}),
             0);
+  EXPECT_EQ(testing::MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 0);
+  // Every loaded version has its own throughput series.
+  ASSERT_TRUE((*registry)->Publish("shapes", PointCloudCheckpoint(2), false).ok());
+  text = metrics.Text();
+  EXPECT_EQ(testing::MetricValue(text, "wfm_generated_samples_total",
+                                 {{"model", "shapes"}, {"version", "2"}}),
+            0);
+  ASSERT_TRUE((*registry)->DeleteVersion("shapes", 1).ok());
+  text = metrics.Text();
+  EXPECT_FALSE(testing::MetricValue(text, "wfm_generated_samples_total",
+                                    {{"model", "shapes"}, {"version", "1"}})
+                   .has_value());
   EXPECT_EQ(testing::MetricValue(text, "wfm_sampling_queue_depth", {{"model", "shapes"}}), 0);
   ASSERT_TRUE((*registry)->Publish("cells", GaussianCheckpoint(), false).ok());
   ASSERT_TRUE((*registry)->Delete("shapes").ok());
@@ -235,6 +251,210 @@ TEST(ModelRegistryTest, BackgroundRescanPicksUpANewModel) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (!ours->Contains("late") && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_TRUE(ours->Contains("late"));
+}
+
+std::vector<int64_t> Versions(const ModelRegistry& registry, const std::string& name) {
+  absl::StatusOr<ModelVersions> model = registry.Describe(name);
+  EXPECT_TRUE(model.ok()) << model.status();
+  std::vector<int64_t> out;
+  if (model.ok()) {
+    for (const auto& v : model->versions) out.push_back(v->info.version);
+  }
+  return out;
+}
+
+int64_t ServingVersion(const ModelRegistry& registry, const std::string& name) {
+  absl::StatusOr<std::shared_ptr<const Servable>> model = registry.Get(name);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? (*model)->info.version : -1;
+}
+
+// Training into a name adds the next version; the latest serves unless one
+// is pinned; a pin survives restarts; the pinned and the only version cannot
+// be deleted.
+TEST(ModelRegistryTest, VersionsPublishPinRollbackAndDelete) {
+  testing::TempDir dir;
+  const model::checkpoint::Checkpoint a = PointCloudCheckpoint(1);
+  const model::checkpoint::Checkpoint b = PointCloudCheckpoint(2);
+  {
+    auto registry = Open(dir.path());
+    for (int i = 1; i <= 3; ++i) {
+      auto published = registry->Publish("m", i == 2 ? b : a, false);
+      ASSERT_TRUE(published.ok()) << published.status();
+      EXPECT_EQ((*published)->info.version, i);
+      EXPECT_TRUE(fs::exists(dir.path() + "/m/" + std::to_string(i) + "/model.wfm"));
+    }
+    EXPECT_THAT(Versions(*registry, "m"), ElementsAre(1, 2, 3));
+    EXPECT_EQ(ServingVersion(*registry, "m"), 3);
+    EXPECT_EQ(registry->size(), 1);
+    // Each version is its own model: version 2 was trained with seed 2.
+    auto two = registry->Get("m", 2);
+    ASSERT_TRUE(two.ok());
+    EXPECT_EQ((*two)->info.version, 2);
+    auto ckpt = registry->ReadCheckpoint("m", 2);
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+    EXPECT_EQ(ckpt->metadata.value("created_unix_ms", int64_t{0}),
+              b.metadata.value("created_unix_ms", int64_t{0}));
+    EXPECT_TRUE(absl::IsNotFound(registry->Get("m", 4).status()));
+    EXPECT_TRUE(absl::IsNotFound(registry->Describe("m", 4).status()));
+
+    // Rollback: pin 2; a new version does not take over.
+    auto pinned = registry->Update("m", 2, std::nullopt);
+    ASSERT_TRUE(pinned.ok()) << pinned.status();
+    EXPECT_EQ(pinned->serving_version, 2);
+    EXPECT_EQ(pinned->pinned_version, 2);
+    ASSERT_TRUE(registry->Publish("m", a, false).ok());
+    EXPECT_EQ(ServingVersion(*registry, "m"), 2);
+    EXPECT_TRUE(absl::IsNotFound(registry->Update("m", 9, std::nullopt).status()));
+    const absl::Status pinned_delete = registry->DeleteVersion("m", 2);
+    EXPECT_TRUE(absl::IsFailedPrecondition(pinned_delete)) << pinned_delete;
+    EXPECT_THAT(std::string(pinned_delete.message()), HasSubstr("pinned"));
+    ASSERT_TRUE(registry->DeleteVersion("m", 3).ok());
+    EXPECT_FALSE(fs::exists(dir.path() + "/m/3"));
+    EXPECT_TRUE(absl::IsNotFound(registry->DeleteVersion("m", 3)));
+    EXPECT_TRUE(absl::IsNotFound(registry->DeleteVersion("ghost", 1)));
+  }
+  {
+    // The pin is on disk.
+    auto registry = Open(dir.path());
+    EXPECT_THAT(Versions(*registry, "m"), ElementsAre(1, 2, 4));
+    EXPECT_EQ(ServingVersion(*registry, "m"), 2);
+    ASSERT_TRUE(registry->Update("m", 0, std::nullopt).ok());  // unpin
+    EXPECT_EQ(ServingVersion(*registry, "m"), 4);
+    EXPECT_FALSE(fs::exists(dir.path() + "/m/serving.json"));
+    ASSERT_TRUE(registry->DeleteVersion("m", 1).ok());
+    ASSERT_TRUE(registry->DeleteVersion("m", 4).ok());
+    EXPECT_EQ(ServingVersion(*registry, "m"), 2);
+    const absl::Status only = registry->DeleteVersion("m", 2);
+    EXPECT_TRUE(absl::IsFailedPrecondition(only)) << only;
+    // The next version is above every stored one.
+    auto next = registry->Publish("m", a, false);
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ((*next)->info.version, 3);
+    ASSERT_TRUE(registry->Delete("m").ok());
+    EXPECT_FALSE(fs::exists(dir.path() + "/m"));
+  }
+}
+
+// Overwrite replaces the whole lineage: every version and the pin go, the
+// checkpoint becomes version 1.
+TEST(ModelRegistryTest, OverwriteReplacesEveryVersionWithVersionOne) {
+  testing::TempDir dir;
+  auto registry = Open(dir.path());
+  ASSERT_TRUE(registry->Publish("m", PointCloudCheckpoint(1), false).ok());
+  ASSERT_TRUE(registry->Publish("m", PointCloudCheckpoint(2), false).ok());
+  ASSERT_TRUE(registry->Update("m", 1, 5).ok());
+  auto replaced = registry->Publish("m", GaussianCheckpoint(), true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ((*replaced)->info.version, 1);
+  EXPECT_THAT(Versions(*registry, "m"), ElementsAre(1));
+  auto model = registry->Describe("m");
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model->pinned_version, 0);
+  EXPECT_EQ(model->keep_versions, 0);
+  EXPECT_EQ(model->described->info.family, model::Family::kGaussian);
+  EXPECT_FALSE(fs::exists(dir.path() + "/m/2"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/m/serving.json"));
+  EXPECT_THAT(Versions(*Open(dir.path()), "m"), ElementsAre(1));
+}
+
+// Retention: the latest K versions and the pinned one stay; the server's
+// default applies to models without their own.
+TEST(ModelRegistryTest, RetentionKeepsTheLatestVersionsAndThePinnedOne) {
+  testing::TempDir dir;
+  auto registry = ModelRegistry::Open(dir.path(), nullptr, ModelRegistryOptions{2});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ModelRegistry& r = **registry;
+  const model::checkpoint::Checkpoint ckpt = PointCloudCheckpoint(1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(r.Publish("m", ckpt, false).ok());
+  EXPECT_THAT(Versions(r, "m"), ElementsAre(2, 3));
+  EXPECT_FALSE(fs::exists(dir.path() + "/m/1"));
+  ASSERT_TRUE(r.Update("m", 2, std::nullopt).ok());
+  ASSERT_TRUE(r.Publish("m", ckpt, false).ok());
+  ASSERT_TRUE(r.Publish("m", ckpt, false).ok());
+  EXPECT_THAT(Versions(r, "m"), ElementsAre(2, 4, 5));
+  // The model's own retention, applied at once.
+  auto one = r.Update("m", std::nullopt, 1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->keep_versions, 1);
+  EXPECT_THAT(Versions(r, "m"), ElementsAre(2, 5));
+  EXPECT_EQ(ServingVersion(r, "m"), 2);
+  EXPECT_THAT(repository::VersionsBeyondRetention({1, 2, 3, 4}, 2, 0), ElementsAre(1, 2));
+  EXPECT_THAT(repository::VersionsBeyondRetention({1, 2, 3, 4}, 2, 1), ElementsAre(2));
+  EXPECT_THAT(repository::VersionsBeyondRetention({1, 2}, 3, 0), ElementsAre());
+}
+
+// A data folder of the first layout (<name>/model.wfm) is served in place
+// as version 1; new versions go next to it.
+TEST(ModelRegistryTest, TheFirstLayoutIsVersionOne) {
+  testing::TempDir dir;
+  fs::create_directories(dir.path() + "/old");
+  ASSERT_TRUE(model::checkpoint::Write(dir.path() + "/old/model.wfm", PointCloudCheckpoint(1)).ok());
+  auto registry = Open(dir.path());
+  EXPECT_THAT(Versions(*registry, "old"), ElementsAre(1));
+  EXPECT_EQ(ServingVersion(*registry, "old"), 1);
+  ASSERT_TRUE(registry->ReadCheckpoint("old", 1).ok());
+  auto two = registry->Publish("old", PointCloudCheckpoint(2), false);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ((*two)->info.version, 2);
+  EXPECT_TRUE(fs::exists(dir.path() + "/old/2/model.wfm"));
+  EXPECT_TRUE(fs::exists(dir.path() + "/old/model.wfm"));  // never moved
+  EXPECT_THAT(Versions(*Open(dir.path()), "old"), ElementsAre(1, 2));
+  ASSERT_TRUE(registry->DeleteVersion("old", 1).ok());
+  EXPECT_FALSE(fs::exists(dir.path() + "/old/model.wfm"));
+  EXPECT_THAT(Versions(*Open(dir.path()), "old"), ElementsAre(2));
+}
+
+// A publish interrupted by a crash leaves a staging folder: never visible
+// as a version, removed at the next start.
+TEST(ModelRegistryTest, AHalfWrittenVersionIsInvisibleAndCleanedUp) {
+  testing::TempDir dir;
+  auto watcher = Open(dir.path());
+  ASSERT_TRUE(watcher->Publish("m", PointCloudCheckpoint(1), false).ok());
+  const std::string half = dir.path() + "/m/.~staging-version-0123456789abcdef";
+  fs::create_directories(half);
+  std::ofstream(half + "/model.wfm") << "half a checkpoint";
+  const std::string fresh = dir.path() + "/.~staging-n-0123456789abcdef";
+  fs::create_directories(fresh + "/1");
+  std::ofstream(fresh + "/1/model.wfm") << "half";
+  fs::create_directories(dir.path() + "/m/07");  // not a version name
+  // A running server's rescan sees nothing new (and leaves another
+  // writer's staging folder alone); the next start removes them.
+  ModelRegistry::RescanResult r = watcher->Rescan();
+  EXPECT_EQ(r.added + r.replaced + r.removed, 0);
+  EXPECT_TRUE(fs::exists(half));
+  auto registry = Open(dir.path());
+  EXPECT_THAT(Versions(*registry, "m"), ElementsAre(1));
+  EXPECT_EQ(registry->size(), 1);
+  EXPECT_FALSE(fs::exists(half));
+  EXPECT_FALSE(fs::exists(fresh));
+  auto next = registry->Publish("m", PointCloudCheckpoint(2), false);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ((*next)->info.version, 2);
+}
+
+// Another server on the same folder: its new versions and pins are seen at
+// the next rescan.
+TEST(ModelRegistryTest, RescanSeesAnotherWritersVersionsAndPin) {
+  testing::TempDir dir;
+  auto ours = Open(dir.path());
+  auto theirs = Open(dir.path());
+  ASSERT_TRUE(theirs->Publish("m", PointCloudCheckpoint(1), false).ok());
+  EXPECT_EQ(ours->Rescan().added, 1);
+  auto first = ours->Get("m");
+  ASSERT_TRUE(theirs->Publish("m", PointCloudCheckpoint(2), false).ok());
+  ModelRegistry::RescanResult r = ours->Rescan();
+  EXPECT_EQ(r.added, 1);
+  EXPECT_EQ(r.replaced + r.removed, 0);
+  EXPECT_EQ(ServingVersion(*ours, "m"), 2);
+  EXPECT_EQ(ours->Get("m", 1)->get(), first->get());  // unchanged, not reloaded
+  ASSERT_TRUE(theirs->Update("m", 1, std::nullopt).ok());
+  ours->Rescan();
+  EXPECT_EQ(ServingVersion(*ours, "m"), 1);
+  ASSERT_TRUE(theirs->Update("m", 0, std::nullopt).ok());
+  ASSERT_TRUE(theirs->DeleteVersion("m", 1).ok());
+  EXPECT_EQ(ours->Rescan().removed, 1);
+  EXPECT_THAT(Versions(*ours, "m"), ElementsAre(2));
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 // forgotten one is gone.
 #include "server/sampler.h"
 
+#include <atomic>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -20,6 +22,7 @@
 #include "tests/testing/http.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace wfm::server {
 namespace {
@@ -215,6 +218,94 @@ TEST_F(SamplerTest, AReplacedModelIsSampledAndAForgottenOneIsGone) {
   EXPECT_TRUE(absl::IsNotFound(sampler_->SampleClouds("clouds", request, nullptr).status()));
   // The other model is untouched.
   EXPECT_TRUE(sampler_->SampleGaussians("gaussians", GaussianRequest(1, 1), nullptr).ok());
+}
+
+// Each version has its own batcher; one of a version that left the
+// registry is dropped when another version of the model gets a batcher, so
+// the old model is freed.
+TEST_F(SamplerTest, VersionsAreSampledApartAndDeletedOnesAreFreed) {
+  const model::CloudSampleRequest request = CloudRequest(2, 5, 11);
+  WFM_ASSERT_OK_AND_ASSIGN(
+      const model::checkpoint::Checkpoint second,
+      testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true), 3, /*seed=*/2));
+  WFM_ASSERT_OK(registry_->Publish("clouds", second, /*overwrite=*/false));
+  std::weak_ptr<const model::PointCloudModel> first_model;
+  {
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> first,
+                             registry_->Get("clouds", 1));
+    first_model = first->pointcloud;
+    WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds one,
+                             sampler_->SampleClouds("clouds", request, nullptr, {}, 1));
+    WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                             first->pointcloud->Sample({request}));
+    EXPECT_EQ(one.points, direct[0].points);
+  }
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds latest,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> two, registry_->Get("clouds"));
+  WFM_ASSERT_OK_AND_ASSIGN(const std::vector<model::GeneratedClouds> direct,
+                           two->pointcloud->Sample({request}));
+  EXPECT_EQ(latest.points, direct[0].points);
+  EXPECT_EQ(MetricValue(metrics_.Text(), "wfm_generated_samples_total",
+                        {{"model", "clouds"}, {"version", "1"}}),
+            2);
+  EXPECT_FALSE(first_model.expired());  // its batcher holds it
+  WFM_ASSERT_OK(registry_->DeleteVersion("clouds", 1));
+  WFM_ASSERT_OK(registry_->Publish("clouds", second, /*overwrite=*/false));
+  ASSERT_TRUE(sampler_->SampleClouds("clouds", request, nullptr).ok());  // version 3
+  EXPECT_TRUE(first_model.expired());
+  EXPECT_TRUE(absl::IsNotFound(sampler_->SampleClouds("clouds", request, nullptr, {}, 1).status()));
+}
+
+// Requests waiting for two versions of one model (each behind a long call
+// of its version): the model's queue depth is their sum.
+TEST(SamplerVersionsTest, TheQueueDepthOfAModelSumsItsVersions) {
+  testing::TempDir dir;
+  WFM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<ModelRegistry> registry,
+                           ModelRegistry::Open(dir.File("models")));
+  WFM_ASSERT_OK_AND_ASSIGN(const model::checkpoint::Checkpoint clouds,
+                           testing::TrainedPointCloudCheckpoint(testing::Ellipses(8, 1, true)));
+  WFM_ASSERT_OK(registry->Publish("clouds", clouds, false));
+  WFM_ASSERT_OK(registry->Publish("clouds", clouds, false));
+  Metrics metrics("test");
+  SamplerOptions options;
+  options.limits.max_samples = 16;
+  options.limits.max_points = 32;
+  Sampler sampler(registry.get(), options, &metrics);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> calls;
+  const auto sample = [&](int64_t version, int64_t num, int64_t steps) {
+    calls.emplace_back([&, version, num, steps] {
+      model::CloudSampleRequest request = CloudRequest(num, num == 1 ? 4 : 32, 1);
+      request.steps = steps;
+      (void)sampler.SampleClouds("clouds", request, [&] { return stop.load(); }, {}, version);
+    });
+  };
+  const auto taken = [&] {
+    double n = 0;
+    for (const char* priority : {"low", "normal", "high"}) {
+      n += MetricValue(metrics.Text(), "wfm_sampling_queue_wait_seconds_count",
+                       {{"model", "clouds"}, {"priority", priority}})
+               .value_or(0);
+    }
+    return n;
+  };
+  // A long call per version (the most samples, points and steps; it runs
+  // until cancelled here), each taken by its batcher before the next
+  // request arrives.
+  for (int64_t version : {1, 2}) {
+    sample(version, 16, 10000);
+    EXPECT_TRUE(testing::WaitUntil([&] { return taken() == version; }, absl::Seconds(60),
+                                   absl::Milliseconds(5)));
+  }
+  sample(1, 1, 2);
+  sample(2, 1, 2);
+  EXPECT_TRUE(testing::WaitUntil([&] { return sampler.InFlight("clouds") == 4; },
+                                 absl::Seconds(60), absl::Milliseconds(5)));
+  EXPECT_EQ(MetricValue(metrics.Text(), "wfm_sampling_queue_depth", {{"model", "clouds"}}), 2);
+  stop = true;
+  for (std::thread& t : calls) t.join();
+  EXPECT_EQ(MetricValue(metrics.Text(), "wfm_sampling_queue_depth", {{"model", "clouds"}}), 0);
 }
 
 TEST_F(SamplerTest, ACancelledRequestStopsWithCancelled) {

@@ -205,6 +205,108 @@ TEST_F(FlowTest, Gaussians) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// Versions through the API: a second training adds version 2; GetModel and
+// ListModels list both; requests take a version (the reply names it); a pin
+// rolls back; a version is deleted alone; overwrite restarts at version 1.
+TEST_F(FlowTest, ModelVersions) {
+  auto stub = server_.Stub();
+  ASSERT_TRUE(Upload(*stub, Header("states", pb::GAUSSIANS, 2), GaussianChunks(RandomGaussians(8, 2, 1), 8))
+                  .ok());
+  ASSERT_EQ(Train(*stub, "states", "g", TinyConfig(pb::FAMILY_GAUSSIAN, 3, 1)).state(), pb::SUCCEEDED);
+  ASSERT_EQ(Train(*stub, "states", "g", TinyConfig(pb::FAMILY_GAUSSIAN, 4, 2)).state(), pb::SUCCEEDED);
+  pb::ModelInfo info;
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, "g", &info).ok());
+  EXPECT_EQ(info.version(), 2);
+  EXPECT_EQ(info.serving_version(), 2);
+  EXPECT_EQ(info.pinned_version(), 0);
+  ASSERT_EQ(info.versions_size(), 2);
+  EXPECT_EQ(info.versions(0).version(), 1);
+  EXPECT_EQ(info.versions(0).summary().steps(), 3);
+  EXPECT_EQ(info.versions(1).summary().steps(), 4);
+  EXPECT_EQ(info.versions(1).dataset(), "states");
+  EXPECT_GT(info.versions(0).size_bytes(), 0);
+  EXPECT_GT(info.versions(0).created_unix_ms(), 0);
+  pb::GetModelRequest first;
+  first.set_name("g");
+  first.set_version(1);
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::GetModel, first, &info).ok());
+  EXPECT_EQ(info.version(), 1);
+  EXPECT_EQ(info.summary().steps(), 3);
+  pb::ListModelsResponse list;
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::ListModels, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  EXPECT_EQ(list.models(0).versions_size(), 2);
+
+  // The same seed on two versions: different weights, different samples.
+  const auto sample = [&](int64_t version) {
+    pb::SampleGaussiansRequest r;
+    r.set_model("g");
+    r.set_num_samples(2);
+    r.set_steps(4);
+    r.set_seed(5);
+    r.set_version(version);
+    pb::SampleGaussiansResponse reply;
+    grpc::ClientContext context;
+    const grpc::Status s = stub->SampleGaussians(&context, r, &reply);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reply;
+  };
+  const pb::SampleGaussiansResponse v1 = sample(1);
+  const pb::SampleGaussiansResponse serving = sample(0);
+  EXPECT_EQ(v1.version(), 1);
+  EXPECT_EQ(serving.version(), 2);
+  EXPECT_NE(std::vector<double>(v1.means().begin(), v1.means().end()),
+            std::vector<double>(serving.means().begin(), serving.means().end()));
+
+  // Rollback: pin version 1; requests without a version get it.
+  pb::UpdateModelRequest pin;
+  pin.set_name("g");
+  pin.set_serving_version(1);
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::UpdateModel, pin, &info).ok());
+  EXPECT_EQ(info.serving_version(), 1);
+  EXPECT_EQ(info.pinned_version(), 1);
+  const pb::SampleGaussiansResponse pinned = sample(0);
+  EXPECT_EQ(pinned.version(), 1);
+  EXPECT_EQ(std::vector<double>(pinned.means().begin(), pinned.means().end()),
+            std::vector<double>(v1.means().begin(), v1.means().end()));
+  pb::EvaluateRequest evaluation = EvaluationRequest("g", "states", "all", 3);
+  evaluation.set_version(2);
+  pb::EvaluateResponse evaluated;
+  ASSERT_NO_FATAL_FAILURE(Evaluate(*stub, evaluation, &evaluated));
+  EXPECT_EQ(evaluated.version(), 2);
+
+  // Deleting the pinned version is refused; another one goes alone.
+  pb::DeleteModelRequest drop;
+  drop.set_name("g");
+  drop.set_version(1);
+  pb::DeleteModelResponse dropped;
+  EXPECT_EQ(Call(*stub, &pb::WfmService::Stub::DeleteModel, drop, &dropped).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  drop.set_version(2);
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::DeleteModel, drop, &dropped).ok());
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, "g", &info).ok());
+  ASSERT_EQ(info.versions_size(), 1);
+  EXPECT_EQ(info.versions(0).version(), 1);
+
+  // Overwrite: every version goes, the new model is version 1, unpinned.
+  ASSERT_EQ(Train(*stub, "states", "g", TinyConfig(pb::FAMILY_GAUSSIAN, 5, 3)).state(), pb::SUCCEEDED);
+  pb::StartTrainingRequest overwrite;
+  overwrite.set_dataset("states");
+  overwrite.set_model("g");
+  *overwrite.mutable_config() = TinyConfig(pb::FAMILY_GAUSSIAN, 6, 4);
+  overwrite.set_overwrite(true);
+  pb::TrainingJob job;
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::StartTraining, overwrite, &job).ok());
+  std::vector<pb::TrainingJob> updates = Watch(*stub, job.id());
+  ASSERT_FALSE(updates.empty());
+  ASSERT_EQ(updates.back().state(), pb::SUCCEEDED) << updates.back().error();
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, "g", &info).ok());
+  ASSERT_EQ(info.versions_size(), 1);
+  EXPECT_EQ(info.version(), 1);
+  EXPECT_EQ(info.pinned_version(), 0);
+  EXPECT_EQ(info.summary().steps(), 6);
+}
+
 // GAUSSIANS carry condition vectors with their encoding; the Gaussian model
 // trained on them learns the null condition (guidance 2) and samples guided.
 TEST_F(FlowTest, GaussiansWithConditionsAndGuidance) {

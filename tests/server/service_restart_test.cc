@@ -78,7 +78,7 @@ TEST(RestartTest, ACorruptModelFolderIsSkipped) {
     ASSERT_EQ(Train(*stub, "d", "broken", TinyConfig(pb::FAMILY_POINTCLOUD, 3)).state(), pb::SUCCEEDED);
   }
   server.Stop();
-  std::filesystem::resize_file(server.options().data_dir + "/models/broken/model.wfm", 1000);
+  std::filesystem::resize_file(server.options().data_dir + "/models/broken/1/model.wfm", 1000);
   ASSERT_TRUE(server.Start().ok());
   auto stub = server.Stub();
   pb::ListModelsResponse models;

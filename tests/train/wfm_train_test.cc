@@ -330,6 +330,22 @@ TEST_F(WfmTrainTest, ARankThatCannotReadItsDataStopsEveryRank) {
   EXPECT_FALSE(fs::exists(Path("m.wfm")));
 }
 
+// A model name whose folder holds versions published by wfm-server
+// (<name>/<V>/model.wfm) is refused: a file of the one-file layout next to
+// them would not be served.
+TEST_F(WfmTrainTest, AModelNameHoldingServerVersionsIsRefused) {
+  const std::string repo = Path("versioned");
+  fs::create_directories(repo + "/models/shapes/2");
+  std::ofstream(repo + "/models/shapes/2/model.wfm") << "version 2";
+  TrainProcess only(Rank(With(Flags(2), {"--data-dir", repo, "--model", "shapes"}), 0, 1,
+                         wfm::testing::FreePort(), 30, Path("v0.jsonl")),
+                    Path("v0.txt"));
+  EXPECT_EQ(only.Wait(120), 1);
+  EXPECT_NE(only.Log().find("--model shapes: the model has versions"), std::string::npos)
+      << only.Log();
+  EXPECT_FALSE(fs::exists(repo + "/models/shapes/model.wfm"));
+}
+
 TEST_F(WfmTrainTest, RankZeroPublishesIntoTheRepositoryAndResumeContinuesExactly) {
   const std::string repo = Path("repo");
   const auto repo_flags = [&](int steps) {
