@@ -36,8 +36,9 @@ for stage in $STAGES; do
       # and python.package (a pip install into a fresh venv; the server it
       # then drives runs under ASan in python.anndata and the e2e suites),
       # and the learning-quality tests (PointCloudLearningTest,
-      # GaussianConditionalTest: minutes of training under ASan whose code
-      # paths the trainer, sampler and e2e suites already run here), and the
+      # GaussianLearningTest, GaussianConditionalTest, python.conditions:
+      # minutes of training under ASan whose code paths the trainer, sampler,
+      # conditions and e2e suites already run here), and the
       # crash-consistency and load tests (CrashConsistencyTest, LoadTest:
       # about three minutes of killing and restarting servers and of
       # queue-limit timing; the server-process, restart and batcher suites run
@@ -47,7 +48,7 @@ for stage in $STAGES; do
       LSAN_OPTIONS="suppressions=$ROOT/deploy/sanitizers/lsan.supp:print_suppressions=0" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
         ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 2400 \
-          -E '^(deploy\..*|python\.package|PointCloudLearningTest\..*|GaussianConditionalTest\..*|CrashConsistencyTest\..*|LoadTest\..*)$'
+          -E '^(deploy\..*|python\.(package|conditions)|PointCloudLearningTest\..*|.*GaussianLearningTest\..*|GaussianConditionalTest\..*|CrashConsistencyTest\..*|LoadTest\..*)$'
       ;;
     tsan)
       dir=${WFM_TSAN_BUILD_DIR:-build-tsan}
