@@ -380,6 +380,9 @@ def headline(record, dataset):
     if FAMILY[dataset] == "gaussian":
         return f"1-NNA(BW) {m['bures']['1nna']:.3f}"
     text = f"1-NNA CD {m['chamfer']['1nna']:.3f} EMD {m['emd']['1nna']:.3f}"
+    if "1nna_generated" in m["emd"]:
+        text += (f" (EMD generated side {m['emd']['1nna_generated']:.3f}, real side "
+                 f"{m['emd']['1nna_real']:.3f}) MMD EMD {m['emd']['mmd']:.4g}")
     if "composition_tv" in m:
         text += f" TV {m['composition_tv']:.3f}"
     return text
