@@ -54,7 +54,11 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== configure ($BUILD)"
+# -O1, as the sanitizer stage: about half the compile time of -O3 with the
+# instrumentation (the request target alone took ~3 min at -O3 on the 2-core
+# CI machines), for slightly fewer executions per second.
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG" \
   -DWFM_FUZZ=ON -DWFM_BUILD_TESTS=OFF -DWFM_BUILD_BENCH=OFF >"$WORK/configure.log" 2>&1 || {
   tail -n 40 "$WORK/configure.log" >&2
   exit 1
