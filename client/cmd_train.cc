@@ -90,14 +90,17 @@ struct ModelsFlags {
   std::optional<int64_t> serve_version;
   std::optional<int64_t> keep_versions;
   std::optional<int64_t> delete_version;
+  bool load = false;
+  bool unload = false;
 };
 
 absl::Status Models(CliContext& context, const ModelsFlags& f) {
-  const bool changes =
-      f.serve_version.has_value() || f.keep_versions.has_value() || f.delete_version.has_value();
+  const bool changes = f.serve_version.has_value() || f.keep_versions.has_value() ||
+                       f.delete_version.has_value() || f.load || f.unload;
   if (f.name.empty() && (changes || f.version != 0)) {
     return absl::InvalidArgumentError(
-        "--version, --serve-version, --keep-versions, --delete-version: need a model NAME");
+        "--version, --serve-version, --keep-versions, --delete-version, --load, --unload: need "
+        "a model NAME");
   }
   WFM_ASSIGN_OR_RETURN(Client * client, context.client());
   std::vector<v1::ModelInfo> all;
@@ -109,11 +112,15 @@ absl::Status Models(CliContext& context, const ModelsFlags& f) {
                     static_cast<long long>(*f.delete_version), f.name.c_str());
       }
     }
-    if (f.serve_version.has_value() || f.keep_versions.has_value()) {
+    if (f.serve_version.has_value() || f.keep_versions.has_value() || f.load || f.unload) {
       v1::UpdateModelRequest update;
       update.set_name(f.name);
       if (f.serve_version.has_value()) update.set_serving_version(*f.serve_version);
       if (f.keep_versions.has_value()) update.set_keep_versions(*f.keep_versions);
+      if (f.load || f.unload) {
+        update.set_residency(f.load ? v1::MODEL_RESIDENCY_LOAD : v1::MODEL_RESIDENCY_UNLOAD);
+        update.set_version(f.version);
+      }
       WFM_RETURN_IF_ERROR(client->UpdateModel(update).status());
     }
     WFM_ASSIGN_OR_RETURN(const v1::ModelInfo model, client->GetModel(f.name, f.version));
@@ -212,13 +219,15 @@ void AddTrainCommands(CLI::App& app, CliContext& context) {
   });
 
   // models [NAME] [--version V] [--serve-version V] [--keep-versions K] [--delete-version V]
+  //        [--load | --unload]
   auto mf = std::make_shared<ModelsFlags>();
   CLI::App* models = app.add_subcommand(
       "models", "list the trained models (or show one with its versions, pin, retention)");
   models->add_option("NAME", mf->name, "show this model only");
   models->add_flag("--json", mf->json, "print one JSON document");
   models->add_option("--version", mf->version,
-                     "with NAME: describe this version (default: the serving one)")
+                     "with NAME: describe this version (default: the serving one); with --load / "
+                     "--unload: the version they act on")
       ->check(CLI::PositiveNumber);
   AddOptional(models, "--serve-version", &mf->serve_version,
               "with NAME: pin this version as the serving one (rollback); 0 = unpin, the "
@@ -228,6 +237,14 @@ void AddTrainCommands(CLI::App& app, CliContext& context) {
               "ones; 0 = the server's --keep-versions");
   AddOptional(models, "--delete-version", &mf->delete_version,
               "with NAME: delete this version (not the pinned one, nor the only one)");
+  CLI::Option* load = models->add_flag(
+      "--load", mf->load,
+      "with NAME: load the weights into the server's memory now (--version V: that version; "
+      "default: the serving one), unloading the least recently used beyond its limits");
+  models->add_flag("--unload", mf->unload,
+                   "with NAME: free the weights from the server's memory (--version V: that "
+                   "version; default: every version); the next request loads them again")
+      ->excludes(load);
   models->callback([&context, mf] {
     context.action = [&context, mf] { return Models(context, *mf); };
   });

@@ -213,14 +213,16 @@ std::string VersionsTable(const v1::ModelInfo& model) {
                     absl::StrCat(v.summary().steps()),
                     v.summary().steps() > 0 ? absl::StrFormat("%.4g", v.summary().recent_loss())
                                             : "-",
-                    FormatBytes(v.size_bytes()), FormatUnixMs(v.created_unix_ms()),
+                    FormatBytes(v.size_bytes()),
+                    v.loaded() ? FormatBytes(v.memory_bytes()) : std::string("-"),
+                    FormatUnixMs(v.created_unix_ms()),
                     v.init_from_model().empty()
                         ? std::string()
                         : absl::StrCat(v.init_from_model(), ":", v.init_from_version())});
   }
   return RenderTable(
-      {"VERSION", "SERVING", "DATASET", "STEPS", "LOSS", "SIZE", "CREATED", "FROM"}, rows,
-      {true, false, false, true, true, true, false, false});
+      {"VERSION", "SERVING", "DATASET", "STEPS", "LOSS", "SIZE", "LOADED", "CREATED", "FROM"},
+      rows, {true, false, false, true, true, true, true, false, false});
 }
 
 std::string JobsTable(const std::vector<v1::TrainingJob>& jobs) {

@@ -295,6 +295,7 @@ int FuzzRequests(const uint8_t* data, size_t size) {
       if (Parse(rest, &req)) {
         (void)repository::ValidateName("name", req.name());
         if (req.has_serving_version()) CheckVersion("serving_version", req.serving_version());
+        CheckVersion("version", req.version());
       }
       break;
     }

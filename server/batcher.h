@@ -58,6 +58,11 @@
 // after mu_ when both are held (never the other way round); clang's
 // -Wthread-safety checks both. The model runs with no lock held.
 //
+// The batcher does not keep its model alive: it holds it weakly, and each
+// queued request holds it until its result (callers of Run() hold the model
+// they resolved, model_registry.h), so a model unloaded from the registry
+// is freed when its last request ends, not when its batcher goes.
+//
 // Model must provide
 //   absl::StatusOr<std::vector<Result>> Sample(const std::vector<Request>&,
 //                                             const std::function<bool()>&) const;
@@ -137,16 +142,23 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  const std::shared_ptr<const Model>& model() const { return model_; }
+  // The model; null once nothing holds it any more.
+  std::shared_ptr<const Model> model() const { return model_.lock(); }
 
   // Queues the request under `policy` and blocks until its result.
   // RESOURCE_EXHAUSTED when the queue is full, DEADLINE_EXCEEDED when it
   // waited longer than policy.timeout (never computed), CANCELLED when
-  // `cancelled` turned true first, UNAVAILABLE when the batcher is stopping.
+  // `cancelled` turned true first, UNAVAILABLE when the batcher is stopping
+  // or its model was freed (see the top).
   absl::StatusOr<Result> Run(Request request, const QueuePolicy& policy,
                              std::function<bool()> cancelled = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_) {
     auto pending = std::make_shared<Pending>();
+    pending->model = model_.lock();
+    if (pending->model == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("sampling: model '", name_, "' was unloaded; retry"));
+    }
     pending->request = std::move(request);
     pending->priority = policy.priority;
     pending->timeout = policy.timeout;
@@ -231,6 +243,7 @@ class Batcher {
   static constexpr TimePoint kNever = TimePoint::max();
 
   struct Pending {
+    std::shared_ptr<const Model> model;  // kept until the result
     Request request;
     QueuePriority priority = QueuePriority::kNormal;
     absl::Duration timeout = absl::InfiniteDuration();
@@ -391,12 +404,17 @@ class Batcher {
     int64_t samples = 0;
     while (NextBatch(&batch, &samples)) {
       std::vector<absl::StatusOr<Result>> outcomes = Execute(batch, samples);
-      MutexLock lock(&mu_);
-      // Reset before the clients learn their results: a lone client's next
-      // request must not count this call as concurrent with it.
-      running_ = 0;
-      idle_since_ = std::chrono::steady_clock::now();
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->Finish(std::move(outcomes[i]));
+      // Their callers still hold the model; from here only they do.
+      for (const auto& p : batch) p->model = nullptr;
+      {
+        MutexLock lock(&mu_);
+        // Reset before the clients learn their results: a lone client's next
+        // request must not count this call as concurrent with it.
+        running_ = 0;
+        idle_since_ = std::chrono::steady_clock::now();
+        for (size_t i = 0; i < batch.size(); ++i) batch[i]->Finish(std::move(outcomes[i]));
+      }
+      batch.clear();
     }
   }
 
@@ -412,7 +430,9 @@ class Batcher {
       }
       return true;
     };
-    absl::StatusOr<std::vector<Result>> results = model_->Sample(requests, all_cancelled);
+    // Every request of the batch holds the same model.
+    absl::StatusOr<std::vector<Result>> results =
+        batch.front()->model->Sample(requests, all_cancelled);
     if (observer_.on_batch) observer_.on_batch(static_cast<int64_t>(batch.size()), samples);
     std::vector<absl::StatusOr<Result>> outcomes;
     outcomes.reserve(batch.size());
@@ -429,7 +449,7 @@ class Batcher {
   }
 
   const std::string name_;
-  const std::shared_ptr<const Model> model_;
+  const std::weak_ptr<const Model> model_;
   const BatcherOptions options_;
   const BatchObserver observer_;
 

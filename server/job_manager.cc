@@ -511,10 +511,10 @@ absl::StatusOr<JobStatus> JobManager::Start(const TrainingRequest& request) {
   WFM_RETURN_IF_ERROR(ValidateTrainingRequest(request, *datasets_, *models_));
   TrainingRequest queued = request;
   if (!request.init_from_model.empty()) {
-    WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> base,
-                         models_->Get(request.init_from_model, request.init_from_version));
-    queued.init_from_version = base->info.version;
-    queued.init_from_created_unix_ms = base->info.created_unix_ms;
+    WFM_ASSIGN_OR_RETURN(const ModelInfo base,
+                         models_->Info(request.init_from_model, request.init_from_version));
+    queued.init_from_version = base.version;
+    queued.init_from_created_unix_ms = base.created_unix_ms;
   }
   // Jobs other servers on this data folder started count too (one model,
   // one job).

@@ -59,13 +59,12 @@ absl::Status ValidateInitFrom(const TrainingRequest& request, const DatasetInfo&
   if (!models.Contains(base)) {
     return absl::NotFoundError(absl::StrCat("init_from_model: model '", base, "' not found"));
   }
-  absl::StatusOr<std::shared_ptr<const Servable>> servable =
-      models.Get(base, request.init_from_version);
-  if (!servable.ok()) {
+  absl::StatusOr<ModelInfo> found = models.Info(base, request.init_from_version);
+  if (!found.ok()) {
     return absl::NotFoundError(absl::StrCat("init_from_version: model '", base,
                                             "' has no version ", request.init_from_version));
   }
-  const ModelInfo& info = (*servable)->info;
+  const ModelInfo& info = *found;
   const model::TrainingConfig& r = request.config;
   const std::string of_base = absl::StrCat(" the base model '", base, "'");
   if (info.family != r.family) {

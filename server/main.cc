@@ -76,6 +76,16 @@ int main(int argc, char** argv) {
                  "versions kept per model that sets no retention of its own: the latest ones "
                  "(and the pinned one); older ones are deleted after each publish (0 = all)")
       ->capture_default_str();
+  app.add_option("--max-loaded-models", o.max_loaded_models,
+                 "model versions whose weights stay in memory; beyond it the least recently "
+                 "used are unloaded, and versions load on first use (0 = no limit: every "
+                 "version is loaded at start-up)")
+      ->capture_default_str();
+  app.add_option("--max-loaded-model-mib", o.max_loaded_model_mib,
+                 "MiB the weights of the loaded model versions may take (ModelInfo "
+                 "memory_bytes); the least recently used are unloaded to stay within it, and "
+                 "a version larger than all of it is refused (0 = no limit)")
+      ->capture_default_str();
   app.add_option("--grace-period-seconds", o.grace_period_seconds,
                  "time in-flight work gets on SIGTERM / SIGINT")
       ->capture_default_str();

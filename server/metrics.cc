@@ -77,6 +77,10 @@ struct Metrics::Impl {
   Family<Gauge>* training_speed;
   Family<Gauge>* training_jobs;
   Gauge* models_loaded;
+  Gauge* resident_versions;
+  Gauge* resident_bytes;
+  Counter* model_loads;
+  Family<Counter>* model_unloads;
   // Held around every use of a series labelled with a served model, so that
   // SyncModels never removes a series while another thread updates it.
   Mutex model_series_mu;
@@ -157,9 +161,34 @@ Metrics::Metrics(absl::string_view version) : impl_(std::make_unique<Impl>()) {
                               .Register(r);
   impl_->models_loaded = &prometheus::BuildGauge()
                               .Name("wfm_models_loaded")
-                              .Help("Models loaded in the registry.")
+                              .Help("Models in the registry (their weights in memory or not).")
                               .Register(r)
                               .Add({});
+  impl_->resident_versions = &prometheus::BuildGauge()
+                                  .Name("wfm_model_versions_resident")
+                                  .Help("Model versions whose weights are in memory.")
+                                  .Register(r)
+                                  .Add({});
+  impl_->resident_bytes = &prometheus::BuildGauge()
+                               .Name("wfm_model_resident_bytes")
+                               .Help("Bytes the weights of the model versions in memory take.")
+                               .Register(r)
+                               .Add({});
+  impl_->model_loads = &prometheus::BuildCounter()
+                            .Name("wfm_model_loads_total")
+                            .Help("Model versions loaded into memory on demand (first use, "
+                                  "explicit load).")
+                            .Register(r)
+                            .Add({});
+  impl_->model_unloads = &prometheus::BuildCounter()
+                              .Name("wfm_model_unloads_total")
+                              .Help("Model versions dropped from memory, by reason: lru "
+                                    "(--max-loaded-models), budget (--max-loaded-model-mib), "
+                                    "explicit.")
+                              .Register(r);
+  for (const char* reason : {"lru", "budget", "explicit"}) {
+    impl_->model_unloads->Add({{"reason", reason}});
+  }
   impl_->datasets_stored = &prometheus::BuildGauge()
                                 .Name("wfm_datasets_stored")
                                 .Help("Data sets in the store.")
@@ -294,6 +323,17 @@ void Metrics::SetTrainingJobs(absl::string_view state, int64_t count) {
 
 void Metrics::SetModelsLoaded(int64_t count) {
   impl_->models_loaded->Set(static_cast<double>(count));
+}
+
+void Metrics::SetResidentModels(int64_t versions, int64_t bytes) {
+  impl_->resident_versions->Set(static_cast<double>(versions));
+  impl_->resident_bytes->Set(static_cast<double>(bytes));
+}
+
+void Metrics::AddModelLoad() { impl_->model_loads->Increment(); }
+
+void Metrics::AddModelUnloads(absl::string_view reason, int64_t versions) {
+  impl_->model_unloads->Add({{"reason", S(reason)}}).Increment(static_cast<double>(versions));
 }
 
 void Metrics::SetDatasetsStored(int64_t count) {

@@ -6,7 +6,7 @@
 // counters (the model's version, bounded by the retention), solver on
 // wfm_network_evaluations_total: one
 // of five names, priority on wfm_sampling_queue_wait_seconds: low, normal or
-// high).
+// high, reason on wfm_model_unloads_total: lru, budget or explicit).
 //
 //   wfm_rpc_requests_total{method,code}           counter   finished RPCs
 //   wfm_rpc_latency_seconds{method,code}          histogram RPC wall time
@@ -36,7 +36,14 @@
 //   wfm_training_loss{model}                      gauge     loss of the last step
 //   wfm_training_steps_per_second{model}          gauge     speed of the running job
 //   wfm_training_jobs{state}                      gauge     known jobs per state
-//   wfm_models_loaded                             gauge     models in the registry
+//   wfm_models_loaded                             gauge     models in the registry (in
+//                                                            memory or not)
+//   wfm_model_versions_resident                   gauge     model versions whose weights
+//                                                            are in memory
+//   wfm_model_resident_bytes                      gauge     what those weights take
+//   wfm_model_loads_total                         counter   versions loaded on demand
+//   wfm_model_unloads_total{reason}               counter   versions dropped from memory:
+//                                                            lru, budget or explicit
 //   wfm_datasets_stored                           gauge     data sets in the store
 //   wfm_build_info{version}                       gauge     always 1
 //
@@ -113,6 +120,11 @@ class Metrics {
   void SetTrainingJobs(absl::string_view state, int64_t count);
 
   void SetModelsLoaded(int64_t count);
+  // Model versions in memory and their bytes (model_registry.h, residency).
+  void SetResidentModels(int64_t versions, int64_t bytes);
+  void AddModelLoad();
+  // `versions` dropped from memory for `reason` ("lru" | "budget" | "explicit").
+  void AddModelUnloads(absl::string_view reason, int64_t versions);
   void SetDatasetsStored(int64_t count);
 
   // Every metric in the Prometheus text exposition format (what /metrics

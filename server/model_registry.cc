@@ -1,6 +1,7 @@
 #include "server/model_registry.h"
 
 #include <algorithm>
+#include <future>
 #include <iterator>
 #include <utility>
 
@@ -38,6 +39,28 @@ absl::Status UnknownVersion(const std::string& name, int64_t version) {
 
 }  // namespace
 
+const char* UnloadReasonName(UnloadReason reason) {
+  switch (reason) {
+    case UnloadReason::kLru:
+      return "lru";
+    case UnloadReason::kBudget:
+      return "budget";
+    case UnloadReason::kExplicit:
+      return "explicit";
+  }
+  return "explicit";
+}
+
+bool ModelVersions::IsLoaded(int64_t version) const {
+  return std::binary_search(loaded.begin(), loaded.end(), version);
+}
+
+struct ModelRegistry::PendingLoad {
+  std::promise<absl::StatusOr<std::shared_ptr<const Servable>>> promise;
+  std::shared_future<absl::StatusOr<std::shared_ptr<const Servable>>> outcome =
+      promise.get_future().share();
+};
+
 absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
     const std::string& name, const model::checkpoint::Checkpoint& ckpt, int64_t size_bytes,
     int64_t version) {
@@ -65,6 +88,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
       info.config_json = model::ToJson(m.config());
       info.summary = m.summary();
       info.parameters = m.parameter_count();
+      info.memory_bytes = m.memory_bytes();
       info.default_guidance = m.default_guidance();
       break;
     }
@@ -77,6 +101,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> MakeServable(
       info.config_json = model::ToJson(m.config());
       info.summary = m.summary();
       info.parameters = m.parameter_count();
+      info.memory_bytes = m.memory_bytes();
       info.default_guidance = m.default_guidance();
       break;
     }
@@ -96,10 +121,42 @@ ModelVersions ModelRegistry::View(const Entry& entry, int64_t described) {
   view.serving_version = entry.serving();
   view.pinned_version = entry.policy.pinned_version;
   view.keep_versions = entry.policy.keep_versions;
-  view.described = entry.versions.at(described > 0 ? described : view.serving_version);
+  view.described = entry.versions.at(described > 0 ? described : view.serving_version).meta;
   view.versions.reserve(entry.versions.size());
-  for (const auto& [version, servable] : entry.versions) view.versions.push_back(servable);
+  for (const auto& [version, slot] : entry.versions) {
+    view.versions.push_back(slot.meta);
+    if (slot.residency->loaded != nullptr) view.loaded.push_back(version);
+  }
   return view;
+}
+
+ModelRegistry::Version ModelRegistry::MakeVersion(const std::shared_ptr<const Servable>& servable,
+                                                  bool resident) const {
+  auto meta = std::make_shared<Servable>();
+  meta->info = servable->info;
+  Version version{std::move(meta), std::make_shared<Residence>()};
+  if (resident) {
+    version.residency->loaded = servable;
+    version.residency->last_used = ++use_clock_;
+  }
+  return version;
+}
+
+absl::StatusOr<const ModelRegistry::Version*> ModelRegistry::Find(const std::string& name,
+                                                                  int64_t version) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) return UnknownModel(name);
+  const Entry& entry = it->second;
+  auto v = entry.versions.find(version > 0 ? version : entry.serving());
+  if (v == entry.versions.end()) return UnknownVersion(name, version);
+  return &v->second;
+}
+
+std::string ModelRegistry::VersionFile(const std::string& name, int64_t version) const {
+  const std::string path = repository::ModelVersionPath(root_, name, version);
+  // A folder of the first layout holds version 1 as <name>/model.wfm.
+  if (version == 1 && !repository::Exists(path)) return repository::ModelFilePath(root_, name);
+  return path;
 }
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::string& root,
@@ -108,6 +165,10 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::st
   if (root.empty()) return absl::InvalidArgumentError("model registry: root is empty");
   if (options.keep_versions < 0) {
     return absl::InvalidArgumentError("model registry: keep_versions must be >= 0");
+  }
+  if (options.max_loaded_models < 0 || options.max_loaded_bytes < 0) {
+    return absl::InvalidArgumentError(
+        "model registry: max_loaded_models and max_loaded_bytes must be >= 0 (0 = no limit)");
   }
   WFM_RETURN_IF_ERROR(MakeDirs(root));
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(root, metrics, options));
@@ -124,13 +185,8 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadVersion(
 
 absl::StatusOr<model::checkpoint::Checkpoint> ModelRegistry::ReadCheckpoint(
     const std::string& name, int64_t version) const {
-  WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const Servable> servable, Get(name, version));
-  const int64_t v = servable->info.version;
-  const std::string path = repository::ModelVersionPath(root_, name, v);
-  if (v == 1 && !repository::Exists(path)) {
-    return model::checkpoint::Read(repository::ModelFilePath(root_, name));
-  }
-  return model::checkpoint::Read(path);
+  WFM_ASSIGN_OR_RETURN(const ModelInfo info, Info(name, version));
+  return model::checkpoint::Read(VersionFile(name, info.version));
 }
 
 void ModelRegistry::LoadAll() {
@@ -191,6 +247,7 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
         if (known != loaded_stamps_.end() && known->second == *current && old != before.end() &&
             old->second.versions.count(stored.version) > 0) {
           stamps.emplace(key, *current);
+          // The same Residence: what requests loaded meanwhile stays.
           model.versions.emplace(stored.version, old->second.versions.at(stored.version));
           continue;
         }
@@ -208,7 +265,9 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
       }
       failed_stamps_.erase(key);
       stamps.emplace(key, stamp);
-      model.versions.emplace(stored.version, *std::move(servable));
+      // Without limits every version stays in memory; with one, it waits
+      // for its first use.
+      model.versions.emplace(stored.version, MakeVersion(*servable, !options_.limited()));
       loaded.push_back(key);
       const bool replaced = old != before.end() && old->second.versions.count(stored.version) > 0;
       ++(replaced ? result.replaced : result.added);
@@ -226,12 +285,14 @@ ModelRegistry::RescanResult ModelRegistry::Rescan() {
   }
   {
     MutexLock lock(&mu_);
-    models_ = std::move(now);
+    std::swap(models_, now);  // the old map goes after the lock
     UpdateMetrics();
   }
   loaded_stamps_ = std::move(stamps);
   for (const auto& [name, version] : loaded) {
-    LogInfo(absl::StrCat("loaded version ", version, " of model '", name, "' from ", root_));
+    LogInfo(absl::StrCat(options_.limited() ? "found version " : "loaded version ", version,
+                         " of model '", name, "' in ", root_,
+                         options_.limited() ? " (loaded on first use)" : ""));
   }
   return result;
 }
@@ -268,18 +329,91 @@ void ModelRegistry::UpdateMetrics() const {
   metrics_->SetModelsLoaded(static_cast<int64_t>(models_.size()));
   std::vector<ServedModel> served;
   for (const auto& [name, entry] : models_) {
-    for (const auto& [version, servable] : entry.versions) {
-      served.push_back({name, model::FamilyName(servable->info.family), version});
+    for (const auto& [version, slot] : entry.versions) {
+      served.push_back({name, model::FamilyName(slot.meta->info.family), version});
     }
   }
   metrics_->SyncModels(served);
+  UpdateResidencyMetrics();
+}
+
+std::vector<ModelRegistry::Residence*> ModelRegistry::LoadedLocked() const {
+  std::vector<Residence*> out;
+  for (const auto& [name, entry] : models_) {
+    for (const auto& [version, slot] : entry.versions) {
+      if (slot.residency->loaded != nullptr) out.push_back(slot.residency.get());
+    }
+  }
+  return out;
+}
+
+int64_t ModelRegistry::BytesOf(const std::vector<Residence*>& loaded) {
+  int64_t bytes = 0;
+  for (const Residence* r : loaded) bytes += r->loaded->info.memory_bytes;
+  return bytes;
+}
+
+ResidencyCounts ModelRegistry::Residency() const {
+  MutexLock lock(&mu_);
+  ResidencyCounts counts = counts_;
+  const std::vector<Residence*> loaded = LoadedLocked();
+  counts.loaded_versions = static_cast<int64_t>(loaded.size());
+  counts.loaded_bytes = BytesOf(loaded);
+  return counts;
+}
+
+void ModelRegistry::UpdateResidencyMetrics() const {
+  if (metrics_ == nullptr) return;
+  const std::vector<Residence*> loaded = LoadedLocked();
+  metrics_->SetResidentModels(static_cast<int64_t>(loaded.size()), BytesOf(loaded));
+}
+
+void ModelRegistry::CountUnloadLocked(UnloadReason reason, int64_t versions) const {
+  if (versions == 0) return;
+  switch (reason) {
+    case UnloadReason::kLru:
+      counts_.unloads_lru += versions;
+      break;
+    case UnloadReason::kBudget:
+      counts_.unloads_budget += versions;
+      break;
+    case UnloadReason::kExplicit:
+      counts_.unloads_explicit += versions;
+      break;
+  }
+  if (metrics_ != nullptr) metrics_->AddModelUnloads(UnloadReasonName(reason), versions);
+}
+
+void ModelRegistry::EvictLocked(const Residence* keep,
+                                std::vector<std::shared_ptr<const Servable>>* freed) const {
+  if (!options_.limited()) return;
+  std::vector<Residence*> loaded = LoadedLocked();
+  int64_t count = static_cast<int64_t>(loaded.size());
+  int64_t bytes = BytesOf(loaded);
+  // Least recently used first.
+  std::sort(loaded.begin(), loaded.end(),
+            [](const Residence* a, const Residence* b) { return a->last_used < b->last_used; });
+  for (Residence* r : loaded) {
+    const bool over_count = options_.max_loaded_models > 0 && count > options_.max_loaded_models;
+    const bool over_bytes = options_.max_loaded_bytes > 0 && bytes > options_.max_loaded_bytes;
+    if (!over_count && !over_bytes) break;
+    if (r == keep) continue;
+    --count;
+    bytes -= r->loaded->info.memory_bytes;
+    LogInfo(absl::StrCat("unloaded version ", r->loaded->info.version, " of model '",
+                         r->loaded->info.name, "' from memory (least recently used, ",
+                         over_count ? "--max-loaded-models" : "--max-loaded-model-mib", ")"));
+    freed->push_back(std::move(r->loaded));
+    r->loaded = nullptr;
+    CountUnloadLocked(over_count ? UnloadReason::kLru : UnloadReason::kBudget, 1);
+  }
 }
 
 std::vector<std::shared_ptr<const Servable>> ModelRegistry::List() const {
   MutexLock lock(&mu_);
   std::vector<std::shared_ptr<const Servable>> out;
   out.reserve(models_.size());
-  for (const auto& [name, entry] : models_) out.push_back(entry.versions.at(entry.serving()));
+  for (const auto& [name, entry] : models_) out.push_back(entry.versions.at(entry.serving()).meta);
   return out;
 }
 
@@ -293,13 +427,105 @@ std::vector<ModelVersions> ModelRegistry::ListVersions() const {
 
 absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Get(const std::string& name,
                                                                    int64_t version) const {
+  std::shared_ptr<Residence> residency;
+  std::shared_ptr<PendingLoad> load;
+  bool first = false;
+  int64_t v = 0;
+  {
+    MutexLock lock(&mu_);
+    WFM_ASSIGN_OR_RETURN(const Version* slot, Find(name, version));
+    slot->residency->last_used = ++use_clock_;
+    if (slot->residency->loaded != nullptr) return slot->residency->loaded;
+    const ModelInfo& info = slot->meta->info;
+    v = info.version;
+    if (options_.max_loaded_bytes > 0 && info.memory_bytes > options_.max_loaded_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "model '", name, "' version ", v, " takes ", info.memory_bytes,
+          " bytes in memory, more than the whole --max-loaded-model-mib budget (",
+          options_.max_loaded_bytes, " bytes); raise it to serve this model"));
+    }
+    residency = slot->residency;
+    if (residency->loading == nullptr) {
+      residency->loading = std::make_shared<PendingLoad>();
+      first = true;
+    }
+    load = residency->loading;
+  }
+  // Later requests wait for the first one's load.
+  if (!first) return load->outcome.get();
+  return LoadResident(name, v, residency, load);
+}
+
+absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadResident(
+    const std::string& name, int64_t version, const std::shared_ptr<Residence>& residency,
+    const std::shared_ptr<PendingLoad>& load) const {
+  FileStamp stamp;
+  const absl::StatusOr<std::shared_ptr<const Servable>> loaded =
+      LoadVersion(name, version, VersionFile(name, version), &stamp);
+  std::vector<std::shared_ptr<const Servable>> freed;  // released after the lock
+  bool resident = false;
+  {
+    MutexLock lock(&mu_);
+    // Not when an Unload() (or a replacement of the version) came first:
+    // the waiting requests still get what was read.
+    if (residency->loading == load) {
+      residency->loading = nullptr;
+      if (loaded.ok()) {
+        residency->loaded = *loaded;
+        resident = true;
+        ++counts_.loads;
+        if (metrics_ != nullptr) metrics_->AddModelLoad();
+        EvictLocked(residency.get(), &freed);
+        UpdateResidencyMetrics();
+      }
+    }
+  }
+  load->promise.set_value(loaded);
+  if (!loaded.ok()) {
+    LogWarning(absl::StrCat("cannot load version ", version, " of model '", name,
+                            "': ", loaded.status().message()));
+  } else if (resident) {
+    LogInfo(absl::StrCat("loaded version ", version, " of model '", name, "' into memory (",
+                         (*loaded)->info.memory_bytes, " bytes)"));
+  }
+  return loaded;
+}
+
+absl::StatusOr<ModelInfo> ModelRegistry::Info(const std::string& name, int64_t version) const {
   MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return UnknownModel(name);
-  const Entry& entry = it->second;
-  auto v = entry.versions.find(version > 0 ? version : entry.serving());
-  if (v == entry.versions.end()) return UnknownVersion(name, version);
-  return v->second;
+  WFM_ASSIGN_OR_RETURN(const Version* slot, Find(name, version));
+  return slot->meta->info;
+}
+
+absl::Status ModelRegistry::Load(const std::string& name, int64_t version) {
+  return Get(name, version).status();
+}
+
+absl::Status ModelRegistry::Unload(const std::string& name, int64_t version) {
+  std::vector<std::shared_ptr<const Servable>> freed;  // released after the lock
+  {
+    MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return UnknownModel(name);
+    if (version > 0 && it->second.versions.count(version) == 0) {
+      return UnknownVersion(name, version);
+    }
+    for (auto& [v, slot] : it->second.versions) {
+      if (version > 0 && v != version) continue;
+      slot.residency->loading = nullptr;
+      if (slot.residency->loaded != nullptr) {
+        freed.push_back(std::move(slot.residency->loaded));
+        slot.residency->loaded = nullptr;
+      }
+    }
+    CountUnloadLocked(UnloadReason::kExplicit, static_cast<int64_t>(freed.size()));
+    UpdateResidencyMetrics();
+  }
+  for (const auto& servable : freed) {
+    LogInfo(absl::StrCat("unloaded version ", servable->info.version, " of model '", name,
+                         "' from memory"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ModelVersions> ModelRegistry::Describe(const std::string& name,
@@ -314,6 +540,11 @@ absl::StatusOr<ModelVersions> ModelRegistry::Describe(const std::string& name,
 bool ModelRegistry::Contains(const std::string& name) const {
   MutexLock lock(&mu_);
   return models_.count(name) > 0;
+}
+
+bool ModelRegistry::Contains(const std::string& name, int64_t version) const {
+  MutexLock lock(&mu_);
+  return Find(name, version).ok();
 }
 
 int64_t ModelRegistry::size() const {
@@ -347,11 +578,18 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   servable->info.size_bytes = stamp.size;
   servable->info.version = version;
   std::shared_ptr<const Servable> published = servable;
+  // A new version counts as used: it stays in memory (unless it is over
+  // the whole budget, then it loads on use and fails there).
+  const bool resident = options_.max_loaded_bytes == 0 ||
+                        published->info.memory_bytes <= options_.max_loaded_bytes;
+  Entry previous;                                // released after the lock
+  std::vector<std::shared_ptr<const Servable>> freed;  // likewise
   {
     MutexLock lock(&mu_);
     Entry& entry = models_[name];
-    if (overwrite) entry = Entry{};
-    entry.versions[version] = published;
+    if (overwrite) previous = std::exchange(entry, Entry{});
+    Version& slot = entry.versions[version] = MakeVersion(published, resident);
+    EvictLocked(slot.residency.get(), &freed);
     UpdateMetrics();
   }
   LogInfo(absl::StrCat(overwrite ? "replaced model '" : "published model '", name, "' version ",
@@ -365,7 +603,7 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
 absl::Status ModelRegistry::RemoveVersion(const std::string& name, int64_t version) {
   WFM_RETURN_IF_ERROR(repository::RemoveModelVersion(root_, name, version));
   loaded_stamps_.erase({name, version});
-  std::shared_ptr<const Servable> previous;  // released after the lock
+  Version previous;  // released after the lock
   {
     MutexLock lock(&mu_);
     auto it = models_.find(name);

@@ -255,6 +255,7 @@ void ToProto(const ModelInfo& info, pb::ModelInfo* out) {
   out->set_created_unix_ms(info.created_unix_ms);
   out->set_parameters(info.parameters);
   out->set_size_bytes(info.size_bytes);
+  out->set_memory_bytes(info.memory_bytes);
   out->set_default_guidance(info.default_guidance);
   out->set_init_from_model(info.origin.init_from_model);
   out->set_init_from_version(info.origin.init_from_version);
@@ -266,9 +267,12 @@ void ToProto(const ModelVersions& model, pb::ModelInfo* out) {
   out->set_serving_version(model.serving_version);
   out->set_pinned_version(model.pinned_version);
   out->set_keep_versions(model.keep_versions);
+  out->set_loaded(model.IsLoaded(model.described->info.version));
   for (const auto& servable : model.versions) {
     const ModelInfo& info = servable->info;
     pb::ModelVersion* v = out->add_versions();
+    v->set_loaded(model.IsLoaded(info.version));
+    v->set_memory_bytes(info.memory_bytes);
     v->set_version(info.version);
     v->set_created_unix_ms(info.created_unix_ms);
     SummaryToProto(info.summary, v->mutable_summary());

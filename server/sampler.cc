@@ -47,7 +47,7 @@ std::shared_ptr<B> Sampler::BatcherFor(const BatcherKey& key,
     // (deleted, retention, a rescan) go, so that they free their model.
     for (auto it = batchers.begin(); it != batchers.end();) {
       if (it->first.first == name && it->first != key &&
-          !models_->Get(name, it->first.second).ok()) {
+          !models_->Contains(name, it->first.second)) {
         stale.push_back(std::move(it->second));
         it = batchers.erase(it);
       } else {

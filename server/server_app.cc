@@ -124,6 +124,13 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--keep-versions: must be 0 (all) to ", kMaxKeepVersions));
   }
+  if (o.max_loaded_models < 0) {
+    return absl::InvalidArgumentError("--max-loaded-models: must be >= 0 (0 = no limit)");
+  }
+  if (o.max_loaded_model_mib < 0 || o.max_loaded_model_mib > kMaxLoadedModelMib) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-loaded-model-mib: must be 0 (no limit) to ", kMaxLoadedModelMib));
+  }
   if (!(o.grace_period_seconds >= 0)) {
     return absl::InvalidArgumentError("--grace-period-seconds: must be >= 0");
   }
@@ -213,7 +220,9 @@ absl::Status ServerApp::Init() {
   WFM_ASSIGN_OR_RETURN(datasets_, DatasetStore::Open(store, metrics_.get()));
   WFM_ASSIGN_OR_RETURN(models_,
                        ModelRegistry::Open(absl::StrCat(o.data_dir, "/models"), metrics_.get(),
-                                           ModelRegistryOptions{o.keep_versions}));
+                                           ModelRegistryOptions{
+                                               o.keep_versions, o.max_loaded_models,
+                                               o.max_loaded_model_mib * (int64_t{1} << 20)}));
   models_->StartRescanning(absl::Seconds(o.model_rescan_seconds));
   JobManagerOptions jobs;
   jobs.root = absl::StrCat(o.data_dir, "/jobs");

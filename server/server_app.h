@@ -38,6 +38,8 @@ class WfmServiceImpl;
 
 // The health-checking service name of WfmService.
 inline constexpr char kHealthServiceName[] = "wfm.v1.WfmService";
+// The largest --max-loaded-model-mib (2^40 MiB: its bytes fit an int64).
+inline constexpr int64_t kMaxLoadedModelMib = int64_t{1} << 40;
 
 struct ServerOptions {
   std::string listen = "0.0.0.0:50051";
@@ -67,6 +69,12 @@ struct ServerOptions {
   // Versions kept per model without its own retention (the latest ones and
   // the pinned one); 0 = all.
   int64_t keep_versions = 0;
+  // Load on demand (model_registry.h, residency): model versions whose
+  // weights stay in memory, and the MiB those weights may take; 0 = no limit
+  // (every version loaded at start-up). Either one set: versions load on
+  // first use and the least recently used ones are unloaded.
+  int64_t max_loaded_models = 0;
+  int64_t max_loaded_model_mib = 0;
   double grace_period_seconds = 30.0;
   // Connections older than this get a GOAWAY, so that clients reconnect and
   // re-resolve the server's name (client-side balancing reaches replicas

@@ -345,8 +345,31 @@ grpc::Status WfmServiceImpl::UpdateModel(grpc::ServerContext* context,
       }
       keep_versions = request->keep_versions();
     }
-    WFM_ASSIGN_OR_RETURN(const ModelVersions model,
-                         deps_.models->Update(request->name(), serving_version, keep_versions));
+    WFM_RETURN_IF_ERROR(ValidateVersionField("version", request->version()));
+    if (!pb::ModelResidency_IsValid(request->residency())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "residency: unknown value ", request->residency(),
+          "; MODEL_RESIDENCY_UNCHANGED, MODEL_RESIDENCY_LOAD or MODEL_RESIDENCY_UNLOAD"));
+    }
+    if (request->version() > 0 && request->residency() == pb::MODEL_RESIDENCY_UNCHANGED) {
+      return absl::InvalidArgumentError(
+          "version: only with residency MODEL_RESIDENCY_LOAD or MODEL_RESIDENCY_UNLOAD");
+    }
+    if (serving_version.has_value() || keep_versions.has_value()) {
+      WFM_RETURN_IF_ERROR(
+          deps_.models->Update(request->name(), serving_version, keep_versions).status());
+    }
+    switch (request->residency()) {
+      case pb::MODEL_RESIDENCY_LOAD:
+        WFM_RETURN_IF_ERROR(deps_.models->Load(request->name(), request->version()));
+        break;
+      case pb::MODEL_RESIDENCY_UNLOAD:
+        WFM_RETURN_IF_ERROR(deps_.models->Unload(request->name(), request->version()));
+        break;
+      default:
+        break;
+    }
+    WFM_ASSIGN_OR_RETURN(const ModelVersions model, deps_.models->Describe(request->name()));
     ToProto(model, response);
     return absl::OkStatus();
   });
@@ -372,10 +395,11 @@ grpc::Status WfmServiceImpl::SampleNiches(grpc::ServerContext* context,
           "points_per_sample: ", sample.points, " points", frames > 0 ? " with a trajectory" : "",
           " exceed the ", kMaxSampleMessageBytes, "-byte message limit per sample"));
     }
-    // Resolved once, so that the reply names the version that generated it.
-    WFM_ASSIGN_OR_RETURN(const auto servable,
-                         deps_.models->Get(request->model(), request->version()));
-    const int64_t version = servable->info.version;
+    // Resolved once, so that the reply names the version that generated it
+    // (the sampler loads it when it is not in memory).
+    WFM_ASSIGN_OR_RETURN(const ModelInfo info,
+                         deps_.models->Info(request->model(), request->version()));
+    const int64_t version = info.version;
     WFM_ASSIGN_OR_RETURN(
         const model::GeneratedClouds clouds,
         deps_.sampler->SampleClouds(request->model(), sample,
@@ -404,10 +428,10 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
     WFM_ASSIGN_OR_RETURN(const model::GaussianSampleRequest sample,
                          GaussianRequestFromProto(*request));
     WFM_ASSIGN_OR_RETURN(const QueuePolicy policy, QueuePolicyFromProto(*request));
-    WFM_ASSIGN_OR_RETURN(const auto servable,
-                         deps_.models->Get(request->model(), request->version()));
+    WFM_ASSIGN_OR_RETURN(const ModelInfo info,
+                         deps_.models->Info(request->model(), request->version()));
     // One unary reply: refuse what would not fit a message before any work.
-    const int64_t d = servable->info.dim;
+    const int64_t d = info.dim;
     // At most steps + 1 frames (fewer for the adaptive solver).
     const int64_t frames = sample.trajectory ? sample.steps + 1 : 0;
     const int64_t per_sample = (d + d * d) * 8 * (1 + frames) + 16;
@@ -423,11 +447,11 @@ grpc::Status WfmServiceImpl::SampleGaussians(grpc::ServerContext* context,
         const model::GeneratedGaussians gaussians,
         deps_.sampler->SampleGaussians(request->model(), sample,
                                        [context] { return context->IsCancelled(); }, policy,
-                                       servable->info.version));
+                                       info.version));
     ToProto(gaussians,
             sample.trajectory ? static_cast<int64_t>(gaussians.trajectory_times.size()) : 0,
             response);
-    response->set_version(servable->info.version);
+    response->set_version(info.version);
     return absl::OkStatus();
   });
 }

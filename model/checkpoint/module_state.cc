@@ -58,6 +58,14 @@ absl::StatusOr<NamedTensors> StateTensors(const torch::nn::Module& module,
   });
 }
 
+int64_t StateBytes(const torch::nn::Module& module) {
+  int64_t bytes = 0;
+  for (const ModuleTensor& t : ModuleTensors(module)) {
+    bytes += static_cast<int64_t>(t.tensor.numel() * t.tensor.element_size());
+  }
+  return bytes;
+}
+
 absl::Status LoadStateTensors(torch::nn::Module& module, const NamedTensors& tensors,
                               absl::string_view prefix) {
   return GuardTorch("load module state", [&]() -> absl::Status {

@@ -12,6 +12,8 @@
 #ifndef WFM_MODEL_CHECKPOINT_MODULE_STATE_H_
 #define WFM_MODEL_CHECKPOINT_MODULE_STATE_H_
 
+#include <cstdint>
+
 #include <torch/nn/module.h>
 
 #include "absl/status/status.h"
@@ -50,6 +52,10 @@ absl::StatusOr<NamedTensors> StateTensors(const torch::nn::Module& module,
 //    parameter or buffer 'extra.weight')"
 absl::Status LoadStateTensors(torch::nn::Module& module, const NamedTensors& tensors,
                               absl::string_view prefix = kModelPrefix);
+
+// Bytes held by every defined parameter and buffer of `module` and its
+// submodules.
+int64_t StateBytes(const torch::nn::Module& module);
 
 }  // namespace wfm::model::checkpoint
 

@@ -191,4 +191,26 @@ at::Tensor PointCloudInference::Velocity(const at::Tensor& points, const at::Ten
   return velocity;
 }
 
+int64_t PointCloudInference::bytes() const {
+  int64_t floats = static_cast<int64_t>(time_freqs_.size());
+  const auto dense = [&](const Dense& d) { floats += static_cast<int64_t>(d.packed.size()); };
+  const auto norm = [&](const Norm& n) {
+    floats += static_cast<int64_t>(n.gamma.size() + n.beta.size());
+  };
+  dense(embed_);
+  dense(time_embed_);
+  dense(cond_embed_);
+  for (const Block& b : blocks_) {
+    norm(b.norm1);
+    dense(b.qkv);
+    dense(b.out);
+    norm(b.norm2);
+    dense(b.fc1);
+    dense(b.fc2);
+  }
+  norm(final_norm_);
+  dense(final_);
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 }  // namespace wfm::model::nn

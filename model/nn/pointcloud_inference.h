@@ -55,6 +55,8 @@ class PointCloudInference {
                       const at::Tensor& condition) const;
 
   const PointCloudNetConfig& config() const { return config_; }
+  // Bytes of its packed copy of the weights.
+  int64_t bytes() const;
 
  private:
   struct Dense {

@@ -159,6 +159,12 @@ int64_t GaussianModel::parameter_count() const {
   return n;
 }
 
+int64_t GaussianModel::memory_bytes() const {
+  return checkpoint::StateBytes(*net_) +
+         static_cast<int64_t>(train_conditions_.size() * sizeof(float) +
+                              (source_means_.size() + source_covs_.size()) * sizeof(double));
+}
+
 absl::Status GaussianModel::ValidateInit(const GaussianSampleRequest& r) const {
   if (r.init_means.empty() && r.init_covs.empty()) return absl::OkStatus();
   const int64_t d = dim(), n = r.num_samples;

@@ -151,6 +151,9 @@ class GaussianModel {
   // The checkpoint metadata this model was built from.
   const nlohmann::json& metadata() const { return metadata_; }
   int64_t parameter_count() const;
+  // Bytes the model holds: the network's parameters and buffers and the
+  // stored conditions and source Gaussians.
+  int64_t memory_bytes() const;
   // γ used when a request leaves it unset: the training guidance when > 1
   // (the model learned the null condition), 1 otherwise.
   double default_guidance() const;

@@ -150,6 +150,12 @@ int64_t PointCloudModel::parameter_count() const {
   return n;
 }
 
+int64_t PointCloudModel::memory_bytes() const {
+  return checkpoint::StateBytes(*net_) + (inference_ != nullptr ? inference_->bytes() : 0) +
+         static_cast<int64_t>((train_conditions_.size() + source_points_.size()) * sizeof(float) +
+                              source_offsets_.size() * sizeof(int64_t));
+}
+
 absl::Status PointCloudModel::ValidateInit(const CloudSampleRequest& r,
                                            const SampleLimits& limits) const {
   if (r.init_sizes.empty()) {

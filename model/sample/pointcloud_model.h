@@ -122,6 +122,9 @@ class PointCloudModel {
   // (a model trained with label dropout), else 1 (conditional only).
   double default_guidance() const;
   int64_t parameter_count() const;
+  // Bytes the model holds: the network's parameters and buffers, its packed
+  // inference copy and the stored conditions and source clouds.
+  int64_t memory_bytes() const;
 
   // Field-named INVALID_ARGUMENT (bad values, unknown label, wrong condition
   // length) or RESOURCE_EXHAUSTED (over `limits`).

@@ -731,6 +731,22 @@ class Client:
             request.keep_versions = keep_versions
         return self._call("UpdateModel", request)
 
+    def load_model(self, name: str, version: int = 0) -> "types_pb2.ModelInfo":
+        """Loads `version` (0 = the serving one) of model `name` into the
+        server's memory now, so that the first request does not wait for
+        it; the server unloads the least recently used versions beyond its
+        --max-loaded-models / --max-loaded-model-mib. Returns the model as
+        model() does (.versions[i].loaded says which are in memory)."""
+        return self._call("UpdateModel", wfm_service_pb2.UpdateModelRequest(
+            name=name, residency=wfm_service_pb2.MODEL_RESIDENCY_LOAD, version=version))
+
+    def unload_model(self, name: str, version: int = 0) -> "types_pb2.ModelInfo":
+        """Frees `version` (0 = every version) of model `name` from the
+        server's memory. Requests using it finish first; the next request
+        loads it again. Returns the model as model() does."""
+        return self._call("UpdateModel", wfm_service_pb2.UpdateModelRequest(
+            name=name, residency=wfm_service_pb2.MODEL_RESIDENCY_UNLOAD, version=version))
+
     # ------------------------------------------------------------ sampling
 
     def sample(self, model: str, num: int, points: int = 0, label: str = "",

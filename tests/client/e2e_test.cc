@@ -256,6 +256,18 @@ TEST_F(E2eTest, UploadH5adTrainSampleEvaluate) {
   EXPECT_THAT(Ok({"models", "tuned", "--delete-version", "2"}),
               HasSubstr("deleted version 2 of model 'tuned'"));
   EXPECT_EQ(Json({"models", "tuned", "--json"})["versions"].size(), 1u);
+  // Residency: --unload frees the weights, --load brings them back.
+  nlohmann::json unloaded = Json({"models", "tuned", "--unload", "--json"});
+  EXPECT_EQ(unloaded["loaded"], false);
+  EXPECT_EQ(unloaded["versions"][0]["loaded"], false);
+  EXPECT_GT(unloaded["memory_bytes"].get<int64_t>(), 0);
+  nlohmann::json loaded = Json({"models", "tuned", "--load", "--version", "1", "--json"});
+  EXPECT_EQ(loaded["loaded"], true);
+  EXPECT_EQ(loaded["versions"][0]["loaded"], true);
+  EXPECT_THAT(Ok({"models", "tuned"}), HasSubstr("LOADED"));
+  ExpectError({"models", "tuned", "--load", "--unload"}, 2, {"excludes"});
+  ExpectError({"models", "--unload"}, 1, {"need a model NAME"});
+  ExpectError({"models", "tuned", "--load", "--version", "7"}, 15, {"has no version 7"});
   Ok({"delete-model", "tuned"});
 
   // Bad input: one error line, a distinct status, and the server keeps serving.

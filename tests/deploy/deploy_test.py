@@ -297,7 +297,7 @@ class ManifestTest(unittest.TestCase):
                                 f"{flag}: ConfigMap {cm[m.group(1)]}, expected {expected}")
         # Every key is passed to a flag.
         self.assertEqual(used, set(cm))
-        self.assertEqual(len(used), 12)
+        self.assertEqual(len(used), 14)
         # The training ConfigMap's keys all reach wfm-train's flags too.
         job = one(self.example, "Job")["spec"]["template"]["spec"]["containers"][0]
         train_cm = one(self.example, "ConfigMap", "wfm-train-config")["data"]

@@ -9,7 +9,9 @@
 // last complete checkpoint. Two servers on one data folder (replicas on a
 // shared volume): a job interrupted by a SIGKILL is resumed by exactly one of
 // them, and a job whose owner is killed while the other runs is taken over by
-// the survivor; either ends SUCCEEDED once, with its requested steps.
+// the survivor; either ends SUCCEEDED once, with its requested steps. SIGKILL
+// while models go in and out of memory (load on demand) loses no model or
+// version.
 #include <signal.h>
 
 #include <atomic>
@@ -602,6 +604,92 @@ TEST(CrashConsistencyTest, KillDuringModelDeleteLeavesItWholeOrGone) {
   }
   EXPECT_EQ(gone + whole, 6);
   std::cout << "delete: " << gone << " gone, " << whole << " whole after the kill\n";
+}
+
+// The fixed-seed sample of `version` of a model (empty on error, which is
+// not a test failure: the churn below runs into the kill).
+std::vector<float> TrySample(pb::WfmService::Stub& stub, const std::string& model,
+                             int64_t version) {
+  pb::SampleNichesRequest request = NicheRequest(model, 3, 10, /*seed=*/77, /*steps=*/8);
+  request.set_version(version);
+  const Niches n = SampleNiches(stub, request);
+  return n.status.ok() ? n.points : std::vector<float>{};
+}
+
+// SIGKILL mid-unload: with --max-loaded-models 1, clients of three model
+// versions evict one another and UpdateModel unloads and loads them, and
+// the server is killed in the middle of it. Residency is never on disk: the
+// restarted server (nothing loaded at start) serves every model and version
+// with the samples recorded before, its jobs ended once, the folder clean.
+TEST(CrashConsistencyTest, KillDuringUnloadsLosesNoModelOrVersion) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  Baseline baseline;
+  ASSERT_NO_FATAL_FAILURE(RecordBaselineAndKill(data, dir.path() + "/log0", {}, &baseline));
+  const std::vector<std::string> flags = {"--max-loaded-models", "1"};
+  const std::vector<std::pair<std::string, int64_t>> served = {{"m0", 1}, {"m1", 1}, {"m1", 2}};
+  std::map<std::pair<std::string, int64_t>, std::vector<float>> samples;
+  std::vector<pb::TrainingJob> jobs;
+  {
+    ChildServer server({data, dir.path() + "/log1", flags, 0});
+    ASSERT_FALSE(server.WaitReady().empty()) << server.Log();
+    auto stub = server.Stub();
+    for (uint64_t seed : {3, 4}) {
+      jobs.push_back(Train(*stub, "before", "m1", TinyConfig(pb::FAMILY_POINTCLOUD, 3, seed)));
+      ASSERT_EQ(jobs.back().state(), pb::SUCCEEDED);
+    }
+    for (const auto& key : served) {
+      samples[key] = TrySample(*stub, key.first, key.second);
+      ASSERT_FALSE(samples[key].empty());
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> answered{0};
+    std::vector<std::thread> churn;
+    for (const auto& key : served) {
+      churn.emplace_back([&, key] {
+        while (!stop.load()) {
+          if (TrySample(*stub, key.first, key.second) == samples[key]) ++answered;
+        }
+      });
+    }
+    churn.emplace_back([&] {
+      for (int i = 0; !stop.load(); ++i) {
+        pb::UpdateModelRequest r;
+        r.set_name(i % 2 == 0 ? "m0" : "m1");
+        r.set_residency(i % 4 < 2 ? pb::MODEL_RESIDENCY_UNLOAD : pb::MODEL_RESIDENCY_LOAD);
+        pb::ModelInfo info;
+        (void)Call(*stub, &pb::WfmService::Stub::UpdateModel, r, &info);
+      }
+    });
+    // Killed once the churn is under way.
+    const bool churning = WaitUntil([&] { return answered.load() >= 12; }, absl::Seconds(60));
+    ASSERT_TRUE(server.Kill());
+    stop = true;
+    for (auto& t : churn) t.join();
+    ASSERT_TRUE(churning) << server.Log();
+  }
+  ChildServer again({data, dir.path() + "/log2", flags, 0});
+  ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+  auto stub = again.Stub();
+  pb::ModelInfo m1;
+  ASSERT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, "m1", &m1).ok());
+  ASSERT_EQ(m1.versions_size(), 2);
+  EXPECT_FALSE(m1.versions(0).loaded());
+  EXPECT_FALSE(m1.versions(1).loaded());
+  for (const auto& key : served) {
+    EXPECT_EQ(TrySample(*stub, key.first, key.second), samples[key])
+        << key.first << " version " << key.second;
+  }
+  for (const pb::TrainingJob& job : jobs) {
+    const pb::TrainingJob now = GetJob(*stub, job.id());
+    EXPECT_EQ(now.state(), pb::SUCCEEDED);
+    EXPECT_EQ(now.step(), job.step());
+    EXPECT_EQ(now.finished_unix_ms(), job.finished_unix_ms());
+  }
+  EXPECT_EQ(Folders(data + "/models"), (std::set<std::string>{"m0", "m1"}));
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
+  ExpectBaselineIntact(*stub, baseline);
+  ASSERT_TRUE(again.Kill());
 }
 
 TEST(CrashConsistencyTest, WriteFailureReturnsAnErrorAndCorruptsNothing) {

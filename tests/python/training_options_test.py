@@ -4,7 +4,8 @@
 reflection over the proto descriptor, is reachable through a keyword of
 Client.train(), and the keywords convert and refuse values as documented;
 init_from_model= fine-tunes a stored model; a second training adds a model
-version, which version= selects and update_model pins.
+version, which version= selects, update_model pins and load_model /
+unload_model move in and out of the server's memory.
 
     training_options_test.py --server build/server/wfm-server --python-out build/python
 """
@@ -159,6 +160,19 @@ class TrainingOptionsTest(unittest.TestCase):
         latest = self.client.sample_gaussians("v", 2, steps=3, seed=4)
         self.assertEqual((first.version, latest.version), (1, 2))
         self.assertFalse(np.array_equal(first.means, latest.means))
+        # Residency: an unloaded version loads again on use, same results.
+        self.assertEqual([v.loaded for v in info.versions], [True, True])
+        unloaded = self.client.unload_model("v")
+        self.assertEqual([v.loaded for v in unloaded.versions], [False, False])
+        self.assertFalse(unloaded.loaded)
+        reloaded = self.client.sample_gaussians("v", 2, steps=3, seed=4, version=1)
+        np.testing.assert_array_equal(reloaded.means, first.means)
+        self.assertEqual([v.loaded for v in self.client.model("v").versions], [True, False])
+        loaded = self.client.load_model("v")
+        self.assertEqual([v.loaded for v in loaded.versions], [True, True])
+        self.assertTrue(loaded.loaded)
+        self.assertGreater(loaded.memory_bytes, 0)
+        self.assertEqual(loaded.memory_bytes, loaded.versions[1].memory_bytes)
         self.assertEqual(self.client.evaluate("v", "v-data", num=4, steps=2, version=1).version, 1)
         pinned = self.client.update_model("v", serving_version=1)
         self.assertEqual((pinned.serving_version, pinned.pinned_version), (1, 1))

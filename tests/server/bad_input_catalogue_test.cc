@@ -996,6 +996,39 @@ std::vector<Case> BadInputCatalogueTest::Catalogue() {
       {"update_model_huge_keep_versions",
        [x] { return x.UpdateModel([](auto& r) { r.set_keep_versions(1000001); }); }, kInvalid,
        "keep_versions: must be 0 (the server's default) to 1000000, got 1000001"},
+      {"update_model_unknown_residency",
+       [x] {
+         return x.UpdateModel(
+             [](auto& r) { r.set_residency(static_cast<pb::ModelResidency>(7)); });
+       },
+       kInvalid, "residency: unknown value 7"},
+      {"update_model_version_without_residency",
+       [x] { return x.UpdateModel([](auto& r) { r.set_version(1); }); }, kInvalid,
+       "version: only with residency MODEL_RESIDENCY_LOAD or MODEL_RESIDENCY_UNLOAD"},
+      {"update_model_negative_residency_version",
+       [x] {
+         return x.UpdateModel([](auto& r) {
+           r.set_residency(pb::MODEL_RESIDENCY_UNLOAD);
+           r.set_version(-1);
+         });
+       },
+       kInvalid, "version: must be 0 (the serving version) or a version from 1 to"},
+      {"update_model_load_missing_version",
+       [x] {
+         return x.UpdateModel([](auto& r) {
+           r.set_residency(pb::MODEL_RESIDENCY_LOAD);
+           r.set_version(5);
+         });
+       },
+       kNotFound, "model 'pcm' has no version 5"},
+      {"update_model_unload_unknown",
+       [x] {
+         return x.UpdateModel([](auto& r) {
+           r.set_name("nope");
+           r.set_residency(pb::MODEL_RESIDENCY_UNLOAD);
+         });
+       },
+       kNotFound, "model 'nope' not found"},
       // ---------------------------------------------------- SampleNiches
       {"niches_unknown_model", niches([](auto& r) { r.set_model("nope"); }), kNotFound, "'nope'"},
       {"niches_negative_version", niches([](auto& r) { r.set_version(-1); }), kInvalid,

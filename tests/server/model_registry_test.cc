@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -22,6 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::wfm::testing::MetricValue;
 
 model::checkpoint::Checkpoint PointCloudCheckpoint(uint64_t seed) {
   auto trainer = model::PointCloudTrainer::Create(testing::Ellipses(6, seed, true),
@@ -455,6 +457,203 @@ TEST(ModelRegistryTest, RescanSeesAnotherWritersVersionsAndPin) {
   ASSERT_TRUE(theirs->DeleteVersion("m", 1).ok());
   EXPECT_EQ(ours->Rescan().removed, 1);
   EXPECT_THAT(Versions(*ours, "m"), ElementsAre(2));
+}
+
+// Residency: three models published into a folder, then opened with limits.
+class ResidencyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto registry = Open(dir_.path());
+    for (const char* name : {"a", "b", "c"}) {
+      ASSERT_TRUE(registry->Publish(name, PointCloudCheckpoint(name[0]), false).ok());
+    }
+    auto info = registry->Info("a");
+    ASSERT_TRUE(info.ok()) << info.status();
+    bytes_ = info->memory_bytes;
+  }
+
+  std::unique_ptr<ModelRegistry> OpenLimited(int64_t max_models, int64_t max_bytes) {
+    ModelRegistryOptions options;
+    options.max_loaded_models = max_models;
+    options.max_loaded_bytes = max_bytes;
+    auto registry = ModelRegistry::Open(dir_.path(), &metrics_, options);
+    EXPECT_TRUE(registry.ok()) << registry.status();
+    return std::move(registry).value();
+  }
+
+  static std::vector<int64_t> Loaded(const ModelRegistry& registry, const std::string& name) {
+    auto model = registry.Describe(name);
+    EXPECT_TRUE(model.ok()) << model.status();
+    return model.ok() ? model->loaded : std::vector<int64_t>{};
+  }
+
+  // The names whose serving version is in memory.
+  static std::vector<std::string> Resident(const ModelRegistry& registry) {
+    std::vector<std::string> out;
+    for (const ModelVersions& m : registry.ListVersions()) {
+      if (m.IsLoaded(m.serving_version)) out.push_back(m.described->info.name);
+    }
+    return out;
+  }
+
+  static std::vector<float> Points(const Servable& servable) {
+    model::CloudSampleRequest request;
+    request.points = 5;
+    request.steps = 2;
+    request.seed = 11;
+    auto clouds = servable.pointcloud->Sample({request});
+    EXPECT_TRUE(clouds.ok()) << clouds.status();
+    return clouds.ok() ? (*clouds)[0].points : std::vector<float>{};
+  }
+
+  testing::TempDir dir_;
+  Metrics metrics_{"0"};
+  int64_t bytes_ = 0;
+};
+
+TEST_F(ResidencyTest, MemoryBytesCountTheWeights) {
+  // At least the float32 parameters; the packed inference copy about doubles it.
+  auto registry = OpenLimited(0, 0);
+  auto a = registry->Get("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_GE(bytes_, (*a)->info.parameters * 4);
+  EXPECT_EQ((*a)->info.memory_bytes, bytes_);
+  // Without limits everything is in memory from the start.
+  EXPECT_THAT(Resident(*registry), ElementsAre("a", "b", "c"));
+  EXPECT_EQ(registry->Residency().loaded_versions, 3);
+  EXPECT_EQ(registry->Residency().loaded_bytes, 3 * bytes_);
+  EXPECT_EQ(registry->Residency().loads, 0);
+}
+
+TEST_F(ResidencyTest, LoadsOnFirstUseAndUnloadsTheLeastRecentlyUsed) {
+  auto registry = OpenLimited(2, 0);
+  // Listed with metadata, nothing in memory.
+  EXPECT_EQ(registry->size(), 3);
+  EXPECT_THAT(Resident(*registry), ElementsAre());
+  auto info = registry->Info("b");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->memory_bytes, bytes_);
+  EXPECT_EQ(MetricValue(metrics_.Text(), "wfm_model_versions_resident"), 0);
+  auto a = registry->Get("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(registry->Get("b").ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("a", "b"));
+  ASSERT_TRUE(registry->Get("a").ok());  // b is now the least recently used
+  ASSERT_TRUE(registry->Get("c").ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("a", "c"));
+  // a stayed the same object; b loads again and evicts a (c was used later).
+  EXPECT_EQ(registry->Get("a")->get(), a->get());
+  ASSERT_TRUE(registry->Get("c").ok());
+  ASSERT_TRUE(registry->Get("b").ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("b", "c"));
+  ResidencyCounts counts = registry->Residency();
+  EXPECT_EQ(counts.loads, 4);
+  EXPECT_EQ(counts.unloads_lru, 2);
+  EXPECT_EQ(counts.unloads_budget, 0);
+  EXPECT_EQ(counts.loaded_versions, 2);
+  const std::string text = metrics_.Text();
+  EXPECT_EQ(MetricValue(text, "wfm_model_versions_resident"), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_model_resident_bytes"), 2 * bytes_);
+  EXPECT_EQ(MetricValue(text, "wfm_model_loads_total"), 4);
+  EXPECT_EQ(MetricValue(text, "wfm_model_unloads_total", {{"reason", "lru"}}), 2);
+  EXPECT_EQ(MetricValue(text, "wfm_model_unloads_total", {{"reason", "explicit"}}), 0);
+  // The evicted a, still held here, samples as the reloaded one does.
+  auto again = registry->Get("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->get(), a->get());
+  EXPECT_EQ(Points(**again), Points(**a));
+  // A published version is in memory at once (and counts as used).
+  ASSERT_TRUE(registry->Publish("d", PointCloudCheckpoint(4), false).ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("a", "d"));
+}
+
+TEST_F(ResidencyTest, TheMemoryBudgetUnloadsAndRefusesWhatCannotFit) {
+  auto registry = OpenLimited(0, 2 * bytes_ + bytes_ / 2);
+  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(registry->Get(name).ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("b", "c"));
+  EXPECT_EQ(registry->Residency().unloads_budget, 1);
+  EXPECT_EQ(MetricValue(metrics_.Text(), "wfm_model_unloads_total", {{"reason", "budget"}}), 1);
+  // A model over the whole budget is never loaded; its metadata is there.
+  auto small = OpenLimited(0, bytes_ - 1);
+  const absl::Status refused = small->Get("a").status();
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--max-loaded-model-mib"));
+  EXPECT_TRUE(small->Info("a").ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(small->Load("a")));
+}
+
+TEST_F(ResidencyTest, ExplicitUnloadLeavesHoldersTheirModel) {
+  auto registry = OpenLimited(0, 0);
+  auto a = registry->Get("a");
+  ASSERT_TRUE(a.ok());
+  const std::vector<float> before = Points(**a);
+  std::weak_ptr<const model::PointCloudModel> weights = (*a)->pointcloud;
+  ASSERT_TRUE(registry->Unload("a").ok());
+  EXPECT_THAT(Loaded(*registry, "a"), ElementsAre());
+  EXPECT_THAT(Resident(*registry), ElementsAre("b", "c"));
+  // The holder keeps sampling; the weights go with the last holder.
+  EXPECT_EQ(Points(**a), before);
+  a = absl::UnknownError("released");
+  EXPECT_TRUE(weights.expired());
+  // The next request loads it again, with the same results.
+  auto again = registry->Get("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Points(**again), before);
+  EXPECT_THAT(Loaded(*registry, "a"), ElementsAre(1));
+  ASSERT_TRUE(registry->Unload("a", 1).ok());
+  ASSERT_TRUE(registry->Load("a").ok());
+  EXPECT_THAT(Loaded(*registry, "a"), ElementsAre(1));
+  const ResidencyCounts counts = registry->Residency();
+  EXPECT_EQ(counts.unloads_explicit, 2);
+  EXPECT_EQ(counts.loads, 2);
+  EXPECT_EQ(MetricValue(metrics_.Text(), "wfm_model_unloads_total", {{"reason", "explicit"}}), 2);
+  EXPECT_TRUE(absl::IsNotFound(registry->Unload("ghost")));
+  EXPECT_TRUE(absl::IsNotFound(registry->Unload("a", 2)));
+  EXPECT_TRUE(absl::IsNotFound(registry->Load("ghost")));
+  EXPECT_TRUE(absl::IsNotFound(registry->Load("a", 2)));
+  // Unloading what is not in memory is no change.
+  ASSERT_TRUE(registry->Unload("b").ok());
+  ASSERT_TRUE(registry->Unload("b").ok());
+  EXPECT_EQ(registry->Residency().unloads_explicit, 3);
+}
+
+TEST_F(ResidencyTest, ConcurrentFirstRequestsLoadOnce) {
+  auto registry = OpenLimited(1, 0);
+  std::vector<std::thread> threads;
+  std::vector<const Servable*> got(6, nullptr);
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto servable = registry->Get("b");
+      if (servable.ok()) got[i] = servable->get();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(registry->Residency().loads, 1);
+  for (const Servable* s : got) EXPECT_EQ(s, got[0]);
+  EXPECT_NE(got[0], nullptr);
+}
+
+TEST_F(ResidencyTest, ALimitedRestartLoadsNothingAndRescansKeepResidency) {
+  auto registry = OpenLimited(2, 0);
+  ASSERT_TRUE(registry->Get("c").ok());
+  registry->Rescan();
+  EXPECT_THAT(Resident(*registry), ElementsAre("c"));
+  // A version another writer publishes is found, not loaded.
+  ASSERT_TRUE(Open(dir_.path())->Publish("e", PointCloudCheckpoint(5), false).ok());
+  EXPECT_EQ(registry->Rescan().added, 1);
+  EXPECT_THAT(Resident(*registry), ElementsAre("c"));
+  EXPECT_TRUE(registry->Get("e").ok());
+  EXPECT_THAT(Resident(*registry), ElementsAre("c", "e"));
+}
+
+TEST(ModelRegistryOptionsTest, NegativeLimitsAreRefused) {
+  testing::TempDir dir;
+  ModelRegistryOptions options;
+  options.max_loaded_models = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(ModelRegistry::Open(dir.path(), nullptr, options).status()));
+  options.max_loaded_models = 0;
+  options.max_loaded_bytes = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(ModelRegistry::Open(dir.path(), nullptr, options).status()));
 }
 
 }  // namespace

@@ -319,5 +319,59 @@ TEST_F(SamplerTest, ACancelledRequestStopsWithCancelled) {
                    .has_value());
 }
 
+// An unload never fails a request: clients sample while the model is
+// unloaded and loaded again over and over, and each gets the clouds an
+// unraced run gets; afterwards nothing but the registry holds the weights
+// (batchers do not), so an unload frees them.
+TEST_F(SamplerTest, UnloadsRacingRequestsNeverFailThem) {
+  const model::CloudSampleRequest request = CloudRequest(2, 5, 7);
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds expected,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  constexpr int kClients = 3;
+  constexpr int kRequests = 12;
+  std::atomic<int> finished{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> differ{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < kRequests; ++i) {
+        absl::StatusOr<model::GeneratedClouds> got =
+            sampler_->SampleClouds("clouds", request, nullptr);
+        if (!got.ok()) {
+          ++failed;
+          ADD_FAILURE() << got.status();
+        } else if (got->points != expected.points) {
+          ++differ;
+        }
+      }
+      ++finished;
+    });
+  }
+  int cycles = 0;
+  do {
+    EXPECT_TRUE(registry_->Unload("clouds").ok());
+    EXPECT_TRUE(registry_->Load("clouds").ok());
+    ++cycles;
+  } while (finished.load() < kClients);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(differ.load(), 0);
+  EXPECT_EQ(registry_->Residency().unloads_explicit, cycles);
+  std::weak_ptr<const model::PointCloudModel> weights;
+  {
+    WFM_ASSERT_OK_AND_ASSIGN(const std::shared_ptr<const Servable> servable,
+                             registry_->Get("clouds"));
+    weights = servable->pointcloud;
+    WFM_ASSERT_OK(sampler_->SampleClouds("clouds", request, nullptr).status());
+  }
+  WFM_ASSERT_OK(registry_->Unload("clouds"));
+  EXPECT_TRUE(weights.expired());
+  // The next request loads it again.
+  WFM_ASSERT_OK_AND_ASSIGN(const model::GeneratedClouds again,
+                           sampler_->SampleClouds("clouds", request, nullptr));
+  EXPECT_EQ(again.points, expected.points);
+}
+
 }  // namespace
 }  // namespace wfm::server

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/server/servable_util.h"
 #include "tests/server/test_server.h"
 
 namespace wfm::testing {
@@ -422,6 +423,88 @@ TEST_F(FlowTest, SpatialCellsAsNichesAndAsCellStates) {
   ASSERT_TRUE(stub->SampleGaussians(&context, g, &reply).ok());
   EXPECT_EQ(reply.dim(), 3);
   EXPECT_EQ(reply.labels_size(), 2);
+}
+
+// Load on demand through the API (--max-loaded-models 1): every model is
+// listed, the one not in memory says so; a request loads it (the other is
+// unloaded, least recently used); UpdateModel loads and unloads; the
+// results do not depend on where the weights were; the metrics count it.
+TEST(ResidencyFlowTest, ModelsLoadOnDemandAndOnRequest) {
+  TestServer server([](server::ServerOptions& o) { o.max_loaded_models = 1; });
+  ASSERT_TRUE(server.Start().ok());
+  for (uint64_t seed : {1, 2}) {
+    absl::StatusOr<model::checkpoint::Checkpoint> ckpt =
+        TrainedGaussianCheckpoint(RandomGaussians(8, 2, seed), 3, seed);
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+    ASSERT_TRUE(server.app().models().Publish(seed == 1 ? "a" : "b", *ckpt, false).ok());
+  }
+  auto stub = server.Stub();
+  const auto loaded = [&](const std::string& name) {
+    pb::ModelInfo info;
+    EXPECT_TRUE(CallNamed(*stub, &pb::WfmService::Stub::GetModel, name, &info).ok());
+    EXPECT_EQ(info.versions_size(), 1);
+    EXPECT_GT(info.memory_bytes(), 0);
+    EXPECT_EQ(info.versions(0).memory_bytes(), info.memory_bytes());
+    EXPECT_EQ(info.versions(0).loaded(), info.loaded());
+    return info.loaded();
+  };
+  const auto sample = [&](const std::string& name) {
+    pb::SampleGaussiansRequest r;
+    r.set_model(name);
+    r.set_num_samples(2);
+    r.set_steps(3);
+    r.set_seed(5);
+    pb::SampleGaussiansResponse reply;
+    grpc::ClientContext context;
+    const grpc::Status s = stub->SampleGaussians(&context, r, &reply);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return std::vector<double>(reply.means().begin(), reply.means().end());
+  };
+  const auto residency = [&](const std::string& name, pb::ModelResidency action) {
+    pb::UpdateModelRequest r;
+    r.set_name(name);
+    r.set_residency(action);
+    pb::ModelInfo info;
+    EXPECT_TRUE(Call(*stub, &pb::WfmService::Stub::UpdateModel, r, &info).ok());
+    return info.loaded();
+  };
+  // b was published last; a went out of memory for it.
+  EXPECT_FALSE(loaded("a"));
+  EXPECT_TRUE(loaded("b"));
+  pb::ListModelsResponse list;
+  ASSERT_TRUE(Call(*stub, &pb::WfmService::Stub::ListModels, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 2);
+  const std::vector<double> first = sample("a");
+  EXPECT_TRUE(loaded("a"));
+  EXPECT_FALSE(loaded("b"));
+  EXPECT_TRUE(residency("b", pb::MODEL_RESIDENCY_LOAD));
+  EXPECT_FALSE(loaded("a"));
+  EXPECT_FALSE(residency("b", pb::MODEL_RESIDENCY_UNLOAD));
+  EXPECT_EQ(sample("a"), first);
+  const std::string metrics = server.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "wfm_models_loaded"), 2);
+  EXPECT_EQ(MetricValue(metrics, "wfm_model_versions_resident"), 1);
+  EXPECT_EQ(MetricValue(metrics, "wfm_model_loads_total"), 3);
+  EXPECT_EQ(MetricValue(metrics, "wfm_model_unloads_total", {{"reason", "lru"}}), 3);
+  EXPECT_EQ(MetricValue(metrics, "wfm_model_unloads_total", {{"reason", "explicit"}}), 1);
+  EXPECT_EQ(MetricValue(metrics, "wfm_model_unloads_total", {{"reason", "budget"}}), 0);
+}
+
+TEST(ResidencyFlowTest, BadLimitsAreRefusedNamingTheFlag) {
+  server::ServerOptions o;
+  o.max_loaded_models = -1;
+  absl::Status refused = server::ValidateServerOptions(o);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--max-loaded-models: must be >= 0"));
+  o.max_loaded_models = 0;
+  for (int64_t mib : {int64_t{-3}, server::kMaxLoadedModelMib + 1}) {
+    o.max_loaded_model_mib = mib;
+    refused = server::ValidateServerOptions(o);
+    EXPECT_TRUE(absl::IsInvalidArgument(refused));
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("--max-loaded-model-mib: must be 0"));
+  }
+  o.max_loaded_model_mib = 512;
+  EXPECT_TRUE(server::ValidateServerOptions(o).ok());
 }
 
 }  // namespace
