@@ -9,7 +9,8 @@
 // (written by earlier servers, and by wfm-train --model), is read in place
 // as version 1 of <name> while no folder <root>/<name>/1 exists; it is never
 // moved. Entries starting with ".~" are staging and trash folders of a
-// publish or delete in progress (or interrupted: RecoverDirs removes them).
+// publish or delete in progress and their lock files (or interrupted:
+// RecoverDirs removes them).
 #ifndef WFM_REPOSITORY_MODEL_FOLDER_H_
 #define WFM_REPOSITORY_MODEL_FOLDER_H_
 
