@@ -63,14 +63,6 @@ std::string ModelVersionPath(absl::string_view root, absl::string_view name, int
   return absl::StrCat(root, "/", name, "/", version, "/", kModelFile);
 }
 
-absl::Status WriteModelFolder(const std::string& root, absl::string_view name,
-                              const std::function<absl::Status(const std::string& path)>& write) {
-  if (Exists(Folder(root, name))) return write(ModelFilePath(root, name));
-  WFM_RETURN_IF_ERROR(MakeDirs(root));
-  WFM_ASSIGN_OR_RETURN(const StagingDir staging, Stage(root, name, kModelFile, write));
-  return PublishDir(staging, root, name, /*overwrite=*/false);
-}
-
 std::optional<int64_t> ParseVersion(absl::string_view entry) {
   if (entry.empty() || entry.size() > 13 || entry[0] == '0') return std::nullopt;
   for (char c : entry) {
@@ -142,6 +134,14 @@ absl::Status ReplaceModelFolder(const std::string& root, absl::string_view name,
   WFM_ASSIGN_OR_RETURN(const StagingDir staging,
                        Stage(root, name, absl::StrCat("1/", kModelFile), write));
   return PublishDir(staging, root, name, /*overwrite=*/true);
+}
+
+absl::StatusOr<int64_t> PublishModel(
+    const std::string& root, absl::string_view name, bool overwrite,
+    const std::function<absl::Status(const std::string& path)>& write) {
+  if (!overwrite) return PublishModelVersion(root, name, write);
+  WFM_RETURN_IF_ERROR(ReplaceModelFolder(root, name, write));
+  return 1;
 }
 
 absl::Status RemoveModelVersion(const std::string& root, absl::string_view name, int64_t version) {
