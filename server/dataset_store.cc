@@ -247,8 +247,9 @@ void DatasetStore::LoadAll() {
   MutexLock lock(&mu_);
   for (const std::string& entry : *entries) {
     // Only the store's own temporary folders (".~staging-", ".~trash-",
-    // ".~deleted-", handled by RecoverDirs) are skipped: valid names may
-    // start with '.' (".hidden") and must survive a restart.
+    // ".~deleted-") and their lock files (".~lock-"), handled by
+    // RecoverDirs, are skipped: valid names may start with '.' (".hidden")
+    // and must survive a restart.
     if (absl::StartsWith(entry, ".~")) continue;
     const std::string folder = absl::StrCat(options_.root, "/", entry);
     absl::StatusOr<DatasetInfo> info = [&]() -> absl::StatusOr<DatasetInfo> {
