@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,6 +57,12 @@ void FileLock::Release() {
   // Closing the file's only open description drops its lock.
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+bool FileLock::Names(const std::string& path) const {
+  struct stat held, named;
+  if (fd_ < 0 || ::fstat(fd_, &held) != 0 || ::stat(path.c_str(), &named) != 0) return false;
+  return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
 
 std::string ProcessIdentity() {

@@ -42,6 +42,12 @@ class FileLock {
   // Drops the lock (the file stays).
   void Release();
 
+  // Whether `path` still names the locked file: false once it was removed
+  // or replaced (a claimant that removes lock files checks this after
+  // taking one, since it may have opened a file that was removed before
+  // its lock was taken).
+  bool Names(const std::string& path) const;
+
  private:
   explicit FileLock(int fd) : fd_(fd) {}
   int fd_ = -1;

@@ -10,10 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <system_error>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -112,14 +114,120 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return buffer.str();
 }
 
-absl::StatusOr<std::string> MakeStagingDir(const std::string& parent, absl::string_view name) {
-  const std::string path = absl::StrCat(parent, "/", kStagingPrefix, name, "-", RandomSuffix());
-  if (::mkdir(path.c_str(), 0755) != 0) return model::io::ErrnoStatus(errno, "create folder", path);
-  return path;
+namespace {
+
+constexpr size_t kSuffixDigits = 16;
+
+std::string LockPath(const std::string& parent, absl::string_view suffix) {
+  return absl::StrCat(parent, "/", kLockPrefix, suffix);
 }
 
-absl::Status PublishDir(const std::string& staging, const std::string& parent,
+// A lock file of a new random suffix in `parent`, created and locked.
+absl::StatusOr<std::pair<std::string, FileLock>> ClaimNewSuffix(const std::string& parent) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string suffix = RandomSuffix();
+    const std::string lock_path = LockPath(parent, suffix);
+    absl::StatusOr<std::optional<FileLock>> lock =
+        FileLock::TryAcquire(lock_path, ProcessIdentity(), /*create_new=*/true);
+    if (absl::IsAlreadyExists(lock.status())) continue;
+    WFM_RETURN_IF_ERROR(lock.status());
+    // A clean-up took the new file before its lock was, and removes it:
+    // another suffix.
+    if (!lock->has_value() || !(*lock)->Names(lock_path)) continue;
+    return std::make_pair(suffix, std::move(**lock));
+  }
+  return absl::AbortedError(absl::StrCat(parent, ": cannot claim a temporary name"));
+}
+
+// Removes the lock file of a claim, then lets go of it.
+void DropClaim(const std::string& lock_path, std::optional<FileLock>* lock) {
+  if (!lock->has_value()) return;
+  if (::unlink(lock_path.c_str()) != 0 && errno != ENOENT) {
+    LogWarning(std::string(model::io::ErrnoStatus(errno, "remove", lock_path).message()));
+  }
+  lock->reset();
+}
+
+bool IsSuffix(absl::string_view s) {
+  return s.size() == kSuffixDigits && std::all_of(s.begin(), s.end(), [](char c) {
+           return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The suffix of a temporary folder's name ("" when it has none).
+std::string SuffixOf(absl::string_view entry, absl::string_view prefix) {
+  if (entry.size() <= prefix.size() + kSuffixDigits + 1) return "";
+  const absl::string_view suffix = entry.substr(entry.size() - kSuffixDigits);
+  if (entry[entry.size() - kSuffixDigits - 1] != '-' || !IsSuffix(suffix)) return "";
+  return std::string(suffix);
+}
+
+// Clean-up of one temporary folder whose writer is gone.
+void RecoverEntry(const std::string& parent, const std::string& entry) {
+  const std::string path = absl::StrCat(parent, "/", entry);
+  if (absl::StartsWith(entry, kTrashPrefix)) {
+    const std::string suffix = SuffixOf(entry, kTrashPrefix);
+    if (suffix.empty()) return;  // not one of ours
+    const size_t start = std::strlen(kTrashPrefix);
+    const std::string name = entry.substr(start, entry.size() - start - kSuffixDigits - 1);
+    const std::string target = absl::StrCat(parent, "/", name);
+    if (!Exists(target) && ::rename(path.c_str(), target.c_str()) == 0) {
+      LogWarning(absl::StrCat("restored ", target, " from an interrupted replacement"));
+      return;
+    }
+  } else {
+    LogWarning(absl::StrCat("removing the leftover folder ", path));
+  }
+  absl::Status s = RemoveTree(path);
+  if (!s.ok()) LogWarning(std::string(s.message()));
+}
+
+}  // namespace
+
+StagingDir::StagingDir(StagingDir&& other) noexcept
+    : path_(std::exchange(other.path_, "")),
+      lock_path_(std::exchange(other.lock_path_, "")),
+      lock_(std::exchange(other.lock_, std::nullopt)) {}
+
+StagingDir& StagingDir::operator=(StagingDir&& other) noexcept {
+  if (this != &other) {
+    Close();
+    path_ = std::exchange(other.path_, "");
+    lock_path_ = std::exchange(other.lock_path_, "");
+    lock_ = std::exchange(other.lock_, std::nullopt);
+  }
+  return *this;
+}
+
+std::string StagingDir::suffix() const {
+  return path_.size() >= kSuffixDigits ? path_.substr(path_.size() - kSuffixDigits) : "";
+}
+
+void StagingDir::Close() {
+  if (!path_.empty() && Exists(path_)) {
+    absl::Status removed = RemoveTree(path_);
+    if (!removed.ok()) LogWarning(std::string(removed.message()));
+  }
+  DropClaim(lock_path_, &lock_);
+  path_.clear();
+}
+
+absl::StatusOr<StagingDir> MakeStagingDir(const std::string& parent, absl::string_view name) {
+  WFM_ASSIGN_OR_RETURN(auto claim, ClaimNewSuffix(parent));
+  std::optional<FileLock> lock(std::move(claim.second));
+  const std::string lock_path = LockPath(parent, claim.first);
+  const std::string path = absl::StrCat(parent, "/", kStagingPrefix, name, "-", claim.first);
+  if (::mkdir(path.c_str(), 0755) != 0) {
+    const absl::Status error = model::io::ErrnoStatus(errno, "create folder", path);
+    DropClaim(lock_path, &lock);
+    return error;
+  }
+  return StagingDir(path, lock_path, std::move(*lock));
+}
+
+absl::Status PublishDir(const StagingDir& staging_dir, const std::string& parent,
                         absl::string_view name, bool overwrite) {
+  const std::string& staging = staging_dir.path();
   const std::string target = absl::StrCat(parent, "/", name);
   if (!Exists(target)) {
     if (::rename(staging.c_str(), target.c_str()) != 0) {
@@ -142,7 +250,8 @@ absl::Status PublishDir(const std::string& staging, const std::string& parent,
   }
   // No RENAME_EXCHANGE here: old -> trash, new -> target. A crash in between
   // leaves the trash folder, which RecoverDirs renames back.
-  const std::string trash = absl::StrCat(parent, "/", kTrashPrefix, name, "-", RandomSuffix());
+  const std::string trash =
+      absl::StrCat(parent, "/", kTrashPrefix, name, "-", staging_dir.suffix());
   if (::rename(target.c_str(), trash.c_str()) != 0) {
     return model::io::ErrnoStatus(errno, "rename", target);
   }
@@ -160,38 +269,63 @@ absl::Status PublishDir(const std::string& staging, const std::string& parent,
 absl::Status RemovePublishedDir(const std::string& parent, absl::string_view name) {
   const std::string target = absl::StrCat(parent, "/", name);
   if (!Exists(target)) return absl::NotFoundError(absl::StrCat("'", name, "' does not exist"));
-  const std::string trash = absl::StrCat(parent, "/", kDeletedPrefix, name, "-", RandomSuffix());
+  WFM_ASSIGN_OR_RETURN(auto claim, ClaimNewSuffix(parent));
+  std::optional<FileLock> lock(std::move(claim.second));
+  const std::string lock_path = LockPath(parent, claim.first);
+  const std::string trash = absl::StrCat(parent, "/", kDeletedPrefix, name, "-", claim.first);
   if (::rename(target.c_str(), trash.c_str()) != 0) {
-    return model::io::ErrnoStatus(errno, "rename", target);
+    const absl::Status error = model::io::ErrnoStatus(errno, "rename", target);
+    DropClaim(lock_path, &lock);
+    return error;
   }
   absl::Status synced = FsyncDir(parent);
   absl::Status removed = RemoveTree(trash);
   if (!removed.ok()) LogWarning(absl::StrCat("cannot remove deleted folder: ", removed.message()));
+  DropClaim(lock_path, &lock);
   return synced;
 }
 
 void RecoverDirs(const std::string& parent) {
   absl::StatusOr<std::vector<std::string>> names = ListDir(parent);
   if (!names.ok()) return;
-  constexpr size_t kSuffix = 17;  // "-" + 16 hex digits
+  // The temporary folders by the suffix of their lock; a lock file alone
+  // (its writer died before making a folder, or a clean-up before removing
+  // the file) is cleaned up too.
+  std::map<std::string, std::vector<std::string>> by_suffix;
   for (const std::string& entry : *names) {
-    const std::string path = absl::StrCat(parent, "/", entry);
-    if (absl::StartsWith(entry, kStagingPrefix) || absl::StartsWith(entry, kDeletedPrefix)) {
-      LogWarning(absl::StrCat("removing the leftover folder ", path));
-      absl::Status s = RemoveTree(path);
-      if (!s.ok()) LogWarning(std::string(s.message()));
-    } else if (absl::StartsWith(entry, kTrashPrefix) &&
-               entry.size() > std::strlen(kTrashPrefix) + kSuffix) {
-      const std::string name = entry.substr(std::strlen(kTrashPrefix),
-                                            entry.size() - std::strlen(kTrashPrefix) - kSuffix);
-      const std::string target = absl::StrCat(parent, "/", name);
-      if (!Exists(target) && ::rename(path.c_str(), target.c_str()) == 0) {
-        LogWarning(absl::StrCat("restored ", target, " from an interrupted replacement"));
-      } else {
-        absl::Status s = RemoveTree(path);
-        if (!s.ok()) LogWarning(std::string(s.message()));
-      }
+    if (absl::StartsWith(entry, kLockPrefix)) {
+      const std::string suffix = entry.substr(std::strlen(kLockPrefix));
+      if (IsSuffix(suffix)) by_suffix[suffix];
+      continue;
     }
+    for (const char* prefix : {kStagingPrefix, kDeletedPrefix, kTrashPrefix}) {
+      if (absl::StartsWith(entry, prefix)) by_suffix[SuffixOf(entry, prefix)].push_back(entry);
+    }
+  }
+  for (const auto& [suffix, entries] : by_suffix) {
+    // Without a suffix (not named by these functions): no writer to wait for.
+    std::optional<FileLock> lock;
+    const std::string lock_path = LockPath(parent, suffix);
+    if (!suffix.empty()) {
+      absl::StatusOr<std::optional<FileLock>> taken =
+          FileLock::TryAcquire(lock_path, ProcessIdentity());
+      if (!taken.ok()) {
+        LogWarning(absl::StrCat("cannot check ", lock_path, ": ", taken.status().message()));
+        continue;
+      }
+      if (!taken->has_value()) {
+        if (!entries.empty()) {
+          LogInfo(absl::StrCat("leaving ", parent, "/", entries.front(), ": in use by ",
+                               FileLock::ReadHolder(lock_path)));
+        }
+        continue;
+      }
+      // Removed meanwhile: another clean-up did this one.
+      if (!(*taken)->Names(lock_path)) continue;
+      lock = std::move(*taken);
+    }
+    for (const std::string& entry : entries) RecoverEntry(parent, entry);
+    DropClaim(lock_path, &lock);
   }
   (void)FsyncDir(parent);
 }

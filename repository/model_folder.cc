@@ -26,19 +26,16 @@ std::string Folder(absl::string_view root, absl::string_view name) {
 
 // Writes the checkpoint into a new staging folder of `parent` (with the file
 // at `file_in_staging` below it) and fsyncs it. Returns the staging folder.
-absl::StatusOr<std::string> Stage(const std::string& parent, absl::string_view name,
-                                  absl::string_view file_in_staging,
-                                  const std::function<absl::Status(const std::string& path)>& write) {
-  WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(parent, name));
-  const std::string file = absl::StrCat(staging, "/", file_in_staging);
-  absl::Status written = MakeDirs(file.substr(0, file.rfind('/')));
-  if (written.ok()) written = write(file);
-  if (written.ok()) written = FsyncDir(file.substr(0, file.rfind('/')));
-  if (written.ok()) written = FsyncDir(staging);
-  if (!written.ok()) {
-    (void)RemoveTree(staging);
-    return written;
-  }
+absl::StatusOr<StagingDir> Stage(
+    const std::string& parent, absl::string_view name, absl::string_view file_in_staging,
+    const std::function<absl::Status(const std::string& path)>& write) {
+  WFM_ASSIGN_OR_RETURN(StagingDir staging, MakeStagingDir(parent, name));
+  const std::string file = absl::StrCat(staging.path(), "/", file_in_staging);
+  const std::string folder = file.substr(0, file.rfind('/'));
+  WFM_RETURN_IF_ERROR(MakeDirs(folder));
+  WFM_RETURN_IF_ERROR(write(file));
+  WFM_RETURN_IF_ERROR(FsyncDir(folder));
+  if (folder != staging.path()) WFM_RETURN_IF_ERROR(FsyncDir(staging.path()));
   return staging;
 }
 
@@ -64,18 +61,6 @@ std::string ModelFilePath(absl::string_view root, absl::string_view name) {
 
 std::string ModelVersionPath(absl::string_view root, absl::string_view name, int64_t version) {
   return absl::StrCat(root, "/", name, "/", version, "/", kModelFile);
-}
-
-absl::Status WriteModelFolder(const std::string& root, absl::string_view name,
-                              const std::function<absl::Status(const std::string& path)>& write) {
-  if (Exists(Folder(root, name))) return write(ModelFilePath(root, name));
-  WFM_RETURN_IF_ERROR(MakeDirs(root));
-  WFM_ASSIGN_OR_RETURN(const std::string staging, MakeStagingDir(root, name));
-  absl::Status written = write(absl::StrCat(staging, "/", kModelFile));
-  if (written.ok()) written = FsyncDir(staging);
-  if (written.ok()) written = PublishDir(staging, root, name, /*overwrite=*/false);
-  if (!written.ok()) (void)RemoveTree(staging);
-  return written;
 }
 
 std::optional<int64_t> ParseVersion(absl::string_view entry) {
@@ -114,7 +99,7 @@ absl::StatusOr<int64_t> PublishModelVersion(
     const std::function<absl::Status(const std::string& path)>& write) {
   const std::string folder = Folder(root, name);
   WFM_RETURN_IF_ERROR(MakeDirs(folder));
-  WFM_ASSIGN_OR_RETURN(const std::string staging, Stage(folder, "version", kModelFile, write));
+  WFM_ASSIGN_OR_RETURN(const StagingDir staging, Stage(folder, "version", kModelFile, write));
   absl::StatusOr<std::vector<StoredVersion>> stored = ListModelVersions(root, name);
   int64_t version = stored.ok() && !stored->empty() ? stored->back().version + 1 : 1;
   absl::Status failed = stored.status();
@@ -129,7 +114,8 @@ absl::StatusOr<int64_t> PublishModelVersion(
       ++version;
       continue;
     }
-    absl::StatusOr<bool> renamed = RenameNoReplace(staging, absl::StrCat(folder, "/", version));
+    absl::StatusOr<bool> renamed =
+        RenameNoReplace(staging.path(), absl::StrCat(folder, "/", version));
     if (!renamed.ok()) {
       failed = renamed.status();
     } else if (*renamed) {
@@ -139,18 +125,23 @@ absl::StatusOr<int64_t> PublishModelVersion(
       ++version;  // taken by another writer meanwhile
     }
   }
-  (void)RemoveTree(staging);
   return failed;
 }
 
 absl::Status ReplaceModelFolder(const std::string& root, absl::string_view name,
                                 const std::function<absl::Status(const std::string& path)>& write) {
   WFM_RETURN_IF_ERROR(MakeDirs(root));
-  WFM_ASSIGN_OR_RETURN(const std::string staging,
+  WFM_ASSIGN_OR_RETURN(const StagingDir staging,
                        Stage(root, name, absl::StrCat("1/", kModelFile), write));
-  const absl::Status published = PublishDir(staging, root, name, /*overwrite=*/true);
-  if (!published.ok()) (void)RemoveTree(staging);
-  return published;
+  return PublishDir(staging, root, name, /*overwrite=*/true);
+}
+
+absl::StatusOr<int64_t> PublishModel(
+    const std::string& root, absl::string_view name, bool overwrite,
+    const std::function<absl::Status(const std::string& path)>& write) {
+  if (!overwrite) return PublishModelVersion(root, name, write);
+  WFM_RETURN_IF_ERROR(ReplaceModelFolder(root, name, write));
+  return 1;
 }
 
 absl::Status RemoveModelVersion(const std::string& root, absl::string_view name, int64_t version) {

@@ -3,13 +3,15 @@
 //   <root>/<name>/<V>/model.wfm   (model/checkpoint format)
 //   <root>/<name>/serving.json    the serving policy: pinned version and
 //                                 retention (optional, written atomically)
-// written by the server's model registry (trained jobs) and loaded by every
-// server watching the folder. A folder of the first layout,
+// written by the server's model registry (trained jobs) and wfm-train
+// (PublishModel), and loaded by every server watching the folder. A folder
+// of the first layout,
 //   <root>/<name>/model.wfm
-// (written by earlier servers, and by wfm-train --model), is read in place
-// as version 1 of <name> while no folder <root>/<name>/1 exists; it is never
+// (written by earlier servers and earlier wfm-train), is read in place as
+// version 1 of <name> while no folder <root>/<name>/1 exists; it is never
 // moved. Entries starting with ".~" are staging and trash folders of a
-// publish or delete in progress (or interrupted: RecoverDirs removes them).
+// publish or delete in progress and their lock files (or interrupted:
+// RecoverDirs removes them).
 #ifndef WFM_REPOSITORY_MODEL_FOLDER_H_
 #define WFM_REPOSITORY_MODEL_FOLDER_H_
 
@@ -34,16 +36,6 @@ inline constexpr int64_t kMaxModelVersion = 1'000'000'000'000;
 std::string ModelFilePath(absl::string_view root, absl::string_view name);
 // <root>/<name>/<version>/model.wfm.
 std::string ModelVersionPath(absl::string_view root, absl::string_view name, int64_t version);
-
-// Writes <root>/<name>/model.wfm with `write`, which writes a complete file
-// at the path it is given (atomically where it replaces one). Into an
-// existing folder the file is written in place; a new folder is staged
-// (file written, folder fsynced) and renamed into place, so a reader
-// scanning <root> never sees it half made. ALREADY_EXISTS when another
-// writer published the folder meanwhile (nothing was written then). The
-// staging folder never outlives the call. (wfm-train's layout.)
-absl::Status WriteModelFolder(const std::string& root, absl::string_view name,
-                              const std::function<absl::Status(const std::string& path)>& write);
 
 // The version a folder entry names: digits without a leading zero, 1 to
 // kMaxModelVersion; nullopt for anything else.
@@ -74,6 +66,13 @@ absl::StatusOr<int64_t> PublishModelVersion(
 // exchange (PublishDir); publishes it as a new folder when there is none.
 absl::Status ReplaceModelFolder(const std::string& root, absl::string_view name,
                                 const std::function<absl::Status(const std::string& path)>& write);
+
+// Publishes a trained model as the server's training jobs do: a new version
+// (PublishModelVersion), or with `overwrite` the whole folder replaced by
+// version 1 (ReplaceModelFolder). Returns the version.
+absl::StatusOr<int64_t> PublishModel(
+    const std::string& root, absl::string_view name, bool overwrite,
+    const std::function<absl::Status(const std::string& path)>& write);
 
 // Removes one version (its folder, or the first layout's file for version
 // 1): renamed out of sight first, then deleted. NOT_FOUND when missing.

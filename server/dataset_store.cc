@@ -26,7 +26,6 @@ using repository::MakeStagingDir;
 using repository::PublishDir;
 using repository::RecoverDirs;
 using repository::RemovePublishedDir;
-using repository::RemoveTree;
 using repository::ValidateName;
 
 using model::io::Labels;
@@ -134,8 +133,9 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
   info.condition_columns = h.condition_columns;
   info.created_unix_ms = NowUnixMs();
 
-  WFM_ASSIGN_OR_RETURN(const std::string staging,
+  WFM_ASSIGN_OR_RETURN(const repository::StagingDir staging_dir,
                        MakeStagingDir(store_->options().root, h.name));
+  const std::string& staging = staging_dir.path();
   const std::string data_path = absl::StrCat(staging, "/", repository::kDatasetDataFile);
   absl::Status written = [&]() -> absl::Status {
     switch (h.kind) {
@@ -219,8 +219,7 @@ absl::StatusOr<DatasetInfo> DatasetUpload::Finish() {
                                                         "': cannot store the data set: ", cause));
   }
   absl::StatusOr<DatasetInfo> published =
-      written.ok() ? store_->Publish(staging, info, h.overwrite) : written;
-  if (!published.ok()) (void)RemoveTree(staging);
+      written.ok() ? store_->Publish(staging_dir, info, h.overwrite) : written;
   return published;
 }
 
@@ -248,8 +247,9 @@ void DatasetStore::LoadAll() {
   MutexLock lock(&mu_);
   for (const std::string& entry : *entries) {
     // Only the store's own temporary folders (".~staging-", ".~trash-",
-    // ".~deleted-", handled by RecoverDirs) are skipped: valid names may
-    // start with '.' (".hidden") and must survive a restart.
+    // ".~deleted-") and their lock files (".~lock-"), handled by
+    // RecoverDirs, are skipped: valid names may start with '.' (".hidden")
+    // and must survive a restart.
     if (absl::StartsWith(entry, ".~")) continue;
     const std::string folder = absl::StrCat(options_.root, "/", entry);
     absl::StatusOr<DatasetInfo> info = [&]() -> absl::StatusOr<DatasetInfo> {
@@ -282,7 +282,8 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> DatasetStore::BeginUpload(
   return std::unique_ptr<DatasetUpload>(new DatasetUpload(this, header));
 }
 
-absl::StatusOr<DatasetInfo> DatasetStore::Publish(const std::string& staging, DatasetInfo info,
+absl::StatusOr<DatasetInfo> DatasetStore::Publish(const repository::StagingDir& staging,
+                                                  DatasetInfo info,
                                                   bool overwrite) {
   MutexLock lock(&mu_);
   absl::Status published = PublishDir(staging, options_.root, info.name, overwrite);

@@ -28,6 +28,7 @@
 #include "model/common/mutex.h"
 #include "model/io/point_sets.h"
 #include "repository/dataset_record.h"
+#include "repository/fs_util.h"
 #include "server/dataset_validation.h"
 
 namespace wfm::server {
@@ -119,7 +120,7 @@ class DatasetStore {
   DatasetStore(DatasetStoreOptions options, Metrics* metrics)
       : options_(std::move(options)), metrics_(metrics) {}
   void LoadAll() ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<DatasetInfo> Publish(const std::string& staging, DatasetInfo info,
+  absl::StatusOr<DatasetInfo> Publish(const repository::StagingDir& staging, DatasetInfo info,
                                       bool overwrite) ABSL_LOCKS_EXCLUDED(mu_);
   void UpdateMetrics() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -559,12 +559,8 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::Publish(
   WFM_ASSIGN_OR_RETURN(std::shared_ptr<const Servable> probe, MakeServable(name, ckpt, 0));
   MutexLock write_lock(&write_mu_);
   const auto write = [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); };
-  int64_t version = 1;
-  if (overwrite) {
-    WFM_RETURN_IF_ERROR(repository::ReplaceModelFolder(root_, name, write));
-  } else {
-    WFM_ASSIGN_OR_RETURN(version, repository::PublishModelVersion(root_, name, write));
-  }
+  WFM_ASSIGN_OR_RETURN(const int64_t version,
+                       repository::PublishModel(root_, name, overwrite, write));
   const std::string path = repository::ModelVersionPath(root_, name, version);
   WFM_ASSIGN_OR_RETURN(const FileStamp stamp, StatFile(path));
   if (overwrite) {

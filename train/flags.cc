@@ -55,11 +55,19 @@ void AddTrainCommandFlags(CLI::App* app, TrainCommand* c) {
                   ".npz of source clouds / Gaussians (--noise given_*)")
       ->group(kIo);
   app->add_option("--model", o.model,
-                  "model name: rank 0 writes <data-dir>/models/<model>/model.wfm")
+                  "model name: rank 0 publishes a new version, "
+                  "<data-dir>/models/<model>/<V>/model.wfm (checkpoints meanwhile: "
+                  "<data-dir>/train/<model>.wfm)")
       ->group(kIo);
   app->add_option("--out", o.out, "write the checkpoint to this file instead")->group(kIo);
-  app->add_flag("--overwrite", o.overwrite, "replace an existing model")->group(kIo);
-  app->add_flag("--resume", o.resume, "continue from the existing checkpoint (if any)")->group(kIo);
+  app->add_flag("--overwrite", o.overwrite,
+                "replace the --out file, or every version of the --model by the new one "
+                "(version 1)")
+      ->group(kIo);
+  app->add_flag("--resume", o.resume,
+                "continue from the last checkpoint (if any): the --out file; for --model an "
+                "interrupted run's, else the model's latest version")
+      ->group(kIo);
 
   Optional(app, "--family", &c->family, "pointcloud | gaussian (default: from the data)")
       ->check(CLI::IsMember({"pointcloud", "gaussian"}));

@@ -1,6 +1,6 @@
 // wfm-train: one rank of a data-parallel training run (see train_run.h and
 // data_parallel.h). Start world-size processes with the same flags and a
-// different rank each; rank 0 hosts the rendezvous and writes the model.
+// different rank each; rank 0 hosts the rendezvous and publishes the model.
 //
 //   wfm-train --world-size 2 --rank 0 --master-addr 10.0.0.5 --master-port 29500
 //       --data-dir /data --dataset shapes --model shapes-big --steps 20000 --batch 64

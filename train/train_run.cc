@@ -81,14 +81,25 @@ absl::StatusOr<std::shared_ptr<const DatasetData>> LoadFile(const std::string& p
   return std::shared_ptr<const DatasetData>(std::move(data));
 }
 
+// <data-dir>/train/<model>.wfm: the periodic checkpoints of a run publishing
+// into the repository, until its final one is published as a version.
+std::string WorkingCheckpointPath(const std::string& data_dir, const std::string& model) {
+  return absl::StrCat(data_dir, "/train/", model, ".wfm");
+}
+
 // Everything a rank trains on.
 struct Prepared {
   model::TrainingConfig config;  // with the family to train
   repository::TrainingInputs inputs;
-  std::string output;  // checkpoint path
-  // Publishing into a repository: <models_root>/<model>/model.wfm.
+  // Where the periodic checkpoints go: --out, or the run's working
+  // checkpoint <data-dir>/train/<model>.wfm.
+  std::string output;
+  // Publishing into a repository: versions of <models_root>/<model>.
   std::string models_root;
-  bool resume_from_output = false;
+  // The checkpoint to continue from ("": start afresh), and whether it is a
+  // published version of the model.
+  std::string resume_from;
+  bool resumes_version = false;
 };
 
 absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
@@ -126,46 +137,65 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
 
   if (!o.out.empty()) {
     p.output = o.out;
+    const bool exists = Exists(p.output);
+    if (rank == 0 && exists && !o.resume && !o.overwrite) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          p.output, " already exists (pass --overwrite to replace it or --resume to continue it)"));
+    }
+    if (o.resume && exists) p.resume_from = p.output;
   } else {
     WFM_RETURN_IF_ERROR(ValidateName("model", o.model));
     p.models_root = absl::StrCat(o.data_dir, "/models");
-    p.output = repository::ModelFilePath(p.models_root, o.model);
-  }
-  const bool exists = Exists(p.output);
-  if (!p.models_root.empty() && !exists) {
-    // A model the server versions (<name>/<V>/model.wfm) would not see a
-    // file of the first layout next to its version 1.
-    absl::StatusOr<std::vector<repository::StoredVersion>> versions =
-        repository::ListModelVersions(p.models_root, o.model);
-    if (versions.ok() && !versions->empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--model ", o.model, ": the model has versions (", p.models_root, "/", o.model,
-          "/<V>/); wfm-train writes a new model or one of the one-file layout: choose another "
-          "name, or train a new version through wfm-server"));
+    p.output = WorkingCheckpointPath(o.data_dir, o.model);
+    if (o.resume && Exists(p.output)) {
+      p.resume_from = p.output;  // an interrupted run
+    } else if (o.resume) {
+      // A finished run: its model's latest version (the first layout's file
+      // included) holds the optimizer state too.
+      absl::StatusOr<std::vector<repository::StoredVersion>> versions =
+          repository::ListModelVersions(p.models_root, o.model);
+      if (versions.ok() && !versions->empty()) {
+        p.resume_from = versions->back().path;
+        p.resumes_version = true;
+      }
+    } else if (rank == 0 && Exists(p.output)) {
+      LogInfo(absl::StrCat("starting afresh: the checkpoint of an interrupted run, ", p.output,
+                           ", will be replaced (pass --resume to continue it)"));
     }
   }
-  p.resume_from_output = o.resume && exists;
-  if (rank == 0 && exists && !o.resume && !o.overwrite) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        p.output, " already exists (pass --overwrite to replace it or --resume to continue it)"));
-  }
-  if (o.resume && !exists) {
-    LogInfo(absl::StrCat("rank ", rank, ": nothing to resume at ", p.output, "; starting afresh"));
+  if (o.resume && p.resume_from.empty()) {
+    LogInfo(absl::StrCat("rank ", rank, ": nothing to resume ",
+                         p.models_root.empty() ? "at " + p.output : "for model " + o.model,
+                         "; starting afresh"));
+  } else if (rank == 0 && !p.resume_from.empty()) {
+    LogInfo(absl::StrCat("resuming from ", p.resume_from));
   }
   return p;
 }
 
-// Writes `ckpt` to p.output atomically; into a repository, a new model folder
-// is staged and renamed into place so a scanning server never sees it half
-// made.
-absl::Status WriteCheckpoint(const Prepared& p, const TrainRunOptions& o,
-                             const model::checkpoint::Checkpoint& ckpt) {
+// Writes `ckpt` where rank 0 writes; returns the path. Checkpoints go to
+// p.output atomically; into a repository, the final one is published as a
+// version of the model (as a server's training job publishes it) and the
+// run's working checkpoint is removed.
+absl::StatusOr<std::string> WriteCheckpoint(const Prepared& p, const TrainRunOptions& o,
+                                            const model::checkpoint::Checkpoint& ckpt,
+                                            bool final) {
   const auto write = [&](const std::string& path) { return model::checkpoint::Write(path, ckpt); };
-  if (p.models_root.empty()) return write(p.output);
-  const absl::Status written = repository::WriteModelFolder(p.models_root, o.model, write);
-  // Published by someone else meanwhile: replace the file instead.
-  if (absl::IsAlreadyExists(written)) return write(p.output);
-  return written;
+  if (p.models_root.empty() || !final) {
+    if (!p.models_root.empty()) {
+      WFM_RETURN_IF_ERROR(repository::MakeDirs(p.output.substr(0, p.output.rfind('/'))));
+    }
+    WFM_RETURN_IF_ERROR(write(p.output));
+    return p.output;
+  }
+  WFM_ASSIGN_OR_RETURN(const int64_t version,
+                       repository::PublishModel(p.models_root, o.model, o.overwrite, write));
+  LogInfo(absl::StrCat(o.overwrite ? "replaced model '" : "published model '", o.model,
+                       "' version ", version));
+  // Published: the working checkpoint is done with (a crash before this
+  // line leaves it, and a --resume would publish its state once more).
+  WFM_RETURN_IF_ERROR(repository::RemoveTree(p.output));
+  return repository::ModelVersionPath(p.models_root, o.model, version);
 }
 
 std::string Hex(uint64_t v) { return absl::StrFormat("%016x", v); }
@@ -288,18 +318,20 @@ absl::StatusOr<TrainRunResult> Drive(Trainer& trainer, const TrainRunOptions& o,
     }
     return ckpt;
   };
-  auto save = [&](absl::string_view what) -> absl::Status {
+  std::string written_path;  // rank 0's last checkpoint
+  auto save = [&](absl::string_view what, bool final) -> absl::Status {
     absl::Status written;
     if (rank == 0) {
       written = [&]() -> absl::Status {
         WFM_ASSIGN_OR_RETURN(const model::checkpoint::Checkpoint ckpt, make_checkpoint());
-        return WriteCheckpoint(p, o, ckpt);
+        WFM_ASSIGN_OR_RETURN(written_path, WriteCheckpoint(p, o, ckpt, final));
+        return absl::OkStatus();
       }();
     }
     return dp.Agree(written, what);
   };
   hooks.on_checkpoint = [&](int64_t step) -> absl::Status {
-    WFM_RETURN_IF_ERROR(save(absl::StrCat("the checkpoint at step ", step)));
+    WFM_RETURN_IF_ERROR(save(absl::StrCat("the checkpoint at step ", step), /*final=*/false));
     if (rank == 0) LogInfo(absl::StrCat("checkpoint at step ", step, " written to ", p.output));
     return absl::OkStatus();
   };
@@ -309,10 +341,20 @@ absl::StatusOr<TrainRunResult> Drive(Trainer& trainer, const TrainRunOptions& o,
   WFM_RETURN_IF_ERROR(trained);
   TrainRunResult result;
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  WFM_RETURN_IF_ERROR(save("the final checkpoint"));
+  if (p.resumes_version && trainer.step() == starts[0]) {
+    // A finished run resumed with no step left (a retried --resume): its
+    // version stands, and is not published a second time.
+    if (rank == 0) {
+      LogInfo(absl::StrCat("nothing to train: ", p.resume_from, " is at step ", trainer.step(),
+                           " already"));
+    }
+    written_path = p.resume_from;
+  } else {
+    WFM_RETURN_IF_ERROR(save("the final checkpoint", /*final=*/true));
+  }
   result.steps = trainer.step();
   result.final_loss = last_loss;
-  result.checkpoint = p.output;
+  result.checkpoint = written_path;
   result.gradients = dp.gradient_stats();
   return result;
 }
@@ -368,15 +410,16 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
   WFM_RETURN_IF_ERROR(dp.Agree(prepared.status(), "preparing the data"));
   Prepared& p = *prepared;
 
+  const bool resume = !p.resume_from.empty();
   absl::StatusOr<model::checkpoint::Checkpoint> resume_from;
-  if (p.resume_from_output) resume_from = model::checkpoint::Read(p.output);
+  if (resume) resume_from = model::checkpoint::Read(p.resume_from);
 
   const repository::TrainingInputs& in = p.inputs;
   const std::string& dataset = in.origin.dataset;  // as the model's summary names it
   if (p.config.family == Family::kPointCloud) {
     const PointCloudSet* source = in.source_clouds_or_null();
     absl::StatusOr<std::unique_ptr<model::PointCloudTrainer>> trainer =
-        p.resume_from_output
+        resume
             ? (resume_from.ok() ? model::PointCloudTrainer::Resume(
                                       in.clouds, *resume_from, source,
                                       p.config.pointcloud.optimizer.steps, role)
@@ -394,7 +437,7 @@ absl::StatusOr<TrainRunResult> RunTraining(const TrainRunOptions& o, DataParalle
   }
   const GaussianSet* source = in.source_gaussians_or_null();
   absl::StatusOr<std::unique_ptr<model::GaussianTrainer>> trainer =
-      p.resume_from_output
+      resume
           ? (resume_from.ok() ? model::GaussianTrainer::Resume(in.gaussians, *resume_from, source,
                                                                p.config.gaussian.optimizer.steps,
                                                                role)

@@ -1,13 +1,17 @@
 // One rank of a data-parallel training run (what wfm-train does): the data
 // from an .npz file or from a data set of a server's repository, the model
 // trained with DistributedRole{rank, world_size} and the hooks of
-// DataParallel, and rank 0 writing the checkpoint into the repository,
-//   <data-dir>/models/<model>/model.wfm
-// (a new folder is staged and renamed into place, an existing file is
-// replaced atomically), every checkpoint_every steps and at the end, where a
-// server watching that repository picks it up. Checkpoints hold the
-// optimizer state, so --resume continues an interrupted run (every rank
-// reads the same file; the ranks check that they resumed at the same step).
+// DataParallel, and rank 0 writing the checkpoints every checkpoint_every
+// steps and at the end: to --out, or, publishing into the repository, to the
+// run's working checkpoint <data-dir>/train/<model>.wfm, the final one
+// published as a new version of the model,
+//   <data-dir>/models/<model>/<V>/model.wfm
+// as a server's training job publishes it (--overwrite: the model's folder
+// replaced by version 1), where a server watching that repository picks it
+// up. Checkpoints hold the optimizer state, so --resume continues an
+// interrupted run from its working checkpoint, or a finished one from its
+// model's latest version (every rank reads the same file; the ranks check
+// that they resumed at the same step).
 //
 // The data take the server's path (repository/training_data.h,
 // MakeTrainingInputs, as a training job): the same held-out split for a
@@ -17,7 +21,7 @@
 // model.
 //
 // Failures are collective where they can be: a rank that cannot read its
-// data or finds the model name taken stops every rank with its message
+// data or finds the --out file taken stops every rank with its message
 // ("rank 1: ..."); a rank that dies or stalls makes the others fail at their
 // next collective (see data_parallel.h).
 #ifndef WFM_TRAIN_TRAIN_RUN_H_
@@ -44,11 +48,12 @@ struct TrainRunOptions {
   // the repository.
   std::string source_file;
 
-  // The output: <data_dir>/models/<model>/model.wfm, or `out` when set.
+  // The output: a new version of <data_dir>/models/<model>, or the file
+  // `out` when set.
   std::string model;
   std::string out;
-  bool overwrite = false;  // replace an existing model
-  bool resume = false;     // continue from the existing checkpoint, if any
+  bool overwrite = false;  // replace `out`, or every version of `model`
+  bool resume = false;     // continue from the last checkpoint, if any
 
   // The family to train; unset: gaussian for Gaussian data, pointcloud
   // otherwise. config.family is not read: RunTraining sets it from this.
@@ -74,7 +79,7 @@ struct TrainRunResult {
   int64_t steps = 0;          // steps done (in total, with a resumed run's)
   double final_loss = 0.0;    // last step's loss, mean over the ranks
   double seconds = 0.0;       // wall time of the training loop
-  std::string checkpoint;     // the path rank 0 wrote
+  std::string checkpoint;     // the path rank 0 wrote last (a version's file)
   model::distributed::CommStats gradients;        // this rank's gradient all-reduces
 };
 

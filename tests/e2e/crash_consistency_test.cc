@@ -1,5 +1,6 @@
 // Crash consistency of the wfm-server binary: SIGKILL during a data set
-// upload, during a checkpoint write and during a model delete, and a write
+// upload, during a checkpoint write, during a model delete and during the
+// publishes of model versions (a forked publisher), and a write
 // failure (file size limit: write() fails with EFBIG). After each, on restart
 // (or at once for the write failure): no partial data set or model is
 // visible through the List RPCs or in the data folder (no stray files; the
@@ -11,8 +12,14 @@
 // them, and a job whose owner is killed while the other runs is taken over by
 // the survivor; either ends SUCCEEDED once, with its requested steps. SIGKILL
 // while models go in and out of memory (load on demand) loses no model or
-// version.
+// version, and a publisher of versions killed at any step of a publish
+// leaves complete versions numbered without gaps.
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <regex>
 #include <set>
@@ -32,6 +40,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint/checkpoint.h"
+#include "model/io/atomic_file.h"
+#include "repository/fs_util.h"
+#include "repository/model_folder.h"
 #include "tests/server/client_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/tcp_queues.h"
@@ -690,6 +701,152 @@ TEST(CrashConsistencyTest, KillDuringUnloadsLosesNoModelOrVersion) {
   EXPECT_THAT(LayoutProblems(data), IsEmpty());
   ExpectBaselineIntact(*stub, baseline);
   ASSERT_TRUE(again.Kill());
+}
+
+// The version folders of `folder` (numbers to the inode of each), and
+// whether each is complete: exactly one model.wfm holding `payload`; counts
+// the dead publishers' staging folders and lock files.
+std::map<int64_t, uint64_t> CompleteVersions(const std::string& folder, const std::string& payload,
+                                             std::vector<std::string>* problems,
+                                             int* leftovers) {
+  std::map<int64_t, uint64_t> out;
+  for (const auto& e : fs::directory_iterator(folder)) {
+    const std::string name = e.path().filename().string();
+    const std::optional<int64_t> version = repository::ParseVersion(name);
+    if (!version.has_value()) {
+      // Only a dead publisher's staging folders and lock files, besides.
+      if (name.rfind(repository::kStagingPrefix, 0) != 0 &&
+          name.rfind(repository::kLockPrefix, 0) != 0) {
+        problems->push_back(name);
+      }
+      ++*leftovers;
+      continue;
+    }
+    std::vector<std::string> files;
+    for (const auto& f : fs::directory_iterator(e.path())) {
+      files.push_back(f.path().filename().string());
+    }
+    if (files != std::vector<std::string>{"model.wfm"} ||
+        ReadFile((e.path() / "model.wfm").string()) != payload) {
+      problems->push_back(name + " (partial)");
+    }
+    struct stat st;
+    out[*version] = ::stat(e.path().c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+  return out;
+}
+
+// A publisher of versions killed with SIGKILL at each step of a publish:
+// right after it created the lock file, the staging folder, renamed a version
+// into place, or removed the lock (inotify events of the model folder, in
+// rounds). After every kill, every version folder is complete, numbered
+// 1..N without gaps, and the ones seen before are the same folders (no
+// number reused); the next start removes the dead publisher's leftovers and
+// serves version N. The publisher is a forked child running the function a
+// training job publishes with, on the bytes of a model the server trained.
+TEST(CrashConsistencyTest, KillDuringVersionPublishesLeavesCompleteVersionsWithoutGaps) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  Baseline baseline;
+  ASSERT_NO_FATAL_FAILURE(RecordBaselineAndKill(data, dir.path() + "/log0", {}, &baseline));
+  const std::string payload = ReadFile(data + "/models/m0/1/model.wfm");
+  ASSERT_FALSE(payload.empty());
+  const std::string root = data + "/models";
+  const std::string folder = root + "/p";
+  ASSERT_TRUE(repository::MakeDirs(folder).ok());
+  const int watch = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  ASSERT_GE(watch, 0);
+  ASSERT_GE(::inotify_add_watch(watch, folder.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE), 0);
+  // The step of a publish each round kills at: the event and name prefix.
+  const std::vector<std::pair<uint32_t, std::string>> steps = {
+      {IN_CREATE, repository::kLockPrefix},
+      {IN_CREATE, repository::kStagingPrefix},
+      {IN_MOVED_TO, ""},  // a version renamed into place
+      {IN_DELETE, repository::kLockPrefix}};
+  std::map<int64_t, uint64_t> seen;
+  int leftovers = 0;
+  for (int round = 0; round < 8; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      while (repository::PublishModelVersion(root, "p", [&](const std::string& path) {
+               return model::io::WriteFileAtomically(path, payload);
+             }).ok()) {
+      }
+      ::_exit(1);
+    }
+    // Killed and reaped however this round ends.
+    struct Reaper {
+      pid_t pid;
+      ~Reaper() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    };
+    Reaper reaper{child};
+    // Kill at the first or second time the round's step happens.
+    const auto& [mask, prefix] = steps[round % steps.size()];
+    int hits = 0;
+    const int wanted = 1 + round / static_cast<int>(steps.size());
+    alignas(struct inotify_event) char buffer[4096];
+    while (hits < wanted) {
+      struct pollfd ready = {watch, POLLIN, 0};
+      ASSERT_EQ(::poll(&ready, 1, 60000), 1) << "round " << round << ": no event";
+      const ssize_t n = ::read(watch, buffer, sizeof(buffer));
+      ASSERT_GT(n, 0);
+      for (ssize_t at = 0; at < n && hits < wanted;) {
+        const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + at);
+        const std::string name = event->len > 0 ? event->name : "";
+        if ((event->mask & mask) != 0 && name.rfind(prefix, 0) == 0) ++hits;
+        at += sizeof(struct inotify_event) + event->len;
+      }
+    }
+    ASSERT_EQ(::kill(child, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    reaper.pid = -1;  // reaped
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "round " << round << ": the publisher stopped by itself";
+    // Events of the killed round are not the next one's.
+    while (::read(watch, buffer, sizeof(buffer)) > 0) {
+    }
+    std::vector<std::string> problems;
+    leftovers = 0;
+    const std::map<int64_t, uint64_t> now =
+        CompleteVersions(folder, payload, &problems, &leftovers);
+    EXPECT_THAT(problems, IsEmpty()) << "round " << round;
+    if (!now.empty()) {
+      EXPECT_EQ(now.rbegin()->first, static_cast<int64_t>(now.size())) << "round " << round;
+    }
+    for (const auto& [version, inode] : seen) {
+      EXPECT_EQ(now.count(version) ? now.at(version) : 0, inode) << "version " << version;
+    }
+    seen = now;
+  }
+  ::close(watch);
+  ASSERT_FALSE(seen.empty());
+  const int64_t latest = seen.rbegin()->first;
+
+  ChildServer again({data, dir.path() + "/log-restart", {}, 0});
+  ASSERT_FALSE(again.WaitReady().empty()) << again.Log();
+  auto stub = again.Stub();
+  EXPECT_THAT(LayoutProblems(data), IsEmpty());
+  grpc::ClientContext context;
+  pb::ListModelsResponse reply;
+  ASSERT_TRUE(stub->ListModels(&context, pb::ListModelsRequest(), &reply).ok());
+  const pb::ModelInfo* p = nullptr;
+  for (const auto& m : reply.models()) {
+    if (m.name() == "p") p = &m;
+  }
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->serving_version(), latest);
+  EXPECT_EQ(p->versions_size(), latest);
+  // The same weights as m0: the same samples for the same seed.
+  EXPECT_EQ(Fingerprint(*stub, "p"), baseline.fingerprint);
+  ExpectBaselineIntact(*stub, baseline);
+  std::cout << "publish: " << latest << " versions in 8 rounds of kills; " << leftovers
+            << " staging folders and lock files left for the restart\n";
 }
 
 TEST(CrashConsistencyTest, WriteFailureReturnsAnErrorAndCorruptsNothing) {

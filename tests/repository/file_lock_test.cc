@@ -3,17 +3,13 @@
 // when the holder lets go or is killed (SIGKILL).
 #include "repository/file_lock.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <optional>
 #include <string>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/testing/process.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
 
@@ -21,6 +17,7 @@ namespace wfm::repository {
 namespace {
 
 using ::testing::MatchesRegex;
+using ::wfm::testing::ForkedHolder;
 using ::wfm::testing::TempDir;
 
 // Takes the lock, asserting that the call worked; whether it was free.
@@ -70,30 +67,18 @@ TEST(FileLockTest, CreateNewReservesTheName) {
 TEST(FileLockTest, AnotherProcessesClaimExcludesUntilItIsKilled) {
   TempDir dir;
   const std::string path = dir.path() + "/job-3.lock";
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // The holder: takes the claim, says so and waits to be killed.
-    ::close(ready[0]);
+  // The holder (kept in the child's copy of `held` until it is killed).
+  std::optional<FileLock> held;
+  ForkedHolder child;
+  ASSERT_TRUE(child.Start([&] {
     absl::StatusOr<std::optional<FileLock>> lock = FileLock::TryAcquire(path, "the child");
-    const char answer = lock.ok() && lock->has_value() ? 'y' : 'n';
-    (void)!::write(ready[1], &answer, 1);
-    while (true) ::pause();
-  }
-  ::close(ready[1]);
-  char answer = 0;
-  ASSERT_EQ(::read(ready[0], &answer, 1), 1);
-  ::close(ready[0]);
-  ASSERT_EQ(answer, 'y');
+    if (lock.ok()) held = std::move(*lock);
+    return held.has_value();
+  }));
   std::optional<FileLock> mine;
   EXPECT_FALSE(Take(path, "the parent", &mine));
   EXPECT_EQ(FileLock::ReadHolder(path), "the child");
-  ASSERT_EQ(::kill(child, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_TRUE(child.Kill());
   // The kernel released the dead holder's claim.
   EXPECT_TRUE(Take(path, "the parent", &mine));
   EXPECT_EQ(FileLock::ReadHolder(path), "the parent");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "tests/testing/process.h"
 #include "tests/testing/status.h"
 #include "tests/testing/temp_dir.h"
 
@@ -25,6 +27,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
+using ::wfm::testing::ForkedHolder;
 using ::wfm::testing::ReadFile;
 using ::wfm::testing::TempDir;
 using ::wfm::testing::WriteFile;
@@ -145,37 +148,51 @@ TEST(FsUtilTest, ReadFileToStringReadsBytesAndNamesAMissingFile) {
   EXPECT_THAT(std::string(missing.message()), HasSubstr(dir.File("g")));
 }
 
-TEST(FsUtilTest, StagingFoldersAreHiddenAndUnique) {
+TEST(FsUtilTest, StagingFoldersAreHiddenUniqueAndLockedWhileTheyLive) {
   TempDir dir;
-  WFM_ASSERT_OK_AND_ASSIGN(const std::string a, MakeStagingDir(dir.path(), "set"));
-  WFM_ASSERT_OK_AND_ASSIGN(const std::string b, MakeStagingDir(dir.path(), "set"));
-  EXPECT_NE(a, b);
-  EXPECT_THAT(a, MatchesRegex(".*/\\.~staging-set-[0-9a-f]{16}"));
-  EXPECT_TRUE(std::filesystem::is_directory(a));
-  EXPECT_THAT(TempDir::ListDir(a), IsEmpty());
+  {
+    WFM_ASSERT_OK_AND_ASSIGN(const StagingDir a, MakeStagingDir(dir.path(), "set"));
+    WFM_ASSERT_OK_AND_ASSIGN(const StagingDir b, MakeStagingDir(dir.path(), "set"));
+    EXPECT_NE(a.path(), b.path());
+    EXPECT_THAT(a.path(), MatchesRegex(".*/\\.~staging-set-[0-9a-f]{16}"));
+    EXPECT_TRUE(std::filesystem::is_directory(a.path()));
+    EXPECT_THAT(TempDir::ListDir(a.path()), IsEmpty());
+    // Its lock file, of the same suffix, is held (by another description:
+    // a clean-up in this process is kept out too).
+    const std::string lock = dir.File(std::string(kLockPrefix) + a.suffix());
+    ASSERT_TRUE(Exists(lock));
+    absl::StatusOr<std::optional<FileLock>> taken = FileLock::TryAcquire(lock, "another");
+    ASSERT_TRUE(taken.ok()) << taken.status();
+    EXPECT_FALSE(taken->has_value());
+    ASSERT_TRUE(WriteFile(b.path() + "/f", "x"));
+  }
+  // Gone with its lock file when it was not published.
+  EXPECT_THAT(dir.List(), IsEmpty());
   EXPECT_TRUE(absl::IsNotFound(MakeStagingDir(dir.File("missing"), "set").status()));
 }
 
 TEST(FsUtilTest, PublishDirRenamesIntoPlaceAndRefusesAnExistingNameUnlessOverwriting) {
   TempDir dir;
-  WFM_ASSERT_OK_AND_ASSIGN(const std::string first, MakeStagingDir(dir.path(), "m"));
-  ASSERT_TRUE(WriteFile(first + "/id", "first"));
-  WFM_ASSERT_OK(PublishDir(first, dir.path(), "m", /*overwrite=*/false));
+  {
+    WFM_ASSERT_OK_AND_ASSIGN(const StagingDir first, MakeStagingDir(dir.path(), "m"));
+    ASSERT_TRUE(WriteFile(first.path() + "/id", "first"));
+    WFM_ASSERT_OK(PublishDir(first, dir.path(), "m", /*overwrite=*/false));
+  }
   EXPECT_EQ(ReadFile(dir.File("m/id")), "first");
   EXPECT_THAT(dir.List(), ElementsAre("m"));
 
-  WFM_ASSERT_OK_AND_ASSIGN(const std::string second, MakeStagingDir(dir.path(), "m"));
-  ASSERT_TRUE(WriteFile(second + "/id", "second"));
+  WFM_ASSERT_OK_AND_ASSIGN(const StagingDir second, MakeStagingDir(dir.path(), "m"));
+  ASSERT_TRUE(WriteFile(second.path() + "/id", "second"));
   const absl::Status refused = PublishDir(second, dir.path(), "m", /*overwrite=*/false);
   EXPECT_TRUE(absl::IsAlreadyExists(refused)) << refused;
   EXPECT_EQ(refused.message(), "'m' already exists");
   EXPECT_EQ(ReadFile(dir.File("m/id")), "first");
-  EXPECT_TRUE(Exists(second));  // left for the caller
+  EXPECT_TRUE(Exists(second.path()));  // left to its owner
 
   WFM_ASSERT_OK(PublishDir(second, dir.path(), "m", /*overwrite=*/true));
   EXPECT_EQ(ReadFile(dir.File("m/id")), "second");
-  // The old folder is gone, and no staging or trash folder is left.
-  EXPECT_THAT(dir.List(), ElementsAre("m"));
+  // The old folder is gone, and no trash folder is left.
+  EXPECT_THAT(dir.List(), ElementsAre(std::string(kLockPrefix) + second.suffix(), "m"));
 }
 
 TEST(FsUtilTest, RemovePublishedDirRemovesAtOnceAndNamesAMissingOne) {
@@ -208,6 +225,49 @@ TEST(FsUtilTest, RecoverDirsCleansUpWhatACrashLeft) {
   EXPECT_EQ(ReadFile(dir.File("published/id")), "live");
   // A missing folder is not an error.
   RecoverDirs(dir.File("missing"));
+}
+
+TEST(FsUtilTest, RecoverDirsRemovesWhatADeadWritersFreeLockLeftAndLeavesHeldOnes) {
+  TempDir dir;
+  const std::string dead = "0123456789abcdef";
+  MakeFolder(dir.File(std::string(kStagingPrefix) + "new-" + dead), "partial");
+  MakeFolder(dir.File(std::string(kTrashPrefix) + "lost-" + dead), "restored");
+  ASSERT_TRUE(WriteFile(dir.File(std::string(kLockPrefix) + dead), "a dead writer"));
+  // A lock file alone: its writer died before making a folder.
+  ASSERT_TRUE(WriteFile(dir.File(std::string(kLockPrefix) + "fedcba9876543210"), "x"));
+  // A live writer (this process, another open file description), between
+  // the two renames of an overwrite: its trash folder is not restored.
+  WFM_ASSERT_OK_AND_ASSIGN(const StagingDir live, MakeStagingDir(dir.path(), "m"));
+  ASSERT_TRUE(WriteFile(live.path() + "/id", "writing"));
+  MakeFolder(dir.File(std::string(kTrashPrefix) + "m-" + live.suffix()), "old m");
+  RecoverDirs(dir.path());
+  const std::string lock = std::string(kLockPrefix) + live.suffix();
+  EXPECT_THAT(dir.List(), ElementsAre(lock, std::string(kStagingPrefix) + "m-" + live.suffix(),
+                                      std::string(kTrashPrefix) + "m-" + live.suffix(), "lost"));
+  EXPECT_EQ(ReadFile(dir.File("lost/id")), "restored");
+  EXPECT_EQ(ReadFile(live.path() + "/id"), "writing");
+}
+
+// A writer in another process: its staging folder survives a clean-up while
+// it lives, and is removed by the next one after a SIGKILL.
+TEST(FsUtilTest, RecoverDirsLeavesAnotherProcesssStagingFolderUntilItIsKilled) {
+  TempDir dir;
+  // Kept in the child's copy of `staging` until it is killed.
+  std::optional<StagingDir> staging;
+  ForkedHolder child;
+  ASSERT_TRUE(child.Start([&] {
+    absl::StatusOr<StagingDir> made = MakeStagingDir(dir.path(), "m");
+    if (made.ok()) staging = std::move(*made);
+    return staging.has_value() && WriteFile(staging->path() + "/id", "child");
+  }));
+  const std::vector<std::string> held = dir.List();
+  ASSERT_EQ(held.size(), 2u);  // the lock file and the staging folder
+  RecoverDirs(dir.path());
+  EXPECT_EQ(dir.List(), held);
+  ASSERT_TRUE(child.Kill());
+  EXPECT_EQ(dir.List(), held);  // what the killed writer left
+  RecoverDirs(dir.path());
+  EXPECT_THAT(dir.List(), IsEmpty());
 }
 
 }  // namespace

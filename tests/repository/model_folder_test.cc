@@ -1,5 +1,7 @@
-// repository/model_folder: writing <root>/<name>/model.wfm so that a reader
-// scanning <root> sees a model folder complete or not at all.
+// repository/model_folder: publishing versions <root>/<name>/<V>/model.wfm so
+// that a reader scanning <root> sees a version complete or not at all, next
+// to a folder of the first layout (<root>/<name>/model.wfm), and the serving
+// policy.
 #include "repository/model_folder.h"
 
 #include <filesystem>
@@ -41,57 +43,62 @@ struct Writer {
   }
 };
 
-TEST(ModelFolderTest, ANewFolderIsStagedAndRenamedIntoPlace) {
+TEST(ModelFolderTest, ANewModelIsStagedAndRenamedIntoPlaceAsVersionOne) {
   testing::TempDir dir;
   const std::string root = dir.path() + "/models";  // created on demand
   Writer writer;
-  ASSERT_TRUE(WriteModelFolder(root, "m", std::ref(writer)).ok());
+  absl::StatusOr<int64_t> version = PublishModel(root, "m", /*overwrite=*/false, std::ref(writer));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 1);
   ASSERT_EQ(writer.paths.size(), 1u);
   // The file was written inside a staging folder, never at its final path.
-  EXPECT_NE(writer.paths[0], ModelFilePath(root, "m"));
   EXPECT_EQ(fs::path(writer.paths[0]).filename(), "model.wfm");
   EXPECT_EQ(fs::path(writer.paths[0]).parent_path().filename().string().rfind(kStagingPrefix, 0),
             0u);
-  EXPECT_EQ(ModelFilePath(root, "m"), root + "/m/model.wfm");
-  EXPECT_EQ(Read(ModelFilePath(root, "m")), "model");
+  EXPECT_EQ(ModelVersionPath(root, "m", 1), root + "/m/1/model.wfm");
+  EXPECT_EQ(Read(ModelVersionPath(root, "m", 1)), "model");
+  // No staging folder or lock file stays.
   EXPECT_EQ(Entries(root), std::vector<std::string>{"m"});
+  EXPECT_EQ(Entries(root + "/m"), std::vector<std::string>{"1"});
 }
 
-TEST(ModelFolderTest, AnExistingFolderGetsItsFileReplacedInPlace) {
+// A folder of the first layout: a new version goes next to its file (which
+// stays version 1); an overwrite replaces both by version 1.
+TEST(ModelFolderTest, PublishAddsAVersionToTheFirstLayoutAndOverwriteReplacesEverything) {
   testing::TempDir dir;
-  Writer first;
-  ASSERT_TRUE(WriteModelFolder(dir.path(), "m", std::ref(first)).ok());
+  ASSERT_TRUE(MakeDirs(dir.path() + "/m").ok());
+  std::ofstream(ModelFilePath(dir.path(), "m")) << "first layout";
   Writer second;
-  second.content = "newer";
-  ASSERT_TRUE(WriteModelFolder(dir.path(), "m", std::ref(second)).ok());
-  ASSERT_EQ(second.paths, std::vector<std::string>{ModelFilePath(dir.path(), "m")});
-  EXPECT_EQ(Read(ModelFilePath(dir.path(), "m")), "newer");
-  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"m"});
-}
+  second.content = "second";
+  absl::StatusOr<int64_t> version =
+      PublishModel(dir.path(), "m", /*overwrite=*/false, std::ref(second));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 2);
+  EXPECT_EQ(Entries(dir.path() + "/m"), (std::vector<std::string>{"2", "model.wfm"}));
+  absl::StatusOr<std::vector<StoredVersion>> versions = ListModelVersions(dir.path(), "m");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].path, ModelFilePath(dir.path(), "m"));
+  EXPECT_EQ(Read((*versions)[1].path), "second");
 
-TEST(ModelFolderTest, AFailedWriteLeavesNothingBehind) {
-  testing::TempDir dir;
-  const absl::Status failed = WriteModelFolder(dir.path(), "m", [](const std::string& path) {
-    std::ofstream(path) << "half";
-    return absl::ResourceExhaustedError("disk full");
-  });
-  EXPECT_TRUE(absl::IsResourceExhausted(failed));
-  EXPECT_EQ(failed.message(), "disk full");
-  EXPECT_TRUE(Entries(dir.path()).empty());
-}
-
-TEST(ModelFolderTest, AFolderPublishedMeanwhileIsAlreadyExists) {
-  testing::TempDir dir;
-  // Another writer publishes the folder while this one writes its staging copy.
-  const absl::Status raced = WriteModelFolder(dir.path(), "m", [&](const std::string& path) {
-    std::ofstream(path) << "mine";
-    EXPECT_TRUE(MakeDirs(dir.path() + "/m").ok());
-    std::ofstream(ModelFilePath(dir.path(), "m")) << "theirs";
-    return absl::OkStatus();
-  });
-  EXPECT_TRUE(absl::IsAlreadyExists(raced)) << raced;
-  EXPECT_EQ(Read(ModelFilePath(dir.path(), "m")), "theirs");
+  // A failed overwrite leaves the model as it was.
+  const absl::Status failed =
+      PublishModel(dir.path(), "m", /*overwrite=*/true, [](const std::string& path) {
+        std::ofstream(path) << "half";
+        return absl::ResourceExhaustedError("disk full");
+      }).status();
+  EXPECT_TRUE(absl::IsResourceExhausted(failed)) << failed;
   EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"m"});
+  EXPECT_EQ(Entries(dir.path() + "/m"), (std::vector<std::string>{"2", "model.wfm"}));
+
+  Writer newer;
+  newer.content = "newer";
+  version = PublishModel(dir.path(), "m", /*overwrite=*/true, std::ref(newer));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 1);
+  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"m"});
+  EXPECT_EQ(Entries(dir.path() + "/m"), std::vector<std::string>{"1"});
+  EXPECT_EQ(Read(ModelVersionPath(dir.path(), "m", 1)), "newer");
 }
 
 // Versions: the next number above every stored one; a number another writer

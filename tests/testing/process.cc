@@ -316,4 +316,33 @@ ProcessResult RunProcess(const std::vector<std::string>& args,
   return result;
 }
 
+ForkedHolder::~ForkedHolder() { (void)Kill(); }
+
+bool ForkedHolder::Start(const std::function<bool()>& setup) {
+  int ready[2];
+  if (::pipe(ready) != 0) return false;
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::close(ready[0]);
+    const char answer = setup() ? 'y' : 'n';
+    (void)!::write(ready[1], &answer, 1);
+    while (true) ::pause();
+  }
+  ::close(ready[1]);
+  char answer = 0;
+  const bool read = pid_ > 0 && ::read(ready[0], &answer, 1) == 1;
+  ::close(ready[0]);
+  if (read && answer == 'y') return true;
+  (void)Kill();
+  return false;
+}
+
+bool ForkedHolder::Kill() {
+  if (pid_ <= 0) return false;
+  const pid_t pid = std::exchange(pid_, -1);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
 }  // namespace wfm::testing

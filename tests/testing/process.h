@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -106,6 +107,27 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env = {},
                          const std::vector<std::string>& unset_env = {});
+
+// A forked copy of this process that runs `setup` (taking locks, say) and
+// then waits to be killed: what a live other process holds, and what it
+// leaves when SIGKILL ends it.
+class ForkedHolder {
+ public:
+  ForkedHolder() = default;
+  // SIGKILL unless it was killed; reaps it.
+  ~ForkedHolder();
+  ForkedHolder(const ForkedHolder&) = delete;
+  ForkedHolder& operator=(const ForkedHolder&) = delete;
+
+  // Forks and returns once `setup` has run in the child: what it returned
+  // (false also when the fork failed; nothing is left running then).
+  bool Start(const std::function<bool()>& setup);
+  // SIGKILLs and reaps it: whether that SIGKILL ended it.
+  bool Kill();
+
+ private:
+  pid_t pid_ = -1;
+};
 
 }  // namespace wfm::testing
 

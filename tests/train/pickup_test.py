@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A running wfm-server picks up a model that a two-rank wfm-train run
-publishes into its repository (<data-dir>/models/<name>/model.wfm), without
+publishes into its repository (<data-dir>/models/<name>/1/model.wfm), without
 a restart, and samples from it.
 
     pickup_test.py --server build/server/wfm-server --cli build/client/wfm \
@@ -59,7 +59,8 @@ class PickupTest(unittest.TestCase):
         for r, proc in enumerate(ranks):
             out, _ = proc.communicate(timeout=240)
             self.assertEqual(proc.returncode, 0, f"rank {r}:\n{out}")
-        self.assertTrue(os.path.exists(os.path.join(self.data_dir, "models", "wide", "model.wfm")))
+        self.assertTrue(
+            os.path.exists(os.path.join(self.data_dir, "models", "wide", "1", "model.wfm")))
 
         deadline = time.time() + PICKUP_SECONDS
         while "wide" not in self.models():

@@ -2,8 +2,8 @@
 // parameters identical on both after every step and equal (within float
 // tolerance) to one process trained on the union of their batches; a rank
 // that is killed or stalls makes the other exit non-zero with a clear
-// message within the timeout; rank 0 publishes into a repository and
-// --resume continues a run exactly.
+// message within the timeout; rank 0 publishes versions into a repository
+// and --resume continues a run exactly.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -330,54 +331,49 @@ TEST_F(WfmTrainTest, ARankThatCannotReadItsDataStopsEveryRank) {
   EXPECT_FALSE(fs::exists(Path("m.wfm")));
 }
 
-// A model name whose folder holds versions published by wfm-server
-// (<name>/<V>/model.wfm) is refused: a file of the one-file layout next to
-// them would not be served.
-TEST_F(WfmTrainTest, AModelNameHoldingServerVersionsIsRefused) {
-  const std::string repo = Path("versioned");
-  fs::create_directories(repo + "/models/shapes/2");
-  std::ofstream(repo + "/models/shapes/2/model.wfm") << "version 2";
-  TrainProcess only(Rank(With(Flags(2), {"--data-dir", repo, "--model", "shapes"}), 0, 1,
-                         wfm::testing::FreePort(), 30, Path("v0.jsonl")),
-                    Path("v0.txt"));
-  EXPECT_EQ(only.Wait(120), 1);
-  EXPECT_NE(only.Log().find("--model shapes: the model has versions"), std::string::npos)
-      << only.Log();
-  EXPECT_FALSE(fs::exists(repo + "/models/shapes/model.wfm"));
+// A model folder of the first layout (<name>/model.wfm, as earlier
+// wfm-train wrote it): the run adds version 2 next to it and leaves it be.
+TEST_F(WfmTrainTest, AModelOfTheFirstLayoutGetsTheNextVersion) {
+  const std::string repo = Path("first_layout");
+  fs::create_directories(repo + "/models/shapes");
+  std::ofstream(repo + "/models/shapes/model.wfm") << "version 1";
+  ASSERT_EQ(RunRanks(With(Flags(1), {"--data-dir", repo, "--model", "shapes"}), 1, "v"),
+            (std::vector<int>{0}));
+  EXPECT_EQ(ReadFile(repo + "/models/shapes/model.wfm"), "version 1");
+  EXPECT_TRUE(model::checkpoint::Read(repo + "/models/shapes/2/model.wfm").ok());
+  EXPECT_NE(ReadFile(Path("v_log0.txt")).find("published model 'shapes' version 2"),
+            std::string::npos)
+      << ReadFile(Path("v_log0.txt"));
 }
 
-TEST_F(WfmTrainTest, RankZeroPublishesIntoTheRepositoryAndResumeContinuesExactly) {
+// The entries of a folder, sorted.
+std::vector<std::string> Entries(const std::string& folder) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(folder)) out.push_back(e.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(WfmTrainTest, RankZeroPublishesVersionsIntoTheRepositoryAndResumeContinuesExactly) {
   const std::string repo = Path("repo");
   const auto repo_flags = [&](int steps) {
     return With(Flags(steps), {"--data-dir", repo, "--model", "shapes", "--checkpoint-every", "2"});
   };
   ASSERT_EQ(RunRanks(repo_flags(3), 2, "first"), (std::vector<int>{0, 0}));
-  const std::string model = repo + "/models/shapes/model.wfm";
-  ASSERT_TRUE(fs::exists(model));
-  // Nothing but the published folder in models/ (no staging leftovers).
-  int entries = 0;
-  for (const auto& e : fs::directory_iterator(repo + "/models")) {
-    EXPECT_EQ(e.path().filename(), "shapes");
-    ++entries;
-  }
-  EXPECT_EQ(entries, 1);
-  auto ckpt = model::checkpoint::Read(model);
+  // Version 1, and nothing else: no staging leftovers, and the run's
+  // working checkpoint (train/shapes.wfm) removed once it published.
+  EXPECT_EQ(Entries(repo + "/models"), std::vector<std::string>{"shapes"});
+  EXPECT_EQ(Entries(repo + "/models/shapes"), std::vector<std::string>{"1"});
+  EXPECT_EQ(Entries(repo + "/train"), std::vector<std::string>{});
+  const std::string v1 = repo + "/models/shapes/1/model.wfm";
+  auto ckpt = model::checkpoint::Read(v1);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   EXPECT_EQ(ckpt->metadata["summary"]["steps"], 3);
   EXPECT_EQ(ckpt->metadata["server"]["dataset"], data_);
   EXPECT_EQ(ckpt->metadata["server"]["dataset_items"], 24);
 
-  // The name is taken: both ranks stop, rank 1 with rank 0's reason.
-  {
-    const int port = wfm::testing::FreePort();
-    TrainProcess a(Rank(repo_flags(3), 0, 2, port, 30, Path("x0.jsonl")), Path("x0.txt"));
-    TrainProcess b(Rank(repo_flags(3), 1, 2, port, 30, Path("x1.jsonl")), Path("x1.txt"));
-    EXPECT_EQ(a.Wait(120), 1);
-    EXPECT_EQ(b.Wait(120), 1);
-    EXPECT_NE(b.Log().find("rank 0: " + model + " already exists"), std::string::npos) << b.Log();
-  }
-
-  // Resuming 3 -> 6 equals a straight 6-step run, bit for bit.
+  // Resuming the finished run 3 -> 6 (from its version) publishes version 2,
+  // equal to a straight 6-step run bit for bit.
   ASSERT_EQ(RunRanks(With(repo_flags(6), {"--resume"}), 2, "resumed"), (std::vector<int>{0, 0}));
   ASSERT_EQ(RunRanks(With(Flags(6), {"--out", Path("straight.wfm")}), 2, "straight"),
             (std::vector<int>{0, 0}));
@@ -390,7 +386,30 @@ TEST_F(WfmTrainTest, RankZeroPublishesIntoTheRepositoryAndResumeContinuesExactly
     EXPECT_EQ(resumed[s]["digest"], straight[s + 3]["digest"]) << "step " << s + 4;
     EXPECT_EQ(resumed[s]["loss"], straight[s + 3]["loss"]) << "step " << s + 4;
   }
-  EXPECT_TRUE(at::equal(ModelParameters(model), ModelParameters(Path("straight.wfm"))));
+  EXPECT_EQ(Entries(repo + "/models/shapes"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_TRUE(at::equal(ModelParameters(repo + "/models/shapes/2/model.wfm"),
+                        ModelParameters(Path("straight.wfm"))));
+  // Resumed again with no step left (a retried job): nothing is published.
+  ASSERT_EQ(RunRanks(With(repo_flags(6), {"--resume"}), 1, "again"), (std::vector<int>{0}));
+  EXPECT_EQ(Entries(repo + "/models/shapes"), (std::vector<std::string>{"1", "2"}));
+
+  // An interrupted run's working checkpoint (here: of a 1-step run) is what
+  // --resume continues, before the model's versions.
+  ASSERT_EQ(RunRanks(With(Flags(1), {"--out", repo + "/train/shapes.wfm"}), 1, "cut"),
+            (std::vector<int>{0}));
+  ASSERT_EQ(RunRanks(With(repo_flags(2), {"--resume"}), 1, "continued"), (std::vector<int>{0}));
+  const auto continued = ReadTrace(Path("continued_trace0.jsonl"));
+  ASSERT_EQ(continued.size(), 1u);
+  EXPECT_EQ(continued.front()["step"], 2);
+  EXPECT_EQ(Entries(repo + "/models/shapes"), (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(Entries(repo + "/train"), std::vector<std::string>{});
+
+  // --overwrite: every version replaced by the new model, version 1.
+  ASSERT_EQ(RunRanks(With(repo_flags(1), {"--overwrite"}), 1, "over"), (std::vector<int>{0}));
+  EXPECT_EQ(Entries(repo + "/models/shapes"), std::vector<std::string>{"1"});
+  ckpt = model::checkpoint::Read(v1);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ(ckpt->metadata["summary"]["steps"], 1);
 }
 
 }  // namespace
