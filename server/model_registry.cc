@@ -1,6 +1,7 @@
 #include "server/model_registry.h"
 
 #include <algorithm>
+#include <exception>
 #include <future>
 #include <iterator>
 #include <utility>
@@ -460,8 +461,15 @@ absl::StatusOr<std::shared_ptr<const Servable>> ModelRegistry::LoadResident(
     const std::string& name, int64_t version, const std::shared_ptr<Residence>& residency,
     const std::shared_ptr<PendingLoad>& load) const {
   FileStamp stamp;
-  const absl::StatusOr<std::shared_ptr<const Servable>> loaded =
-      LoadVersion(name, version, VersionFile(name, version), &stamp);
+  // Every outcome, an exception included, settles `load`: requests waiting
+  // on it must never wait forever.
+  absl::StatusOr<std::shared_ptr<const Servable>> loaded = absl::InternalError("not loaded");
+  try {
+    loaded = LoadVersion(name, version, VersionFile(name, version), &stamp);
+  } catch (const std::exception& e) {
+    loaded = absl::InternalError(absl::StrCat("loading version ", version, " of model '", name,
+                                              "': ", e.what()));
+  }
   std::vector<std::shared_ptr<const Servable>> freed;  // released after the lock
   bool resident = false;
   {
