@@ -616,7 +616,7 @@ class DashboardTest(unittest.TestCase):
         titles = " | ".join(p["title"] for p in dash["panels"]).lower()
         for words in ("samples/s", "points/s", "rpc rate", "error ratio", "latency",
                       "batch size", "queue depth", "training loss", "steps/s", "jobs by state",
-                      "models loaded"):
+                      "models loaded", "versions in memory", "loads and unloads"):
             self.assertIn(words, titles)
         exprs = " ".join(e for _, e in targets)
         for q in ("0.5", "0.95", "0.99"):
