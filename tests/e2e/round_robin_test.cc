@@ -52,7 +52,7 @@ TEST(RoundRobinTest, AClientsCallsReachEveryAddressOfItsTarget) {
   double seen_a = ListModelsCalls(a), seen_b = ListModelsCalls(b);
   ASSERT_EQ(seen_a, 0);
   ASSERT_EQ(seen_b, 0);
-  for (const std::string target :
+  for (const std::string& target :
        {"127.0.0.1:" + port + ",127.0.0.2:" + port, "ipv4:127.0.0.1:" + port + ",127.0.0.2:" + port}) {
     client::ClientOptions options;
     options.server = target;

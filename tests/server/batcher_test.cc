@@ -352,7 +352,9 @@ TEST(BatcherTest, OnceConcurrentItWaitsForAllClientsInsteadOfTheDelay) {
   for (int i = 4; i <= 7; ++i) {
     clients.emplace_back([&, i] { (void)h.batcher.Run({1, i}); });
     // The next one arrives once this one waits in the queue.
-    if (i < 7) EXPECT_TRUE(h.depth.WaitForDepth(i - 3));
+    if (i < 7) {
+      EXPECT_TRUE(h.depth.WaitForDepth(i - 3));
+    }
   }
   for (auto& c : clients) c.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
