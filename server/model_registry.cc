@@ -52,10 +52,6 @@ const char* UnloadReasonName(UnloadReason reason) {
   return "explicit";
 }
 
-bool ModelVersions::IsLoaded(int64_t version) const {
-  return std::binary_search(loaded.begin(), loaded.end(), version);
-}
-
 struct ModelRegistry::PendingLoad {
   std::promise<absl::StatusOr<std::shared_ptr<const Servable>>> promise;
   std::shared_future<absl::StatusOr<std::shared_ptr<const Servable>>> outcome =

@@ -45,6 +45,7 @@
 #ifndef WFM_SERVER_MODEL_REGISTRY_H_
 #define WFM_SERVER_MODEL_REGISTRY_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -122,7 +123,11 @@ struct ModelVersions {
   int64_t keep_versions = 0;   // the model's own retention; 0 = the registry's
   std::vector<std::shared_ptr<const Servable>> versions;  // ascending
   std::vector<int64_t> loaded;  // the versions whose weights are in memory, ascending
-  bool IsLoaded(int64_t version) const;
+  // Inline: proto_convert.cc uses it, also in builds without the registry
+  // (the fuzzers' server subset).
+  bool IsLoaded(int64_t version) const {
+    return std::binary_search(loaded.begin(), loaded.end(), version);
+  }
 };
 
 // Why versions left memory (wfm_model_unloads_total{reason}).
