@@ -43,7 +43,11 @@ endfunction()
 
 # wfm_test(NAME SOURCES ... DEPS ... [TORCH] [LABELS ...] [TIMEOUT s]):
 # a GoogleTest executable registered with CTest, one CTest entry per test case.
+# Not defined when WFM_SKIP_TESTS names it.
 function(wfm_test name)
+  if(name IN_LIST WFM_SKIP_TESTS)
+    return()
+  endif()
   cmake_parse_arguments(ARG "TORCH" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${WFM_WARNINGS} ${WFM_TEST_OPTIMIZE_FLAGS})
