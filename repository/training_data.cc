@@ -142,6 +142,12 @@ DatasetKind FamilyKind(model::Family family) {
                                               : DatasetKind::kGaussians;
 }
 
+model::TrainingConfig ConfigForData(model::TrainingConfig config, DatasetKind kind) {
+  std::string& transform = config.pointcloud.feature_transform;
+  if (transform == "auto" && kind != DatasetKind::kSpatialCells) transform = "none";
+  return config;
+}
+
 bool UsesGivenSource(const model::TrainingConfig& config) {
   if (config.family == model::Family::kPointCloud) {
     return config.pointcloud.source == model::PointCloudSource::kGivenRandom ||

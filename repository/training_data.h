@@ -67,6 +67,13 @@ DatasetKind FamilyKind(model::Family family);
 // items (given_matched).
 bool UsesGivenSource(const model::TrainingConfig& config);
 bool UsesMatchedSource(const model::TrainingConfig& config);
+// The configuration a run trains with on a data set of `kind`: `config` with
+// its data-dependent defaults resolved. A point-cloud feature transform of
+// `auto` (the default) stays `auto` for the niches of a SPATIAL_CELLS data
+// set (expression features: log1p_standardize when they are counts) and
+// becomes `none` for any other data (coordinates: a shape given in integer
+// pixel coordinates is not count data).
+model::TrainingConfig ConfigForData(model::TrainingConfig config, DatasetKind kind);
 
 // The held-out items of a data set of `items` items: round(fraction *
 // items) of them (at least 1 when fraction > 0), drawn by a Fisher-Yates

@@ -950,8 +950,8 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job) {
     recorded = job->status;
     resuming = job->resuming;
   }
-  const model::TrainingConfig& config = req.config;
   WFM_ASSIGN_OR_RETURN(const std::shared_ptr<const DatasetData> data, datasets_->Load(req.dataset));
+  const model::TrainingConfig config = repository::ConfigForData(req.config, data->info.kind);
   if (!KindFits(config.family, data->info.kind)) {
     return absl::FailedPreconditionError(absl::StrCat("data set '", req.dataset,
                                                       "' was replaced by one of kind ",

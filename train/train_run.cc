@@ -118,6 +118,7 @@ absl::StatusOr<Prepared> Prepare(const TrainRunOptions& o, int64_t rank) {
         DatasetKindName(info.kind), "; ", model::FamilyName(family), " models train on ",
         DatasetKindName(repository::FamilyKind(family)), " or SPATIAL_CELLS data"));
   }
+  p.config = repository::ConfigForData(std::move(p.config), info.kind);
   if (repository::HoldoutCount(info.items, p.config.holdout_fraction) >= info.items) {
     return absl::InvalidArgumentError("--holdout: leaves nothing to train on");
   }

@@ -100,8 +100,10 @@ struct PointCloudTrainConfig {
   // samples are mapped back. none | log1p | standardize | log1p_standardize
   // (per-feature mean 0, standard deviation 1, after log1p) | auto
   // (log1p_standardize for count data — every value a non-negative integer —,
-  // none otherwise). See feature_transform.h.
-  std::string feature_transform = "none";
+  // none otherwise; servers and wfm-train keep auto only for the niches of
+  // SPATIAL_CELLS data sets and train other data with none,
+  // repository::ConfigForData). See feature_transform.h.
+  std::string feature_transform = "auto";
   int64_t checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
 };
 

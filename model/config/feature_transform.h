@@ -9,7 +9,10 @@
 //   log1p_standardize  (log(1 + x) - mean_j) / sd_j    (x >= 0)
 //   auto               log1p_standardize when every value is a non-negative
 //                      integer (count data such as gene expression), none
-//                      otherwise
+//                      otherwise. The training default; servers and wfm-train
+//                      pass it on only for niches of spatial cells and train
+//                      any other data with none (a shape in integer pixel
+//                      coordinates is not count data).
 //
 // mean_j and sd_j (population standard deviation; 1 for a constant feature)
 // are those of the training points after log1p. The inverse of log1p is

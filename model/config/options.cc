@@ -347,8 +347,8 @@ std::vector<TrainingOption> MakeTable() {
                             WFM_MEMBER(gaussian.time_distribution))}));
   t.push_back(Option("feature-transform", kData,
                      "transform of the point features the flow is trained in (samples are mapped "
-                     "back); auto: log1p_standardize for counts (non-negative integers), none "
-                     "otherwise",
+                     "back); auto: log1p_standardize for the niches of SPATIAL_CELLS data sets "
+                     "whose expression values are counts (non-negative integers), none otherwise",
                      PointCloudOnly("pointcloud.feature_transform",
                                     OneOf({"none", "log1p", "standardize", "log1p_standardize",
                                            "auto"}),

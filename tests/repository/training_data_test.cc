@@ -401,6 +401,30 @@ model::io::PointCloudSet TwoClouds() {
   return set;
 }
 
+TEST(ConfigForDataTest, AutoFeatureTransformOnlyForNichesOfSpatialCells) {
+  model::TrainingConfig config;  // the defaults
+  config.family = model::Family::kPointCloud;
+  ASSERT_EQ(config.pointcloud.feature_transform, "auto");
+  // Niches of spatial cells keep `auto` (log1p_standardize for counts) ...
+  EXPECT_EQ(ConfigForData(config, DatasetKind::kSpatialCells).pointcloud.feature_transform, "auto");
+  // ... point clouds (coordinates, integer or not) train untransformed.
+  EXPECT_EQ(ConfigForData(config, DatasetKind::kPointClouds).pointcloud.feature_transform, "none");
+  // An explicit choice is kept on every kind.
+  for (const char* kind : {"none", "log1p", "standardize", "log1p_standardize"}) {
+    config.pointcloud.feature_transform = kind;
+    EXPECT_EQ(ConfigForData(config, DatasetKind::kPointClouds).pointcloud.feature_transform, kind);
+    EXPECT_EQ(ConfigForData(config, DatasetKind::kSpatialCells).pointcloud.feature_transform, kind);
+  }
+  // Nothing else changes.
+  config.pointcloud.feature_transform = "auto";
+  config.pointcloud.optimizer.steps = 123;
+  config.gaussian.degrees_of_freedom_scale = 7.0;
+  const model::TrainingConfig resolved = ConfigForData(config, DatasetKind::kPointClouds);
+  EXPECT_EQ(resolved.pointcloud.optimizer.steps, 123);
+  EXPECT_EQ(resolved.gaussian.degrees_of_freedom_scale, 7.0);
+  EXPECT_EQ(resolved.family, model::Family::kPointCloud);
+}
+
 TEST(CloudGaussiansTest, MeansAndSampleCovariancesWithTheRidge) {
   const model::io::PointCloudSet set = TwoClouds();
   // The ridge: kNicheRidge x the mean over dimensions of the (population)

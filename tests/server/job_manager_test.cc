@@ -1,5 +1,6 @@
 #include "server/job_manager.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -155,6 +156,34 @@ TEST_F(JobManagerTest, TrainsGaussianModelsFromGaussiansAndFromCells) {
   EXPECT_EQ((*models_->Get("cm"))->info.summary.items, 30);  // one niche Gaussian per cell
   EXPECT_EQ((*models_->Get("cm"))->info.origin.niche_size, 4);
   EXPECT_EQ((*models_->Get("pm"))->info.dim, 2);
+}
+
+TEST_F(JobManagerTest, TheDefaultFeatureTransformIsForCountNichesOnly) {
+  // Spatial cells with count features, and clouds in integer pixel
+  // coordinates: both all non-negative integers.
+  testing::Cells cells = testing::RandomCells(2, 15, 3, 4);
+  for (float& v : cells.features) v = std::round(5.0f * std::abs(v));
+  StoreCells("counts", cells);
+  model::io::PointCloudSet pixels = testing::Ellipses(8, 2);
+  for (float& v : pixels.points) v = std::round(10.0f * v + 20.0f);
+  StoreClouds("pixels", pixels);
+  TrainingRequest niches = PointCloudRequest("counts", "niches", 5);
+  niches.config.niche_size = 4;
+  TrainingRequest shapes = PointCloudRequest("pixels", "shapes", 5);
+  ASSERT_EQ(niches.config.pointcloud.feature_transform, "auto");  // the default
+  for (const TrainingRequest& r : {niches, shapes}) {
+    auto s = jobs_->Start(r);
+    ASSERT_TRUE(s.ok()) << s.status();
+    const JobStatus done = WaitForEnd(s->id);
+    ASSERT_EQ(JobStateName(done.state), "SUCCEEDED") << done.error;
+  }
+  auto niche_ckpt = models_->ReadCheckpoint("niches");
+  ASSERT_TRUE(niche_ckpt.ok()) << niche_ckpt.status();
+  ASSERT_TRUE(niche_ckpt->metadata.contains("feature_transform"));
+  EXPECT_EQ(niche_ckpt->metadata["feature_transform"]["kind"], "log1p_standardize");
+  auto shape_ckpt = models_->ReadCheckpoint("shapes");
+  ASSERT_TRUE(shape_ckpt.ok()) << shape_ckpt.status();
+  EXPECT_FALSE(shape_ckpt->metadata.contains("feature_transform"));
 }
 
 TEST_F(JobManagerTest, QueuesBeyondThePoolAndCancelsQueuedAndRunningJobs) {
