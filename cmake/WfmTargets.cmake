@@ -66,7 +66,9 @@ function(wfm_test name)
   # threads on the small LAPACK problems of the Gaussian code, with the other
   # ctest job busy on the second core, spent two minutes waiting for each
   # other in a test that needs one second of CPU.
-  gtest_discover_tests(${name}
-    DISCOVERY_TIMEOUT 120
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}" ENVIRONMENT OPENBLAS_NUM_THREADS=1)
+  set(properties TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT OPENBLAS_NUM_THREADS=1)
+  if(ARG_LABELS)
+    list(APPEND properties LABELS "${ARG_LABELS}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES ${properties})
 endfunction()
