@@ -46,14 +46,31 @@ void PackGemmWeights(const float* w, int ld, bool transposed, int n, int k, cons
   }
 }
 
+namespace internal {
+
+const FloatKernels& AmxKernels() {
+  static const FloatKernels table = [] {
+    FloatKernels t = kAvx512Kernels;
+    t.isa = "amx";
+    t.gemm_panel = 0;
+    t.packed_gemm_size = &AmxPackedGemmFloats;
+    t.pack_gemm = &AmxPackGemm;
+    t.packed_gemm = &AmxPackedGemm;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace internal
+
 const FloatKernels& BestFloatKernels() {
   return cpu::SelectKernels(cpu::BestIsa(), internal::kGenericKernels, internal::kAvx2Kernels,
-                            internal::kAvx512Kernels);
+                            internal::kAvx512Kernels, &internal::AmxKernels());
 }
 
 const FloatKernels* FloatKernelsFor(const char* isa) {
   return cpu::KernelsNamed(isa, internal::kGenericKernels, internal::kAvx2Kernels,
-                           internal::kAvx512Kernels);
+                           internal::kAvx512Kernels, &internal::AmxKernels());
 }
 
 }  // namespace wfm::model::nn::kernel

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string_view>
 
 #include <ATen/ATen.h>
 
@@ -29,8 +30,9 @@ std::vector<float> ToVector(const at::Tensor& tensor) {
 
 }  // namespace
 
-PointCloudInference::PointCloudInference(const PointCloudVelocityNetImpl& net)
-    : kernels_(&kernel::BestFloatKernels()), config_(net.config()) {
+PointCloudInference::PointCloudInference(const PointCloudVelocityNetImpl& net,
+                                         const kernel::FloatKernels& kernels)
+    : kernels_(&kernels), config_(net.config()) {
   time_freqs_ = ToVector(net.time_frequencies());
   embed_ = Pack(net.embed->weight, net.embed->bias);
   time_embed_ = Pack(net.time_embed->weight, net.time_embed->bias);
@@ -63,9 +65,15 @@ PointCloudInference::Dense PointCloudInference::Pack(const at::Tensor& weight,
   Dense d;
   d.out = static_cast<int>(weight.size(0));
   d.in = static_cast<int>(weight.size(1));
-  d.packed.resize(kernel::PackedGemmSize(d.out, d.in, kernels_->gemm_panel));
-  kernel::PackGemmWeights(w.data(), d.in, false, d.out, d.in, b.data(), 1.0f,
-                          kernels_->gemm_panel, d.packed.data());
+  // The AMX products pay off, and are used, only for the wide layers; the
+  // narrow ones (the point embedding and the output, whose inputs or
+  // outputs are the point's coordinates) stay in float32.
+  d.kernels = kernels_;
+  if (std::string_view(kernels_->isa) == "amx" && (d.in < kWideLayer || d.out < kWideLayer)) {
+    d.kernels = kernel::FloatKernelsFor("avx512f");
+  }
+  d.packed.resize(d.kernels->packed_gemm_size(d.out, d.in));
+  d.kernels->pack_gemm(w.data(), d.in, false, d.out, d.in, b.data(), 1.0f, d.packed.data());
   return d;
 }
 
@@ -77,7 +85,7 @@ PointCloudInference::Norm PointCloudInference::CopyNorm(const at::Tensor& weight
 void PointCloudInference::Apply(const Dense& layer, const float* x, int rows, float* y,
                                 kernel::GemmEpilogue epilogue) const {
   // kAddResidual sums into y itself (y = y + layer(x)).
-  kernels_->packed_gemm(x, layer.in, rows, layer.in, layer.packed.data(), layer.out, epilogue,
+  layer.kernels->packed_gemm(x, layer.in, rows, layer.in, layer.packed.data(), layer.out, epilogue,
                         epilogue == kernel::GemmEpilogue::kAddResidual ? y : nullptr, layer.out, y,
                         layer.out);
 }

@@ -18,8 +18,11 @@
 // number of threads or on which thread runs it, so a cloud gets the same
 // bits alone, in any batch and at any thread count (the server merges
 // sampling requests and promises each the result it would get alone). It
-// differs from forward() by float rounding only (the same operations,
-// summed in another order).
+// differs from forward() by float rounding only: the same operations,
+// summed in another order, and on CPUs with AMX tiles (the amx kernel
+// table) the layers of at least kWideLayer inputs and outputs computed with
+// three bfloat16 products per term (nn_kernels.h), within a few float32
+// roundings of the float32 result.
 //
 // Threads: the clouds are split into items of whole clouds (about 128 rows,
 // and at least ~0.1 ms of work, each) run by ParallelForEachItem
@@ -41,8 +44,10 @@ namespace wfm::model::nn {
 
 class PointCloudInference {
  public:
-  // Copies and packs `net`'s parameters (later changes to net are not seen).
-  explicit PointCloudInference(const PointCloudVelocityNetImpl& net);
+  // Copies and packs `net`'s parameters (later changes to net are not seen)
+  // for `kernels` (by default the CPU's best table; tests pass each).
+  explicit PointCloudInference(const PointCloudVelocityNetImpl& net,
+                               const kernel::FloatKernels& kernels = kernel::BestFloatKernels());
 
   // points    float32 [B,N,d], every point real (no mask)
   // t         float32 [B]
@@ -59,10 +64,14 @@ class PointCloudInference {
   int64_t bytes() const;
 
  private:
+  // Layers with fewer inputs or outputs than this run on the float32
+  // kernels even where the best table is amx.
+  static constexpr int kWideLayer = 32;
   struct Dense {
     int in = 0;
     int out = 0;
-    std::vector<float> packed;  // kernel::PackGemmWeights layout
+    const kernel::FloatKernels* kernels = nullptr;  // its product
+    std::vector<float> packed;                      // kernels->pack_gemm's layout
   };
   struct Norm {
     std::vector<float> gamma;

@@ -1,5 +1,6 @@
 #include "model/nn/nn_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -15,7 +16,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 std::vector<const FloatKernels*> AvailableKernels() {
   std::vector<const FloatKernels*> out;
-  for (const char* isa : {"generic", "avx2", "avx512f"}) {
+  for (const char* isa : {"generic", "avx2", "avx512f", "amx"}) {
     if (const FloatKernels* k = FloatKernelsFor(isa)) out.push_back(k);
   }
   return out;
@@ -30,7 +31,7 @@ at::Tensor Block(int rows, int cols, int ld, double scale) {
 
 TEST(NnKernelsTest, BestKernelsAreListed) {
   const std::string isa = BestFloatKernels().isa;
-  EXPECT_TRUE(isa == "generic" || isa == "avx2" || isa == "avx512f") << isa;
+  EXPECT_TRUE(isa == "generic" || isa == "avx2" || isa == "avx512f" || isa == "amx") << isa;
   EXPECT_NE(FloatKernelsFor("generic"), nullptr);
   EXPECT_EQ(FloatKernelsFor("no-such-isa"), nullptr);
 }
@@ -259,11 +260,22 @@ std::vector<float> PackFor(const FloatKernels& k, const at::Tensor& w, bool tran
                            const at::Tensor& bias, float scale) {
   const int n = static_cast<int>(transposed ? w.size(1) : w.size(0));
   const int kk = static_cast<int>(transposed ? w.size(0) : w.size(1));
-  std::vector<float> packed(PackedGemmSize(n, kk, k.gemm_panel), -7.0f);
-  PackGemmWeights(w.data_ptr<float>(), static_cast<int>(w.size(1)), transposed, n, kk,
-                  bias.defined() ? bias.data_ptr<float>() : nullptr, scale, k.gemm_panel,
-                  packed.data());
+  std::vector<float> packed(k.packed_gemm_size(n, kk), -7.0f);
+  k.pack_gemm(w.data_ptr<float>(), static_cast<int>(w.size(1)), transposed, n, kk,
+              bias.defined() ? bias.data_ptr<float>() : nullptr, scale, packed.data());
   return packed;
+}
+
+// Whether a packed product y matches the double-precision `ref`: to float32
+// rounding for the float32 tables; for amx (three bfloat16 products per term,
+// nn_kernels.h) within 2^-14 of the sum of |x_kk · w_kk| (`magnitude`) more,
+// the bound of the dropped low-order terms.
+bool GemmClose(const FloatKernels& k, const at::Tensor& y, const at::Tensor& ref,
+               const at::Tensor& magnitude) {
+  const at::Tensor err = (y.to(at::kDouble) - ref).abs();
+  at::Tensor allowed = ref.abs() * 1e-5 + 1e-5;
+  if (std::string(k.isa) == "amx") allowed = allowed + magnitude * std::ldexp(1.0, -14);
+  return (err <= allowed).all().item<bool>();
 }
 
 TEST(NnKernelsTest, PackedGemmMatchesLinearWithEveryEpilogue) {
@@ -287,7 +299,8 @@ TEST(NnKernelsTest, PackedGemmMatchesLinearWithEveryEpilogue) {
           at::Tensor ref = at::linear(x.to(at::kDouble), w.to(at::kDouble), bias.to(at::kDouble));
           if (epilogue == GemmEpilogue::kLeakyRelu) ref = at::leaky_relu(ref, kLeakySlope);
           if (epilogue == GemmEpilogue::kAddResidual) ref = ref + residual.to(at::kDouble);
-          EXPECT_TRUE(at::allclose(y.narrow(1, 0, n).to(at::kDouble), ref, 1e-5, 1e-5))
+          const at::Tensor magnitude = at::linear(x.abs().to(at::kDouble), w.abs().to(at::kDouble));
+          EXPECT_TRUE(GemmClose(*k, y.narrow(1, 0, n), ref, magnitude))
               << k->isa << " rows " << rows << " n " << n << " epilogue "
               << static_cast<int>(epilogue);
           EXPECT_TRUE(y.narrow(1, n, 3).eq(99.0f).all().item<bool>()) << k->isa;
@@ -308,7 +321,37 @@ TEST(NnKernelsTest, PackedGemmOfTransposedScaledWeightsWithoutBias) {
     k->packed_gemm(x.data_ptr<float>(), kk, rows, kk, packed.data(), n, GemmEpilogue::kNone,
                    nullptr, 0, y.data_ptr<float>(), n);
     const at::Tensor ref = at::matmul(x.to(at::kDouble), wt.to(at::kDouble)) * 0.25;
-    EXPECT_TRUE(at::allclose(y.to(at::kDouble), ref, 1e-5, 1e-5)) << k->isa;
+    const at::Tensor magnitude = at::matmul(x.abs().to(at::kDouble), wt.abs().to(at::kDouble)) * 0.25;
+    EXPECT_TRUE(GemmClose(*k, y, ref, magnitude)) << k->isa;
+  }
+}
+
+TEST(NnKernelsTest, PackedGemmOfAWideLayer) {
+  // Several 32-input chunks with a partial last one, row and column counts
+  // that are not multiples of the blocks, and the error against double
+  // precision measured against the float32 kernels' own: the amx table's
+  // three-product arithmetic stays within a few times it.
+  at::manual_seed(14);
+  const int rows = 37, n = 70, kk = 300;
+  const at::Tensor x = at::randn({rows, kk});
+  const at::Tensor w = at::randn({n, kk}) / std::sqrt(static_cast<double>(kk));
+  const at::Tensor bias = at::randn({n});
+  const at::Tensor ref = at::linear(x.to(at::kDouble), w.to(at::kDouble), bias.to(at::kDouble));
+  const at::Tensor magnitude = at::linear(x.abs().to(at::kDouble), w.abs().to(at::kDouble));
+  double float32_error = 0.0;
+  for (const FloatKernels* k : AvailableKernels()) {
+    const std::vector<float> packed = PackFor(*k, w, false, bias, 1.0f);
+    at::Tensor y = at::empty({rows, n});
+    k->packed_gemm(x.data_ptr<float>(), kk, rows, kk, packed.data(), n, GemmEpilogue::kNone,
+                   nullptr, 0, y.data_ptr<float>(), n);
+    EXPECT_TRUE(GemmClose(*k, y, ref, magnitude)) << k->isa;
+    const double error = (y.to(at::kDouble) - ref).abs().max().item<double>();
+    if (std::string(k->isa) != "amx") {
+      float32_error = std::max(float32_error, error);
+    } else {
+      ASSERT_GT(float32_error, 0.0);  // the float32 tables come first
+      EXPECT_LT(error, 8 * float32_error) << "amx " << error << " float32 " << float32_error;
+    }
   }
 }
 
