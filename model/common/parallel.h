@@ -21,6 +21,26 @@ namespace wfm::model {
 // thrown by fn is rethrown on the calling thread once the loop ends.
 void ParallelForEachItem(int64_t items, const std::function<void(int64_t)>& fn);
 
+// While it lives, the parallel loops this thread starts (ATen's operators
+// and ParallelForEachItem) run on this thread alone; other threads keep
+// their own setting. For phases made of many small loops: with passive
+// waiting, each loop that wakes a second thread costs ~50–100 µs, more than
+// a loop over a few thousand values saves (a Gaussian training step at batch
+// 16 starts ~60, and took 2× as long at 2 threads as at 1). It sets
+// libgomp's per-thread thread count (omp_set_num_threads, found at run time
+// in the loaded libgomp, ATen's thread pool); without libgomp it does
+// nothing. Not copyable; nests.
+class CallingThreadOnly {
+ public:
+  CallingThreadOnly();
+  ~CallingThreadOnly();
+  CallingThreadOnly(const CallingThreadOnly&) = delete;
+  CallingThreadOnly& operator=(const CallingThreadOnly&) = delete;
+
+ private:
+  int previous_ = 0;  // 0: nothing to restore
+};
+
 }  // namespace wfm::model
 
 #endif  // WFM_MODEL_COMMON_PARALLEL_H_

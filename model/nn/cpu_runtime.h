@@ -28,6 +28,12 @@
 //    (ParallelForEachItem, model/common/parallel.h), each item calling the
 //    BLAS single-threaded. The BLAS's own threads would otherwise split every
 //    small product of the attention loops and wait for each other.
+//  * Small loops stay on their thread: phases made of many small parallel
+//    loops (a Gaussian training step's network and draws: ~60 loops of a
+//    few thousand values each) run under CallingThreadOnly
+//    (model/common/parallel.h), since waking a passive thread costs more
+//    than such a loop saves (measured: 2 threads took that step 2× as long
+//    as 1).
 //  * Dynamic items: each thread takes the next unclaimed item, so a thread
 //    slowed by another process (or sharing a core) takes fewer items instead
 //    of holding the others back.

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/checkpoint/adam_state.h"
 #include "model/checkpoint/module_state.h"
+#include "model/common/parallel.h"
 #include "model/common/status.h"
 #include "model/common/torch_status.h"
 #include "model/gaussian/bures.h"
@@ -201,7 +204,14 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     const int64_t first = role_.rank * share;
     at::Generator& gen = state_->generator();
 
-    // The global batch's draws, in a fixed order on every rank.
+    // The global batch's draws, in a fixed order on every rank. Drawing them
+    // and the network phase (below) run on this thread alone: at the usual
+    // batch sizes each of their parallel loops (the network's layer norms
+    // over a few rows, elementwise updates of each parameter: ~60 per step)
+    // costs more to wake a thread for than it saves (CallingThreadOnly),
+    // and their products run on this thread's BLAS anyway. The pairing's
+    // batch × batch costs and the transport's per-item maps keep the threads.
+    std::optional<CallingThreadOnly> on_this_thread(std::in_place);
     const at::Tensor idx = at::randint(count_, {global}, gen, at::kLong);
     at::Tensor m0_all, s0_all;
     if (config_.source == GaussianSource::kWishart) {
@@ -237,6 +247,7 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     }
     phases_.noise += SecondsSince(t0);
     t0 = TrainClock::now();
+    on_this_thread.reset();
 
     if (minibatch_ot_ && share > 1) {
       // Cost [data, source]; the pairing gives each data item its source.
@@ -264,6 +275,7 @@ absl::StatusOr<double> GaussianTrainer::Step(const TrainHooks& hooks) {
     phases_.transport += SecondsSince(t0);
     t0 = TrainClock::now();
 
+    on_this_thread.emplace();
     const nn::GaussianVelocity pred = net_->forward(mean_in, tril_in, t, labels);
     const at::Tensor w = gaussian::unchecked::SymmetricFromLowerTriangle(pred.cov_tril, dim_);
     const at::Tensor per_item =

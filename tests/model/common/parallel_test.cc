@@ -76,5 +76,57 @@ TEST(ParallelForEachItemTest, AnItemsExceptionReachesTheCaller) {
   }
 }
 
+// The threads that ran at::parallel_for over [0, 2) with grain 1: with two
+// threads ATen's OpenMP loop gives each one of the two values.
+std::set<std::thread::id> ThreadsOfATwoValueLoop() {
+  std::vector<std::thread::id> ids(2);
+  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) ids[i] = std::this_thread::get_id();
+  });
+  return {ids.begin(), ids.end()};
+}
+
+TEST(CallingThreadOnlyTest, LoopsRunOnTheCallingThreadWhileItLives) {
+  ThreadCount guard(2);
+  ASSERT_EQ(ThreadsOfATwoValueLoop().size(), 2u);
+  {
+    const CallingThreadOnly only;
+    EXPECT_EQ(at::get_num_threads(), 1);
+    const std::thread::id caller = std::this_thread::get_id();
+    EXPECT_EQ(ThreadsOfATwoValueLoop(), std::set<std::thread::id>{caller});
+    std::vector<int64_t> order;
+    ParallelForEachItem(6, [&](int64_t i) {
+      EXPECT_EQ(std::this_thread::get_id(), caller);
+      order.push_back(i);
+    });
+    EXPECT_EQ(order, (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  EXPECT_EQ(ThreadsOfATwoValueLoop().size(), 2u);
+}
+
+TEST(CallingThreadOnlyTest, NestsAndLeavesOtherThreadsAlone) {
+  ThreadCount guard(2);
+  {
+    const CallingThreadOnly outer;
+    {
+      const CallingThreadOnly inner;
+      EXPECT_EQ(at::get_num_threads(), 1);
+    }
+    EXPECT_EQ(at::get_num_threads(), 1);
+    // A thread started meanwhile has ATen's count, and uses both threads.
+    int other_count = 0;
+    size_t other_threads = 0;
+    std::thread other([&] {
+      other_count = at::get_num_threads();
+      other_threads = ThreadsOfATwoValueLoop().size();
+    });
+    other.join();
+    EXPECT_EQ(other_count, 2);
+    EXPECT_EQ(other_threads, 2u);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+}
+
 }  // namespace
 }  // namespace wfm::model
