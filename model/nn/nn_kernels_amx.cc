@@ -152,8 +152,10 @@ void AmxPackGemm(const float* w, int ld, bool transposed, int n, int k, const fl
   const int n32 = RoundUp(n, kBlock);
   const int kc = (k + kChunk - 1) / kChunk;
   for (int c = 0; c < n32; ++c) packed[c] = c < n && bias != nullptr ? bias[c] : 0.0f;
-  auto* tiles = reinterpret_cast<std::uint16_t*>(packed + n32);
-  std::memset(tiles, 0, static_cast<std::size_t>(n32 / kTileRows) * kc * 2 * kTileHalves * 2);
+  // The tiles are built as bfloat16 values and copied into the float buffer
+  // (only the tile loads read them back, as bytes).
+  std::vector<std::uint16_t> tiles(static_cast<std::size_t>(n32 / kTileRows) * kc * 2 * kTileHalves,
+                                   0);
   for (int c = 0; c < n; ++c) {
     for (int kk = 0; kk < k; ++kk) {
       const float v = (transposed ? w[static_cast<std::ptrdiff_t>(kk) * ld + c]
@@ -161,13 +163,15 @@ void AmxPackGemm(const float* w, int ld, bool transposed, int n, int k, const fl
                       scale;
       const std::uint16_t hi = ToBf16(v);
       const std::uint16_t lo = ToBf16(v - FromBf16(hi));
-      std::uint16_t* tile =
-          tiles + (static_cast<std::ptrdiff_t>(c / kTileRows) * kc + kk / kChunk) * 2 * kTileHalves;
+      std::uint16_t* tile = tiles.data() + (static_cast<std::ptrdiff_t>(c / kTileRows) * kc +
+                                            kk / kChunk) *
+                                               2 * kTileHalves;
       const int at = (kk % kChunk) / 2 * kChunk + (c % kTileRows) * 2 + kk % 2;
       tile[at] = hi;
       tile[kTileHalves + at] = lo;
     }
   }
+  std::memcpy(packed + n32, tiles.data(), tiles.size() * sizeof(std::uint16_t));
 }
 
 void AmxPackedGemm(const float* x, int ldx, int rows, int k, const float* packed, int n,
