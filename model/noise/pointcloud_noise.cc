@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "model/common/parallel.h"
 #include "model/common/status.h"
 #include "model/common/tensor_checks.h"
 #include "model/common/torch_status.h"
@@ -96,6 +97,10 @@ absl::StatusOr<at::Tensor> SamplePointCloudSource(PointCloudSource kind,
   const int64_t d = stats.dim;
   const double lo = stats.min_value, hi = stats.max_value;
   return GuardTorch("SamplePointCloudSource", [&]() -> absl::StatusOr<at::Tensor> {
+    // A few values per point: ATen's loops here (the triangle mask, the
+    // per-cloud products) would each wake a thread for microseconds of work
+    // (one per sampling request, measured), so they stay on this thread.
+    const CallingThreadOnly on_this_thread;
     switch (kind) {
       case PointCloudSource::kUniform:
         return at::rand({k, n, d}, generator, at::kFloat) * (hi - lo) + lo;
