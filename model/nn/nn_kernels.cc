@@ -52,7 +52,6 @@ const FloatKernels& AmxKernels() {
   static const FloatKernels table = [] {
     FloatKernels t = kAvx512Kernels;
     t.isa = "amx";
-    t.gemm_panel = 0;
     t.packed_gemm_size = &AmxPackedGemmFloats;
     t.pack_gemm = &AmxPackGemm;
     t.packed_gemm = &AmxPackedGemm;

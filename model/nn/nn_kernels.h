@@ -181,14 +181,13 @@ struct FloatKernels {
   LayerNormBackwardRows layer_norm_backward_rows;
   PanelDense panel_dense;
   PanelLayerNorm panel_layer_norm;
-  int gemm_panel;  // float32 tables: output columns per packed panel (32, 16, 8); amx: 0
   PackedGemmFloats packed_gemm_size;
   PackGemm pack_gemm;
   PackedGemm packed_gemm;
 };
 
-// The float32 tables' packed layout (their pack_gemm with panel =
-// gemm_panel): ceil(n / panel) panels, each (k + 1) × panel floats: first
+// The float32 tables' packed layout (their pack_gemm, with panel = 32, 16
+// or 8 output columns for avx512f, avx2, generic): ceil(n / panel) panels, each (k + 1) × panel floats: first
 // the panel's biases, then for kk < k the row [w[p·panel + c][kk] · scale
 // for c < panel] (zeros past n). Arguments as PackGemm.
 int64_t PackedGemmSize(int n, int k, int panel);

@@ -224,8 +224,8 @@ void AmxPackedGemm(const float* x, int ldx, int rows, int k, const float* packed
       _tile_stored(2, acc + kTileRows * kBlock, kAccStride);
       _tile_stored(3, acc + kTileRows * kBlock + kTileRows, kAccStride);
       const int r0 = i * kTileRows, c0 = j * kTileRows;
+      // r0 < rows: the row tiles end within the last block of real rows.
       const int block_rows = rows - r0 < kBlock ? rows - r0 : kBlock;
-      if (block_rows <= 0) continue;
       Finish(acc, block_rows, n - c0 < kBlock ? n - c0 : kBlock, bias + c0, epilogue,
              residual == nullptr ? nullptr : residual + static_cast<std::ptrdiff_t>(r0) * ldr + c0,
              ldr, y + static_cast<std::ptrdiff_t>(r0) * ldy + c0, ldy);

@@ -85,9 +85,10 @@ PointCloudInference::Norm PointCloudInference::CopyNorm(const at::Tensor& weight
 void PointCloudInference::Apply(const Dense& layer, const float* x, int rows, float* y,
                                 kernel::GemmEpilogue epilogue) const {
   // kAddResidual sums into y itself (y = y + layer(x)).
-  layer.kernels->packed_gemm(x, layer.in, rows, layer.in, layer.packed.data(), layer.out, epilogue,
-                        epilogue == kernel::GemmEpilogue::kAddResidual ? y : nullptr, layer.out, y,
-                        layer.out);
+  layer.kernels->packed_gemm(x, layer.in, rows, layer.in, layer.packed.data(), layer.out,
+                             epilogue,
+                             epilogue == kernel::GemmEpilogue::kAddResidual ? y : nullptr,
+                             layer.out, y, layer.out);
 }
 
 std::vector<float> PointCloudInference::Conditioning(const at::Tensor& t,
